@@ -1,0 +1,3 @@
+from shop_catalog.main import serve
+
+serve()

@@ -1,0 +1,7 @@
+from prometheus_client import Counter
+
+RESERVATIONS = Counter(
+    "shop_reservations_total",
+    "Reservation state changes by outcome (held, committed, released, expired, rejected)",
+    ["outcome"],
+)

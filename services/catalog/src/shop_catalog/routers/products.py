@@ -1,0 +1,33 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from shop_catalog import service
+from shop_catalog.schemas import InventoryRead, ProductPage, ProductRead
+from shopkit import SessionDep
+
+router = APIRouter(tags=["products"])
+
+SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.get("/products")
+async def list_products(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+) -> ProductPage:
+    products, total = await service.list_products(session, limit=limit, offset=offset, query=q)
+    return ProductPage(items=[ProductRead.model_validate(p) for p in products], total=total)
+
+
+@router.get("/products/{sku}")
+async def get_product(session: SessionDep, sku: SkuPath) -> ProductRead:
+    return ProductRead.model_validate(await service.get_product(session, sku))
+
+
+@router.get("/inventory")
+async def inventory(session: SessionDep) -> list[InventoryRead]:
+    """Stock, held and sold units per product: what the drill checks its stock invariant against."""
+    return await service.inventory(session)

@@ -1,0 +1,3 @@
+from shop_payment.main import serve
+
+serve()

@@ -1,0 +1,55 @@
+"""The simulated card provider, as a real one behaves: deterministic by card number, slow, idempotent.
+
+It keeps its own books (the `provider_*` tables) and commits them in its own transactions, like a remote system:
+once it has answered for a payment id, it answers the same for that id forever, so a payment retried after a crash
+is never charged twice.
+"""
+
+import asyncio
+import hashlib
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shop_payment.models import ProviderCard, ProviderCharge
+
+DECLINED_CARDS = frozenset({"4000000000000002"})
+
+
+class SimulatedProvider:
+    def __init__(self, maker: async_sessionmaker[AsyncSession], *, latency_seconds: float) -> None:
+        self.maker = maker
+        self.latency_seconds = latency_seconds
+
+    async def tokenize(self, card_number: str) -> str:
+        token = "tok_" + hashlib.sha256(card_number.encode()).hexdigest()[:40]
+        async with self.maker() as session, session.begin():
+            await session.execute(
+                insert(ProviderCard)
+                .values(token=token, last4=card_number[-4:], approves=card_number not in DECLINED_CARDS)
+                .on_conflict_do_nothing()
+            )
+        return token
+
+    async def charge(self, payment_id: uuid.UUID, token: str, amount_cents: int) -> str:
+        """Returns "approved" or "declined"; the first answer for a payment id is the answer for good."""
+        await asyncio.sleep(self.latency_seconds)
+        async with self.maker() as session, session.begin():
+            card = await session.get_one(ProviderCard, token)
+            await session.execute(
+                insert(ProviderCharge)
+                .values(
+                    payment_id=payment_id,
+                    token=token,
+                    amount_cents=amount_cents,
+                    outcome="approved" if card.approves else "declined",
+                )
+                .on_conflict_do_nothing()
+            )
+            outcome = await session.scalar(
+                select(ProviderCharge.outcome).where(ProviderCharge.payment_id == payment_id)
+            )
+        assert outcome is not None
+        return outcome

@@ -1,0 +1,21 @@
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shopkit import ServiceSettings, shared
+
+
+class PaymentSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PAYMENT_", extra="ignore", populate_by_name=True, validate_default=True
+    )
+
+    port: int = Field(8083, ge=1, le=65535, validation_alias=shared("PORT"))
+    catalog_url: str = "http://127.0.0.1:8081"
+    users_url: str = "http://127.0.0.1:8082"
+    jwt_issuer: str = "resilient-shop-users"
+    jwt_audience: str = "resilient-shop"
+    jwks_cache_seconds: float = Field(300.0, ge=0)
+    provider_latency_ms: int = Field(150, ge=0, le=60_000)
+    pending_lease_seconds: float = Field(5.0, gt=0, le=3600)
+    sweep_interval_seconds: float = Field(1.0, gt=0, le=3600)
+    lock_timeout_seconds: float = Field(10.0, gt=0, le=60)

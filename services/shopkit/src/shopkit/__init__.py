@@ -1,0 +1,62 @@
+"""shopkit: the plumbing every resilient-shop service shares. It holds no domain models."""
+
+from shopkit.app import create_app, database_check
+from shopkit.db import SessionDep, create_engine, driver_url, new_metadata, sessionmaker
+from shopkit.http import create_client, is_retryable, send_with_retries
+from shopkit.idempotency import IdempotencyKey, fingerprint
+from shopkit.logging import configure_logging, current_request_id
+from shopkit.migrations import head_revision, run_env, upgrade
+from shopkit.probes import ProbeState, cgroup_memory_limit, memory_budget, resident_memory_bytes
+from shopkit.problems import (
+    PROBLEM_JSON,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ShopError,
+    UnauthorizedError,
+    UnavailableError,
+    UnprocessableError,
+    UpstreamError,
+    problem,
+)
+from shopkit.server import configure_process, run_service, serve
+from shopkit.settings import ServiceSettings, shared
+
+__all__ = [
+    "PROBLEM_JSON",
+    "ConflictError",
+    "ForbiddenError",
+    "IdempotencyKey",
+    "NotFoundError",
+    "ProbeState",
+    "ServiceSettings",
+    "SessionDep",
+    "ShopError",
+    "UnauthorizedError",
+    "UnavailableError",
+    "UnprocessableError",
+    "UpstreamError",
+    "cgroup_memory_limit",
+    "configure_logging",
+    "configure_process",
+    "create_app",
+    "create_client",
+    "create_engine",
+    "current_request_id",
+    "database_check",
+    "driver_url",
+    "fingerprint",
+    "head_revision",
+    "is_retryable",
+    "memory_budget",
+    "new_metadata",
+    "problem",
+    "resident_memory_bytes",
+    "run_env",
+    "run_service",
+    "send_with_retries",
+    "serve",
+    "sessionmaker",
+    "shared",
+    "upgrade",
+]

@@ -1,0 +1,101 @@
+"""The app factory every service is built with."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+import httpx
+import structlog
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shopkit.db import create_engine, sessionmaker
+from shopkit.http import create_client
+from shopkit.logging import RequestContextMiddleware
+from shopkit.metrics import install_metrics
+from shopkit.migrations import current_revision, head_revision
+from shopkit.probes import ProbeState, ReadinessCheck, cgroup_memory_limit, memory_budget
+from shopkit.probes import router as probes_router
+from shopkit.problems import install_problem_handlers
+from shopkit.settings import ServiceSettings
+
+ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+log = structlog.get_logger(__name__)
+
+
+def database_check(engine: AsyncEngine, expected_revision: str | None) -> ReadinessCheck:
+    async def check() -> str | None:
+        try:
+            async with asyncio.timeout(1.0), engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+                revision = await current_revision(connection)
+        except Exception as exc:
+            return f"database unavailable ({type(exc).__name__})"
+        if revision != expected_revision:
+            return f"migrations not applied (database at {revision}, code at {expected_revision})"
+        return None
+
+    return check
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter],
+    lifespan: ServiceLifespan | None = None,
+    migrations: str | None = None,
+    upstreams: Mapping[str, str] | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> FastAPI:
+    """Builds a service. Nothing connects here; the lifespan opens the engine and the HTTP clients.
+
+    `migrations` names the service's Alembic scripts (`"shop_catalog:migrations"`): readiness then requires the
+    database to be at their head. `upstreams` maps a name to a base URL; the lifespan opens one client per name
+    in `app.state.http` (`transports` lets tests route a name to an in-process app).
+    """
+    probes = ProbeState(
+        memory_budget=memory_budget(
+            settings.memory_budget_bytes, settings.memory_budget_fraction, cgroup_memory_limit()
+        )
+    )
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if settings.database_url is not None:
+                engine = create_engine(settings.database_url.get_secret_value(), pool_size=settings.db_pool_size)
+                stack.push_async_callback(engine.dispose)
+                app.state.engine = engine
+                app.state.sessionmaker = sessionmaker(engine)
+                expected = head_revision(migrations) if migrations else None
+                probes.readiness_checks.append(database_check(engine, expected))
+            app.state.http = {}
+            for name, base_url in (upstreams or {}).items():
+                transport = (transports or {}).get(name)
+                client = create_client(base_url, timeout=settings.http_timeout_seconds, transport=transport)
+                app.state.http[name] = await stack.enter_async_context(client)
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            log.info("service_started", service=title, memory_budget=probes.memory_budget)
+            yield
+            log.info("service_stopping", service=title)
+
+    app = FastAPI(
+        title=title,
+        lifespan=app_lifespan,
+        max_body_size=settings.max_body_bytes,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.probes = probes
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    install_metrics(app, probes)
+    app.include_router(probes_router)
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,58 @@
+"""Async SQLAlchemy 2 + psycopg 3: one engine per process, one session per request."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def driver_url(url: str, *, driver: str = "psycopg") -> str:
+    """`postgresql://...` (what libpq and Kubernetes Secrets speak) as a SQLAlchemy URL with the psycopg driver."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in {"postgresql", "postgres"}:
+        raise ValueError("DATABASE_URL must be a postgresql:// URL")
+    return f"postgresql+{driver}://{rest}"
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        driver_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"connect_timeout": 3, "application_name": "resilient-shop"},
+    )
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Commits when the route returns (before the response is sent) and rolls back when it raises."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with maker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

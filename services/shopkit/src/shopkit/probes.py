@@ -1,0 +1,101 @@
+"""Liveness (`/healthz`) and readiness (`/ready`) as Kubernetes reads them.
+
+Liveness asks only "is this process still sound?" (no I/O to other systems): it fails when the resident memory is
+over budget or after a fatal internal error, and times out when the event loop is blocked. Readiness also asks
+"should this pod get traffic now?": database reachable, migrations applied, not draining, not over budget, not
+forced off.
+"""
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+"""Returns why the service is not ready, or None when this part is fine."""
+
+CGROUP_V2_LIMIT = Path("/sys/fs/cgroup/memory.max")
+CGROUP_V1_LIMIT = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+UNLIMITED_V1 = 1 << 60  # cgroup v1 reports "no limit" as a number close to 2**63
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_memory_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * _PAGE_SIZE
+
+
+def cgroup_memory_limit(v2: Path = CGROUP_V2_LIMIT, v1: Path = CGROUP_V1_LIMIT) -> int | None:
+    """The container's memory limit in bytes, from cgroup v2 or v1; None when there is none."""
+    for path in (v2, v1):
+        try:
+            raw = path.read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        if raw == "max":
+            return None
+        limit = int(raw)
+        return None if limit >= UNLIMITED_V1 else limit
+    return None
+
+
+def memory_budget(explicit_bytes: int | None, fraction: float, cgroup_limit: int | None) -> int | None:
+    """`fraction` of MEMORY_BUDGET_BYTES when set, else of the cgroup limit; None means no budget."""
+    base = explicit_bytes if explicit_bytes is not None else cgroup_limit
+    return int(base * fraction) if base is not None else None
+
+
+@dataclass
+class ProbeState:
+    memory_budget: int | None = None
+    draining: bool = False
+    forced_unready: bool = False
+    fatal_reason: str | None = None
+    readiness_checks: list[ReadinessCheck] = field(default_factory=list)
+
+    def memory_problem(self) -> str | None:
+        if self.memory_budget is None:
+            return None
+        rss = resident_memory_bytes()
+        if rss > self.memory_budget:
+            return f"resident memory {rss // 2**20} MiB is over the budget of {self.memory_budget // 2**20} MiB"
+        return None
+
+    def liveness_problem(self) -> str | None:
+        return self.fatal_reason or self.memory_problem()
+
+    async def readiness_problem(self) -> str | None:
+        if self.draining:
+            return "draining: shutting down"
+        if self.forced_unready:
+            return "forced unready"
+        if problem := self.liveness_problem():
+            return problem
+        results = await asyncio.gather(*(check() for check in self.readiness_checks))
+        return next((reason for reason in results if reason), None)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+def _state(request: Request) -> ProbeState:
+    state: ProbeState = request.app.state.probes
+    return state
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    if problem := _state(request).liveness_problem():
+        return JSONResponse({"status": "unhealthy", "reason": problem}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    if problem := await _state(request).readiness_problem():
+        return JSONResponse({"status": "unready", "reason": problem}, status_code=503)
+    return JSONResponse({"status": "ready"})

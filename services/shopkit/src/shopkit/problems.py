@@ -1,0 +1,128 @@
+"""Errors as RFC 9457 problem details: domain exceptions carry a status and a title, one handler renders them."""
+
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://resilient-shop.dev/problems/"
+
+log = structlog.get_logger(__name__)
+
+
+class ShopError(Exception):
+    """A failure the client can act on. Subclasses set `status`, `title` and `slug` (the problem type)."""
+
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Bad request"
+    slug: ClassVar[str] = "bad-request"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers
+        self.extra = extra
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+
+class NotFoundError(ShopError):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class ConflictError(ShopError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class UnprocessableError(ShopError):
+    status, title, slug = 422, "Unprocessable request", "unprocessable"
+
+
+class UnauthorizedError(ShopError):
+    status, title, slug = 401, "Not authenticated", "unauthorized"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+
+class ForbiddenError(ShopError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class UpstreamError(ShopError):
+    status, title, slug = 502, "Upstream service failed", "upstream-failed"
+
+
+class UnavailableError(ShopError):
+    status, title, slug = 503, "Service unavailable", "unavailable"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _status_title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+async def _shop_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ShopError)
+    return problem(exc.status, exc.title, exc.detail, type_=exc.type, headers=exc.headers, **exc.extra)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # The offending input is never echoed back: it may hold a password or a card number.
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem(
+            400,
+            "Malformed JSON",
+            "The request body is not valid JSON.",
+            type_=PROBLEM_BASE + "malformed-json",
+        )
+    return problem(
+        422,
+        "Validation failed",
+        "The request does not match the schema.",
+        type_=PROBLEM_BASE + "validation",
+        errors=errors,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = _status_title(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem(exc.status_code, title, detail, headers=dict(exc.headers or {}) or None)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ShopError, _shop_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,58 @@
+"""Settings shared by every service; each service subclasses `ServiceSettings` with its own env prefix.
+
+Shared settings keep their plain names (`DATABASE_URL`, `CHAOS_ENABLED`, ...) so one environment can configure
+every process alike; a service's own settings carry its prefix (`PAYMENT_PROVIDER_LATENCY_MS`).
+"""
+
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "dev-chaos-token"})
+
+
+def shared(name: str) -> AliasChoices:
+    """Environment name of a shared setting: the same in every service, never prefixed."""
+    return AliasChoices(name, name.lower())
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
+
+    environment: Literal["development", "production"] = Field("development", validation_alias=shared("ENVIRONMENT"))
+    host: str = Field("127.0.0.1", validation_alias=shared("HOST"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=shared("PORT"))
+    database_url: SecretStr | None = Field(None, validation_alias=shared("DATABASE_URL"))
+    db_pool_size: int = Field(10, ge=1, le=100, validation_alias=shared("DB_POOL_SIZE"))
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", validation_alias=shared("LOG_LEVEL"))
+    log_format: Literal["console", "json"] | None = Field(None, validation_alias=shared("LOG_FORMAT"))
+    max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias=shared("MAX_BODY_BYTES"))
+    http_timeout_seconds: float = Field(5.0, gt=0, validation_alias=shared("HTTP_TIMEOUT_SECONDS"))
+    shutdown_delay_seconds: float = Field(0.0, ge=0, le=120, validation_alias=shared("SHUTDOWN_DELAY_SECONDS"))
+    memory_budget_bytes: int | None = Field(None, gt=0, validation_alias=shared("MEMORY_BUDGET_BYTES"))
+    memory_budget_fraction: float = Field(0.8, gt=0, le=1, validation_alias=shared("MEMORY_BUDGET_FRACTION"))
+    chaos_enabled: bool = Field(False, validation_alias=shared("CHAOS_ENABLED"))
+    chaos_token: SecretStr | None = Field(None, validation_alias=shared("CHAOS_TOKEN"))
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" if self.log_format else self.is_production
+
+    def secrets_to_check(self) -> dict[str, SecretStr | None]:
+        """Secrets that must not keep a placeholder value outside development; subclasses add theirs."""
+        return {"CHAOS_TOKEN": self.chaos_token}
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Self:
+        if self.chaos_enabled and not self.chaos_token:
+            raise ValueError("CHAOS_ENABLED=true needs a CHAOS_TOKEN")
+        if self.is_production:
+            for name, secret in self.secrets_to_check().items():
+                if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"{name} still has a placeholder value; set a real secret in production")
+        return self

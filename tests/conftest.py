@@ -1,0 +1,132 @@
+"""Fixtures every test shares: one embedded PostgreSQL per session, fresh migrated databases per test, and the
+four services wired together in-process (each one's HTTP client to another goes through that app's ASGI
+transport, so every call between services is a real HTTP exchange with a real app, never a mock)."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shop_catalog.main import create_app as create_catalog
+from shop_catalog.settings import CatalogSettings
+from shop_devtools.pg import EmbeddedPostgres, free_port
+from shop_devtools.provision import SERVICE_DATABASES, drop_database, ensure_database, provision
+from shop_payment.main import create_app as create_payment
+from shop_payment.settings import PaymentSettings
+from shop_storefront.main import create_app as create_storefront
+from shop_storefront.settings import StorefrontSettings
+from shop_users.main import create_app as create_users
+from shop_users.settings import UsersSettings
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"), free_port(), fast_and_unsafe=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_urls(postgres: EmbeddedPostgres) -> dict[str, str]:
+    """Every service's database migrated once by Alembic; each test gets copies of these."""
+    return provision(postgres.admin_url(), suffix="_template")
+
+
+@pytest.fixture
+def database_urls(postgres: EmbeddedPostgres, template_urls: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Fresh databases for this test, cloned from the migrated templates (`CREATE DATABASE ... TEMPLATE`).
+
+    Clones rather than a rolled-back transaction because the services commit across several connections and the
+    concurrency tests need real row locks between them.
+    """
+    suffix = "_" + uuid.uuid4().hex[:10]
+    urls = {
+        db.service: ensure_database(
+            postgres.admin_url(),
+            name=db.service + suffix,
+            role=db.service,
+            password=db.service,
+            template=db.service + "_template",
+        )
+        for db in SERVICE_DATABASES
+    }
+    try:
+        yield urls
+    finally:
+        for db in SERVICE_DATABASES:
+            drop_database(postgres.admin_url(), db.service + suffix)
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    """Runs the app's lifespan (engine, clients, background tasks) around the test."""
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def client_for(app: FastAPI, name: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+
+
+@dataclass
+class Shop:
+    catalog: httpx.AsyncClient
+    users: httpx.AsyncClient
+    payment: httpx.AsyncClient
+    storefront: httpx.AsyncClient
+    apps: dict[str, FastAPI]
+    database_urls: dict[str, str]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@asynccontextmanager
+async def open_shop(database_urls: dict[str, str], **payment_settings: object) -> AsyncIterator[Shop]:
+    """The four services in-process, wired to each other over ASGI transports, lifespans running."""
+    catalog = create_catalog(CatalogSettings(database_url=database_urls["catalog"]))
+    users = create_users(UsersSettings(database_url=database_urls["users"]))
+    payment = create_payment(
+        PaymentSettings(database_url=database_urls["payment"], **{"provider_latency_ms": 0, **payment_settings}),
+        transports={"catalog": httpx.ASGITransport(app=catalog), "users": httpx.ASGITransport(app=users)},
+    )
+    storefront = create_storefront(
+        StorefrontSettings(),
+        transports={
+            "catalog": httpx.ASGITransport(app=catalog),
+            "users": httpx.ASGITransport(app=users),
+            "payment": httpx.ASGITransport(app=payment),
+        },
+    )
+    apps = {"catalog": catalog, "users": users, "payment": payment, "storefront": storefront}
+    async with AsyncExitStack() as stack:
+        for app in apps.values():
+            await stack.enter_async_context(running(app))
+        clients = {name: await stack.enter_async_context(client_for(app, name)) for name, app in apps.items()}
+        yield Shop(**clients, apps=apps, database_urls=database_urls)
+
+
+@pytest.fixture
+async def shop(database_urls: dict[str, str]) -> AsyncIterator[Shop]:
+    async with open_shop(database_urls) as opened:
+        yield opened
+
+
+async def register_and_login(users: httpx.AsyncClient, email: str | None = None) -> dict[str, str]:
+    """A new customer; returns the Authorization header of their token."""
+    email = email or f"customer-{uuid.uuid4().hex[:12]}@example.com"
+    created = await users.post("/users", json={"email": email, "password": "correct horse battery", "name": "Ada"})
+    assert created.status_code == 201, created.text
+    token = await users.post("/tokens", json={"email": email, "password": "correct horse battery"})
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}

@@ -1,0 +1,103 @@
+"""An embedded PostgreSQL for `make run` and the tests: no server to install.
+
+The binaries come from the `pgserver` wheel (PostgreSQL 16), or from the machine (`PG_BIN_DIR`, or Debian's
+/usr/lib/postgresql/<version>/bin). The server listens on 127.0.0.1 only, with trust authentication: it is a
+developer's throw-away database, never a deployment's.
+"""
+
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+UNPRIVILEGED_USER = "nobody"  # initdb and postgres refuse to run as root
+
+
+def find_bin_dir() -> Path:
+    if explicit := os.environ.get("PG_BIN_DIR"):
+        return Path(explicit)
+    # Only pgserver's binaries are used; importing it would start its own machinery.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "pginstall" / "bin"
+        if (bundled / "postgres").exists():
+            return bundled
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if installed:
+        return installed[-1].parent
+    raise RuntimeError("no PostgreSQL binaries: install the pgserver wheel or set PG_BIN_DIR")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _make_reachable(path: Path) -> None:
+    """Lets the unprivileged server user traverse every parent of its data directory."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    port: int
+    fast_and_unsafe: bool = False  # tests only: no fsync
+
+    @property
+    def bin_dir(self) -> Path:
+        return find_bin_dir()
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    def admin_url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str) -> None:
+        kwargs: dict[str, object] = {}
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(UNPRIVILEGED_USER)
+            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        subprocess.run(args, check=True, capture_output=True, text=True, cwd=self.data_dir, **kwargs)  # type: ignore[call-overload]
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            _make_reachable(self.data_dir)
+            shutil.chown(self.data_dir, UNPRIVILEGED_USER)
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._run(
+                str(self.bin_dir / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+            )
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=300"
+        if self.fast_and_unsafe:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        log_file = self.data_dir / "postgres.log"
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.pgdata),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            options,
+            "-l",
+            str(log_file),
+            "start",
+        )
+
+    def stop(self) -> None:
+        if (self.pgdata / "postmaster.pid").exists():
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop")

@@ -1,0 +1,59 @@
+"""A database and a role per service, created idempotently, then each service's Alembic migrations."""
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from shopkit.migrations import upgrade
+
+
+@dataclass(frozen=True)
+class ServiceDatabase:
+    service: str
+    migrations: str
+
+
+SERVICE_DATABASES = (
+    ServiceDatabase("catalog", "shop_catalog:migrations"),
+    ServiceDatabase("users", "shop_users:migrations"),
+    ServiceDatabase("payment", "shop_payment:migrations"),
+)
+
+
+def url_for(admin_url: str, *, user: str, password: str, database: str) -> str:
+    parts = urlsplit(admin_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
+
+
+def ensure_database(admin_url: str, *, name: str, role: str, password: str, template: str | None = None) -> str:
+    """Creates `role` and database `name` owned by it unless they exist; returns the role's URL to it."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+            )
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            statement = sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(role))
+            if template:
+                statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
+            conn.execute(statement)
+    return url_for(admin_url, user=role, password=password, database=name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def provision(admin_url: str, *, suffix: str = "") -> dict[str, str]:
+    """Every service's database, migrated to head; returns the service name → database URL map."""
+    urls = {}
+    for db in SERVICE_DATABASES:
+        url = ensure_database(admin_url, name=db.service + suffix, role=db.service, password=db.service)
+        upgrade(db.migrations, url)
+        urls[db.service] = url
+    return urls
