@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shopkit.db import create_engine, sessionmaker
 from shopkit.http import create_client
+from shopkit.limits import BodyLimitMiddleware
 from shopkit.logging import RequestContextMiddleware
 from shopkit.metrics import install_metrics
 from shopkit.migrations import current_revision, head_revision
@@ -86,13 +87,13 @@ def create_app(
     app = FastAPI(
         title=title,
         lifespan=app_lifespan,
-        max_body_size=settings.max_body_bytes,
         docs_url="/docs",
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.probes = probes
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_metrics(app, probes)
     app.include_router(probes_router)
