@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Shop, open_shop, register_and_login
-from tests.payment.test_payments import SKU, payment_body, pay
+from tests.payment.test_payments import SKU, pay, payment_body
 
 pytestmark = pytest.mark.usefixtures("database_urls")
 
@@ -73,7 +73,7 @@ async def test_one_key_raced_with_two_different_bodies_pays_for_one_of_them(data
         held_or_sold = count(
             shop,
             "catalog",
-            "SELECT coalesce(sum(i.quantity), 0) FROM reservation_items i JOIN reservations r ON r.id = i.reservation_id"
-            " WHERE r.status IN ('held', 'committed')",
+            "SELECT coalesce(sum(i.quantity), 0) FROM reservation_items i"
+            " JOIN reservations r ON r.id = i.reservation_id WHERE r.status IN ('held', 'committed')",
         )
         assert held_or_sold == winners[0].json()["items"][0]["quantity"]
