@@ -10,6 +10,8 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shopkit.problems import internal_error
+
 REQUEST_ID_HEADER = "x-request-id"
 QUIET_PATHS = frozenset({"/healthz", "/ready", "/metrics"})
 
@@ -66,25 +68,31 @@ class RequestContextMiddleware:
         request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        status = 500
+        started_at = time.perf_counter()
+        status, started = 500, False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here rather than by Starlette's outermost handler so the request id is still bound.
+            self.log.exception("unhandled_error", path=scope["path"], error_type=type(exc).__name__)
+            if started:
+                raise
+            await internal_error()(scope, receive, send_with_id)
         finally:
             if scope["path"] not in QUIET_PATHS or status >= 500:
                 fields: dict[str, Any] = {
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round((time.perf_counter() - started_at) * 1000, 1),
                 }
                 self.log.info("request", **fields)
             structlog.contextvars.clear_contextvars()

@@ -116,9 +116,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, title, detail, headers=dict(exc.headers or {}) or None)
 
 
+def internal_error() -> JSONResponse:
+    return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
-    return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
+    return internal_error()
 
 
 def install_problem_handlers(app: FastAPI) -> None:
