@@ -17,7 +17,7 @@ $(CURDIR)/.tools/bin/uv:
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 install: $(UV) ## install Python and every dependency from uv.lock into .venv
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 
 run: install ## the whole shop on this machine: embedded PostgreSQL + the four services (http://localhost:8080)
 	$(UV) run --locked shop-run

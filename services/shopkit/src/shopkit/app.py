@@ -10,6 +10,8 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shopkit.chaos import ChaosState
+from shopkit.chaos import router as chaos_router
 from shopkit.db import create_engine, sessionmaker
 from shopkit.http import create_client
 from shopkit.limits import BodyLimitMiddleware
@@ -73,6 +75,8 @@ def create_app(
                 app.state.sessionmaker = sessionmaker(engine)
                 expected = head_revision(migrations) if migrations else None
                 probes.readiness_checks.append(database_check(engine, expected))
+            if settings.chaos_enabled:
+                stack.callback(app.state.chaos.clear)
             app.state.http = {}
             for name, base_url in (upstreams or {}).items():
                 transport = (transports or {}).get(name)
@@ -97,6 +101,10 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     install_metrics(app, probes)
     app.include_router(probes_router)
+    if settings.chaos_enabled:
+        app.state.chaos = ChaosState(probes)
+        app.include_router(chaos_router)
+        log.warning("chaos_enabled", service=title)
     for router in routers:
         app.include_router(router)
     return app

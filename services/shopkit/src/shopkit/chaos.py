@@ -1,0 +1,159 @@
+"""Fault injection for the demo (SPEC §5): leak memory, hang the event loop, crash, flip readiness.
+
+Mounted only when `CHAOS_ENABLED=true`, every call needs `X-Chaos-Token`, hidden from OpenAPI; each injection is
+logged and counted in `/metrics`.
+"""
+
+import asyncio
+import hmac
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, Header, Request, status
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel, ConfigDict, Field
+
+from shopkit.probes import ProbeState
+from shopkit.problems import ForbiddenError, UnauthorizedError
+
+CRASH_EXIT_CODE = 70
+LEAK_TICK_SECONDS = 0.1
+
+INJECTIONS = Counter("shop_chaos_injections_total", "Faults injected through /chaos, by fault", ["fault"])
+LEAKED_BYTES = Gauge("shop_chaos_leaked_bytes", "Memory held by the injected leak")
+
+log = structlog.get_logger(__name__)
+
+
+class LeakRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mb_per_second: float = Field(8.0, gt=0, le=1024)
+    max_mb: int | None = Field(None, gt=0, le=65_536)
+
+
+class HangRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(60.0, gt=0, le=600)
+
+
+@dataclass
+class ChaosState:
+    probes: ProbeState
+    leaked: list[bytearray] = field(default_factory=list)
+    leak_task: asyncio.Task[None] | None = None
+    leak_rate_mb: float = 0.0
+    leak_cap_mb: int | None = None
+
+    @property
+    def leaked_bytes(self) -> int:
+        return sum(len(chunk) for chunk in self.leaked)
+
+    def describe(self) -> dict[str, Any]:
+        leaking = self.leak_task is not None and not self.leak_task.done()
+        return {
+            "leak": {"active": leaking, "mb_per_second": self.leak_rate_mb, "max_mb": self.leak_cap_mb},
+            "leaked_bytes": self.leaked_bytes,
+            "forced_unready": self.probes.forced_unready,
+        }
+
+    async def _leak(self) -> None:
+        chunk = int(self.leak_rate_mb * 2**20 * LEAK_TICK_SECONDS)
+        while self.leak_cap_mb is None or self.leaked_bytes + chunk <= self.leak_cap_mb * 2**20:
+            self.leaked.append(bytearray(b"\x5a") * chunk)  # written, so the pages are really resident
+            LEAKED_BYTES.set(self.leaked_bytes)
+            await asyncio.sleep(LEAK_TICK_SECONDS)
+
+    def start_leak(self, request: LeakRequest) -> None:
+        self.stop_leak()
+        self.leak_rate_mb, self.leak_cap_mb = request.mb_per_second, request.max_mb
+        self.leak_task = asyncio.create_task(self._leak())
+
+    def stop_leak(self) -> None:
+        if self.leak_task is not None:
+            self.leak_task.cancel()
+            self.leak_task = None
+
+    def clear(self) -> None:
+        self.stop_leak()
+        self.leaked.clear()
+        self.leak_rate_mb, self.leak_cap_mb = 0.0, None
+        LEAKED_BYTES.set(0)
+        self.probes.forced_unready = False
+
+
+def _require_token(request: Request, token: Annotated[str | None, Header(alias="X-Chaos-Token")] = None) -> None:
+    expected = request.app.state.settings.chaos_token.get_secret_value()
+    if not token:
+        raise UnauthorizedError("The X-Chaos-Token header is required.")
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ForbiddenError("The chaos token is wrong.")
+
+
+def _chaos(request: Request) -> ChaosState:
+    state: ChaosState = request.app.state.chaos
+    return state
+
+
+ChaosDep = Annotated[ChaosState, Depends(_chaos)]
+
+router = APIRouter(prefix="/chaos", include_in_schema=False, dependencies=[Depends(_require_token)])
+
+
+def _injected(fault: str, **fields: Any) -> None:
+    INJECTIONS.labels(fault=fault).inc()
+    log.warning("chaos_injected", fault=fault, **fields)
+
+
+@router.post("/leak", status_code=status.HTTP_202_ACCEPTED)
+async def leak(chaos: ChaosDep, body: LeakRequest | None = None) -> dict[str, Any]:
+    body = body or LeakRequest()
+    chaos.start_leak(body)
+    _injected("leak", mb_per_second=body.mb_per_second, max_mb=body.max_mb)
+    return chaos.describe()
+
+
+@router.post("/hang", status_code=status.HTTP_202_ACCEPTED)
+async def hang(body: HangRequest | None = None) -> dict[str, Any]:
+    seconds = (body or HangRequest()).seconds
+    _injected("hang", seconds=seconds)
+    # Blocking the loop on purpose, just after this answer is written: nothing else runs, probes time out.
+    asyncio.get_running_loop().call_later(0.05, time.sleep, seconds)
+    return {"hanging_seconds": seconds}
+
+
+@router.post("/crash", status_code=status.HTTP_202_ACCEPTED)
+async def crash() -> dict[str, Any]:
+    _injected("crash", exit_code=CRASH_EXIT_CODE)
+    asyncio.get_running_loop().call_later(0.05, os._exit, CRASH_EXIT_CODE)
+    return {"exiting_with": CRASH_EXIT_CODE}
+
+
+@router.post("/unready")
+async def unready(chaos: ChaosDep) -> dict[str, Any]:
+    chaos.probes.forced_unready = True
+    _injected("unready")
+    return chaos.describe()
+
+
+@router.post("/ready")
+async def ready(chaos: ChaosDep) -> dict[str, Any]:
+    chaos.probes.forced_unready = False
+    log.info("chaos_cleared", fault="unready")
+    return chaos.describe()
+
+
+@router.get("")
+async def current(chaos: ChaosDep) -> dict[str, Any]:
+    return chaos.describe()
+
+
+@router.delete("")
+async def clear(chaos: ChaosDep) -> dict[str, Any]:
+    chaos.clear()
+    log.info("chaos_cleared", fault="all")
+    return chaos.describe()

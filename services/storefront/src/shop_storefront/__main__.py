@@ -1,0 +1,3 @@
+from shop_storefront.main import serve
+
+serve()

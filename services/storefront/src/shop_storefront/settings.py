@@ -1,0 +1,19 @@
+"""Settings of the storefront: shared names (`PORT`, `HTTP_TIMEOUT_SECONDS`, ...) plus its own `STOREFRONT_*`."""
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shopkit import ServiceSettings, shared
+
+
+class StorefrontSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STOREFRONT_", extra="ignore", populate_by_name=True, validate_default=True
+    )
+
+    port: int = Field(8080, ge=1, le=65535, validation_alias=shared("PORT"))
+    catalog_url: str = Field("http://127.0.0.1:8081", pattern=r"^https?://\S+$")
+    users_url: str = Field("http://127.0.0.1:8082", pattern=r"^https?://\S+$")
+    payment_url: str = Field("http://127.0.0.1:8083", pattern=r"^https?://\S+$")
+    retry_attempts: int = Field(3, ge=1, le=10)
+    """Total tries of a retryable request (a GET, or a POST with an Idempotency-Key); 1 turns retries off."""

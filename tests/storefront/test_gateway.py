@@ -1,0 +1,216 @@
+"""Routing under /api: each prefix reaches its service, with the query, body and headers that matter."""
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shop_storefront.proxy import resolve
+from tests.storefront.conftest import FaultInjector, storefront_client
+
+PROBLEM_BASE = "https://resilient-shop.dev/problems/"
+
+
+@pytest.mark.parametrize(
+    ("path", "upstream", "upstream_path"),
+    [
+        ("products", "catalog", "/products"),
+        ("products/", "catalog", "/products"),
+        ("products/LAMP-01", "catalog", "/products/LAMP-01"),
+        ("products/a b%c", "catalog", "/products/a%20b%25c"),
+        ("reservations/1234/commit", "catalog", "/reservations/1234/commit"),
+        ("inventory", "catalog", "/inventory"),
+        ("users", "users", "/users"),
+        ("users/me", "users", "/users/me"),
+        ("tokens", "users", "/tokens"),
+        (".well-known/jwks.json", "users", "/.well-known/jwks.json"),
+        ("payments", "payment", "/payments"),
+        ("payments/42", "payment", "/payments/42"),
+    ],
+)
+def test_resolve_routes_by_first_segment(path: str, upstream: str, upstream_path: str) -> None:
+    target = resolve(path)
+    assert target is not None
+    assert (target.upstream, target.path) == (upstream, upstream_path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "",
+        "/",
+        "chaos",
+        "chaos/leak",
+        "healthz",
+        "ready",
+        "metrics",
+        "docs",
+        "Products",
+        "productsx",
+        "payments/../chaos",
+    ],
+)
+def test_resolve_refuses_everything_else(path: str) -> None:
+    assert resolve(path) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/"),
+        ("GET", "/api/nothing-here"),
+        ("GET", "/api/chaos"),
+        ("POST", "/api/chaos/leak"),
+        ("DELETE", "/api/chaos"),
+        ("GET", "/api/healthz"),
+        ("GET", "/api/ready"),
+        ("GET", "/api/metrics"),
+        ("POST", "/api/products/%2E%2E/chaos/crash"),
+        ("POST", "/api/payments/..%2Fchaos%2Fleak"),
+    ],
+)
+async def test_unrouted_paths_are_404_problems_and_reach_no_service(
+    method: str, path: str, offline_storefront: httpx.AsyncClient
+) -> None:
+    response = await offline_storefront.request(method, path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+    assert response.json()["type"] == PROBLEM_BASE + "api-route-not-found"
+
+
+async def test_products_through_storefront_equal_catalogs(
+    storefront: httpx.AsyncClient, catalog: httpx.AsyncClient
+) -> None:
+    direct = await catalog.get("/products", params={"limit": 100})
+    proxied = await storefront.get("/api/products", params={"limit": 100})
+    assert proxied.status_code == 200
+    assert proxied.headers["content-type"] == "application/json"
+    assert proxied.json() == direct.json()
+
+    sku = direct.json()["items"][0]["sku"]
+    one = await storefront.get(f"/api/products/{sku}")
+    assert one.status_code == 200
+    assert one.json() == direct.json()["items"][0]
+    inventory = await storefront.get("/api/inventory")
+    assert inventory.json() == (await catalog.get("/inventory")).json()
+
+
+async def test_query_string_is_forwarded(
+    storefront: httpx.AsyncClient, catalog: httpx.AsyncClient, catalog_wire: FaultInjector
+) -> None:
+    query = {"limit": "2", "offset": "3"}
+    proxied = await storefront.get("/api/products", params=query)
+    assert proxied.json() == (await catalog.get("/products", params=query)).json()
+    assert len(proxied.json()["items"]) == 2
+    assert catalog_wire.requests[-1].url.query == b"limit=2&offset=3"
+
+    searched = await storefront.get("/api/products?q=%C3%A9+x%23")
+    assert searched.status_code == 200
+    assert catalog_wire.requests[-1].url.query == b"q=%C3%A9+x%23"
+
+
+async def test_upstream_errors_pass_through(storefront: httpx.AsyncClient) -> None:
+    missing = await storefront.get("/api/products/NO-SUCH-SKU")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["type"] == PROBLEM_BASE + "product-not-found"
+
+    invalid = await storefront.get("/api/products", params={"limit": 0})
+    assert invalid.status_code == 422
+    assert invalid.json()["type"] == PROBLEM_BASE + "validation"
+
+    malformed = await storefront.post(
+        "/api/reservations", content=b"{", headers={"content-type": "application/json", "idempotency-key": "k"}
+    )
+    assert malformed.status_code == 400
+
+
+async def test_idempotency_key_is_forwarded_and_one_reservation_is_made(
+    storefront: httpx.AsyncClient, catalog: httpx.AsyncClient, catalog_wire: FaultInjector
+) -> None:
+    sku = (await catalog.get("/products")).json()["items"][0]["sku"]
+    key = str(uuid.uuid4())
+    body = {"items": [{"sku": sku, "quantity": 2}]}
+    first = await storefront.post("/api/reservations", json=body, headers={"Idempotency-Key": key})
+    second = await storefront.post("/api/reservations", json=body, headers={"Idempotency-Key": key})
+
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    assert "idempotent-replayed" not in first.headers
+    assert second.headers["idempotent-replayed"] == "true"
+    assert all(r.headers["idempotency-key"] == key for r in catalog_wire.requests)
+    held = {row["sku"]: row["held"] for row in (await catalog.get("/inventory")).json()}
+    assert held[sku] == 2
+
+
+async def test_only_the_headers_that_matter_are_forwarded(
+    storefront: httpx.AsyncClient, catalog_wire: FaultInjector
+) -> None:
+    response = await storefront.get(
+        "/api/products",
+        headers={
+            "Authorization": "Bearer abc",
+            "Accept": "application/json",
+            "X-Request-ID": "req-123",
+            "Cookie": "session=secret",
+            "X-Forwarded-For": "10.0.0.1",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "req-123"
+    sent = catalog_wire.requests[-1].headers
+    assert sent["authorization"] == "Bearer abc"
+    assert sent["accept"] == "application/json"
+    assert sent["x-request-id"] == "req-123"
+    assert "cookie" not in sent
+    assert "x-forwarded-for" not in sent
+
+
+async def test_oversized_bodies_are_refused_before_any_upstream(offline_storefront: httpx.AsyncClient) -> None:
+    too_big = b"x" * (65 * 1024)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(too_big), 8192):
+            yield too_big[start : start + 8192]
+
+    headers = {"content-type": "application/json", "idempotency-key": "k"}
+    declared = await offline_storefront.post("/api/reservations", content=too_big, headers=headers)
+    streamed = await offline_storefront.post("/api/reservations", content=chunks(), headers=headers)
+
+    # Refused before the catalog is called (it is down: that would be a 502). A declared Content-Length over the
+    # limit is answered by Starlette's body-limit middleware itself, in plain text.
+    assert declared.status_code == 413
+    assert streamed.status_code == 413
+    assert streamed.headers["content-type"] == "application/problem+json"
+
+
+async def test_register_log_in_and_read_me_through_storefront(users_app: FastAPI, users_wire: FaultInjector) -> None:
+    async with storefront_client({"users": users_wire}) as storefront:
+        account = {"email": "ada@example.com", "password": "correct horse", "name": "Ada"}
+        created = await storefront.post("/api/users", json=account)
+        assert created.status_code == 201
+        assert created.json()["email"] == "ada@example.com"
+        again = await storefront.post("/api/users", json=account)
+        assert again.status_code == 409
+        assert again.headers["content-type"] == "application/problem+json"
+
+        token = await storefront.post("/api/tokens", json={"email": account["email"], "password": "correct horse"})
+        assert token.status_code == 200
+        assert token.json()["token_type"] == "bearer"
+
+        anonymous = await storefront.get("/api/users/me")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"].lower().startswith("bearer")
+        me = await storefront.get("/api/users/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+        assert me.status_code == 200
+        assert me.json()["id"] == created.json()["id"]
+
+        jwks = await storefront.get("/api/.well-known/jwks.json")
+        assert jwks.status_code == 200
+        assert jwks.json()["keys"]
+
+        wrong = await storefront.post("/api/tokens", json={"email": account["email"], "password": "wrong password"})
+        assert wrong.status_code == 401

@@ -1,0 +1,140 @@
+"""Failures between the storefront and its services: what is retried, what is not, and what the client sees."""
+
+import time
+import uuid
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.storefront.conftest import Fault, FaultInjector, storefront_client
+
+PROBLEM_BASE = "https://resilient-shop.dev/problems/"
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def connect_error() -> httpx.ConnectError:
+    return httpx.ConnectError("connection refused")
+
+
+async def _reserve(catalog: httpx.AsyncClient) -> tuple[str, str]:
+    """A held reservation of one unit, made directly at the catalog: (its id, its sku)."""
+    sku = (await catalog.get("/products")).json()["items"][0]["sku"]
+    body = {"items": [{"sku": sku, "quantity": 1}]}
+    response = await catalog.post("/reservations", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert response.status_code == 201
+    return response.json()["id"], sku
+
+
+async def test_a_get_is_retried_and_succeeds(storefront: httpx.AsyncClient, catalog_wire: FaultInjector) -> None:
+    faults: list[Fault] = [connect_error(), httpx.RemoteProtocolError("server disconnected"), 502, 503]
+    for fault in faults:
+        catalog_wire.faults, catalog_wire.requests = [fault], []
+        retries = _sample("shop_gateway_retries_total", upstream="catalog")
+
+        response = await storefront.get("/api/products")
+
+        assert response.status_code == 200, fault
+        assert response.json()["total"] >= 20
+        assert len(catalog_wire.requests) == 2
+        assert _sample("shop_gateway_retries_total", upstream="catalog") == retries + 1
+
+
+async def test_a_post_with_an_idempotency_key_is_retried_and_done_once(
+    storefront: httpx.AsyncClient, catalog: httpx.AsyncClient, catalog_wire: FaultInjector
+) -> None:
+    sku = (await catalog.get("/products")).json()["items"][0]["sku"]
+    catalog_wire.faults = [connect_error(), 503]
+
+    response = await storefront.post(
+        "/api/reservations", json={"items": [{"sku": sku, "quantity": 3}]}, headers={"Idempotency-Key": "checkout-1"}
+    )
+
+    assert response.status_code == 201
+    assert len(catalog_wire.requests) == 3
+    held = {row["sku"]: row["held"] for row in (await catalog.get("/inventory")).json()}
+    assert held[sku] == 3
+
+
+async def test_a_post_without_a_key_is_not_retried(
+    storefront: httpx.AsyncClient, catalog: httpx.AsyncClient, catalog_wire: FaultInjector
+) -> None:
+    reservation_id, _ = await _reserve(catalog)
+    faults: list[tuple[Fault, int]] = [(connect_error(), 502), (503, 503)]
+    for fault, status in faults:
+        catalog_wire.faults, catalog_wire.requests = [fault], []
+
+        response = await storefront.post(f"/api/reservations/{reservation_id}/commit")
+
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/problem+json"
+        assert len(catalog_wire.requests) == 1
+        assert (await catalog.get(f"/reservations/{reservation_id}")).json()["status"] == "held"
+
+
+async def test_retry_attempts_of_one_turns_retries_off(catalog_wire: FaultInjector) -> None:
+    catalog_wire.faults = [connect_error()]
+    async with storefront_client({"catalog": catalog_wire}, retry_attempts=1) as storefront:
+        response = await storefront.get("/api/products")
+
+    assert response.status_code == 502
+    assert len(catalog_wire.requests) == 1
+
+
+async def test_an_upstream_that_stays_down_is_a_502_problem(
+    storefront: httpx.AsyncClient, catalog_wire: FaultInjector
+) -> None:
+    catalog_wire.faults = [connect_error() for _ in range(3)]
+    unavailable = _sample("shop_gateway_requests_total", upstream="catalog", outcome="unavailable")
+
+    response = await storefront.get("/api/products")
+
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == PROBLEM_BASE + "upstream-unavailable"
+    assert "catalog" in problem["detail"]
+    assert len(catalog_wire.requests) == 3
+    assert _sample("shop_gateway_requests_total", upstream="catalog", outcome="unavailable") == unavailable + 1
+
+
+async def test_an_upstream_timeout_is_a_504_problem_and_not_retried(
+    storefront: httpx.AsyncClient, catalog_wire: FaultInjector
+) -> None:
+    catalog_wire.faults = [httpx.ReadTimeout("read timed out")]
+
+    response = await storefront.get("/api/products")
+
+    assert response.status_code == 504
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == PROBLEM_BASE + "upstream-timeout"
+    assert len(catalog_wire.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/api/payments", {}),
+        ("POST", "/api/payments", {"Idempotency-Key": "pay-1"}),
+        ("POST", "/api/payments", {}),
+    ],
+)
+async def test_an_unreachable_payment_service_is_a_quick_502_that_leaks_no_address(
+    method: str, path: str, headers: dict[str, str], offline_storefront: httpx.AsyncClient
+) -> None:
+    started = time.monotonic()
+    response = await offline_storefront.request(
+        method, path, json={"items": [{"sku": "X", "quantity": 1}]}, headers=headers
+    )
+
+    assert time.monotonic() - started < 2
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == PROBLEM_BASE + "upstream-unavailable"
+    assert problem["detail"] == "The payment service cannot be reached; try again shortly."
+    assert "127.0.0.1" not in response.text
+    assert "Traceback" not in response.text
