@@ -3,7 +3,7 @@ four services wired together in-process (each one's HTTP client to another goes 
 transport, so every call between services is a real HTTP exchange with a real app, never a mock)."""
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,8 @@ from shop_storefront.settings import StorefrontSettings
 from shop_users.main import create_app as create_users
 from shop_users.settings import UsersSettings
 
+SERVICES = tuple(db.service for db in SERVICE_DATABASES)
+
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
@@ -40,29 +42,48 @@ def template_urls(postgres: EmbeddedPostgres) -> dict[str, str]:
     return provision(postgres.admin_url(), suffix="_template")
 
 
-@pytest.fixture
-def database_urls(postgres: EmbeddedPostgres, template_urls: dict[str, str]) -> Iterator[dict[str, str]]:
-    """Fresh databases for this test, cloned from the migrated templates (`CREATE DATABASE ... TEMPLATE`).
+class ClonedDatabases(Mapping[str, str]):
+    """Service name → URL of a fresh database cloned from the migrated template on first use
+    (`CREATE DATABASE ... TEMPLATE`), so a test pays only for the databases it touches."""
 
-    Clones rather than a rolled-back transaction because the services commit across several connections and the
-    concurrency tests need real row locks between them.
-    """
-    suffix = "_" + uuid.uuid4().hex[:10]
-    urls = {
-        db.service: ensure_database(
-            postgres.admin_url(),
-            name=db.service + suffix,
-            role=db.service,
-            password=db.service,
-            template=db.service + "_template",
-        )
-        for db in SERVICE_DATABASES
-    }
+    def __init__(self, server: EmbeddedPostgres) -> None:
+        self.server = server
+        self.suffix = "_" + uuid.uuid4().hex[:10]
+        self.urls: dict[str, str] = {}
+
+    def __getitem__(self, service: str) -> str:
+        if service not in SERVICES:
+            raise KeyError(service)
+        if service not in self.urls:
+            self.urls[service] = ensure_database(
+                self.server.admin_url(),
+                name=service + self.suffix,
+                role=service,
+                password=service,
+                template=service + "_template",
+            )
+        return self.urls[service]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SERVICES)
+
+    def __len__(self) -> int:
+        return len(SERVICES)
+
+    def drop(self) -> None:
+        for service in self.urls:
+            drop_database(self.server.admin_url(), service + self.suffix)
+
+
+@pytest.fixture
+def database_urls(postgres: EmbeddedPostgres, template_urls: dict[str, str]) -> Iterator[ClonedDatabases]:
+    """Fresh databases for this test. Clones rather than a rolled-back transaction because the services commit
+    across several connections and the concurrency tests need real row locks between them."""
+    databases = ClonedDatabases(postgres)
     try:
-        yield urls
+        yield databases
     finally:
-        for db in SERVICE_DATABASES:
-            drop_database(postgres.admin_url(), db.service + suffix)
+        databases.drop()
 
 
 @asynccontextmanager
@@ -83,7 +104,7 @@ class Shop:
     payment: httpx.AsyncClient
     storefront: httpx.AsyncClient
     apps: dict[str, FastAPI]
-    database_urls: dict[str, str]
+    database_urls: Mapping[str, str]
 
 
 @pytest.fixture
@@ -92,7 +113,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @asynccontextmanager
-async def open_shop(database_urls: dict[str, str], **payment_settings: object) -> AsyncIterator[Shop]:
+async def open_shop(database_urls: Mapping[str, str], **payment_settings: object) -> AsyncIterator[Shop]:
     """The four services in-process, wired to each other over ASGI transports, lifespans running."""
     catalog = create_catalog(CatalogSettings(database_url=database_urls["catalog"]))
     users = create_users(UsersSettings(database_url=database_urls["users"]))
@@ -117,7 +138,7 @@ async def open_shop(database_urls: dict[str, str], **payment_settings: object) -
 
 
 @pytest.fixture
-async def shop(database_urls: dict[str, str]) -> AsyncIterator[Shop]:
+async def shop(database_urls: Mapping[str, str]) -> AsyncIterator[Shop]:
     async with open_shop(database_urls) as opened:
         yield opened
 

@@ -1,4 +1,4 @@
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 import pytest
@@ -9,7 +9,7 @@ from tests.conftest import client_for, running
 
 
 @pytest.fixture
-async def catalog(database_urls: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+async def catalog(database_urls: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(CatalogSettings(database_url=database_urls["catalog"]))
     async with running(app), client_for(app, "catalog") as client:
         yield client

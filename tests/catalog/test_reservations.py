@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ SKU = "MS-VERT-02"
 
 
 @pytest.fixture
-async def catalog(database_urls: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+async def catalog(database_urls: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(CatalogSettings(database_url=database_urls["catalog"], sweep_interval_seconds=3600))
     async with running(app), client_for(app, "catalog") as client:
         client.app = app  # type: ignore[attr-defined]
@@ -93,7 +93,7 @@ async def test_expired_reservations_give_their_stock_back(catalog: httpx.AsyncCl
     assert (await catalog.post(f"/reservations/{held['id']}/release")).json()["status"] == "expired"
 
 
-async def test_the_sweeper_expires_reservations_in_the_background(database_urls: dict[str, str]) -> None:
+async def test_the_sweeper_expires_reservations_in_the_background(database_urls: Mapping[str, str]) -> None:
     settings = CatalogSettings(
         database_url=database_urls["catalog"], reservation_ttl_seconds=1, sweep_interval_seconds=0.2
     )
@@ -121,7 +121,7 @@ async def test_insufficient_stock_holds_nothing(catalog: httpx.AsyncClient) -> N
 
 
 async def test_concurrent_reservations_never_oversell(
-    catalog: httpx.AsyncClient, database_urls: dict[str, str]
+    catalog: httpx.AsyncClient, database_urls: Mapping[str, str]
 ) -> None:
     with psycopg.connect(database_urls["catalog"]) as conn:
         conn.execute("UPDATE products SET stock = 7 WHERE sku = %s", (SKU,))

@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 
 import psycopg
 import pytest
@@ -24,7 +25,7 @@ def count(shop: Shop, database: str, query: str) -> int:
         return int(row[0])
 
 
-async def test_twenty_customers_racing_for_the_last_five_units(database_urls: dict[str, str]) -> None:
+async def test_twenty_customers_racing_for_the_last_five_units(database_urls: Mapping[str, str]) -> None:
     async with open_shop(database_urls, provider_latency_ms=20) as shop:
         set_stock(shop, SKU, 5)
         customers = [await register_and_login(shop.users) for _ in range(20)]
@@ -42,7 +43,7 @@ async def test_twenty_customers_racing_for_the_last_five_units(database_urls: di
         assert count(shop, "catalog", "SELECT min(stock) FROM products") >= 0
 
 
-async def test_ten_concurrent_requests_with_one_key_make_one_payment(database_urls: dict[str, str]) -> None:
+async def test_ten_concurrent_requests_with_one_key_make_one_payment(database_urls: Mapping[str, str]) -> None:
     async with open_shop(database_urls, provider_latency_ms=50) as shop:
         auth = await register_and_login(shop.users)
         before = (await shop.catalog.get(f"/products/{SKU}")).json()["stock"]
@@ -59,7 +60,7 @@ async def test_ten_concurrent_requests_with_one_key_make_one_payment(database_ur
         assert after == before - 3
 
 
-async def test_one_key_raced_with_two_different_bodies_pays_for_one_of_them(database_urls: dict[str, str]) -> None:
+async def test_one_key_raced_with_two_different_bodies_pays_for_one_of_them(database_urls: Mapping[str, str]) -> None:
     async with open_shop(database_urls, provider_latency_ms=20) as shop:
         auth = await register_and_login(shop.users)
         bodies = [payment_body(quantity=1), payment_body(quantity=2)] * 4

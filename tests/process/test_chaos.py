@@ -1,6 +1,7 @@
 """SPEC §4-§5 on real processes: a leak fails liveness and readiness, hang blocks the loop, crash exits."""
 
 import time
+from collections.abc import Mapping
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ def status(url: str, timeout: float = 2.0) -> int | None:
 
 
 def test_a_leak_fails_the_leaking_process_only_and_clearing_it_recovers(
-    start_service: StartService, database_urls: dict[str, str]
+    start_service: StartService, database_urls: Mapping[str, str]
 ) -> None:
     catalog = start_service("catalog", DATABASE_URL=database_urls["catalog"])
     payment = start_service(

@@ -61,13 +61,13 @@ async def storefront_client(
 
 
 @pytest.fixture
-async def catalog_app(database_urls: dict[str, str]) -> AsyncIterator[FastAPI]:
+async def catalog_app(database_urls: Mapping[str, str]) -> AsyncIterator[FastAPI]:
     async with running(create_catalog(CatalogSettings(database_url=database_urls["catalog"]))) as app:
         yield app
 
 
 @pytest.fixture
-async def users_app(database_urls: dict[str, str]) -> AsyncIterator[FastAPI]:
+async def users_app(database_urls: Mapping[str, str]) -> AsyncIterator[FastAPI]:
     async with running(create_users(UsersSettings(database_url=database_urls["users"]))) as app:
         yield app
 

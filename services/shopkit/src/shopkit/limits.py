@@ -1,4 +1,8 @@
-"""Request body size limit, answered as problem+json (413) whether the size is announced or streamed."""
+"""Request body size limit, answered as problem+json (413) whether the size is announced or streamed.
+
+Bodies here are small JSON documents, so the middleware reads the whole body (up to the limit) before the app
+sees it: an oversized upload is refused before any route runs, the same way for both cases.
+"""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,24 +18,38 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
 
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = BodyTooLarge(f"The request body is limited to {self.max_bytes} bytes.")
+        await problem(error.status, error.title, error.detail, type_=error.type)(scope, receive, send)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        detail = f"The request body is limited to {self.max_bytes} bytes."
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            too_large = BodyTooLarge(detail)
-            await problem(too_large.status, too_large.title, detail, type_=too_large.type)(scope, receive, send)
+            await self._refuse(scope, receive, send)
             return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise BodyTooLarge(detail)
-            return message
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,3 @@
+from shop_users.main import serve
+
+serve()

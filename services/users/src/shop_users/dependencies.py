@@ -1,0 +1,43 @@
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shop_users import service
+from shop_users.exceptions import InvalidTokenError, MissingTokenError
+from shop_users.models import User
+from shop_users.security import Passwords, TokenKeys
+from shopkit import SessionDep
+
+bearer = HTTPBearer(auto_error=False, description="An access token from `POST /tokens`.")
+
+
+def _keys(request: Request) -> TokenKeys:
+    keys: TokenKeys = request.app.state.keys
+    return keys
+
+
+def _passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+KeysDep = Annotated[TokenKeys, Depends(_keys)]
+PasswordsDep = Annotated[Passwords, Depends(_passwords)]
+
+
+async def _current_user(
+    session: SessionDep,
+    keys: KeysDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    if credentials is None:
+        raise MissingTokenError
+    claims = keys.verify(credentials.credentials)
+    user = await service.get_user(session, claims.user_id)
+    if user is None:
+        raise InvalidTokenError
+    return user
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]

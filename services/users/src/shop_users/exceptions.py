@@ -1,0 +1,33 @@
+"""Domain errors of the users service; shopkit renders them as problem+json."""
+
+from shopkit import ConflictError, UnauthorizedError
+
+
+class EmailTakenError(ConflictError):
+    title, slug = "Email already registered", "email-taken"
+
+    def __init__(self) -> None:
+        super().__init__("An account with this email already exists.")
+
+
+class InvalidCredentialsError(UnauthorizedError):
+    """The same answer for an unknown email and a wrong password."""
+
+    title, slug = "Invalid credentials", "invalid-credentials"
+
+    def __init__(self) -> None:
+        super().__init__("The email or password is incorrect.")
+
+
+class MissingTokenError(UnauthorizedError):
+    title, slug = "Not authenticated", "missing-token"
+
+    def __init__(self) -> None:
+        super().__init__("A bearer token is required.")
+
+
+class InvalidTokenError(UnauthorizedError):
+    title, slug = "Invalid token", "invalid-token"
+
+    def __init__(self) -> None:
+        super().__init__("The bearer token is invalid or has expired.")

@@ -1,0 +1,61 @@
+"""The users service: accounts, password login, EdDSA tokens and their JWKS (`shop-users serve|migrate`)."""
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+
+import shopkit
+from shop_users.routers import jwks, tokens, users
+from shop_users.security import Passwords, TokenKeys, load_private_key
+from shop_users.settings import UsersSettings
+
+MIGRATIONS = "shop_users:migrations"
+
+log = structlog.get_logger(__name__)
+
+
+def load_keys(settings: UsersSettings) -> TokenKeys:
+    if settings.jwt_private_key is None:
+        log.warning(
+            "jwt_key_ephemeral",
+            detail="USERS_JWT_PRIVATE_KEY is not set: tokens die with this process and no other replica accepts them",
+        )
+        private_key = Ed25519PrivateKey.generate()
+    else:
+        private_key = load_private_key(settings.jwt_private_key.get_secret_value())
+    return TokenKeys(
+        private_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+
+
+def create_app(
+    settings: UsersSettings | None = None, *, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> FastAPI:
+    settings = settings or UsersSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.keys = load_keys(settings)
+        app.state.passwords = Passwords()
+        log.info("jwt_key_loaded", kid=app.state.keys.jwk["kid"])
+        yield
+
+    return shopkit.create_app(
+        settings,
+        title="users",
+        routers=[users.router, tokens.router, jwks.router],
+        lifespan=lifespan,
+        migrations=MIGRATIONS,
+        transports=transports,
+    )
+
+
+def serve() -> None:
+    shopkit.run_service("shop-users", UsersSettings, create_app, migrations=MIGRATIONS)

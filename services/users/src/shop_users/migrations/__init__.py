@@ -1,0 +1,1 @@
+"""Alembic scripts of the users database (`shop-users migrate`)."""

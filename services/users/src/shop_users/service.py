@@ -1,0 +1,67 @@
+"""Accounts and login: the domain logic, free of HTTP. Functions only flush; the request session commits."""
+
+import uuid
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop_users.exceptions import EmailTakenError, InvalidCredentialsError
+from shop_users.models import EMAIL_INDEX, User
+from shop_users.schemas import UserCreate
+from shop_users.security import Passwords, TokenKeys
+
+log = structlog.get_logger(__name__)
+
+
+async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(func.lower(User.email) == func.lower(email)))
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+def _is_email_conflict(exc: IntegrityError) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == EMAIL_INDEX
+
+
+async def register(session: AsyncSession, passwords: Passwords, data: UserCreate) -> User:
+    """Creates an account; `EmailTakenError` when the email exists in any case, also when two requests race.
+
+    The password is hashed before the database is touched, so no pooled connection idles through the argon2 work;
+    the unique index on lower(email) is the only arbiter of duplicates.
+    """
+    user = User(email=data.email, name=data.name, password_hash=await passwords.hash(data.password))
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if _is_email_conflict(exc):
+            raise EmailTakenError from None
+        raise
+    log.info("user_registered", user_id=str(user.id))
+    return user
+
+
+async def authenticate(session: AsyncSession, passwords: Passwords, email: str, password: str) -> User:
+    """The user whose credentials these are. Unknown email and wrong password fail alike, in similar time.
+
+    The read transaction ends before the argon2 work so its connection goes back to the pool meanwhile.
+    """
+    user = await find_by_email(session, email)
+    await session.commit()
+    if not await passwords.verify(user.password_hash if user else None, password) or user is None:
+        log.info("login_failed")
+        raise InvalidCredentialsError
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = await passwords.hash(password)
+    return user
+
+
+def issue_token(keys: TokenKeys, user: User) -> str:
+    token = keys.issue(user.id, user.email)
+    log.info("token_issued", user_id=str(user.id))
+    return token
