@@ -100,4 +100,6 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
+            if os.geteuid() == 0:  # a parent may have been closed since start (pytest resets its tmp root to 0700)
+                _make_reachable(self.data_dir)
             self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop")
