@@ -1,6 +1,8 @@
 """HTTP clients between services: explicit timeouts, the request id passed on, bounded retries."""
 
 import asyncio
+import itertools
+from collections.abc import Sequence
 
 import httpx
 import structlog
@@ -17,11 +19,44 @@ async def _propagate_request_id(request: httpx.Request) -> None:
         request.headers[REQUEST_ID_HEADER] = request_id
 
 
+class BalancedTransport(httpx.AsyncBaseTransport):
+    """Round robin over several replicas of one service; a replica refusing the connection is skipped.
+
+    What a Kubernetes Service gives for free, for running replicas side by side without one (`make run`, plain
+    containers): `STOREFRONT_PAYMENT_URL=http://127.0.0.1:8083,http://127.0.0.1:8093`.
+    """
+
+    def __init__(self, backends: Sequence[str], inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.backends = [httpx.URL(backend) for backend in backends]
+        self.inner = inner or httpx.AsyncHTTPTransport()
+        self._turn = itertools.count()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        first = next(self._turn)
+        for attempt in range(len(self.backends)):
+            backend = self.backends[(first + attempt) % len(self.backends)]
+            request.url = request.url.copy_with(scheme=backend.scheme, host=backend.host, port=backend.port)
+            request.headers["host"] = backend.netloc.decode("ascii")
+            try:
+                return await self.inner.handle_async_request(request)
+            except httpx.ConnectError:
+                if attempt == len(self.backends) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def create_client(
     base_url: str, *, timeout: float, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
+    """A client for one service; `base_url` may list several replicas separated by commas."""
+    backends = [url.strip() for url in base_url.split(",") if url.strip()]
+    if len(backends) > 1:
+        transport = BalancedTransport(backends, transport)
     return httpx.AsyncClient(
-        base_url=base_url,
+        base_url=backends[0],
         timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         transport=transport,
