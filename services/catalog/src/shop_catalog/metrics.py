@@ -5,3 +5,6 @@ RESERVATIONS = Counter(
     "Reservation state changes by outcome (held, committed, released, expired, rejected)",
     ["outcome"],
 )
+
+for _outcome in ("held", "committed", "released", "expired", "rejected"):  # every series exists from the start
+    RESERVATIONS.labels(outcome=_outcome)

@@ -24,6 +24,8 @@ LEAK_TICK_SECONDS = 0.1
 
 INJECTIONS = Counter("shop_chaos_injections_total", "Faults injected through /chaos, by fault", ["fault"])
 LEAKED_BYTES = Gauge("shop_chaos_leaked_bytes", "Memory held by the injected leak")
+for _fault in ("leak", "hang", "crash", "unready"):  # every series exists from the start
+    INJECTIONS.labels(fault=_fault)
 
 log = structlog.get_logger(__name__)
 
