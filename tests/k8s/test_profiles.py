@@ -1,0 +1,118 @@
+"""Resilient (the default) against fragile (the article's "before"), checked on the rendered objects: how fast a
+sick pod is noticed and routed around, replicas, retries, drain, rollout, disruption budgets, chaos."""
+
+import pytest
+
+from shop_devtools import cluster
+from shop_users.security import HASH_CONCURRENCY
+from tests.k8s.conftest import ALL, DEMO, FRAGILE, RESILIENT, Render, Target
+from tests.k8s.manifests import SHOP_SERVICES, Manifests, Object, container_env, memory_bytes, pod_spec
+
+LIVENESS_BUDGET_SECONDS = 20  # SPEC §7: the leak is detected within about 20 s
+READINESS_BUDGET_SECONDS = 6  # and a sick pod leaves the Service within about 5 s
+DRAIN_TIMEOUT_SECONDS = 30  # uvicorn's timeout_graceful_shutdown in shopkit.server.serve
+IDLE_RESIDENT_MIB = 100  # a service's resident memory when idle is about 85-90 MiB
+ARGON2_MIB = 64  # argon2's memory cost per hash (users)
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+
+
+def app_container(manifests: Manifests, service: str) -> Object:
+    (container,) = (c for c in pod_spec(manifests.shop_deployment(service))["containers"] if c["name"] == service)
+    found: Object = container
+    return found
+
+
+def window(probe: Object) -> int:
+    """Seconds of consecutive failures before Kubernetes acts on a probe."""
+    period: int = probe.get("periodSeconds", 10)
+    failures: int = probe.get("failureThreshold", 3)
+    return period * failures
+
+
+@pytest.mark.parametrize("target", RESILIENT)
+def test_resilient_probes_notice_a_sick_pod_in_time(render: Render, target: Target) -> None:
+    manifests = render(target)
+    for service in SHOP_SERVICES:
+        container = app_container(manifests, service)
+        startup, liveness, readiness = (container[probe] for probe in PROBES)
+        assert startup["httpGet"]["path"] == liveness["httpGet"]["path"] == "/healthz"
+        assert readiness["httpGet"]["path"] == "/ready"
+        assert startup["periodSeconds"] <= 2
+        assert window(startup) >= 30, "a generous start-up allowance"
+        assert window(liveness) <= LIVENESS_BUDGET_SECONDS, f"{service}: liveness acts after {window(liveness)} s"
+        assert window(readiness) <= READINESS_BUDGET_SECONDS, f"{service}: readiness acts after {window(readiness)} s"
+        for probe in (startup, liveness, readiness):
+            assert probe["timeoutSeconds"] <= probe["periodSeconds"]
+        assert readiness.get("successThreshold", 1) == 1
+
+
+@pytest.mark.parametrize("target", RESILIENT)
+def test_resilient_replicas_and_retries(render: Render, target: Target) -> None:
+    manifests = render(target)
+    replicas = {service: manifests.shop_deployment(service)["spec"]["replicas"] for service in SHOP_SERVICES}
+    assert replicas == {"storefront": 2, "catalog": 2, "users": 2, "payment": 3}
+    assert int(manifests.config("storefront-config")["STOREFRONT_RETRY_ATTEMPTS"]) >= 2
+
+
+@pytest.mark.parametrize("target", FRAGILE)
+def test_fragile_has_one_payment_replica_no_probes_and_no_retries(render: Render, target: Target) -> None:
+    manifests = render(target)
+    assert manifests.shop_deployment("payment")["spec"]["replicas"] == 1
+    for service in SHOP_SERVICES:
+        for container in pod_spec(manifests.shop_deployment(service))["containers"]:
+            assert not set(PROBES) & set(container), f"{service}/{container['name']} still has a probe"
+    assert manifests.config("storefront-config")["STOREFRONT_RETRY_ATTEMPTS"] == "1"
+    postgres = pod_spec(manifests.get("StatefulSet", "postgres"))["containers"][0]
+    assert set(PROBES) <= set(postgres), "the database keeps its probes in both profiles"
+
+
+@pytest.mark.parametrize("target", RESILIENT)
+def test_memory_limits_let_liveness_catch_the_leak_before_the_oom_killer(render: Render, target: Target) -> None:
+    """`make leak`'s rate, for as long as liveness takes to fail plus the drain delay, fits between payment's memory
+    budget (MEMORY_BUDGET_FRACTION of its limit, where /healthz turns 503) and its limit (the OOM kill); the budget
+    leaves room above an idle service (and, for users, above its concurrent argon2 hashes)."""
+    manifests = render(target)
+    leak_rate_mib = cluster.parser().parse_args(["leak"]).mb_per_second
+    for service in SHOP_SERVICES:
+        container = app_container(manifests, service)
+        env = container_env(container, manifests)
+        limit = memory_bytes(container["resources"]["limits"]["memory"]) / 2**20
+        budget = float(env["MEMORY_BUDGET_FRACTION"]) * limit
+        needed = IDLE_RESIDENT_MIB + (HASH_CONCURRENCY * ARGON2_MIB if service == "users" else 0)
+        assert budget >= needed, f"{service}: budget {budget:.0f} MiB under {needed} MiB"
+        if service == "payment":
+            seconds_to_restart = window(container["livenessProbe"]) + float(env["SHUTDOWN_DELAY_SECONDS"])
+            assert limit - budget >= leak_rate_mib * seconds_to_restart
+
+
+@pytest.mark.parametrize("target", ALL)
+def test_rollout_drain_and_disruption_budgets(render: Render, target: Target) -> None:
+    manifests = render(target)
+    for service in SHOP_SERVICES:
+        deployment = manifests.shop_deployment(service)
+        assert deployment["spec"]["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        }
+        delay = float(container_env(app_container(manifests, service), manifests)["SHUTDOWN_DELAY_SECONDS"])
+        assert delay == 5
+        assert pod_spec(deployment)["terminationGracePeriodSeconds"] >= delay + DRAIN_TIMEOUT_SECONDS
+        budget = manifests.get("PodDisruptionBudget", service)["spec"]
+        replicas = deployment["spec"]["replicas"]
+        # at least one pod stays through a voluntary disruption, yet a drain is never blocked for good
+        assert budget.get("maxUnavailable") == 1 or budget.get("minAvailable") == 1
+        if "minAvailable" in budget:
+            assert replicas > budget["minAvailable"], f"{service}'s budget would block every drain"
+
+
+@pytest.mark.parametrize("target", ALL)
+def test_chaos_is_enabled_only_in_the_cluster_overlays(render: Render, target: Target) -> None:
+    manifests = render(target)
+    assert manifests.config("shop-config")["CHAOS_ENABLED"] == ("true" if target.demo else "false")
+
+
+@pytest.mark.parametrize("target", DEMO)
+def test_storefront_is_published_on_node_port_30080(render: Render, target: Target) -> None:
+    service = render(target).get("Service", "storefront")["spec"]
+    assert service["type"] == "NodePort"
+    assert [(port["port"], port["nodePort"]) for port in service["ports"]] == [(8080, 30080)]

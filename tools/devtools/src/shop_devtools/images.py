@@ -1,0 +1,174 @@
+"""`make images`: every service's container image, built from the root Dockerfile (one target per service).
+
+    python -m shop_devtools.images              # build the four images with `docker build` (BuildKit)
+    python -m shop_devtools.images payment      # build some of them
+    python -m shop_devtools.images --list       # print the image names, one a line; builds nothing
+    python -m shop_devtools.images --dry-run    # print the docker commands only
+
+Images are named `resilient-shop/<service>:<version>`, the version being the root pyproject.toml's
+`[project].version` (never `latest`): the Kubernetes manifests and docker-compose.yml use these names.
+
+Environment, all optional:
+
+- `BASE_IMAGE`: the Python base image of every stage (default `python:3.12-slim-bookworm`).
+- `CA_BUNDLE`: a PEM file of CA certificates, given to the build as the BuildKit secret `ca`, so pip and uv trust
+  a TLS-intercepting proxy. It replaces their default trust store for the build: give a full bundle.
+- `DOCKER_BUILD_NETWORK`: the network of the build's RUN steps (`host` when the proxy or the resolver is only
+  reachable from the host).
+- `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY` (either case): handed to the build as Docker's predefined proxy build
+  arguments (by name only: docker reads their values from this environment, so they are not printed).
+"""
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICES = ("catalog", "users", "payment", "storefront")
+"""The Dockerfile's targets, one per service."""
+REPOSITORY = "resilient-shop"
+DEFAULT_BASE_IMAGE = "python:3.12-slim-bookworm"
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+class ImageError(Exception):
+    """Something `make images` cannot do; the message says what to change."""
+
+
+def repository_root() -> Path:
+    """The workspace root: the first directory above this file (or the current one) with the Dockerfile."""
+    here = Path(__file__).resolve()
+    for directory in [*here.parents, Path.cwd(), *Path.cwd().parents]:
+        if (directory / "Dockerfile").is_file() and (directory / "pyproject.toml").is_file():
+            return directory
+    raise ImageError("cannot find the repository root (a directory with Dockerfile and pyproject.toml)")
+
+
+def project_version(root: Path) -> str:
+    """`[project].version` of the root pyproject.toml, checked to be a usable image tag."""
+    with (root / "pyproject.toml").open("rb") as file:
+        version = tomllib.load(file).get("project", {}).get("version")
+    if not isinstance(version, str) or not _TAG.fullmatch(version) or version == "latest":
+        raise ImageError(f"the root pyproject.toml's [project].version {version!r} is not a usable image tag")
+    return version
+
+
+def image_name(service: str, version: str) -> str:
+    return f"{REPOSITORY}/{service}:{version}"
+
+
+def image_names(version: str) -> list[str]:
+    return [image_name(service, version) for service in SERVICES]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    base_image: str = DEFAULT_BASE_IMAGE
+    ca_bundle: Path | None = None
+    network: str | None = None
+    proxy_variables: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "BuildOptions":
+        ca_bundle = None
+        if raw := environ.get("CA_BUNDLE", "").strip():
+            ca_bundle = Path(raw).expanduser().resolve()
+            if not ca_bundle.is_file():
+                raise ImageError(f"CA_BUNDLE={raw} is not a file: give the path of a PEM bundle of CA certificates")
+            if "," in str(ca_bundle):  # docker's --secret value is comma-separated
+                raise ImageError(f"CA_BUNDLE={raw}: docker cannot take a path with a comma; copy the file elsewhere")
+        proxies = tuple(
+            name for base in PROXY_VARIABLES for name in (base, base.lower()) if environ.get(name, "").strip()
+        )
+        return cls(
+            base_image=environ.get("BASE_IMAGE", "").strip() or DEFAULT_BASE_IMAGE,
+            ca_bundle=ca_bundle,
+            network=environ.get("DOCKER_BUILD_NETWORK", "").strip() or None,
+            proxy_variables=proxies,
+        )
+
+
+def build_argv(service: str, *, version: str, root: Path, options: BuildOptions) -> list[str]:
+    """The `docker build` command of one service's image (run with DOCKER_BUILDKIT=1)."""
+    if service not in SERVICES:
+        raise ImageError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
+    argv = ["docker", "build", "--target", service, "--tag", image_name(service, version)]
+    argv += ["--build-arg", f"BASE_IMAGE={options.base_image}", "--build-arg", f"VERSION={version}"]
+    for name in options.proxy_variables:
+        argv += ["--build-arg", name]
+    if options.ca_bundle is not None:
+        argv += ["--secret", f"id=ca,src={options.ca_bundle}"]
+    if options.network is not None:
+        argv += ["--network", options.network]
+    return [*argv, "--file", str(root / "Dockerfile"), str(root)]
+
+
+def build(services: Sequence[str], *, root: Path, environ: Mapping[str, str], dry_run: bool = False) -> list[str]:
+    """Builds the services' images one after the other; returns their names."""
+    version = project_version(root)
+    options = BuildOptions.from_env(environ)
+    if not dry_run and shutil.which("docker", path=environ.get("PATH")) is None:
+        raise ImageError(
+            "docker is not on PATH: `make images` builds with Docker (BuildKit, with the buildx plugin); "
+            "install Docker Engine or Docker Desktop (https://docs.docker.com/get-docker/)"
+        )
+    env = {**environ, "DOCKER_BUILDKIT": "1"}
+    for service in services:
+        argv = build_argv(service, version=version, root=root, options=options)
+        print("$ DOCKER_BUILDKIT=1 " + shlex.join(argv), flush=True)
+        if dry_run:
+            continue
+        returncode = subprocess.run(argv, env=env, check=False).returncode
+        if returncode != 0:
+            raise ImageError(f"building {image_name(service, version)} failed (docker build exited {returncode})")
+    return [image_name(service, version) for service in services]
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m shop_devtools.images",
+        description="Build the services' images from the root Dockerfile, tagged resilient-shop/<service>:<version>.",
+    )
+    parser.add_argument(
+        "services", nargs="*", metavar="SERVICE", help=f"what to build (default: all): {', '.join(SERVICES)}"
+    )
+    parser.add_argument("--list", action="store_true", help="print the image names, one a line, and build nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print the docker commands without running them")
+    return parser
+
+
+def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
+    environ = os.environ if environ is None else environ
+    if unknown := [service for service in args.services if service not in SERVICES]:
+        cli.error(f"unknown service {', '.join(unknown)}: choose from {', '.join(SERVICES)}")
+    services = list(dict.fromkeys(args.services)) or list(SERVICES)
+    try:
+        root = repository_root()
+        if args.list:
+            print("\n".join(image_name(service, project_version(root)) for service in services), flush=True)
+            return 0
+        names = build(services, root=root, environ=environ, dry_run=args.dry_run)
+    except ImageError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    if not args.dry_run:
+        print("built " + " ".join(names), flush=True)
+    return 0
+
+
+def main() -> None:
+    raise SystemExit(run())
+
+
+if __name__ == "__main__":
+    main()
