@@ -5,11 +5,17 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PYTEST_ARGS ?=
+PROFILE ?= resilient
+CLUSTER ?= kind
+MONITORING ?=
+CLUSTER_FLAGS = --profile $(PROFILE) $(if $(MONITORING),--monitoring)
+CLUSTER_CLI = $(UV) run --locked python -m shop_devtools.cluster
 
-.PHONY: help install run test lint format typecheck pytest clean
+.PHONY: help install run test lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
+	compose-up compose-down e2e-containers
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(CURDIR)/.tools/bin/uv:
 	@echo "uv not found: installing uv $(UV_VERSION) into .tools/"
@@ -25,18 +31,48 @@ run: install ## the whole shop on this machine: embedded PostgreSQL + the four s
 test: install lint typecheck pytest ## everything CI runs: format check, lint, mypy --strict, all tests
 
 lint: install ## ruff format --check and ruff check
-	$(UV) run --locked ruff format --check services tools tests
-	$(UV) run --locked ruff check services tools tests
+	$(UV) run --locked ruff format --check services tools tests load
+	$(UV) run --locked ruff check services tools tests load
 
 format: install ## format and autofix with ruff
-	$(UV) run --locked ruff format services tools tests
-	$(UV) run --locked ruff check --fix services tools tests
+	$(UV) run --locked ruff format services tools tests load
+	$(UV) run --locked ruff check --fix services tools tests load
 
-typecheck: install ## mypy --strict on services/ and tools/
-	$(UV) run --locked mypy services tools/devtools/src
+typecheck: install ## mypy --strict on services/, tools/ and load/
+	$(UV) run --locked mypy services tools/devtools/src load/src
 
 pytest: install ## the test suite against a real (embedded) PostgreSQL
 	$(UV) run --locked pytest $(PYTEST_ARGS)
+
+images: install ## build the four images resilient-shop/<service>:<version> (BASE_IMAGE, CA_BUNDLE, DOCKER_BUILD_NETWORK)
+	$(UV) run --locked python -m shop_devtools.images
+
+kind-up: install ## kind cluster + images loaded + the shop deployed and Ready (PROFILE=fragile, MONITORING=1)
+	$(CLUSTER_CLI) kind-up $(CLUSTER_FLAGS)
+
+minikube-up: install ## the same on minikube (PROFILE=fragile, MONITORING=1)
+	$(CLUSTER_CLI) minikube-up $(CLUSTER_FLAGS)
+
+deploy: install ## apply the overlay to the running cluster again (CLUSTER=kind|minikube, PROFILE, MONITORING)
+	$(CLUSTER_CLI) deploy --cluster $(CLUSTER) $(CLUSTER_FLAGS)
+
+leak: install ## make exactly one Ready payment pod leak memory (CLUSTER=kind|minikube)
+	$(CLUSTER_CLI) leak --cluster $(CLUSTER)
+
+status: install ## ReplicaSets and pods of the shop (CLUSTER=kind|minikube)
+	$(CLUSTER_CLI) status --cluster $(CLUSTER)
+
+down: install ## delete what kind-up/minikube-up created
+	$(CLUSTER_CLI) down
+
+compose-up: install ## the same stack with docker compose (run `make images` first; MONITORING=1 adds Prometheus and Grafana)
+	$(UV) run --locked python -m shop_devtools.compose up $(if $(MONITORING),--monitoring)
+
+compose-down: install ## stop the compose stack (the database volume is kept)
+	$(UV) run --locked python -m shop_devtools.compose down
+
+e2e-containers: install ## container proof: real images, OOM kill, restart, nothing lost (installs and starts Docker if needed)
+	$(UV) run --locked python -m shop_devtools.e2e_containers
 
 clean: ## remove local data (.data: the embedded database) and caches
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache
