@@ -1,0 +1,61 @@
+"""The container proof's setup, checked without a container engine: what it reads from the manifests, and the
+`docker run` it derives from them (`make e2e-containers` runs the real thing)."""
+
+import itertools
+import shutil
+
+import pytest
+
+from shop_devtools.e2e_containers import (
+    ContainerSpec,
+    container_specs,
+    docker_run_argv,
+    parse_quantity,
+    render_manifests,
+)
+from shop_devtools.images import repository_root
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
+
+
+def test_containers_get_what_the_kind_overlay_gives_the_pods() -> None:
+    specs = container_specs(render_manifests(repository_root()))
+    assert set(specs) == {"catalog", "users", "payment", "storefront"}
+    payment = specs["payment"]
+    assert payment.memory_limit_bytes == parse_quantity("256Mi")
+    assert payment.run_as_user == 10001
+    assert payment.env["MEMORY_BUDGET_FRACTION"] == "0.6"
+    assert payment.env["ENVIRONMENT"] == "production"
+    for spec in specs.values():
+        assert not {"DATABASE_URL", "CHAOS_TOKEN", "USERS_JWT_PRIVATE_KEY", "PORT", "HOST"} & spec.env.keys()
+        assert not any(name.endswith("_URL") for name in spec.env)
+
+
+def test_docker_run_applies_the_pod_constraints() -> None:
+    spec = ContainerSpec("payment", 256 * 2**20, 10001, {"SHUTDOWN_DELAY_SECONDS": "5"})
+    argv = docker_run_argv(
+        spec, name="p", image="resilient-shop/payment:0.1.0", port=9999, env={"CHAOS_ENABLED": "true"}
+    )
+    assert argv[0] == "run"
+    assert argv[-1] == "resilient-shop/payment:0.1.0"
+    pairs = set(itertools.pairwise(argv))
+    for flag in [
+        ("--user", "10001:10001"),
+        ("--memory", str(256 * 2**20)),
+        ("--memory-swap", str(256 * 2**20)),
+        ("--restart", "always"),
+        ("--cap-drop", "ALL"),
+        ("--security-opt", "no-new-privileges"),
+        ("--env", "PORT=9999"),
+        ("--env", "SHUTDOWN_DELAY_SECONDS=5"),
+        ("--env", "CHAOS_ENABLED=true"),
+    ]:
+        assert flag in pairs
+    assert "--read-only" in argv
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("256Mi", 268435456), ("1Gi", 2**30), ("512M", 512 * 10**6), ("1000", 1000)]
+)
+def test_parse_quantity(text: str, expected: int) -> None:
+    assert parse_quantity(text) == expected

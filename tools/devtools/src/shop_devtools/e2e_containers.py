@@ -1,0 +1,531 @@
+"""`make e2e-containers`: the crash story on a real container engine, with the project's own images.
+
+    python -m shop_devtools.e2e_containers [--rate 4] [--leak-mb-per-second 40] [--out .data/e2e]
+
+1. A container engine (`engine.Engine`: the running one, or Debian's docker.io installed and started here), a
+   Python base image (pulled, or built locally from Debian bookworm), and every service image built with the
+   project's Dockerfile through `shop_devtools.images` (BuildKit, the host's CA bundle as the `ca` secret).
+2. PostgreSQL on the host (the embedded server), the four services as containers with what the Kubernetes
+   manifests give them (read from the rendered kind overlay: memory limit, user, plain settings), a read-only
+   root filesystem, no capabilities and `--restart always`; two payment containers, storefront routing to both.
+3. Paced customers check out through storefront, retrying with their Idempotency-Key; one payment container is
+   made to leak; its liveness turns 503, the kernel OOM-kills it at the memory limit, the engine restarts it, it
+   becomes ready again. The times of each step and what the customers saw are printed and written as JSON.
+4. Every checkout ends with exactly one payment, none captured twice, and stock + held + sold is unchanged.
+Everything it started (containers, dockerd, PostgreSQL) is stopped at the end, also on failure. Exit 0 when every
+check holds; exit 0 with a printed reason when no container engine can run on the machine at all.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shop_devtools.engine import Engine, EngineUnavailable
+from shop_devtools.images import image_name, project_version, repository_root
+from shop_devtools.pg import EmbeddedPostgres, free_port
+from shop_devtools.provision import provision
+
+SERVICES = ("catalog", "users", "payment", "storefront")
+OVERLAY = "k8s/overlays/kind"
+SECRET_OR_ROUTING = frozenset({"HOST", "PORT", "DATABASE_URL", "CHAOS_TOKEN", "CHAOS_ENABLED", "USERS_JWT_PRIVATE_KEY"})
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+APPROVED, DECLINED = "4242424242424242", "4000000000000002"
+PREFIX = "rs-e2e"
+
+
+def parse_quantity(value: str) -> int:
+    """A Kubernetes memory quantity (`256Mi`, `1G`, `512000`) in bytes."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
+    for suffix, factor in units.items():
+        if value.endswith(suffix):
+            return int(float(value[: -len(suffix)]) * factor)
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What the manifests run a service with, as far as a container engine can apply it."""
+
+    service: str
+    memory_limit_bytes: int
+    run_as_user: int
+    env: dict[str, str]
+
+
+def container_specs(documents: list[dict[str, Any]]) -> dict[str, ContainerSpec]:
+    """The four services' container settings from rendered manifests (Deployments and their ConfigMaps)."""
+    config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in documents if d.get("kind") == "ConfigMap"}
+    specs = {}
+    for deployment in (d for d in documents if d.get("kind") == "Deployment"):
+        name = deployment["metadata"]["labels"].get("app.kubernetes.io/name")
+        if name not in SERVICES:
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        container = next(c for c in pod["containers"] if c["name"] == name)
+        env: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                env.update(config_maps[source["configMapRef"]["name"]])
+        env.update({e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e})
+        user = container.get("securityContext", {}).get("runAsUser") or pod.get("securityContext", {})["runAsUser"]
+        specs[name] = ContainerSpec(
+            service=name,
+            memory_limit_bytes=parse_quantity(container["resources"]["limits"]["memory"]),
+            run_as_user=int(user),
+            env={k: v for k, v in env.items() if k not in SECRET_OR_ROUTING and not k.endswith("_URL")},
+        )
+    missing = set(SERVICES) - specs.keys()
+    if missing:
+        raise ValueError(f"the rendered manifests have no Deployment for {sorted(missing)}")
+    return specs
+
+
+def render_manifests(root: Path) -> list[dict[str, Any]]:
+    subprocess.run(
+        [sys.executable, "-m", "shop_devtools.cluster", "secrets"], cwd=root, check=True, capture_output=True
+    )
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(root / OVERLAY)], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+
+def docker_run_argv(spec: ContainerSpec, *, name: str, image: str, port: int, env: Mapping[str, str]) -> list[str]:
+    """`docker run` for one service container, as the kubelet would run it: limits, user, read-only, restarts."""
+    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)"
+    argv = [
+        "run", "--detach", "--name", name, "--network", "host",
+        "--read-only", "--tmpfs", "/tmp:rw,size=16m",  # noqa: S108 - the container's own tmpfs
+        "--user", f"{spec.run_as_user}:{spec.run_as_user}",
+        "--memory", str(spec.memory_limit_bytes), "--memory-swap", str(spec.memory_limit_bytes),
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--restart", "always",
+        "--health-cmd", f'python -c "{probe}"', "--health-interval", "2s", "--health-timeout", "2s",
+        "--health-retries", "3",
+    ]  # fmt: skip
+    for key, value in {**spec.env, **env, "HOST": "127.0.0.1", "PORT": str(port)}.items():
+        argv += ["--env", f"{key}={value}"]
+    return [*argv, image]
+
+
+@dataclass
+class Timeline:
+    injected: float | None = None
+    liveness_failed: float | None = None
+    unhealthy: float | None = None
+    oom_killed: float | None = None
+    died: float | None = None
+    restarted: float | None = None
+    ready_again: float | None = None
+    restart_count: int = 0
+    oom_killed_state: bool = False
+    exit_code: int | None = None
+
+    def relative(self) -> dict[str, float | None]:
+        base = self.injected
+        times = {k: v for k, v in asdict(self).items() if k not in {"restart_count", "oom_killed_state", "exit_code"}}
+        return {k: None if v is None or base is None else round(v - base, 2) for k, v in times.items()}
+
+
+@dataclass
+class Checkout:
+    customer: int
+    key: str
+    sku: str
+    card: str
+    attempts: int = 0
+    first_status: int | None = None
+    final_status: int | None = None
+    payment_id: str | None = None
+    started: float = field(default_factory=time.time)
+
+
+class EventWatcher:
+    """`docker events` of one container, turned into the timeline (oom, die, start, health status)."""
+
+    def __init__(self, engine: Engine, container: str, timeline: Timeline) -> None:
+        self.timeline = timeline
+        self.process = subprocess.Popen(
+            [engine.client, "events", "--filter", f"container={container}", "--format", "{{json .}}"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            event = json.loads(line)
+            at, status = event.get("timeNano", 0) / 1e9, event.get("status", "")
+            t = self.timeline
+            if t.injected is None or at < t.injected:
+                continue
+            if status == "oom" and t.oom_killed is None:
+                t.oom_killed = at
+            elif status == "die" and t.died is None:
+                t.died = at
+            elif status == "start" and t.restarted is None:
+                t.restarted = at
+            elif status == "health_status: unhealthy" and t.unhealthy is None:
+                t.unhealthy = at
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(5)
+
+
+class Shop:
+    """The containers and the database of one run."""
+
+    def __init__(self, engine: Engine, postgres: EmbeddedPostgres, urls: dict[str, str], token: str) -> None:
+        self.engine = engine
+        self.postgres = postgres
+        self.database_urls = urls
+        self.chaos_token = token
+        self.ports = {name: free_port() for name in ("storefront", "catalog", "users", "payment-a", "payment-b")}
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def start(self, specs: Mapping[str, ContainerSpec], version: str) -> None:
+        key = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        payments = f"{self.url('payment-a')},{self.url('payment-b')}"
+        common = {"CHAOS_ENABLED": "true", "CHAOS_TOKEN": self.chaos_token}
+        plan = {
+            "catalog": ("catalog", {"DATABASE_URL": self.database_urls["catalog"]}),
+            "users": ("users", {"DATABASE_URL": self.database_urls["users"], "USERS_JWT_PRIVATE_KEY": key.decode()}),
+            "payment-a": ("payment", {}),
+            "payment-b": ("payment", {}),
+            "storefront": (
+                "storefront",
+                {
+                    "STOREFRONT_CATALOG_URL": self.url("catalog"),
+                    "STOREFRONT_USERS_URL": self.url("users"),
+                    "STOREFRONT_PAYMENT_URL": payments,
+                },
+            ),
+        }
+        for name, (service, env) in plan.items():
+            if service == "payment":
+                env = {
+                    "DATABASE_URL": self.database_urls["payment"],
+                    "PAYMENT_CATALOG_URL": self.url("catalog"),
+                    "PAYMENT_USERS_URL": self.url("users"),
+                }
+            argv = docker_run_argv(
+                specs[service],
+                name=f"{PREFIX}-{name}",
+                image=image_name(service, version),
+                port=self.ports[name],
+                env={**common, **env},
+            )
+            self.engine.docker(*argv)
+            print(f"e2e    | started {name} ({image_name(service, version)}) on {self.url(name)}", flush=True)
+
+    def wait_ready(self, name: str, timeout: float = 60) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                if httpx.get(self.url(name) + "/ready", timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        logs = self.engine.docker("logs", "--tail", "30", f"{PREFIX}-{name}", check=False)
+        raise RuntimeError(f"{name} not ready after {timeout}s:\n{logs.stdout}{logs.stderr}")
+
+    def remove(self, logs_to: Path | None = None) -> None:
+        """Removes every container of the run, keeping their logs in `logs_to`."""
+        for name in self.ports if logs_to else ():
+            logs = self.engine.docker("logs", f"{PREFIX}-{name}", check=False)
+            (logs_to / f"{name}.log").write_text(logs.stdout + logs.stderr)  # type: ignore[operator]
+        names = self.engine.docker("ps", "-aq", "--filter", f"name={PREFIX}-", check=False).stdout.split()
+        if names:
+            self.engine.docker("rm", "--force", *names, check=False)
+
+
+def check_container_hardening(shop: Shop, specs: Mapping[str, ContainerSpec]) -> list[str]:
+    """Every container runs as its non-root user with a read-only root filesystem, and answers its probes."""
+    problems = []
+    for name in shop.ports:
+        container, service = f"{PREFIX}-{name}", name.split("-")[0]
+        uid = shop.engine.docker("exec", container, "id", "-u", check=False).stdout.strip()
+        if uid != str(specs[service].run_as_user) or uid == "0":
+            problems.append(f"{name} runs as uid {uid!r}")
+        if shop.engine.docker("exec", container, "touch", "/probe-write", check=False).returncode == 0:
+            problems.append(f"{name} can write its root filesystem")
+        for probe in ("/healthz", "/ready"):
+            status = httpx.get(shop.url(name) + probe, timeout=2).status_code
+            if status != 200:
+                problems.append(f"{name} {probe} answered {status}")
+    return problems
+
+
+async def register_customers(client: httpx.AsyncClient, base: str, count: int) -> list[dict[str, str]]:
+    async def one() -> dict[str, str]:
+        email, password = f"e2e-{uuid.uuid4().hex[:12]}@example.com", "container-proof"
+        created = await client.post(f"{base}/api/users", json={"email": email, "password": password, "name": "E2E"})
+        token = await client.post(f"{base}/api/tokens", json={"email": email, "password": password})
+        if created.status_code != 201 or token.status_code != 200:
+            raise RuntimeError(f"registration failed: {created.status_code} {created.text} / {token.text}")
+        return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    return [await one() for _ in range(count)]
+
+
+async def checkout(client: httpx.AsyncClient, base: str, auth: dict[str, str], c: Checkout, patience: float) -> None:
+    """One customer's checkout, retried with the same Idempotency-Key until a final answer or `patience` runs out."""
+    deadline = time.monotonic() + patience
+    body = {"items": [{"sku": c.sku, "quantity": 1}], "card_number": c.card}
+    while time.monotonic() < deadline:
+        c.attempts += 1
+        try:
+            response = await client.post(
+                f"{base}/api/payments", json=body, headers={**auth, "Idempotency-Key": c.key}, timeout=10
+            )
+            status = response.status_code
+        except httpx.HTTPError:
+            status = 599
+        c.first_status = c.first_status or status
+        if status in (201, 402, 409):
+            c.final_status = status
+            payload = response.json()
+            c.payment_id = payload.get("id") or payload.get("payment", {}).get("id")
+            return
+        await asyncio.sleep(0.5)
+
+
+async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline) -> list[Checkout]:
+    base = shop.url("storefront")
+    victim = shop.url("payment-a")
+    checkouts: list[Checkout] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        customers = await register_customers(client, base, 12)
+        skus = [p["sku"] for p in (await client.get(f"{base}/api/products", params={"limit": 100})).json()["items"]]
+        tasks: list[asyncio.Task[None]] = []
+        started = time.monotonic()
+
+        async def watch_victim() -> None:
+            while timeline.ready_again is None and time.monotonic() - started < args.max_seconds:
+                try:
+                    healthz = (await client.get(victim + "/healthz", timeout=1)).status_code
+                    ready = (await client.get(victim + "/ready", timeout=1)).status_code
+                except httpx.HTTPError:
+                    healthz = ready = 0
+                now = time.time()
+                if timeline.injected and timeline.liveness_failed is None and healthz == 503:
+                    timeline.liveness_failed = now
+                if timeline.restarted and ready == 200:
+                    timeline.ready_again = now
+                await asyncio.sleep(0.25)
+
+        watcher = asyncio.create_task(watch_victim())
+        sequence = 0
+        while True:
+            elapsed = time.monotonic() - started
+            if timeline.injected is None and elapsed >= args.warmup:
+                response = await client.post(
+                    victim + "/chaos/leak",
+                    json={"mb_per_second": args.leak_mb_per_second},
+                    headers={"X-Chaos-Token": shop.chaos_token},
+                )
+                response.raise_for_status()
+                timeline.injected = time.time()
+                print(f"e2e    | leak injected into payment-a at {args.leak_mb_per_second} MB/s", flush=True)
+            recovered_for = time.time() - (timeline.ready_again or float("inf"))
+            if recovered_for >= args.cooldown or elapsed >= args.max_seconds:
+                break
+            card = DECLINED if sequence % 10 == 9 else APPROVED
+            c = Checkout(sequence % len(customers), f"e2e-{uuid.uuid4()}", skus[sequence % len(skus)], card)
+            checkouts.append(c)
+            tasks.append(asyncio.create_task(checkout(client, base, customers[c.customer], c, args.patience)))
+            sequence += 1
+            done = sum(1 for t in checkouts if t.final_status in (201, 402))
+            print(f"\re2e    | {elapsed:5.1f}s  checkouts {len(checkouts)}  answered {done}   ", end="", flush=True)
+            await asyncio.sleep(1 / args.rate)
+        print(flush=True)
+        await asyncio.gather(*tasks)
+        watcher.cancel()
+    return checkouts
+
+
+def inventory(url: str) -> dict[str, int]:
+    return {row["sku"]: row["stock"] + row["held"] + row["sold"] for row in httpx.get(url + "/api/inventory").json()}
+
+
+def check_invariants(shop: Shop, checkouts: list[Checkout], initial: dict[str, int]) -> list[str]:
+    problems = []
+    with psycopg.connect(shop.database_urls["payment"]) as conn:
+        deadline = time.monotonic() + 20
+        while conn.execute("SELECT count(*) FROM payments WHERE status = 'pending'").fetchone() != (0,):
+            if time.monotonic() > deadline:
+                problems.append("payments still pending 20 s after the run")
+                break
+            time.sleep(0.5)
+        rows = conn.execute(
+            "SELECT p.idempotency_key, p.id::text, p.status, c.outcome, p.amount_cents = c.amount_cents"
+            " FROM payments p LEFT JOIN provider_charges c ON c.payment_id = p.id"
+        ).fetchall()
+    by_key: dict[str, list[tuple[str, str, str | None, bool | None]]] = {}
+    for key, payment_id, status, outcome, same_amount in rows:
+        by_key.setdefault(key, []).append((payment_id, status, outcome, same_amount))
+    expected = {201: "captured", 402: "declined"}
+    for c in checkouts:
+        stored = by_key.get(c.key, [])
+        if c.final_status in expected:
+            if len(stored) != 1:
+                problems.append(f"checkout {c.key} answered {c.final_status} has {len(stored)} payments")
+            elif stored[0][0] != c.payment_id or stored[0][1] != expected[c.final_status]:
+                problems.append(f"checkout {c.key}: answered {c.final_status}, stored {stored[0][1]}")
+        elif len(stored) > 1:
+            problems.append(f"checkout {c.key} has {len(stored)} payments")
+    for payments in by_key.values():
+        for payment_id, status, outcome, same_amount in payments:
+            if (status, outcome) not in {("captured", "approved"), ("declined", "declined")} or not same_amount:
+                problems.append(f"payment {payment_id} is {status} but the provider says {outcome}")
+    final = inventory(shop.url("storefront"))
+    problems += [
+        f"{sku}: stock + held + sold was {n}, now {final.get(sku)}" for sku, n in initial.items() if final.get(sku) != n
+    ]
+    return problems
+
+
+@contextmanager
+def host_postgres(workdir: Path) -> Iterator[tuple[EmbeddedPostgres, dict[str, str]]]:
+    postgres = EmbeddedPostgres(workdir / "postgres", free_port())
+    postgres.start()
+    try:
+        yield postgres, provision(postgres.admin_url())
+    finally:
+        postgres.stop()
+
+
+def build_images(engine: Engine, base_image: str, root: Path) -> None:
+    env = {
+        **os.environ,
+        "BASE_IMAGE": base_image,
+        "DOCKER_BUILD_NETWORK": "host",
+        "DOCKER_BUILDKIT": "1",
+        "PATH": f"{engine.client_dir}:{os.environ.get('PATH', '')}",
+    }
+    if CA_BUNDLE.exists():
+        env["CA_BUNDLE"] = str(CA_BUNDLE)
+    print(f"e2e    | building the images on {base_image}", flush=True)
+    subprocess.run([sys.executable, "-m", "shop_devtools.images"], cwd=root, env=env, check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="e2e-containers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=4.0, help="checkouts per second")
+    parser.add_argument("--warmup", type=float, default=8.0, help="seconds of traffic before the leak")
+    parser.add_argument("--cooldown", type=float, default=8.0, help="seconds of traffic after recovery")
+    parser.add_argument("--leak-mb-per-second", type=float, default=40.0)
+    parser.add_argument("--patience", type=float, default=30.0, help="how long a customer retries a checkout")
+    parser.add_argument("--max-seconds", type=float, default=180.0, help="the scenario's time limit")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default .data/e2e)")
+    args = parser.parse_args(argv)
+    root = repository_root()
+    workdir = args.out or root / ".data" / "e2e"
+    workdir.mkdir(parents=True, exist_ok=True)
+    begun = time.monotonic()
+    try:
+        engine = Engine.ensure(workdir)
+    except EngineUnavailable as exc:
+        print(f"e2e    | SKIPPED: no container engine can run on this machine: {exc}", flush=True)
+        return 0
+    timeline = Timeline()
+    with ExitStack() as cleanup:
+        cleanup.callback(engine.stop)
+        specs = container_specs(render_manifests(root))
+        build_images(engine, engine.ensure_base_image(), root)
+        postgres, urls = cleanup.enter_context(host_postgres(workdir))
+        shop = Shop(engine, postgres, urls, secrets.token_urlsafe(24))
+        shop.remove()
+        cleanup.callback(shop.remove, workdir)
+        shop.start(specs, project_version(root))
+        for name in shop.ports:
+            shop.wait_ready(name)
+        problems = check_container_hardening(shop, specs)
+        initial = inventory(shop.url("storefront"))
+        events = EventWatcher(engine, f"{PREFIX}-payment-a", timeline)
+        cleanup.callback(events.stop)
+        checkouts = asyncio.run(scenario(shop, args, timeline))
+        state = json.loads(engine.docker("inspect", f"{PREFIX}-payment-a").stdout)[0]
+        timeline.restart_count = state["RestartCount"]
+        timeline.oom_killed_state = state["State"]["OOMKilled"]
+        problems += check_invariants(shop, checkouts, initial)
+        report = summarize(checkouts, timeline, problems, time.monotonic() - begun)
+        report["storefront_retries_to_payment"] = gateway_retries(shop.url("storefront"))
+        (workdir / "report.json").write_text(json.dumps(report, indent=2))
+        print_summary(report)
+        print(f"e2e    | report written to {workdir / 'report.json'}", flush=True)
+        return 0 if not report["problems"] else 1
+    return 1
+
+
+def gateway_retries(storefront: str) -> float:
+    """Requests storefront sent again to another payment replica (connection refused, 502, 503)."""
+    for line in httpx.get(storefront + "/metrics").text.splitlines():
+        if line.startswith('shop_gateway_retries_total{upstream="payment"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    print("\ncontainer proof: leak in one of two payment containers, under paced checkouts", flush=True)
+    for step, seconds in report["seconds_after_injection"].items():
+        print(f"  {step:<16} {'-' if seconds is None else f'+{seconds:.2f} s'}", flush=True)
+    print(f"  restarts         {report['restart_count']}", flush=True)
+    rate = report["customer_success_rate"]
+    print(f"  checkouts        {report['answered']}/{report['checkouts']} answered ({rate:.1%})", flush=True)
+    print(f"  gateway retries  {report['storefront_retries_to_payment']:.0f} (storefront to the other replica)")
+    for problem in report["problems"] or ["none: every invariant holds"]:
+        print(f"  problem          {problem}", flush=True)
+
+
+def summarize(checkouts: list[Checkout], timeline: Timeline, problems: list[str], seconds: float) -> dict[str, Any]:
+    answered = [c for c in checkouts if c.final_status in (201, 402)]
+    first_try = [c for c in checkouts if c.first_status in (201, 402)]
+    killed_or_unhealthy = timeline.oom_killed or timeline.died or timeline.unhealthy or timeline.liveness_failed
+    if killed_or_unhealthy is None:
+        problems.append("the leaking container was never OOM-killed nor unhealthy")
+    if timeline.restart_count < 1:
+        problems.append("the leaking container was never restarted")
+    if timeline.ready_again is None:
+        problems.append("the restarted container never became ready again")
+    return {
+        "seconds_after_injection": timeline.relative(),
+        "restart_count": timeline.restart_count,
+        "checkouts": len(checkouts),
+        "answered": len(answered),
+        "customer_success_rate": round(len(answered) / len(checkouts), 4) if checkouts else None,
+        "first_attempt_success_rate": round(len(first_try) / len(checkouts), 4) if checkouts else None,
+        "retried_checkouts": sum(1 for c in checkouts if c.attempts > 1),
+        "problems": problems,
+        "run_seconds": round(seconds, 1),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
