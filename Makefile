@@ -10,9 +10,16 @@ CLUSTER ?= kind
 MONITORING ?=
 CLUSTER_FLAGS = --profile $(PROFILE) $(if $(MONITORING),--monitoring)
 CLUSTER_CLI = $(UV) run --locked python -m shop_devtools.cluster
+SHOP_URL ?= http://localhost:8080
+USERS ?= 20
+RATE ?= 5
+DURATION ?= 60s
+DRILL_OUT ?= drill-out
+DRILL_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help install run test lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
-	compose-up compose-down e2e-containers
+	compose-up compose-down e2e-containers load drill bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,5 +81,14 @@ compose-down: install ## stop the compose stack (the database volume is kept)
 e2e-containers: install ## container proof: real images, OOM kill, restart, nothing lost (installs and starts Docker if needed)
 	$(UV) run --locked python -m shop_devtools.e2e_containers
 
+load: install ## steady shopping traffic (Locust, headless) against SHOP_URL (USERS, RATE spawn rate, DURATION)
+	$(UV) run --locked locust -f load/locustfile.py --headless -u $(USERS) -r $(RATE) -t $(DURATION) --host $(SHOP_URL)
+
+drill: install ## the article's crash, played and measured; report in DRILL_OUT (CHAOS_TOKEN=..., PROFILE=fragile)
+	$(UV) run --locked python -m shop_load.drill --url $(SHOP_URL) --profile $(PROFILE) --out $(DRILL_OUT) $(DRILL_ARGS)
+
+bench: install ## throughput and p50/p99 of the hot paths as ratios to ceilings measured in the same run
+	$(UV) run --locked python -m shop_load.bench $(BENCH_ARGS)
+
 clean: ## remove local data (.data: the embedded database) and caches
-	rm -rf .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .data drill-out .pytest_cache .mypy_cache .ruff_cache

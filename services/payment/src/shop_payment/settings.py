@@ -18,4 +18,6 @@ class PaymentSettings(ServiceSettings):
     provider_latency_ms: int = Field(150, ge=0, le=60_000)
     pending_lease_seconds: float = Field(5.0, gt=0, le=3600)
     sweep_interval_seconds: float = Field(1.0, gt=0, le=3600)
-    lock_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    lock_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    """How long a retry waits for the payment's row while its first request is still finishing it; then 503 with
+    Retry-After. Short, so retries piling up behind a slow payment do not hold every pooled connection."""

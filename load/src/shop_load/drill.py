@@ -1,0 +1,525 @@
+"""`make drill` / `shop-drill`: the article's crash, played against the running shop and measured.
+
+Paced customers shop and pay through the storefront at a steady rate. After a warm-up one payment pod (or, with
+no cluster, the local payment process) gets a fault: a memory leak by default, a hung event loop or a crash on
+request. With a cluster the drill follows the payment pods, their Events and ReplicaSets through the Kubernetes
+API (unready, liveness failure or OOMKilled, restart, Ready again) and ends the fault phase once the pod is back
+and every replica is Ready; without one it polls the process's /healthz and /ready, says plainly that nothing
+will restart it, and clears the fault itself at the end. After a cool-down it checks the invariants against the
+shop's API, prints a summary and writes `drill-<profile>.json`, `drill-<profile>.png` and the ledger the
+invariants were checked from (`drill-<profile>.ledger.json`, for `--check`) into the output folder.
+
+Exit status: 0 when every invariant holds, 1 when one fails (named in the output), 2 when the drill could not run.
+"""
+
+import abc
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import httpx
+
+from shop_load import invariants, plot
+from shop_load.customers import Shoppers, ShopUnavailable
+from shop_load.local import NO_ORCHESTRATOR_NOTE, ChaosRefused, LocalPayment
+from shop_load.report import InvariantResult, Mark, ReplicaSetSample, build_report, compare, summary, table
+from shop_load.watcher import PodWatcher
+
+if TYPE_CHECKING:
+    from shop_load.kube import Cluster
+
+Clock = Callable[[], float]
+
+DEFAULTS = {"local": {"duration": 30.0}, "kubernetes": {"duration": 180.0}}
+RECOVERY_WAIT_SECONDS = 30.0
+EXIT_OK, EXIT_INVARIANT, EXIT_CANNOT_RUN = 0, 1, 2
+
+
+class DrillError(Exception):
+    """The drill cannot run; the message says why and what to do."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="shop-drill",
+        description="The crash drill: customers pay while one payment pod (or the local process) fails.",
+    )
+    parser.add_argument("--url", help="the storefront (default: $SHOP_URL or http://localhost:8080)")
+    parser.add_argument("--rate", type=float, default=5.0, help="checkouts started per second (default 5)")
+    parser.add_argument("--customers", type=int, default=8, help="customers registered beforehand (default 8)")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of traffic before the fault")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        help="seconds the fault phase may last: with a cluster it ends earlier once the pod is Ready again "
+        "(default 180); locally the fault is cleared after it (default 30)",
+    )
+    parser.add_argument("--cooldown", type=float, default=10.0, help="seconds of traffic after recovery")
+    parser.add_argument("--fault", choices=("leak", "hang", "crash"), default="leak")
+    parser.add_argument("--leak-mb-per-second", type=float, default=10.0)
+    parser.add_argument(
+        "--leak-max-mb", type=int, help="cap of the leak (default: none with a cluster, 1024 MB locally)"
+    )
+    parser.add_argument("--hang-seconds", type=float, help="how long a hang lasts (default: the fault phase)")
+    parser.add_argument("--profile", choices=("resilient", "fragile"), default=os.environ.get("PROFILE", "resilient"))
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("DRILL_OUT") or "drill-out"))
+    parser.add_argument("--chaos-token", default=os.environ.get("CHAOS_TOKEN"), help="default: $CHAOS_TOKEN")
+    parser.add_argument("--retry-for", type=float, default=15.0, help="seconds a customer retries one checkout")
+    parser.add_argument("--request-timeout", type=float, default=10.0)
+    parser.add_argument("--declined-share", type=float, default=0.1, help="share of checkouts with a declined card")
+    parser.add_argument("--settle", type=float, default=20.0, help="seconds the checks wait for in-flight payments")
+    parser.add_argument(
+        "--reservation-ttl",
+        type=float,
+        default=float(os.environ.get("CATALOG_RESERVATION_TTL_SECONDS", 300)),
+        help="catalog's reservation TTL: held stock older than this must have been returned",
+    )
+    parser.add_argument("--no-check", action="store_true", help="skip the invariants (they can run later: --check)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--kubernetes", action="store_true", help="use the cluster (default: when one is reachable)")
+    mode.add_argument("--local", action="store_true", help="use the local payment process even if a cluster is there")
+    parser.add_argument("--payment-url", default="http://localhost:8083", help="the local payment process")
+    parser.add_argument("--context", help="kubeconfig context")
+    parser.add_argument("--namespace", default="shop")
+    parser.add_argument("--selector", default="app.kubernetes.io/name=payment")
+    parser.add_argument("--container", help="the payment container's name (default: the pod's first)")
+    parser.add_argument("--compare", nargs="+", type=Path, metavar="REPORT", help="print reports side by side")
+    parser.add_argument("--check", type=Path, metavar="LEDGER", help="check the invariants of a finished drill")
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Progress:
+    """One status line, rewritten in place on a terminal; a line every few seconds otherwise."""
+
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    phase: str = "starting"
+    probe: str = ""
+    _last_plain: float = 0.0
+
+    def show(self, t: float, shoppers: Shoppers) -> None:
+        records, checkouts = shoppers.records, shoppers.checkouts
+        failed = sum(not r.ok for r in records)
+        final = sum(c.outcome in {"captured", "declined", "out_of_stock"} for c in checkouts)
+        gave_up = sum(c.outcome == "failed" for c in checkouts)
+        line = (
+            f"[{t:6.1f} s] {self.phase:<10} requests {len(records):>5} failed {failed:>4}"
+            f" | checkouts {len(checkouts):>4} answered {final:>4} gave up {gave_up:>3}"
+            f" in flight {shoppers.in_flight:>3}" + (f" | {self.probe}" if self.probe else "")
+        )
+        if self.stream.isatty():
+            self.stream.write("\r\033[K" + line[:160])
+            self.stream.flush()
+        elif time.monotonic() - self._last_plain >= 5:
+            self._last_plain = time.monotonic()
+            print(line, file=self.stream, flush=True)
+
+    def done(self) -> None:
+        if self.stream.isatty():
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Target(abc.ABC):
+    """Where the fault goes and how its effects are seen: the local process, or one pod of the cluster."""
+
+    mode: str
+    name: str | None = None
+    notes: list[str]
+
+    @abc.abstractmethod
+    async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
+        """Sends the fault and records the injection mark."""
+
+    @abc.abstractmethod
+    def marks(self) -> list[Mark]:
+        """Everything seen so far."""
+
+    @abc.abstractmethod
+    def recovered(self) -> bool:
+        """Whether the fault phase can end before its duration."""
+
+    @abc.abstractmethod
+    def restarts(self) -> int | None:
+        """Container restarts seen (None: unknown)."""
+
+    @abc.abstractmethod
+    async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
+        """After the fault phase: leaves nothing broken behind (and waits for the target to be back)."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stops following the target."""
+
+    def replicasets(self) -> list[ReplicaSetSample]:
+        return []
+
+    def status(self) -> str:
+        return ""
+
+
+class LocalTarget(Target):
+    def __init__(self, payment: LocalPayment, fault: str) -> None:
+        self.mode, self.payment, self.fault = "local", payment, fault
+        self.notes = [NO_ORCHESTRATOR_NOTE]
+        self.stop_event = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, client: httpx.AsyncClient) -> None:
+        self.task = asyncio.create_task(self.payment.watch(client, self.stop_event))
+
+    async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
+        await self.payment.inject(client, fault, body)
+
+    def marks(self) -> list[Mark]:
+        return self.payment.marks
+
+    def recovered(self) -> bool:
+        # A leak never ends by itself here: the fault phase lasts its whole duration. A hang ends by itself.
+        return self.fault == "hang" and self.payment.recovered()
+
+    def restarts(self) -> int | None:
+        return 0
+
+    def status(self) -> str:
+        tracker = self.payment.tracker
+        if tracker.gone:
+            return "payment: process gone"
+        return (
+            "payment: "
+            + ("ready" if tracker.ready else "UNREADY")
+            + (", liveness FAILING" if tracker.liveness_failed else "")
+        )
+
+    async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
+        """Clears the fault so the local shop recovers (a hang ends by itself), and waits until the process is
+        ready again."""
+        if self.payment.tracker.gone:
+            self.notes.append(
+                "The payment process is gone and nothing restarts it here (`make run` stops the whole shop when a "
+                "service dies): start the shop again."
+            )
+            return
+        if self.fault != "hang" and not await self.payment.clear(client):
+            self.notes.append("DELETE /chaos failed: the payment process may still carry the fault.")
+            return
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.payment.ready_event.wait(), RECOVERY_WAIT_SECONDS)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+class ClusterTarget(Target):
+    def __init__(self, cluster: "Cluster", pod: Mapping[str, Any], token: str, clock: Clock) -> None:
+        self.mode, self.cluster, self.token, self.clock = "kubernetes", cluster, token, clock
+        self.pod = self.name = str(pod["metadata"]["name"])
+        self.port = cluster.http_port(pod)
+        self.notes = []
+        self.watcher = PodWatcher(not_before=datetime.now(UTC) - timedelta(seconds=2), container=cluster.container)
+        self.events: queue.Queue[tuple[float, str, str, Mapping[str, Any]]] = queue.Queue()
+        self.stop_event = threading.Event()
+        self.injected: list[Mark] = []
+        self.pod_marks: list[Mark] = []
+        self.threads = cluster.watch(self._sink, self.stop_event)
+
+    def _sink(self, kind: str, event_type: str, obj: Mapping[str, Any]) -> None:
+        self.events.put((self.clock(), kind, event_type, obj))
+
+    def drain(self) -> None:
+        while True:
+            try:
+                t, kind, event_type, obj = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self.pod_marks += self.watcher.apply(t, kind, event_type, obj)
+
+    async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
+        t = self.clock()
+        status, text = await asyncio.to_thread(
+            self.cluster.request,
+            self.pod,
+            self.port,
+            "POST",
+            f"/chaos/{fault}",
+            body=body,
+            headers={"X-Chaos-Token": self.token},
+        )
+        if status >= 300:
+            raise ChaosRefused(f"POST /chaos/{fault} on pod {self.pod} answered {status}: {text[:200]}")
+        self.injected.append(Mark(t, "injected", self.pod, f"POST /chaos/{fault} {dict(body) if body else ''}"))
+
+    def marks(self) -> list[Mark]:
+        self.drain()
+        return self.injected + self.pod_marks
+
+    def recovered(self) -> bool:
+        self.drain()
+        return self.watcher.recovered(self.pod)
+
+    def restarts(self) -> int | None:
+        return self.watcher.restarts
+
+    def replicasets(self) -> list[ReplicaSetSample]:
+        return list(self.watcher.samples)
+
+    def status(self) -> str:
+        self.drain()
+        pod = self.watcher.pods.get(self.pod)
+        if pod is None:
+            return f"pod {self.pod}: ?"
+        sets = ", ".join(f"{rs.name} {rs.ready}/{rs.desired}" for rs in self.watcher.replicasets.values() if rs.desired)
+        return f"pod {self.pod}: {'Ready' if pod.ready else 'NOT READY'}, restarts {pod.restarts} | rs {sets}"
+
+    async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
+        self.drain()
+        pod = self.watcher.pods.get(self.pod)
+        if pod is not None and pod.restarts == 0 and not pod.deleted:  # the fault is still in it: take it out
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    self.cluster.request,
+                    self.pod,
+                    self.port,
+                    "DELETE",
+                    "/chaos",
+                    headers={"X-Chaos-Token": self.token},
+                )
+                self.injected.append(Mark(self.clock(), "fault_cleared", self.pod, "DELETE /chaos (no restart seen)"))
+            self.notes.append(f"pod {self.pod} did not restart within the fault phase; the drill cleared its fault.")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def fault_body(options: argparse.Namespace, mode: str, duration: float) -> dict[str, Any] | None:
+    if options.fault == "leak":
+        cap = options.leak_max_mb if options.leak_max_mb is not None else (1024 if mode == "local" else None)
+        return {"mb_per_second": options.leak_mb_per_second, "max_mb": cap}
+    if options.fault == "hang":
+        return {"seconds": options.hang_seconds or (duration if mode == "local" else 120.0)}
+    return None
+
+
+def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
+    if not options.local:
+        from shop_load import kube
+
+        api = kube.connect(options.context)
+        cluster = kube.Cluster(api, options.namespace, options.selector, options.container) if api is not None else None
+        if cluster is not None and (options.kubernetes or cluster.reachable()):
+            try:
+                pod = cluster.pick_ready_pod()
+                token = options.chaos_token or cluster.chaos_token(pod)
+            except kube.ClusterError as exc:
+                raise DrillError(str(exc)) from None
+            except Exception as exc:  # the API client's own errors (ApiException, urllib3) carry the reason
+                raise DrillError(f"the Kubernetes API refused: {exc}") from None
+            if not token:
+                raise DrillError("no chaos token: set CHAOS_TOKEN (the pod's CHAOS_TOKEN variable has none either)")
+            return ClusterTarget(cluster, pod, token, clock)
+        if options.kubernetes:
+            raise DrillError("--kubernetes: no reachable cluster with payment pods (check KUBECONFIG and --namespace)")
+    if not options.chaos_token:
+        raise DrillError("no chaos token: start the shop with CHAOS_ENABLED=true CHAOS_TOKEN=... and pass the same")
+    return LocalTarget(LocalPayment(options.payment_url.rstrip("/"), options.chaos_token, clock), options.fault)
+
+
+def report_paths(out: Path, profile: str) -> dict[str, Path]:
+    stem = out / f"drill-{profile}"
+    return {"json": stem.with_suffix(".json"), "png": stem.with_suffix(".png"), "ledger": Path(f"{stem}.ledger.json")}
+
+
+def print_invariants(results: Sequence[InvariantResult]) -> None:
+    rows = [("PASS" if r.ok else "FAIL", r.name, r.detail) for r in results]
+    print(table(rows, ("", "invariant", "")))
+    for result in results:
+        for problem in result.problems[1:]:
+            print(f"  {result.name}: {problem}")
+
+
+def failed_names(results: Sequence[InvariantResult]) -> list[str]:
+    return [r.name for r in results if not r.ok]
+
+
+async def wait_phase(
+    seconds: float,
+    target: Target,
+    progress: Progress,
+    clock: Clock,
+    shoppers: Shoppers,
+    *,
+    until_recovered: bool = False,
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        progress.probe = target.status()
+        progress.show(clock(), shoppers)
+        if until_recovered and target.recovered():
+            return
+        await asyncio.sleep(0.25)
+
+
+async def drill(options: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+
+    def clock() -> float:
+        return time.monotonic() - t0
+
+    started_at = datetime.now(UTC)
+    target = choose_target(options, clock)
+    mode = target.mode
+    duration = options.duration if options.duration is not None else DEFAULTS[mode]["duration"]
+    base_url = (options.url or os.environ.get("SHOP_URL") or "http://localhost:8080").rstrip("/")
+    progress = Progress()
+    shoppers = Shoppers(
+        base_url,
+        clock,
+        rate=options.rate,
+        retry_for=options.retry_for,
+        request_timeout=options.request_timeout,
+        declined_share=options.declined_share,
+    )
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    stop_customers = asyncio.Event()
+    injected = finished = False
+    try:
+        async with (
+            httpx.AsyncClient(base_url=base_url, limits=limits) as client,
+            httpx.AsyncClient() as control,
+        ):
+            if isinstance(target, LocalTarget):
+                await target.payment.check(control)
+                target.start(control)
+            try:
+                await shoppers.prepare(client, options.customers)
+                initial = await invariants.inventory(client)
+            except (ShopUnavailable, httpx.HTTPError) as exc:
+                raise DrillError(f"the shop at {base_url} cannot take customers: {exc}") from None
+            ledger = invariants.Ledger(
+                base_url,
+                started_at.isoformat(),
+                options.reservation_ttl,
+                customers=shoppers.customers,
+                checkouts=shoppers.checkouts,
+                initial_inventory=initial,
+            )
+            customers = asyncio.create_task(shoppers.run(client, stop_customers))
+            progress.phase = "warm-up"
+            await wait_phase(options.warmup, target, progress, clock, shoppers)
+            progress.phase = "fault"
+            injected = True  # set before sending: a fault whose answer was lost is cleared all the same
+            await target.inject(control, options.fault, fault_body(options, mode, duration))
+            await wait_phase(duration, target, progress, clock, shoppers, until_recovered=True)
+            progress.phase = "recovering"
+            finished = True
+            await target.finish(control)
+            progress.phase = "cool-down"
+            await wait_phase(options.cooldown, target, progress, clock, shoppers)
+            stop_customers.set()
+            progress.phase = "finishing"
+            while not customers.done():
+                progress.show(clock(), shoppers)
+                await asyncio.sleep(0.25)
+            await customers
+            end = clock()
+            target.stop()
+            progress.done()
+    finally:
+        stop_customers.set()
+        if injected and not finished:  # interrupted (Ctrl-C, an error) with the fault in place: take it out
+            with contextlib.suppress(Exception):
+                async with httpx.AsyncClient() as cleanup:
+                    await target.finish(cleanup, wait=False)
+        target.stop()
+    results: list[InvariantResult] | None = None
+    if not options.no_check:
+        print("checking the invariants against the shop's API ...", file=sys.stderr, flush=True)
+        results = await invariants.verify(ledger, settle_seconds=options.settle)
+    settings = {
+        "profile": options.profile,
+        "mode": mode,
+        "fault": options.fault,
+        "fault_body": fault_body(options, mode, duration),
+        "url": base_url,
+        "payment_url": options.payment_url if mode == "local" else None,
+        "namespace": options.namespace if mode == "kubernetes" else None,
+        "rate": options.rate,
+        "customers": options.customers,
+        "warmup_s": options.warmup,
+        "duration_s": duration,
+        "cooldown_s": options.cooldown,
+        "retry_for_s": options.retry_for,
+        "reservation_ttl_s": options.reservation_ttl,
+        "orchestrator": mode == "kubernetes",
+    }
+    report = build_report(
+        settings=settings,
+        records=shoppers.records,
+        checkouts=shoppers.checkouts,
+        marks=target.marks(),
+        replicasets=target.replicasets(),
+        invariants=results,
+        end=end,
+        target_pod=target.name,
+        restarts=target.restarts(),
+        notes=target.notes,
+        started_at=started_at.isoformat(),
+    )
+    paths = report_paths(options.out, options.profile)
+    options.out.mkdir(parents=True, exist_ok=True)
+    paths["json"].write_text(json.dumps(report, indent=1) + "\n")
+    ledger.save(paths["ledger"])
+    plot.render(report, paths["png"])
+    print(summary(report))
+    print(f"\nreport: {paths['json']}\ntimeline: {paths['png']}\nledger: {paths['ledger']}")
+    other = report_paths(options.out, "fragile" if options.profile == "resilient" else "resilient")["json"]
+    if other.exists():
+        print("\n" + compare([json.loads(p.read_text()) for p in sorted([paths["json"], other], reverse=True)]))
+    if results is not None and (failed := failed_names(results)):
+        print(f"\nINVARIANT FAILED: {', '.join(failed)}")
+        return EXIT_INVARIANT
+    return EXIT_OK
+
+
+async def check_only(options: argparse.Namespace) -> int:
+    ledger = invariants.Ledger.load(options.check)
+    if options.url:
+        ledger.base_url = options.url.rstrip("/")
+    results = await invariants.verify(ledger, settle_seconds=options.settle)
+    print_invariants(results)
+    if failed := failed_names(results):
+        print(f"\nINVARIANT FAILED: {', '.join(failed)}")
+        return EXIT_INVARIANT
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = parse_args(argv)
+    if options.compare:
+        reports = [json.loads(path.read_text()) for path in options.compare]
+        print(compare(reports))
+        raise SystemExit(EXIT_OK)
+    try:
+        code = asyncio.run(check_only(options) if options.check else drill(options))
+    except (DrillError, ChaosRefused) as exc:
+        print(f"\nshop-drill: {exc}", file=sys.stderr)
+        code = EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

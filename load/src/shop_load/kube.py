@@ -1,0 +1,186 @@
+"""The drill with a cluster: the Kubernetes API through the official client, never `kubectl` text.
+
+- Finds the payment pods (`app.kubernetes.io/name=payment` in namespace `shop`) and picks exactly one Ready pod.
+- Sends the fault to that pod's chaos endpoint through an API port-forward (the client's `portforward`), with the
+  token from `CHAOS_TOKEN` or, failing that, from the Secret the pod's `CHAOS_TOKEN` variable refers to.
+- Watches pods, their Events and the ReplicaSets with `watch.Watch().stream(...)` in background threads; every
+  notification goes, with its time of arrival, to a sink that feeds the pure `PodWatcher`.
+"""
+
+import base64
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config, watch
+from kubernetes.stream import portforward
+
+from shop_load.watcher import is_terminating, pod_ready
+
+WATCH_WINDOW_SECONDS = 30
+"""Each watch call ends after this and is started again (from the last resource version) until the drill stops."""
+
+Sink = Callable[[str, str, Mapping[str, Any]], None]
+
+
+class ClusterError(Exception):
+    """The cluster cannot run the drill; the message says why."""
+
+
+def connect(context: str | None = None) -> Any | None:
+    """An API client from the kubeconfig (KUBECONFIG or ~/.kube/config) or the in-cluster config; None if there
+    is neither."""
+    try:
+        config.load_kube_config(context=context)  # type: ignore[no-untyped-call]
+    except (config.ConfigException, FileNotFoundError, TypeError):
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            return None
+    return client.ApiClient()
+
+
+@dataclass
+class Cluster:
+    api: Any
+    namespace: str = "shop"
+    selector: str = "app.kubernetes.io/name=payment"
+    container: str | None = None
+
+    def __post_init__(self) -> None:
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+
+    def _raw(self, model: Any) -> dict[str, Any]:
+        raw: dict[str, Any] = self.api.sanitize_for_serialization(model)
+        return raw
+
+    def reachable(self) -> bool:
+        """The API answers and the namespace has payment pods."""
+        try:
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector, _request_timeout=5)
+        except Exception:  # any failure (no server, no auth, no namespace) means: no cluster here
+            return False
+        return bool(pods.items)
+
+    def payment_pods(self) -> list[dict[str, Any]]:
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector, _request_timeout=10)
+        return [self._raw(pod) for pod in pods.items]
+
+    def pick_ready_pod(self) -> dict[str, Any]:
+        ready = [pod for pod in self.payment_pods() if pod_ready(pod) and not is_terminating(pod)]
+        if not ready:
+            raise ClusterError(f"no Ready pod matches {self.selector} in namespace {self.namespace}")
+        return sorted(ready, key=lambda pod: pod["metadata"]["name"])[0]
+
+    def _container(self, pod: Mapping[str, Any]) -> Mapping[str, Any]:
+        containers = pod["spec"]["containers"]
+        if self.container:
+            for container in containers:
+                if container["name"] == self.container:
+                    return dict(container)
+            raise ClusterError(f"pod {pod['metadata']['name']} has no container {self.container}")
+        return dict(containers[0])
+
+    def http_port(self, pod: Mapping[str, Any]) -> int:
+        ports = self._container(pod).get("ports") or []
+        named = [p for p in ports if p.get("name") == "http"] or ports
+        if not named:
+            raise ClusterError(f"pod {pod['metadata']['name']} declares no container port")
+        return int(named[0]["containerPort"])
+
+    def chaos_token(self, pod: Mapping[str, Any]) -> str | None:
+        """CHAOS_TOKEN as the pod's container gets it: a literal value or a Secret key reference."""
+        for variable in self._container(pod).get("env") or []:
+            if variable.get("name") != "CHAOS_TOKEN":
+                continue
+            if variable.get("value"):
+                return str(variable["value"])
+            ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                secret = self.core.read_namespaced_secret(ref["name"], self.namespace, _request_timeout=10)
+                encoded = (secret.data or {}).get(ref["key"])
+                return base64.b64decode(encoded).decode() if encoded else None
+        for source in self._container(pod).get("envFrom") or []:
+            ref = source.get("secretRef")
+            if ref:
+                secret = self.core.read_namespaced_secret(ref["name"], self.namespace, _request_timeout=10)
+                encoded = (secret.data or {}).get("CHAOS_TOKEN")
+                if encoded:
+                    return base64.b64decode(encoded).decode()
+        return None
+
+    def request(
+        self,
+        pod: str,
+        port: int,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, str]:
+        """One HTTP request to the pod itself (not its Service) through an API port-forward."""
+        forward = portforward(self.core.connect_get_namespaced_pod_portforward, pod, self.namespace, ports=str(port))
+        connection = http.client.HTTPConnection(pod, port, timeout=timeout)
+        connection.sock = forward.socket(port)
+        connection.sock.settimeout(timeout)
+        try:
+            payload = json.dumps(body).encode() if body is not None else None
+            all_headers = {"Content-Type": "application/json", "Connection": "close", **(headers or {})}
+            connection.request(method, path, body=payload, headers=all_headers)
+            response = connection.getresponse()
+            return response.status, response.read().decode(errors="replace")
+        finally:
+            connection.close()
+            forward.close()
+
+    def watch(self, sink: Sink, stop: threading.Event) -> list[threading.Thread]:
+        """Starts a watch thread each for the payment pods, the namespace's pod Events and the ReplicaSets."""
+        streams: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+            ("Pod", self.core.list_namespaced_pod, {"label_selector": self.selector}),
+            ("Event", self.core.list_namespaced_event, {"field_selector": "involvedObject.kind=Pod"}),
+            ("ReplicaSet", self.apps.list_namespaced_replica_set, {"label_selector": self.selector}),
+        ]
+        threads = []
+        for kind, lister, kwargs in streams:
+            thread = threading.Thread(
+                target=_follow, args=(kind, lister, self.namespace, kwargs, sink, stop), name=f"watch-{kind}"
+            )
+            thread.daemon = True
+            thread.start()
+            threads.append(thread)
+        return threads
+
+
+def _follow(
+    kind: str, lister: Callable[..., Any], namespace: str, kwargs: dict[str, Any], sink: Sink, stop: threading.Event
+) -> None:
+    """Lists then watches, again and again in windows, until `stop`; a watch that expired (410) lists anew."""
+    resource_version: str | None = None
+    while not stop.is_set():
+        watcher = watch.Watch()  # type: ignore[no-untyped-call]
+        options = dict(kwargs, timeout_seconds=WATCH_WINDOW_SECONDS, _request_timeout=WATCH_WINDOW_SECONDS + 5)
+        if resource_version:
+            options["resource_version"] = resource_version
+        try:
+            for event in watcher.stream(lister, namespace, **options):  # type: ignore[no-untyped-call]
+                raw = event["raw_object"]
+                if event["type"] != "ERROR":
+                    resource_version = raw.get("metadata", {}).get("resourceVersion") or resource_version
+                sink(kind, event["type"], raw)
+                if stop.is_set():
+                    watcher.stop()  # type: ignore[no-untyped-call]
+                    break
+        except client.exceptions.ApiException as exc:
+            if exc.status == 410:
+                resource_version = None  # too old: list again (objects seen before are already the baseline)
+            else:
+                time.sleep(1)
+        except Exception:  # a dropped connection: watch again after a pause
+            time.sleep(1)

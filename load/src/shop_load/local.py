@@ -1,0 +1,152 @@
+"""The drill without a cluster (`make run`): the fault goes to the local payment process, whose probes are polled.
+
+There is no orchestrator here: nothing takes the process out of traffic when `/ready` turns 503 and nothing
+restarts it when `/healthz` does. The drill shows the detection, what the customers saw meanwhile, and then
+clears the fault itself (`DELETE /chaos`) so the local shop is healthy again.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from shop_load.report import Mark
+
+PROBE_INTERVAL_SECONDS = 0.25
+PROBE_TIMEOUT_SECONDS = 1.0
+
+NO_ORCHESTRATOR_NOTE = (
+    "No orchestrator here: nothing restarts the local payment process or takes it out of traffic. The drill saw "
+    "the fault through /healthz and /ready (the times above); at the end it cleared the fault itself with "
+    "DELETE /chaos (a hang ends by itself). On Kubernetes, readiness would remove the pod from the Service and "
+    "liveness would restart its container."
+)
+
+
+class ChaosRefused(Exception):
+    """The chaos endpoint refused the fault (disabled, wrong token, unreachable); the message says what to do."""
+
+
+def _describe(status: int | None, detail: str) -> str:
+    return f"answered {status}" + (f" ({detail})" if detail else "") if status is not None else f"no answer: {detail}"
+
+
+@dataclass
+class ProbeTracker:
+    """Probe answers of one process after the injection → marks. Pure."""
+
+    ready: bool = True
+    liveness_failed: bool = False
+    gone: bool = False
+    unready_seen: bool = False
+
+    def observe(
+        self, t: float, healthz: int | None, ready: int | None, healthz_detail: str = "", ready_detail: str = ""
+    ) -> list[Mark]:
+        marks: list[Mark] = []
+        refused = "refused" in (healthz_detail + ready_detail).lower()
+        if healthz is None and ready is None and refused and not self.gone:
+            self.gone = True
+            marks.append(Mark(t, "process_gone", None, "connection refused: the process is not running"))
+        if healthz != 200 and not self.liveness_failed:
+            self.liveness_failed = True
+            marks.append(Mark(t, "liveness_failed", None, "GET /healthz " + _describe(healthz, healthz_detail)))
+        if ready != 200 and self.ready:
+            self.ready, self.unready_seen = False, True
+            marks.append(Mark(t, "unready", None, "GET /ready " + _describe(ready, ready_detail)))
+        elif ready == 200 and not self.ready:
+            self.ready = True
+            marks.append(Mark(t, "ready_again", None, "GET /ready answered 200"))
+        if healthz == 200:
+            self.liveness_failed = False  # a later failure (another episode) is a mark again
+        return marks
+
+
+async def probe(client: httpx.AsyncClient, url: str) -> tuple[int | None, str]:
+    try:
+        response = await client.get(url, timeout=PROBE_TIMEOUT_SECONDS)
+    except httpx.TimeoutException:
+        return None, "timed out"
+    except httpx.HTTPError as exc:
+        return None, "connection refused" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
+    reason = ""
+    if response.status_code != 200:
+        try:
+            body = response.json()
+            reason = str(body.get("reason") or body.get("detail") or "") if isinstance(body, dict) else ""
+        except ValueError:
+            reason = ""
+    return response.status_code, reason[:120]
+
+
+@dataclass
+class LocalPayment:
+    url: str
+    token: str
+    clock: Callable[[], float]
+    marks: list[Mark] = field(default_factory=list)
+    tracker: ProbeTracker = field(default_factory=ProbeTracker)
+    ready_event: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while the last poll found the process ready."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Chaos-Token": self.token}
+
+    async def check(self, client: httpx.AsyncClient) -> None:
+        """Fails early, with what to do, when the payment process or its chaos endpoint is not usable."""
+        try:
+            response = await client.get(self.url + "/chaos", headers=self.headers, timeout=5)
+        except httpx.HTTPError as exc:
+            raise ChaosRefused(f"the payment process at {self.url} does not answer ({type(exc).__name__})") from None
+        if response.status_code == 404:
+            raise ChaosRefused(
+                f"chaos is disabled at {self.url}: start the shop with CHAOS_ENABLED=true CHAOS_TOKEN=..."
+            )
+        if response.status_code in {401, 403}:
+            raise ChaosRefused(f"{self.url} refused the chaos token: pass the shop's CHAOS_TOKEN (--chaos-token)")
+        if response.status_code != 200:
+            raise ChaosRefused(f"GET {self.url}/chaos answered {response.status_code}")
+
+    async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> str:
+        t = self.clock()
+        response = await client.post(f"{self.url}/chaos/{fault}", json=body, headers=self.headers, timeout=5)
+        if response.status_code >= 300:
+            raise ChaosRefused(f"POST /chaos/{fault} answered {response.status_code}: {response.text[:200]}")
+        detail = f"POST /chaos/{fault} {dict(body) if body else ''}".strip()
+        self.marks.append(Mark(t, "injected", None, detail))
+        return detail
+
+    async def clear(self, client: httpx.AsyncClient) -> bool:
+        try:
+            response = await client.delete(self.url + "/chaos", headers=self.headers, timeout=5)
+        except httpx.HTTPError:
+            return False
+        if response.status_code == 200:
+            self.marks.append(Mark(self.clock(), "fault_cleared", None, "DELETE /chaos"))
+            return True
+        return False
+
+    async def watch(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            (healthz, h_detail), (ready, r_detail) = await asyncio.gather(
+                probe(client, self.url + "/healthz"), probe(client, self.url + "/ready")
+            )
+            self.marks += self.tracker.observe(self.clock(), healthz, ready, h_detail, r_detail)
+            if self.tracker.ready:
+                self.ready_event.set()
+            else:
+                self.ready_event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PROBE_INTERVAL_SECONDS)
+
+    def recovered(self) -> bool:
+        return self.tracker.unready_seen and self.tracker.ready
+
+
+def monotonic_clock(start: float) -> Callable[[], float]:
+    return lambda: time.monotonic() - start

@@ -1,0 +1,101 @@
+"""What a customer of the shop does, whichever tool drives it (Locust or the drill): the weights of a real shop,
+the test cards, how a basket is chosen and which answers of `POST /api/payments` are final.
+
+No Locust import here: importing Locust monkey-patches the standard library with gevent.
+"""
+
+import random
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+APPROVED_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+
+TASK_WEIGHTS: Mapping[str, int] = {
+    "browse": 40,  # a page of the product list
+    "search": 15,
+    "view": 30,  # one product
+    "orders": 5,  # my payments
+    "checkout": 6,  # pay for a basket
+}
+"""Relative weights of a Locust customer's tasks: browsing is by far the most common, as in a real shop."""
+
+SEARCH_TERMS = ("keyboard", "usb", "monitor", "desk", "wireless", "cable", "lamp", "ssd", "mouse", "speaker")
+
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+"""Answers after which a customer retries with the same Idempotency-Key: the payment may or may not exist yet."""
+
+INSUFFICIENT_STOCK = "insufficient-stock"
+
+
+def new_credentials() -> dict[str, str]:
+    """A throw-away customer: unique email, random password, a name."""
+    suffix = uuid.uuid4().hex[:12]
+    return {"email": f"shopper-{suffix}@example.com", "password": secrets.token_urlsafe(12), "name": "Load Shopper"}
+
+
+def new_idempotency_key(prefix: str = "checkout") -> str:
+    return f"{prefix}-{uuid.uuid4()}"
+
+
+def in_stock(products: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [product for product in products if int(product.get("stock", 0)) > 0]
+
+
+def pick_basket(
+    products: Sequence[Mapping[str, Any]], rng: random.Random, *, max_lines: int = 2
+) -> list[dict[str, Any]]:
+    """One or two lines of products that had stock, one unit each (rarely two), weighted by the stock left so a
+    busy sale drains the shelves evenly. Empty when nothing has stock."""
+    available = in_stock(products)
+    if not available:
+        return []
+    lines = min(len(available), 1 if rng.random() < 0.75 else max_lines)
+    chosen: list[Mapping[str, Any]] = []
+    pool = list(available)
+    for _ in range(lines):
+        product = rng.choices(pool, weights=[int(p["stock"]) for p in pool])[0]
+        pool.remove(product)
+        chosen.append(product)
+    return [{"sku": str(p["sku"]), "quantity": 2 if int(p["stock"]) > 20 and rng.random() < 0.1 else 1} for p in chosen]
+
+
+def card_for(rng: random.Random, declined_share: float) -> str:
+    return DECLINED_CARD if rng.random() < declined_share else APPROVED_CARD
+
+
+def problem_slug(body: object) -> str:
+    """The last segment of a problem+json `type` ("insufficient-stock"), or ''."""
+    if isinstance(body, Mapping):
+        kind = body.get("type")
+        if isinstance(kind, str):
+            return kind.rstrip("/").rsplit("/", 1)[-1]
+    return ""
+
+
+def checkout_outcome(status: int | None, body: object) -> str:
+    """What a payment answer means to the customer: captured, declined, out_of_stock (a correct business answer),
+    retry (try again with the same key), or rejected (the request itself was refused)."""
+    if status == 201:
+        return "captured"
+    if status == 402:
+        return "declined"
+    if status == 409 and problem_slug(body) == INSUFFICIENT_STOCK:
+        return "out_of_stock"
+    if status is None or status in RETRYABLE_STATUSES:
+        return "retry"
+    return "rejected"
+
+
+def payment_of(status: int | None, body: object) -> Mapping[str, Any] | None:
+    """The payment in a 201 answer (the body) or a 402 problem (its `payment` member)."""
+    if not isinstance(body, Mapping):
+        return None
+    if status == 201:
+        return body
+    if status == 402 and isinstance(body.get("payment"), Mapping):
+        payment: Mapping[str, Any] = body["payment"]
+        return payment
+    return None

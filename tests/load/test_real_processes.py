@@ -1,0 +1,123 @@
+"""The drill, Locust and the bench against the shop as real processes (catalog, users, payment and storefront
+under uvicorn, with chaos enabled and a 250 MB memory budget), each bounded in time."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.load.conftest import CHAOS_TOKEN, RealShop
+
+pytestmark = pytest.mark.process
+
+ROOT = Path(__file__).parents[2]
+
+
+def run(args: list[str], *, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_the_drill_against_the_local_shop_detects_the_leak_and_checks_the_invariants(
+    real_shop: RealShop, tmp_path: Path
+) -> None:
+    out = tmp_path / "drill-out"
+    drill = [
+        "-m", "shop_load.drill", "--url", real_shop.storefront.url,
+        "--payment-url", real_shop.payment.url, "--rate", "4", "--customers", "4",
+        "--warmup", "5", "--duration", "10", "--cooldown", "4", "--leak-mb-per-second", "40", "--settle", "10",
+    ]  # fmt: skip
+    no_cluster = {"KUBECONFIG": str(tmp_path / "no-kubeconfig"), "KUBERNETES_SERVICE_HOST": ""}
+    result = run(drill, timeout=150, CHAOS_TOKEN=CHAOS_TOKEN, DRILL_OUT=str(out), **no_cluster)
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    report = json.loads((out / "drill-resilient.json").read_text())
+    steps = report["timeline"]
+    assert steps["injected"] >= 5
+    assert steps["injected"] < steps["unready"] < steps["injected"] + 10, "readiness turned 503 within 10 s"
+    assert steps["injected"] < steps["liveness_failed"] < steps["injected"] + 10, "liveness turned 503 within 10 s"
+    assert steps["fault_cleared"] is not None
+    assert steps["ready_again"] > steps["fault_cleared"]
+    assert steps["restarted"] is None
+    assert report["restarts"] == 0
+    assert report["settings"]["mode"] == "local"  # no cluster reachable: detected, not asked for
+    assert report["requests"]["sent"] > 50
+    assert report["requests"]["per_second"][0].keys() >= {"sent", "succeeded", "failed", "p50_ms", "p99_ms"}
+    assert report["checkouts"]["total"] >= 60
+    assert report["checkouts"]["success_rate"] == 1.0  # a leaking process still serves until it dies
+    assert set(report["latency_ms"]) == {"before", "during", "after"}
+    assert all(report["latency_ms"][phase]["p99_ms"] is not None for phase in ("before", "during", "after"))
+    assert [(i["name"], i["ok"]) for i in report["invariants"]] == [
+        ("answered_payments_stored", True),
+        ("one_payment_per_key", True),
+        ("stock_conserved", True),
+    ]
+    assert "No orchestrator" in result.stdout
+    assert (out / "drill-resilient.png").read_bytes().startswith(b"\x89PNG")
+
+    # An invariant broken on purpose behind the API: a captured payment's row says declined.
+    with psycopg.connect(real_shop.database_urls["payment"], autocommit=True) as conn:
+        changed = conn.execute(
+            "UPDATE payments SET status = 'declined' WHERE id = "
+            "(SELECT id FROM payments WHERE status = 'captured' ORDER BY created_at LIMIT 1) RETURNING id"
+        ).fetchone()
+    assert changed is not None
+    check = run(["-m", "shop_load.drill", "--check", str(out / "drill-resilient.ledger.json")], timeout=60)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "FAIL  answered_payments_stored" in check.stdout
+    assert f"payment {changed[0]}" in check.stdout
+    assert "INVARIANT FAILED: answered_payments_stored" in check.stdout
+    assert "PASS  stock_conserved" in check.stdout
+
+
+def test_a_short_locust_run_has_no_failures(real_shop: RealShop, tmp_path: Path) -> None:
+    locust = [
+        "-m", "locust", "-f", "load/locustfile.py", "--headless", "-u", "3", "-r", "3", "-t", "5s",
+        "--host", real_shop.storefront.url, "--only-summary", "--csv", str(tmp_path / "locust"),
+    ]  # fmt: skip
+    result = run(locust, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with (tmp_path / "locust_stats.csv").open() as stats:
+        rows = {row["Name"]: row for row in csv.DictReader(stats)}
+    total = rows["Aggregated"]
+    assert int(total["Request Count"]) >= 10
+    assert int(total["Failure Count"]) == 0, result.stderr[-3000:]
+    assert {"/api/users", "/api/tokens", "/api/products"} <= rows.keys()
+
+
+def test_the_bench_prints_ratios_against_its_ceilings(real_shop: RealShop, tmp_path: Path) -> None:
+    bench = [
+        "-m", "shop_load.bench", "--seconds", "1", "--concurrency", "4",
+        "--storefront-url", real_shop.storefront.url, "--catalog-url", real_shop.catalog.url,
+        "--payment-url", real_shop.payment.url, "--database-url", real_shop.database_urls["payment"],
+        "--json", str(tmp_path / "bench.json"),
+    ]  # fmt: skip
+    result = run(bench, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{os.cpu_count()} cores" in result.stdout
+    measured = json.loads((tmp_path / "bench.json").read_text())["measurements"]
+    names = [m["name"] for m in measured]
+    assert names == [
+        "bare FastAPI, same bytes",
+        "GET /products (catalog)",
+        "GET /api/products (storefront)",
+        "psycopg loop, payment + item in one transaction",
+        "POST /payments (payment)",
+        "POST /api/payments (storefront)",
+    ]
+    assert all(m["requests"] > 0 and m["errors"] == 0 for m in measured), measured
+    for line in result.stdout.splitlines()[4:]:
+        assert "ceiling" in line or "x" in line.split()[-1]

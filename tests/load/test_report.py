@@ -1,0 +1,286 @@
+"""The drill's report and invariants as pure functions, and its PNG."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shop_load import plot
+from shop_load.customers import Customer
+from shop_load.invariants import (
+    Ledger,
+    Observed,
+    check_answered_payments,
+    check_one_payment_per_key,
+    check_stock,
+    evaluate,
+)
+from shop_load.report import (
+    Checkout,
+    InvariantResult,
+    Mark,
+    RequestRecord,
+    build_report,
+    compare,
+    latency_phases,
+    per_second,
+    percentile,
+    summary,
+)
+
+PAY = "POST /api/payments"
+
+
+def checkout(key: str, outcome: str, payment_id: str | None, customer: int = 0, status: int | None = None) -> Checkout:
+    statuses = {"captured": 201, "declined": 402, "out_of_stock": 409}
+    return Checkout(
+        key,
+        customer,
+        {"items": [{"sku": "KB-ERGO-01", "quantity": 1}], "card_number": "4242424242424242"},
+        1.0,
+        outcome,
+        status or statuses.get(outcome),
+        payment_id,
+        1,
+    )
+
+
+def payment(payment_id: str, status: str) -> dict[str, Any]:
+    return {"id": payment_id, "status": status, "amount_cents": 14900, "currency": "EUR"}
+
+
+def declined_problem(payment_id: str) -> dict[str, Any]:
+    return {
+        "type": "https://resilient-shop.dev/problems/payment-declined",
+        "status": 402,
+        "payment": payment(payment_id, "declined"),
+    }
+
+
+INVENTORY = [
+    {"sku": "KB-ERGO-01", "stock": 40, "held": 0, "sold": 0},
+    {"sku": "MS-VERT-02", "stock": 80, "held": 0, "sold": 0},
+]
+
+
+def consistent() -> tuple[Ledger, Observed]:
+    """Three checkouts: captured, declined, and one whose customer gave up and that the check finished."""
+    checkouts = [
+        checkout("k-1", "captured", "p-1"),
+        checkout("k-2", "declined", "p-2"),
+        checkout("k-3", "failed", None, status=503),
+        checkout("k-4", "out_of_stock", None),
+    ]
+    ledger = Ledger(
+        "http://shop", "2026-11-25T14:00:00+00:00", 300, [Customer("a@example.com", "t")], checkouts, INVENTORY
+    )
+    observed = Observed(
+        fetched={"k-1": (200, payment("p-1", "captured")), "k-2": (200, payment("p-2", "declined"))},
+        replays={
+            "k-1": (201, payment("p-1", "captured")),
+            "k-2": (402, declined_problem("p-2")),
+            "k-3": (201, payment("p-3", "captured")),
+        },
+        listed={0: ["p-3", "p-2", "p-1"]},
+        final_inventory=[
+            {"sku": "KB-ERGO-01", "stock": 38, "held": 0, "sold": 2},
+            {"sku": "MS-VERT-02", "stock": 80, "held": 0, "sold": 0},
+        ],
+        elapsed_seconds=60,
+    )
+    return ledger, observed
+
+
+def test_every_invariant_holds_for_a_consistent_shop() -> None:
+    ledger, observed = consistent()
+    results = evaluate(ledger, observed)
+    assert [(r.name, r.ok) for r in results] == [
+        ("answered_payments_stored", True),
+        ("one_payment_per_key", True),
+        ("stock_conserved", True),
+    ]
+
+
+def test_a_payment_changed_behind_the_api_breaks_answered_payments_stored() -> None:
+    ledger, observed = consistent()
+    observed.fetched["k-1"] = (200, payment("p-1", "declined"))
+    result = check_answered_payments(ledger.checkouts, observed.fetched)
+    assert not result.ok
+    assert result.detail == "1 violation(s): payment p-1 (key k-1) was answered captured but is stored as declined"
+
+
+def test_a_lost_payment_breaks_answered_payments_stored() -> None:
+    ledger, observed = consistent()
+    observed.fetched["k-2"] = (404, {"status": 404})
+    assert not check_answered_payments(ledger.checkouts, observed.fetched).ok
+
+
+def test_a_key_with_a_second_payment_breaks_one_payment_per_key() -> None:
+    ledger, observed = consistent()
+    observed.listed[0].append("p-9")  # a payment no key answers with: a key was charged twice
+    result = check_one_payment_per_key(ledger.checkouts, observed.replays, observed.listed)
+    assert not result.ok
+    assert "p-9" in result.detail
+
+
+def test_a_replay_answering_another_payment_breaks_one_payment_per_key() -> None:
+    ledger, observed = consistent()
+    observed.replays["k-1"] = (201, payment("p-7", "captured"))
+    observed.listed[0].append("p-7")
+    result = check_one_payment_per_key(ledger.checkouts, observed.replays, observed.listed)
+    assert not result.ok
+    assert "key k-1 sent again gave payment p-7" in result.detail
+
+
+def test_a_key_still_in_doubt_breaks_one_payment_per_key() -> None:
+    ledger, observed = consistent()
+    observed.replays["k-3"] = (503, {"status": 503})
+    assert not check_one_payment_per_key(ledger.checkouts, observed.replays, observed.listed).ok
+
+
+def test_stock_that_appears_or_vanishes_breaks_stock_conserved() -> None:
+    final = [{"sku": "KB-ERGO-01", "stock": 38, "held": 0, "sold": 1}, INVENTORY[1]]
+    result = check_stock(INVENTORY, final, elapsed_seconds=60, reservation_ttl_seconds=300)
+    assert not result.ok
+    assert result.detail == "1 violation(s): KB-ERGO-01: stock 38 + held 0 + sold 1 = 39, was 40"
+
+
+def test_held_stock_passes_only_while_younger_than_the_reservation_ttl() -> None:
+    final = [{"sku": "KB-ERGO-01", "stock": 38, "held": 1, "sold": 1}, INVENTORY[1]]
+    young = check_stock(INVENTORY, final, elapsed_seconds=60, reservation_ttl_seconds=300)
+    assert young.ok
+    assert "1 units still held" in young.detail
+    old = check_stock(INVENTORY, final, elapsed_seconds=400, reservation_ttl_seconds=300)
+    assert not old.ok
+    assert "did not expire" in old.detail
+
+
+def test_the_ledger_round_trips_through_json(tmp_path: Path) -> None:
+    ledger, _ = consistent()
+    ledger.save(tmp_path / "ledger.json")
+    assert Ledger.load(tmp_path / "ledger.json") == ledger
+
+
+def records() -> list[RequestRecord]:
+    """Two checkouts a second for 30 s; the ones sent in 10-15 s fail after 5 s (a dead pod)."""
+    rows = []
+    for tenth in range(300):
+        t = tenth / 10
+        if tenth % 5:
+            rows.append(RequestRecord(t, "GET /api/products/{sku}", 200, 5.0, True))
+        elif 10 <= t < 15:
+            rows.append(RequestRecord(t, PAY, 503, 5000.0, False))
+        else:
+            rows.append(RequestRecord(t, PAY, 201, 100.0 + t, True))
+    return rows
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([float(v) for v in range(1, 101)], 99) == 99.0
+
+
+def test_per_second_counts_and_latencies() -> None:
+    rows = per_second(records(), 30.0)
+    assert len(rows) == 30
+    assert rows[3] == {
+        "second": 3,
+        "sent": 10,
+        "succeeded": 10,
+        "failed": 0,
+        "p50_ms": 5.0,
+        "p99_ms": 103.5,
+        "checkout_p50_ms": 103.0,
+        "checkout_p99_ms": 103.5,
+    }
+    assert rows[12]["failed"] == 2
+    assert rows[12]["checkout_p99_ms"] == 5000.0
+
+
+def test_latency_is_split_at_the_injection_and_at_recovery() -> None:
+    phases = latency_phases(records(), injected=10.0, recovered=15.0)
+    assert phases["before"]["requests"] == 20
+    assert phases["during"] == {"requests": 10, "failed": 10, "p50_ms": 5000.0, "p99_ms": 5000.0}
+    assert phases["after"]["failed"] == 0
+    assert phases["after"]["p50_ms"] == 122.0
+
+
+def report(profile: str = "resilient", invariants: list[InvariantResult] | None = None) -> dict[str, Any]:
+    marks = [
+        Mark(10.0, "injected", "payment-x", "POST /chaos/leak"),
+        Mark(12.0, "unready", "payment-x"),
+        Mark(16.0, "liveness_failed", "payment-x"),
+        Mark(20.0, "oom_killed", "payment-x", "payment: OOMKilled, exit code 137"),
+        Mark(20.5, "restarted", "payment-x"),
+        Mark(24.0, "ready_again", "payment-x"),
+        Mark(13.0, "unready", "payment-other"),  # another pod: not the timeline of the faulted one
+    ]
+    checkouts = [checkout("k-1", "captured", "p-1"), checkout("k-2", "failed", None)]
+    return build_report(
+        settings={"profile": profile, "mode": "kubernetes", "fault": "leak", "rate": 2.0, "orchestrator": True},
+        records=records(),
+        checkouts=checkouts,
+        marks=marks,
+        replicasets=[],
+        invariants=invariants if invariants is not None else [InvariantResult("stock_conserved", "", True, "ok")],
+        end=30.0,
+        target_pod="payment-x",
+        restarts=1,
+        notes=[],
+        started_at="2026-11-25T14:00:00+00:00",
+    )
+
+
+def test_the_report_has_every_field_of_spec_8() -> None:
+    built = report()
+    assert built["timeline"] == {
+        "injected": 10.0,
+        "unready": 12.0,
+        "liveness_failed": 16.0,
+        "oom_killed": 20.0,
+        "killing": None,
+        "restarted": 20.5,
+        "fault_cleared": None,
+        "ready_again": 24.0,
+    }
+    assert built["restarts"] == 1
+    assert built["requests"]["sent"] == 300
+    assert built["requests"]["failed"] == 10
+    assert len(built["requests"]["per_second"]) == 30
+    assert built["checkouts"]["success_rate"] == 0.5
+    assert set(built["latency_ms"]) == {"before", "during", "after"}
+    assert built["ok"] is True
+    json.dumps(built)  # plain JSON
+    text = summary(built)
+    assert "OOMKilled" in text
+    assert "20.0 s  (+10.0 s)" in text
+    assert "checkout success rate                 50.00 %" in text
+
+
+def test_a_failed_invariant_makes_the_report_not_ok() -> None:
+    built = report(invariants=[InvariantResult("one_payment_per_key", "", False, "1 violation(s): ...")])
+    assert built["ok"] is False
+    assert "FAIL  one_payment_per_key" in summary(built)
+
+
+def test_compare_puts_profiles_side_by_side() -> None:
+    text = compare([report("resilient"), report("fragile")])
+    header, _, *rows = text.splitlines()
+    assert header.split() == ["resilient", "fragile"]
+    assert any(row.startswith("checkout success rate") and row.count("50.00 %") == 2 for row in rows)
+
+
+def test_the_png_timeline_is_written(tmp_path: Path) -> None:
+    path = plot.render(report(), tmp_path / "out" / "drill.png")
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 20_000
+
+
+@pytest.mark.parametrize("steps", [{}, {"injected": 3.0}])
+def test_the_png_copes_with_a_run_without_marks(tmp_path: Path, steps: dict[str, float]) -> None:
+    built = report()
+    built["timeline"] = {**dict.fromkeys(built["timeline"]), **steps}
+    assert plot.render(built, tmp_path / "drill.png").stat().st_size > 10_000
