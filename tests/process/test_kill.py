@@ -1,7 +1,7 @@
 """SPEC §3/§9 on real processes: a payment process SIGKILLed mid-flight loses nothing and charges nothing twice.
 
-Two payment processes share the database; 30 checkouts run at once with a slow provider (500 ms); one process is
-killed with SIGKILL while they are in flight and a replacement is started. Customers who saw their request fail
+Two payment processes share the database; 30 checkouts start at once on one of them with a slow provider (500 ms);
+it is killed with SIGKILL while they are in flight and a replacement is started. Customers who saw their request fail
 retry with their key on the surviving process; some give up, and the sweeper must finish theirs.
 """
 
@@ -59,7 +59,7 @@ async def test_sigkill_mid_flight_loses_nothing_and_charges_nothing_twice(
                     "items": [{"sku": SKUS[i % 3], "quantity": 1 + i % 2}],
                     "card_number": DECLINED if i % 7 == 0 else APPROVED,
                 },
-                "target": victim if i % 2 == 0 else survivor,
+                "target": victim,  # all in flight on the process about to die; retries go to the survivor
                 "gives_up": i % 6 == 0,
             }
             for i in range(30)
