@@ -49,7 +49,7 @@ typecheck: install ## mypy --strict on services/, tools/ and load/
 	$(UV) run --locked mypy services tools/devtools/src load/src
 
 pytest: install ## the test suite against a real (embedded) PostgreSQL
-	$(UV) run --locked pytest $(PYTEST_ARGS)
+	PATH="$(dir $(UV)):$$PATH" $(UV) run --locked pytest $(PYTEST_ARGS)
 
 images: install ## build the four images resilient-shop/<service>:<version> (BASE_IMAGE, CA_BUNDLE, DOCKER_BUILD_NETWORK)
 	$(UV) run --locked python -m shop_devtools.images

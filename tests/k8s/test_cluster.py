@@ -21,7 +21,7 @@ from shop_devtools.cluster import ClusterError, Runner, Shop, Target
 from shop_users.security import load_private_key
 from shop_users.settings import UsersSettings
 from shopkit.settings import PLACEHOLDER_SECRETS
-from tests.k8s.conftest import K8S, MONITORING_PRESENT, REPO
+from tests.k8s.conftest import K8S, REPO
 
 PODS = json.loads((Path(__file__).parent / "data" / "payment-pods.json").read_text())
 CONTEXTS = {"kind": "kind-resilient-shop", "minikube": "resilient-shop"}
@@ -397,8 +397,8 @@ def test_deploy_needs_the_clusters_context(checkout: Path, tools: None) -> None:
     assert runner.ran == []
 
 
-@pytest.mark.skipif(MONITORING_PRESENT, reason="checks the message shown when the component is missing")
 def test_monitoring_needs_its_component(checkout: Path, tools: None) -> None:
+    shutil.rmtree(checkout / "k8s" / "components" / "monitoring")
     with pytest.raises(ClusterError, match="components/monitoring"):
         Shop(checkout, FakeRunner()).deploy(Target("kind", monitoring=True))
 
