@@ -10,10 +10,10 @@ from shop_devtools.e2e_containers import (
     ContainerSpec,
     container_specs,
     docker_run_argv,
-    parse_quantity,
     render_manifests,
 )
 from shop_devtools.images import repository_root
+from shop_devtools.quantities import memory_bytes
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
 
@@ -22,7 +22,7 @@ def test_containers_get_what_the_kind_overlay_gives_the_pods() -> None:
     specs = container_specs(render_manifests(repository_root()))
     assert set(specs) == {"catalog", "users", "payment", "storefront"}
     payment = specs["payment"]
-    assert payment.memory_limit_bytes == parse_quantity("256Mi")
+    assert payment.memory_limit_bytes == memory_bytes("256Mi")
     assert payment.run_as_user == 10001
     assert payment.env["MEMORY_BUDGET_FRACTION"] == "0.6"
     assert payment.env["ENVIRONMENT"] == "production"
@@ -55,7 +55,7 @@ def test_docker_run_applies_the_pod_constraints() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"), [("256Mi", 268435456), ("1Gi", 2**30), ("512M", 512 * 10**6), ("1000", 1000)]
+    ("text", "expected"), [("256Mi", 268435456), ("1Gi", 2**30), ("512M", 512 * 10**6), ("64k", 64000), ("1000", 1000)]
 )
-def test_parse_quantity(text: str, expected: int) -> None:
-    assert parse_quantity(text) == expected
+def test_memory_bytes(text: str, expected: int) -> None:
+    assert memory_bytes(text) == expected

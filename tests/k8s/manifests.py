@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shop_devtools.quantities import memory_bytes
+
 Object = dict[str, Any]
 
 SHOP_SERVICES = ("storefront", "catalog", "users", "payment")
@@ -88,14 +90,6 @@ def matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str] | None
         if operator == "DoesNotExist" and present:
             return False
     return True
-
-
-def memory_bytes(quantity: str) -> int:
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
-    for suffix, factor in units.items():
-        if quantity.endswith(suffix):
-            return int(float(quantity[: -len(suffix)]) * factor)
-    return int(quantity)
 
 
 def pod_memory_request(spec: Object) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shop_devtools.quantities import memory_bytes
 from tests.monitoring.conftest import (
     ALERTS,
     COMPONENT,
@@ -25,12 +26,6 @@ MEMORY_REQUESTS_BUDGET_MI = 400
 PINNED_IMAGE = re.compile(r"^[\w./-]+:v?\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?$")
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9, "": 1}
 VALIDATE_TIMEOUT = 120
-
-
-def memory_bytes(quantity: str) -> int:
-    match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|k|M|G|)", str(quantity))
-    assert match, f"unexpected memory quantity {quantity!r}"
-    return int(match.group(1)) * UNITS[match.group(2)]
 
 
 def pod_spec(deployment: Manifest) -> dict[str, Any]:

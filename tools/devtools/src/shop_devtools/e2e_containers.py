@@ -42,6 +42,7 @@ from shop_devtools.engine import Engine, EngineUnavailable
 from shop_devtools.images import image_name, project_version, repository_root
 from shop_devtools.pg import EmbeddedPostgres, free_port
 from shop_devtools.provision import provision
+from shop_devtools.quantities import memory_bytes
 
 SERVICES = ("catalog", "users", "payment", "storefront")
 OVERLAY = "k8s/overlays/kind"
@@ -49,15 +50,6 @@ SECRET_OR_ROUTING = frozenset({"HOST", "PORT", "DATABASE_URL", "CHAOS_TOKEN", "C
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 APPROVED, DECLINED = "4242424242424242", "4000000000000002"
 PREFIX = "rs-e2e"
-
-
-def parse_quantity(value: str) -> int:
-    """A Kubernetes memory quantity (`256Mi`, `1G`, `512000`) in bytes."""
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
-    for suffix, factor in units.items():
-        if value.endswith(suffix):
-            return int(float(value[: -len(suffix)]) * factor)
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ def container_specs(documents: list[dict[str, Any]]) -> dict[str, ContainerSpec]
         user = container.get("securityContext", {}).get("runAsUser") or pod.get("securityContext", {})["runAsUser"]
         specs[name] = ContainerSpec(
             service=name,
-            memory_limit_bytes=parse_quantity(container["resources"]["limits"]["memory"]),
+            memory_limit_bytes=memory_bytes(container["resources"]["limits"]["memory"]),
             run_as_user=int(user),
             env={k: v for k, v in env.items() if k not in SECRET_OR_ROUTING and not k.endswith("_URL")},
         )
