@@ -8,24 +8,20 @@ first: a customer registers, lists products and pays once with an approved and o
 through the storefront, and the payment service (chaos enabled) takes one chaos injection.
 """
 
-import os
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shop_devtools.pg import EmbeddedPostgres, free_port
+from shop_devtools.pg import EmbeddedPostgres
 from tests.conftest import ClonedDatabases
 from tests.monitoring.promql import dashboard_expressions, grouping_labels, matchers, metric_names, rule_expressions
-from tests.process.conftest import ServiceProcess
+from tests.process.conftest import ServiceProcess, launch
 
 pytestmark = pytest.mark.process
 
@@ -75,17 +71,6 @@ class Scrapes:
         return self.services[service]
 
 
-def start(name: str, logs: Path, **env: str) -> ServiceProcess:
-    port = free_port()
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_FORMAT": "json", **env}
-    log_path = logs / f"{name}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", f"shop_{name}"], env=full_env, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    return ServiceProcess(name, port, process, log_path, env)
-
-
 def drive_traffic(client: httpx.Client, services: dict[str, ServiceProcess]) -> None:
     storefront, payment = services["storefront"].url, services["payment"].url
     account = {"email": f"metrics-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse battery"}
@@ -117,12 +102,12 @@ def scrapes(
     databases, logs = ClonedDatabases(postgres), tmp_path_factory.mktemp("service-logs")
     services: dict[str, ServiceProcess] = {}
     try:
-        services["catalog"] = start("catalog", logs, DATABASE_URL=databases["catalog"])
-        services["users"] = start("users", logs, DATABASE_URL=databases["users"])
+        services["catalog"] = launch("catalog", logs, DATABASE_URL=databases["catalog"])
+        services["users"] = launch("users", logs, DATABASE_URL=databases["users"])
         for service in services.values():
             service.wait_ready()
         catalog, users = services["catalog"].url, services["users"].url
-        services["payment"] = start(
+        services["payment"] = launch(
             "payment",
             logs,
             DATABASE_URL=databases["payment"],
@@ -133,7 +118,7 @@ def scrapes(
             CHAOS_TOKEN=CHAOS_TOKEN,
         )
         services["payment"].wait_ready()
-        services["storefront"] = start(
+        services["storefront"] = launch(
             "storefront",
             logs,
             STOREFRONT_CATALOG_URL=catalog,

@@ -58,19 +58,24 @@ class ServiceProcess:
 StartService = Callable[..., ServiceProcess]
 
 
+def launch(name: str, logs: Path, **env: str) -> ServiceProcess:
+    """`python -m shop_<name>` on a free port, its output in `logs`; the caller stops it."""
+    port = free_port()
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_FORMAT": "json", **env}
+    log_path = logs / f"{name}-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"shop_{name}"], env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    return ServiceProcess(name, port, process, log_path, env)
+
+
 @pytest.fixture
 def start_service(tmp_path: Path) -> Iterator[StartService]:
     started: list[ServiceProcess] = []
 
     def start(name: str, *, wait: bool = True, **env: str) -> ServiceProcess:
-        port = free_port()
-        full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_FORMAT": "json", **env}
-        log_path = tmp_path / f"{name}-{port}.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", f"shop_{name}"], env=full_env, stdout=log_file, stderr=subprocess.STDOUT
-            )
-        service = ServiceProcess(name, port, process, log_path, env)
+        service = launch(name, tmp_path, **env)
         started.append(service)
         if wait:
             service.wait_ready()
