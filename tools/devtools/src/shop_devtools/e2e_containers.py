@@ -353,7 +353,7 @@ async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline) -> 
             checkouts.append(c)
             tasks.append(asyncio.create_task(checkout(client, base, customers[c.customer], c, args.patience)))
             sequence += 1
-            if sys.stdout.isatty() or sequence % int(5 * args.rate) == 0:  # a live line, or one every 5 s in CI
+            if sys.stdout.isatty() or sequence % max(1, int(5 * args.rate)) == 0:  # a live line, or one every 5 s in CI
                 done = sum(1 for t in checkouts if t.final_status in (201, 402))
                 line = f"e2e    | {elapsed:5.1f}s  checkouts {len(checkouts)}  answered {done}"
                 print(
