@@ -249,9 +249,10 @@ class Shop:
 
     def remove(self, logs_to: Path | None = None) -> None:
         """Removes every container of the run, keeping their logs in `logs_to`."""
-        for name in self.ports if logs_to else ():
-            logs = self.engine.docker("logs", f"{PREFIX}-{name}", check=False)
-            (logs_to / f"{name}.log").write_text(logs.stdout + logs.stderr)  # type: ignore[operator]
+        if logs_to is not None:
+            for name in self.ports:
+                logs = self.engine.docker("logs", f"{PREFIX}-{name}", check=False)
+                (logs_to / f"{name}.log").write_text(logs.stdout + logs.stderr)
         names = self.engine.docker("ps", "-aq", "--filter", f"name={PREFIX}-", check=False).stdout.split()
         if names:
             self.engine.docker("rm", "--force", *names, check=False)
