@@ -1,11 +1,9 @@
 """The catalog service: products and stock reservations (`shop-catalog serve|migrate`)."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
-import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,18 +14,6 @@ from shop_catalog.settings import CatalogSettings
 
 MIGRATIONS = "shop_catalog:migrations"
 
-log = structlog.get_logger(__name__)
-
-
-async def sweep_expired_reservations(maker: async_sessionmaker[AsyncSession], interval: float) -> None:
-    while True:
-        try:
-            async with maker() as session, session.begin():
-                await service.expire_due(session)
-        except Exception as exc:  # the database may be briefly away; the next round tries again
-            log.warning("reservation_sweep_failed", error_type=type(exc).__name__)
-        await asyncio.sleep(interval)
-
 
 def create_app(
     settings: CatalogSettings | None = None, *, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
@@ -36,15 +22,16 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(
-            sweep_expired_reservations(app.state.sessionmaker, settings.sweep_interval_seconds)
-        )
-        try:
+        maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+
+        async def expire_reservations() -> None:
+            async with maker() as session, session.begin():
+                await service.expire_due(session)
+
+        async with shopkit.periodically(
+            expire_reservations, every=settings.sweep_interval_seconds, name="reservation_sweep"
+        ):
             yield
-        finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
 
     return shopkit.create_app(
         settings,

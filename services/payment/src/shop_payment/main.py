@@ -1,12 +1,10 @@
 """The payment service: idempotent payments, persisted and recovered after a crash (`shop-payment serve|migrate`)."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 
 import httpx
-import structlog
 from fastapi import FastAPI
 
 import shopkit
@@ -18,18 +16,6 @@ from shop_payment.service import Payments
 from shop_payment.settings import PaymentSettings
 
 MIGRATIONS = "shop_payment:migrations"
-
-log = structlog.get_logger(__name__)
-
-
-async def sweep_pending_payments(service: Payments, interval: float) -> None:
-    while True:
-        try:
-            while await service.sweep_once():
-                pass
-        except Exception as exc:  # catalog or the database may be briefly away; the next round tries again
-            log.warning("payment_sweep_failed", error_type=type(exc).__name__)
-        await asyncio.sleep(interval)
 
 
 def create_app(
@@ -53,13 +39,15 @@ def create_app(
             lock_timeout_seconds=settings.lock_timeout_seconds,
         )
         app.state.payments = service
-        sweeper = asyncio.create_task(sweep_pending_payments(service, settings.sweep_interval_seconds))
-        try:
+
+        async def finish_abandoned_payments() -> None:
+            while await service.sweep_once():
+                pass
+
+        async with shopkit.periodically(
+            finish_abandoned_payments, every=settings.sweep_interval_seconds, name="payment_sweep"
+        ):
             yield
-        finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
 
     return shopkit.create_app(
         settings,

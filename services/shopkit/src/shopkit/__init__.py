@@ -1,6 +1,7 @@
 """shopkit: the plumbing every resilient-shop service shares. It holds no domain models."""
 
 from shopkit.app import create_app, database_check
+from shopkit.background import periodically
 from shopkit.db import SessionDep, create_engine, driver_url, new_metadata, sessionmaker
 from shopkit.http import create_client, is_retryable, send_with_retries
 from shopkit.idempotency import IdempotencyKey, fingerprint
@@ -50,6 +51,7 @@ __all__ = [
     "is_retryable",
     "memory_budget",
     "new_metadata",
+    "periodically",
     "problem",
     "resident_memory_bytes",
     "run_env",
