@@ -79,7 +79,7 @@ compose-down: install ## stop the compose stack (the database volume is kept)
 	$(UV) run --locked python -m shop_devtools.compose down
 
 e2e-containers: install ## container proof: real images, OOM kill, restart, nothing lost (installs and starts Docker if needed)
-	$(UV) run --locked python -m shop_devtools.e2e_containers
+	$(UV) run --locked python -m shop_load.containers
 
 load: install ## steady shopping traffic (Locust, headless) against SHOP_URL (USERS, RATE spawn rate, DURATION)
 	$(UV) run --locked locust -f load/locustfile.py --headless -u $(USERS) -r $(RATE) -t $(DURATION) --host $(SHOP_URL)

@@ -86,6 +86,29 @@ def database_urls(postgres: EmbeddedPostgres, template_urls: dict[str, str]) -> 
         databases.drop()
 
 
+Fault = Exception | int
+"""An exception the transport raises, or a status it answers with, instead of passing the request on."""
+
+
+class FaultInjector(httpx.AsyncBaseTransport):
+    """Passes requests to a real app, except that the next queued faults happen first; records what it saw."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.faults: list[Fault] = []
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if not self.faults:
+            return await self.inner.handle_async_request(request)
+        fault = self.faults.pop(0)
+        if isinstance(fault, Exception):
+            raise fault
+        problem = {"type": "about:blank", "title": "Injected", "status": fault, "detail": "injected fault"}
+        return httpx.Response(fault, json=problem, headers={"content-type": "application/problem+json"})
+
+
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
     """Runs the app's lifespan (engine, clients, background tasks) around the test."""

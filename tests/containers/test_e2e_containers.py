@@ -6,14 +6,14 @@ import shutil
 
 import pytest
 
-from shop_devtools.e2e_containers import (
+from shop_devtools.images import repository_root
+from shop_devtools.quantities import memory_bytes
+from shop_load.containers import (
     ContainerSpec,
     container_specs,
     docker_run_argv,
     render_manifests,
 )
-from shop_devtools.images import repository_root
-from shop_devtools.quantities import memory_bytes
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
 

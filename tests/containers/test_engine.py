@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from shop_devtools import e2e_containers, engine
+from shop_devtools import engine
+from shop_load import containers
 
 
 def test_no_engine_and_no_way_to_install_one_is_a_clear_skip(
@@ -17,5 +18,5 @@ def test_no_engine_and_no_way_to_install_one_is_a_clear_skip(
     with pytest.raises(engine.EngineUnavailable, match=r"docker\.io missing and cannot be installed"):
         engine.Engine.ensure(tmp_path)
 
-    assert e2e_containers.main(["--out", str(tmp_path)]) == 0
+    assert containers.main(["--out", str(tmp_path)]) == 0
     assert "SKIPPED: no container engine can run on this machine" in capsys.readouterr().out

@@ -10,23 +10,8 @@ from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
 from shop_users.main import create_app as create_users
 from shop_users.settings import UsersSettings
-from tests.conftest import client_for, register_and_login, running
+from tests.conftest import FaultInjector, client_for, register_and_login, running
 from tests.payment.test_payments import assert_problem, payment_body
-
-
-class Switchable(httpx.AsyncBaseTransport):
-    """The real users app behind a switch that makes it unreachable, as when its pods are all gone."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.down = False
-        self.calls = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.calls += 1
-        if self.down:
-            raise httpx.ConnectError("users is down", request=request)
-        return await self.inner.handle_async_request(request)
 
 
 async def test_tokens_are_verified_from_the_cached_jwks_while_users_is_down(
@@ -34,7 +19,7 @@ async def test_tokens_are_verified_from_the_cached_jwks_while_users_is_down(
 ) -> None:
     catalog = create_catalog(CatalogSettings(database_url=database_urls["catalog"]))
     users = create_users(UsersSettings(database_url=database_urls["users"]))
-    to_users = Switchable(httpx.ASGITransport(app=users))
+    to_users = FaultInjector(httpx.ASGITransport(app=users))
     payment = create_payment(
         PaymentSettings(database_url=database_urls["payment"], provider_latency_ms=0),
         transports={"catalog": httpx.ASGITransport(app=catalog), "users": to_users},
@@ -48,13 +33,13 @@ async def test_tokens_are_verified_from_the_cached_jwks_while_users_is_down(
     ):
         auth = await register_and_login(users_client)
         assert (await client.get("/payments", headers=auth)).status_code == 200
-        fetched = to_users.calls
-        to_users.down = True
+        fetched = len(to_users.requests)
+        to_users.faults = [httpx.ConnectError("users is down")] * 10  # as when all its pods are gone
 
         for key in ("while-down-1", "while-down-2"):
             paid = await client.post("/payments", json=payment_body(), headers={**auth, "Idempotency-Key": key})
             assert paid.status_code == 201
-        assert to_users.calls == fetched  # no JWKS request at all while the keys are cached
+        assert len(to_users.requests) == fetched  # no JWKS request at all while the keys are cached
 
         forged = auth["Authorization"][:-4] + "AAAA"
         assert_problem(await client.get("/payments", headers={"Authorization": forged}), 401)
@@ -62,7 +47,7 @@ async def test_tokens_are_verified_from_the_cached_jwks_while_users_is_down(
 
 async def test_no_cached_keys_and_users_down_is_a_503_not_a_401(database_urls: Mapping[str, str]) -> None:
     users = create_users(UsersSettings(database_url=database_urls["users"]))
-    to_users = Switchable(httpx.ASGITransport(app=users))
+    to_users = FaultInjector(httpx.ASGITransport(app=users))
     payment = create_payment(
         PaymentSettings(database_url=database_urls["payment"]),
         transports={"users": to_users},
@@ -74,6 +59,6 @@ async def test_no_cached_keys_and_users_down_is_a_503_not_a_401(database_urls: M
         client_for(payment, "payment") as client,
     ):
         auth = await register_and_login(users_client)
-        to_users.down = True
+        to_users.faults = [httpx.ConnectError("users is down")] * 10  # as when all its pods are gone
         response = assert_problem(await client.get("/payments", headers=auth), 503)
         assert response["type"].endswith("/dependency-unavailable")

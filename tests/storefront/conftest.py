@@ -14,32 +14,10 @@ from shop_storefront.main import create_app
 from shop_storefront.settings import StorefrontSettings
 from shop_users.main import create_app as create_users
 from shop_users.settings import UsersSettings
-from tests.conftest import client_for, running
+from tests.conftest import FaultInjector, client_for, running
 
 NOTHING_LISTENS = "http://127.0.0.1:9"
 """The discard port: nothing listens there, so a connection is refused at once."""
-
-Fault = Exception | int
-"""An exception the transport raises, or a status it answers with, instead of passing the request on."""
-
-
-class FaultInjector(httpx.AsyncBaseTransport):
-    """Passes requests to a real app, except that the next queued faults happen first; records what it saw."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.faults: list[Fault] = []
-        self.requests: list[httpx.Request] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if not self.faults:
-            return await self.inner.handle_async_request(request)
-        fault = self.faults.pop(0)
-        if isinstance(fault, Exception):
-            raise fault
-        problem = {"type": "about:blank", "title": "Injected", "status": fault, "detail": "injected fault"}
-        return httpx.Response(fault, json=problem, headers={"content-type": "application/problem+json"})
 
 
 @asynccontextmanager

@@ -8,7 +8,8 @@ import pytest
 from fastapi import FastAPI
 
 from shop_storefront.proxy import resolve
-from tests.storefront.conftest import FaultInjector, storefront_client
+from tests.conftest import FaultInjector
+from tests.storefront.conftest import storefront_client
 
 PROBLEM_BASE = "https://resilient-shop.dev/problems/"
 

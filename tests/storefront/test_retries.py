@@ -7,7 +7,8 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.storefront.conftest import Fault, FaultInjector, storefront_client
+from tests.conftest import Fault, FaultInjector
+from tests.storefront.conftest import storefront_client
 
 PROBLEM_BASE = "https://resilient-shop.dev/problems/"
 

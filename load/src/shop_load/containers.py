@@ -1,6 +1,6 @@
 """`make e2e-containers`: the crash story on a real container engine, with the project's own images.
 
-    python -m shop_devtools.e2e_containers [--rate 4] [--leak-mb-per-second 40] [--out .data/e2e]
+    python -m shop_load.containers [--rate 4] [--leak-mb-per-second 40] [--out .data/e2e]
 
 1. A container engine (`engine.Engine`: the running one, or Debian's docker.io installed and started here), a
    Python base image (pulled, or built locally from Debian bookworm), and every service image built with the
@@ -8,10 +8,12 @@
 2. PostgreSQL on the host (the embedded server), the four services as containers with what the Kubernetes
    manifests give them (read from the rendered kind overlay: memory limit, user, plain settings), a read-only
    root filesystem, no capabilities and `--restart always`; two payment containers, storefront routing to both.
-3. Paced customers check out through storefront, retrying with their Idempotency-Key; one payment container is
-   made to leak; its liveness turns 503, the kernel OOM-kills it at the memory limit, the engine restarts it, it
-   becomes ready again. The times of each step and what the customers saw are printed and written as JSON.
-4. Every checkout ends with exactly one payment, none captured twice, and stock + held + sold is unchanged.
+3. The drill's paced customers (`shop_load.customers`) check out through storefront, retrying with their
+   Idempotency-Key; one payment container is made to leak; its liveness turns 503, the kernel OOM-kills it at the
+   memory limit, the engine restarts it, it becomes ready again. The times of each step and what the customers saw
+   are printed and written as JSON.
+4. The drill's invariants hold (`shop_load.invariants`: every answered payment stored once with its status, one
+   payment per key, stock + held + sold unchanged), and below the API the provider charged every payment once.
 Everything it started (containers, dockerd, PostgreSQL) is stopped at the end, also on failure. Exit 0 when every
 check holds; exit 0 with a printed reason when no container engine can run on the machine at all.
 """
@@ -25,30 +27,32 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shop_devtools.cluster import private_key_pem
 from shop_devtools.engine import Engine, EngineUnavailable
 from shop_devtools.images import image_name, project_version, repository_root
 from shop_devtools.pg import EmbeddedPostgres, free_port
 from shop_devtools.provision import provision
 from shop_devtools.quantities import memory_bytes
+from shop_load.customers import Shoppers
+from shop_load.invariants import Ledger, inventory, verify
 
 SERVICES = ("catalog", "users", "payment", "storefront")
 OVERLAY = "k8s/overlays/kind"
 SECRET_OR_ROUTING = frozenset({"HOST", "PORT", "DATABASE_URL", "CHAOS_TOKEN", "CHAOS_ENABLED", "USERS_JWT_PRIVATE_KEY"})
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-APPROVED, DECLINED = "4242424242424242", "4000000000000002"
+ANSWERED = frozenset({"captured", "declined", "out_of_stock"})
+"""A checkout's final answers; `failed` (gave up) and `rejected` are not."""
 PREFIX = "rs-e2e"
 
 
@@ -137,19 +141,6 @@ class Timeline:
         return {k: None if v is None or base is None else round(v - base, 2) for k, v in times.items()}
 
 
-@dataclass
-class Checkout:
-    customer: int
-    key: str
-    sku: str
-    card: str
-    attempts: int = 0
-    first_status: int | None = None
-    final_status: int | None = None
-    payment_id: str | None = None
-    started: float = field(default_factory=time.time)
-
-
 class EventWatcher:
     """`docker events` of one container, turned into the timeline (oom, die, start, health status)."""
 
@@ -199,14 +190,14 @@ class Shop:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def start(self, specs: Mapping[str, ContainerSpec], version: str) -> None:
-        key = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
         payments = f"{self.url('payment-a')},{self.url('payment-b')}"
         common = {"CHAOS_ENABLED": "true", "CHAOS_TOKEN": self.chaos_token}
         plan = {
             "catalog": ("catalog", {"DATABASE_URL": self.database_urls["catalog"]}),
-            "users": ("users", {"DATABASE_URL": self.database_urls["users"], "USERS_JWT_PRIVATE_KEY": key.decode()}),
+            "users": (
+                "users",
+                {"DATABASE_URL": self.database_urls["users"], "USERS_JWT_PRIVATE_KEY": private_key_pem()},
+            ),
             "payment-a": ("payment", {}),
             "payment-b": ("payment", {}),
             "storefront": (
@@ -275,68 +266,34 @@ def check_container_hardening(shop: Shop, specs: Mapping[str, ContainerSpec]) ->
     return problems
 
 
-async def register_customers(client: httpx.AsyncClient, base: str, count: int) -> list[dict[str, str]]:
-    async def one() -> dict[str, str]:
-        email, password = f"e2e-{uuid.uuid4().hex[:12]}@example.com", "container-proof"
-        created = await client.post(f"{base}/api/users", json={"email": email, "password": password, "name": "E2E"})
-        token = await client.post(f"{base}/api/tokens", json={"email": email, "password": password})
-        if created.status_code != 201 or token.status_code != 200:
-            raise RuntimeError(f"registration failed: {created.status_code} {created.text} / {token.text}")
-        return {"Authorization": f"Bearer {token.json()['access_token']}"}
+@dataclass
+class Traffic:
+    """What the paced customers did (the drill's own `Shoppers`), and the ledger the invariants are checked from."""
 
-    return [await one() for _ in range(count)]
+    shoppers: Shoppers
+    ledger: Ledger
 
 
-async def checkout(client: httpx.AsyncClient, base: str, auth: dict[str, str], c: Checkout, patience: float) -> None:
-    """One customer's checkout, retried with the same Idempotency-Key until a final answer or `patience` runs out."""
-    deadline = time.monotonic() + patience
-    body = {"items": [{"sku": c.sku, "quantity": 1}], "card_number": c.card}
-    while time.monotonic() < deadline:
-        c.attempts += 1
-        try:
-            response = await client.post(
-                f"{base}/api/payments", json=body, headers={**auth, "Idempotency-Key": c.key}, timeout=10
-            )
-            status = response.status_code
-        except httpx.HTTPError:
-            status = 599
-        c.first_status = c.first_status or status
-        if status in (201, 402, 409):
-            c.final_status = status
-            payload = response.json()
-            c.payment_id = payload.get("id") or payload.get("payment", {}).get("id")
-            return
-        await asyncio.sleep(0.5)
-
-
-async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline) -> list[Checkout]:
-    base = shop.url("storefront")
-    victim = shop.url("payment-a")
-    checkouts: list[Checkout] = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        customers = await register_customers(client, base, 12)
-        skus = [p["sku"] for p in (await client.get(f"{base}/api/products", params={"limit": 100})).json()["items"]]
-        tasks: list[asyncio.Task[None]] = []
-        started = time.monotonic()
-
-        async def watch_victim() -> None:
-            while timeline.ready_again is None and time.monotonic() - started < args.max_seconds:
-                try:
-                    healthz = (await client.get(victim + "/healthz", timeout=1)).status_code
-                    ready = (await client.get(victim + "/ready", timeout=1)).status_code
-                except httpx.HTTPError:
-                    healthz = ready = 0
-                now = time.time()
-                if timeline.injected and timeline.liveness_failed is None and healthz == 503:
-                    timeline.liveness_failed = now
-                if timeline.restarted and ready == 200:
-                    timeline.ready_again = now
-                await asyncio.sleep(0.25)
-
-        watcher = asyncio.create_task(watch_victim())
-        sequence = 0
+async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline) -> Traffic:
+    """The drill's paced customers through storefront; the leak after the warm-up; stop after recovery + cool-down."""
+    base, victim = shop.url("storefront"), shop.url("payment-a")
+    started = time.monotonic()
+    shoppers = Shoppers(base, clock=lambda: time.monotonic() - started, rate=args.rate, retry_for=args.patience)
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        await shoppers.prepare(client, 12)
+        ledger = Ledger(
+            base_url=base,
+            started_at=datetime.now(UTC).isoformat(),
+            reservation_ttl_seconds=300,
+            customers=shoppers.customers,
+            checkouts=shoppers.checkouts,
+            initial_inventory=await inventory(client),
+        )
+        traffic = asyncio.create_task(shoppers.run(client, stop))
+        traffic_started, reported = time.monotonic(), 0.0  # the warm-up counts from the first checkout
         while True:
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - traffic_started
             if timeline.injected is None and elapsed >= args.warmup:
                 response = await client.post(
                     victim + "/chaos/leak",
@@ -346,34 +303,31 @@ async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline) -> 
                 response.raise_for_status()
                 timeline.injected = time.time()
                 print(f"e2e    | leak injected into payment-a at {args.leak_mb_per_second} MB/s", flush=True)
-            recovered_for = time.time() - (timeline.ready_again or float("inf"))
-            if recovered_for >= args.cooldown or elapsed >= args.max_seconds:
+            try:
+                healthz = (await client.get(victim + "/healthz", timeout=1)).status_code
+                ready = (await client.get(victim + "/ready", timeout=1)).status_code
+            except httpx.HTTPError:
+                healthz = ready = 0
+            if timeline.injected and timeline.liveness_failed is None and healthz == 503:
+                timeline.liveness_failed = time.time()
+            if timeline.restarted and timeline.ready_again is None and ready == 200:
+                timeline.ready_again = time.time()
+            if time.time() - (timeline.ready_again or float("inf")) >= args.cooldown or elapsed >= args.max_seconds:
                 break
-            card = DECLINED if sequence % 10 == 9 else APPROVED
-            c = Checkout(sequence % len(customers), f"e2e-{uuid.uuid4()}", skus[sequence % len(skus)], card)
-            checkouts.append(c)
-            tasks.append(asyncio.create_task(checkout(client, base, customers[c.customer], c, args.patience)))
-            sequence += 1
-            if sys.stdout.isatty() or sequence % max(1, int(5 * args.rate)) == 0:  # a live line, or one every 5 s in CI
-                done = sum(1 for t in checkouts if t.final_status in (201, 402))
-                line = f"e2e    | {elapsed:5.1f}s  checkouts {len(checkouts)}  answered {done}"
-                print(
-                    f"\r{line}   " if sys.stdout.isatty() else line, end="" if sys.stdout.isatty() else "\n", flush=True
-                )
-            await asyncio.sleep(1 / args.rate)
-        print(flush=True)
-        await asyncio.gather(*tasks)
-        watcher.cancel()
-    return checkouts
+            if elapsed - reported >= 5:
+                reported = elapsed
+                answered = sum(1 for c in shoppers.checkouts if c.outcome in ANSWERED)
+                print(f"e2e    | {elapsed:5.1f}s  checkouts {len(shoppers.checkouts)}  answered {answered}", flush=True)
+            await asyncio.sleep(0.25)
+        stop.set()
+        await traffic
+    return Traffic(shoppers, ledger)
 
 
-def inventory(url: str) -> dict[str, int]:
-    return {row["sku"]: row["stock"] + row["held"] + row["sold"] for row in httpx.get(url + "/api/inventory").json()}
-
-
-def check_invariants(shop: Shop, checkouts: list[Checkout], initial: dict[str, int]) -> list[str]:
+def check_provider_books(database_url: str) -> list[str]:
+    """Below the API: no payment left pending, and the provider charged each payment once, as it was recorded."""
     problems = []
-    with psycopg.connect(shop.database_urls["payment"]) as conn:
+    with psycopg.connect(database_url) as conn:
         deadline = time.monotonic() + 20
         while conn.execute("SELECT count(*) FROM payments WHERE status = 'pending'").fetchone() != (0,):
             if time.monotonic() > deadline:
@@ -381,30 +335,20 @@ def check_invariants(shop: Shop, checkouts: list[Checkout], initial: dict[str, i
                 break
             time.sleep(0.5)
         rows = conn.execute(
-            "SELECT p.idempotency_key, p.id::text, p.status, c.outcome, p.amount_cents = c.amount_cents"
+            "SELECT p.id::text, p.status, c.outcome, p.amount_cents = c.amount_cents"
             " FROM payments p LEFT JOIN provider_charges c ON c.payment_id = p.id"
         ).fetchall()
-    by_key: dict[str, list[tuple[str, str, str | None, bool | None]]] = {}
-    for key, payment_id, status, outcome, same_amount in rows:
-        by_key.setdefault(key, []).append((payment_id, status, outcome, same_amount))
-    expected = {201: "captured", 402: "declined"}
-    for c in checkouts:
-        stored = by_key.get(c.key, [])
-        if c.final_status in expected:
-            if len(stored) != 1:
-                problems.append(f"checkout {c.key} answered {c.final_status} has {len(stored)} payments")
-            elif stored[0][0] != c.payment_id or stored[0][1] != expected[c.final_status]:
-                problems.append(f"checkout {c.key}: answered {c.final_status}, stored {stored[0][1]}")
-        elif len(stored) > 1:
-            problems.append(f"checkout {c.key} has {len(stored)} payments")
-    for payments in by_key.values():
-        for payment_id, status, outcome, same_amount in payments:
-            if (status, outcome) not in {("captured", "approved"), ("declined", "declined")} or not same_amount:
-                problems.append(f"payment {payment_id} is {status} but the provider says {outcome}")
-    final = inventory(shop.url("storefront"))
-    problems += [
-        f"{sku}: stock + held + sold was {n}, now {final.get(sku)}" for sku, n in initial.items() if final.get(sku) != n
-    ]
+    for payment_id, status, outcome, same_amount in rows:
+        if (status, outcome) not in {("captured", "approved"), ("declined", "declined")} or not same_amount:
+            problems.append(f"payment {payment_id} is {status} but the provider says {outcome}")
+    return problems
+
+
+def check_invariants(shop: Shop, traffic: Traffic) -> list[str]:
+    """The drill's invariants against the API, and the provider's books in the database."""
+    problems = check_provider_books(shop.database_urls["payment"])
+    for result in asyncio.run(verify(traffic.ledger)):
+        problems += [f"{result.name}: {problem}" for problem in result.problems]
     return problems
 
 
@@ -464,15 +408,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in shop.ports:
             shop.wait_ready(name)
         problems = check_container_hardening(shop, specs)
-        initial = inventory(shop.url("storefront"))
         events = EventWatcher(engine, f"{PREFIX}-payment-a", timeline)
         cleanup.callback(events.stop)
-        checkouts = asyncio.run(scenario(shop, args, timeline))
+        traffic = asyncio.run(scenario(shop, args, timeline))
         state = json.loads(engine.docker("inspect", f"{PREFIX}-payment-a").stdout)[0]
         timeline.restart_count = state["RestartCount"]
         timeline.oom_killed_state = state["State"]["OOMKilled"]
-        problems += check_invariants(shop, checkouts, initial)
-        report = summarize(checkouts, timeline, problems, time.monotonic() - begun)
+        problems += check_invariants(shop, traffic)
+        report = summarize(traffic.shoppers, timeline, problems, time.monotonic() - begun)
         report["storefront_retries_to_payment"] = gateway_retries(shop.url("storefront"))
         (workdir / "report.json").write_text(json.dumps(report, indent=2))
         print_summary(report)
@@ -501,9 +444,10 @@ def print_summary(report: dict[str, Any]) -> None:
         print(f"  problem          {problem}", flush=True)
 
 
-def summarize(checkouts: list[Checkout], timeline: Timeline, problems: list[str], seconds: float) -> dict[str, Any]:
-    answered = [c for c in checkouts if c.final_status in (201, 402)]
-    first_try = [c for c in checkouts if c.first_status in (201, 402)]
+def summarize(shoppers: Shoppers, timeline: Timeline, problems: list[str], seconds: float) -> dict[str, Any]:
+    checkouts = shoppers.checkouts
+    answered = [c for c in checkouts if c.outcome in ANSWERED]
+    first_try = [c for c in answered if c.attempts == 1]
     killed_or_unhealthy = timeline.oom_killed or timeline.died or timeline.unhealthy or timeline.liveness_failed
     if killed_or_unhealthy is None:
         problems.append("the leaking container was never OOM-killed nor unhealthy")
