@@ -8,6 +8,7 @@ import httpx
 import structlog
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
+from starlette.middleware import Middleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shopkit.chaos import ChaosState
@@ -52,12 +53,14 @@ def create_app(
     migrations: str | None = None,
     upstreams: Mapping[str, str] | None = None,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """Builds a service. Nothing connects here; the lifespan opens the engine and the HTTP clients.
 
     `migrations` names the service's Alembic scripts (`"shop_catalog:migrations"`): readiness then requires the
     database to be at their head. `upstreams` maps a name to a base URL; the lifespan opens one client per name
-    in `app.state.http` (`transports` lets tests route a name to an in-process app).
+    in `app.state.http` (`transports` lets tests route a name to an in-process app). `middleware` runs innermost,
+    inside the metrics, request logging and body limit, so what it answers is still counted and logged.
     """
     probes = ProbeState(
         memory_budget=memory_budget(
@@ -97,6 +100,8 @@ def create_app(
     app.state.settings = settings
     app.state.probes = probes
     install_problem_handlers(app)
+    for extra in reversed(middleware):
+        app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_metrics(app, probes)
