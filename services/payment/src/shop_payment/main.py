@@ -31,12 +31,21 @@ def create_app(
             audience=settings.jwt_audience,
             cache_seconds=settings.jwks_cache_seconds,
         )
+        assert settings.database_url is not None
+        # The provider is a remote system with its own connections: it never borrows from the payments' pool.
+        provider_engine = shopkit.create_engine(
+            settings.database_url.get_secret_value(),
+            pool_size=settings.provider_pool_size,
+            application_name="resilient-shop-provider",
+        )
         service = Payments(
             app.state.sessionmaker,
             CatalogClient(app.state.http["catalog"]),
-            SimulatedProvider(app.state.sessionmaker, latency_seconds=settings.provider_latency_ms / 1000),
+            SimulatedProvider(
+                shopkit.sessionmaker(provider_engine), latency_seconds=settings.provider_latency_ms / 1000
+            ),
             lease=timedelta(seconds=settings.pending_lease_seconds),
-            lock_timeout_seconds=settings.lock_timeout_seconds,
+            pending_wait_seconds=settings.pending_wait_seconds,
         )
         app.state.payments = service
 
@@ -44,10 +53,13 @@ def create_app(
             while await service.sweep_once():
                 pass
 
-        async with shopkit.periodically(
-            finish_abandoned_payments, every=settings.sweep_interval_seconds, name="payment_sweep"
-        ):
-            yield
+        try:
+            async with shopkit.periodically(
+                finish_abandoned_payments, every=settings.sweep_interval_seconds, name="payment_sweep"
+            ):
+                yield
+        finally:
+            await provider_engine.dispose()
 
     return shopkit.create_app(
         settings,

@@ -2,7 +2,18 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, UniqueConstraint, func
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shopkit import new_metadata
@@ -19,12 +30,17 @@ class PaymentStatus(enum.StrEnum):
 
 
 class Payment(Base):
-    """A payment is written as `pending` (with its stock reservation) before the provider is called."""
+    """A payment is written as `pending` (with its stock reservation) before the provider is called.
+
+    A pending payment is leased: whoever wrote or claimed it finishes it until `lease_expires_at`; after that a
+    retry with its key or the sweeper may claim it.
+    """
 
     __tablename__ = "payments"
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_payments_user_id_idempotency_key"),
         CheckConstraint("status IN ('pending', 'captured', 'declined')", name="status_known"),
+        Index("ix_payments_pending_lease", "lease_expires_at", postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -41,6 +57,7 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     items: Mapped[list["PaymentItem"]] = relationship(
         lazy="selectin", order_by="PaymentItem.sku", cascade="all, delete-orphan"
     )

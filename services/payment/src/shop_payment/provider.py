@@ -1,8 +1,9 @@
 """The simulated card provider, as a real one behaves: deterministic by card number, slow, idempotent.
 
-It keeps its own books (the `provider_*` tables) and commits them in its own transactions, like a remote system:
-once it has answered for a payment id, it answers the same for that id forever, so a payment retried after a crash
-is never charged twice.
+It keeps its own books (the `provider_*` tables) through its own connection pool, like a remote system: the
+payment's pool never lends it a connection, and none of the payment's transactions is open while it works. Once it
+has answered for a payment id, it answers the same for that id forever, so a payment retried after a crash is
+never charged twice.
 """
 
 import asyncio
@@ -16,21 +17,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shop_payment.models import ProviderCard, ProviderCharge
 
 DECLINED_CARDS = frozenset({"4000000000000002"})
+VAULT_CACHE_SIZE = 10_000
 
 
 class SimulatedProvider:
     def __init__(self, maker: async_sessionmaker[AsyncSession], *, latency_seconds: float) -> None:
         self.maker = maker
         self.latency_seconds = latency_seconds
+        self._vaulted: set[str] = set()
+        """Tokens known to be in the vault already: a card's row never changes, so it is written once."""
 
     async def tokenize(self, card_number: str) -> str:
         token = "tok_" + hashlib.sha256(card_number.encode()).hexdigest()[:40]
-        async with self.maker() as session, session.begin():
-            await session.execute(
-                insert(ProviderCard)
-                .values(token=token, last4=card_number[-4:], approves=card_number not in DECLINED_CARDS)
-                .on_conflict_do_nothing()
-            )
+        if token not in self._vaulted:
+            async with self.maker() as session, session.begin():
+                await session.execute(
+                    insert(ProviderCard)
+                    .values(token=token, last4=card_number[-4:], approves=card_number not in DECLINED_CARDS)
+                    .on_conflict_do_nothing()
+                )
+            if len(self._vaulted) < VAULT_CACHE_SIZE:
+                self._vaulted.add(token)
         return token
 
     async def charge(self, payment_id: uuid.UUID, token: str, amount_cents: int) -> str:

@@ -2,21 +2,27 @@
 
 The order of the steps is what makes a crash harmless:
 1. stock is reserved in catalog under a key derived from (user, Idempotency-Key): a retry gets the same reservation;
-2. the payment row is committed as `pending` with that reservation, unique per (user, Idempotency-Key);
-3. whoever holds the row lock (`SELECT ... FOR UPDATE`) charges the provider (idempotent by payment id), commits or
-   releases the reservation, and moves the row to its final status in the same transaction.
-If the process dies anywhere, PostgreSQL drops its lock and the row stays `pending`: a retry with the key (on any
-replica) or the sweeper (`FOR UPDATE SKIP LOCKED`, only rows older than the lease) does step 3 again, and every part
-of step 3 gives the same answer the second time.
+2. the payment row is committed as `pending` with that reservation, unique per (user, Idempotency-Key), and leased
+   to the request that wrote it (`lease_expires_at`);
+3. the lease holder charges the provider (idempotent by payment id) and commits or releases the reservation with no
+   transaction open and no pooled connection held, then moves the row to its final status with a conditional
+   `UPDATE ... WHERE status = 'pending'`: of everyone who ever gets this far, exactly one changes the row.
+If the process dies anywhere, the row stays `pending` until its lease runs out; then a retry with the key (on any
+replica) or the sweeper (`FOR UPDATE SKIP LOCKED`) claims it with a conditional `UPDATE ... RETURNING` and does
+step 3 again, and every part of step 3 gives the same answer the second time. A settlement holds at most one
+database connection at a time, and none while it waits for the provider or the catalog, so a burst of checkouts
+cannot starve the pool.
 """
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,7 +33,7 @@ from shop_payment.metrics import OLDEST_PENDING, PAYMENTS, RECOVERED
 from shop_payment.models import Payment, PaymentItem, PaymentStatus
 from shop_payment.provider import SimulatedProvider
 from shop_payment.schemas import PaymentCreate
-from shopkit import ShopError, fingerprint
+from shopkit import ShopError, deadlines, fingerprint
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +47,20 @@ def reservation_key(user_id: uuid.UUID, key: str) -> str:
     return "payment:" + hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What finishing a leased pending payment needs; taken from the row when it was written or claimed."""
+
+    id: uuid.UUID
+    card_token: str
+    amount_cents: int
+    reservation_id: uuid.UUID
+
+
+_CLAIM_COLUMNS = (Payment.id, Payment.card_token, Payment.amount_cents, Payment.reservation_id)
+POLL_SECONDS = 0.05
+
+
 class Payments:
     def __init__(
         self,
@@ -49,13 +69,13 @@ class Payments:
         provider: SimulatedProvider,
         *,
         lease: timedelta,
-        lock_timeout_seconds: float,
+        pending_wait_seconds: float,
     ) -> None:
         self.maker = maker
         self.catalog = catalog
         self.provider = provider
         self.lease = lease
-        self.lock_timeout_ms = int(lock_timeout_seconds * 1000)
+        self.pending_wait_seconds = pending_wait_seconds
 
     async def _find(self, user_id: uuid.UUID, key: str) -> Payment | None:
         async with self.maker() as session:
@@ -64,6 +84,10 @@ class Payments:
             )
             return payment
 
+    async def _load(self, payment_id: uuid.UUID) -> Payment:
+        async with self.maker() as session:
+            return await session.get_one(Payment, payment_id)
+
     async def create(self, user_id: uuid.UUID, key: str, body: PaymentCreate) -> Payment:
         """Pays for `body` once per (user, key); returns the payment in its final status."""
         fingerprint_ = request_hash(body)
@@ -71,21 +95,27 @@ class Payments:
         if existing is None:
             token = await self.provider.tokenize(body.card_number)
             reservation = await self.catalog.reserve(reservation_key(user_id, key), body.items)
-            payment_id = uuid.uuid4()
+            claim = Claim(
+                id=uuid.uuid4(),
+                card_token=token,
+                amount_cents=sum(line.quantity * line.unit_price_cents for line in reservation.lines),
+                reservation_id=reservation.id,
+            )
             async with self.maker() as session, session.begin():
                 inserted = await session.scalar(
                     insert(Payment)
                     .values(
-                        id=payment_id,
+                        id=claim.id,
                         user_id=user_id,
                         idempotency_key=key,
                         request_hash=fingerprint_,
                         status=PaymentStatus.PENDING,
-                        amount_cents=sum(line.quantity * line.unit_price_cents for line in reservation.lines),
+                        amount_cents=claim.amount_cents,
                         currency=reservation.lines[0].currency,
                         card_last4=body.card_number[-4:],
                         card_token=token,
                         reservation_id=reservation.id,
+                        lease_expires_at=func.now() + self.lease,
                     )
                     .on_conflict_do_nothing(constraint="uq_payments_user_id_idempotency_key")
                     .returning(Payment.id)
@@ -93,89 +123,140 @@ class Payments:
                 if inserted is not None:
                     session.add_all(
                         PaymentItem(
-                            payment_id=payment_id,
+                            payment_id=claim.id,
                             sku=line.sku,
                             quantity=line.quantity,
                             unit_price_cents=line.unit_price_cents,
                         )
                         for line in reservation.lines
                     )
-                    log.info("payment_pending", payment_id=str(payment_id), reservation_id=str(reservation.id))
-            if inserted is None:  # a concurrent request with the same key won the insert
-                existing = await self._find(user_id, key)
-                assert existing is not None
-            else:
-                return await self._settle(payment_id)
+                    log.info("payment_pending", payment_id=str(claim.id), reservation_id=str(reservation.id))
+            if inserted is not None:  # written by this request, so leased to it
+                return await self._settle(claim)
+            existing = await self._find(user_id, key)  # a concurrent request with the same key won the insert
+            assert existing is not None
         if existing.request_hash != fingerprint_:
             raise IdempotencyKeyReused("This Idempotency-Key was already used with a different request.")
-        return await self._settle(existing.id, retry=True)
+        if existing.status != PaymentStatus.PENDING:
+            return existing
+        return await self._finish_or_wait(existing.id)
 
-    async def _settle(self, payment_id: uuid.UUID, *, retry: bool = False) -> Payment:
-        """Finishes the payment unless it is final already; waits for a concurrent owner instead of racing it."""
-        try:
-            async with self.maker() as session, session.begin():
-                await session.execute(text(f"SET LOCAL lock_timeout = {self.lock_timeout_ms}"))
-                payment = await session.scalar(
-                    select(Payment)
-                    .where(Payment.id == payment_id)
-                    .with_for_update()
-                    .execution_options(populate_existing=True)
+    async def _claim(self, payment_id: uuid.UUID) -> Claim | None:
+        """Takes the lease of a pending payment whose lease ran out; None when it is final or leased to another."""
+        async with self.maker() as session, session.begin():
+            row = (
+                await session.execute(
+                    update(Payment)
+                    .where(
+                        Payment.id == payment_id,
+                        Payment.status == PaymentStatus.PENDING,
+                        Payment.lease_expires_at < func.now(),
+                    )
+                    .values(lease_expires_at=func.now() + self.lease, updated_at=func.now())
+                    .returning(*_CLAIM_COLUMNS)
                 )
-                assert payment is not None
-                if payment.status == PaymentStatus.PENDING:
-                    await self._finish_locked(session, payment)
-                    if retry:
-                        RECOVERED.labels(by="retry").inc()
-                return payment
-        except ShopError as exc:
-            log.warning("payment_left_pending", payment_id=str(payment_id), reason=exc.detail)
-            raise PaymentPending(
-                "The payment is recorded as pending and will be finished; retry with the same Idempotency-Key.",
-                payment_id=str(payment_id),
-            ) from exc
-        except DBAPIError as exc:
-            log.warning("payment_left_pending", payment_id=str(payment_id), error_type=type(exc.orig).__name__)
-            raise PaymentPending(
-                "The payment is busy or the database is unavailable; retry with the same Idempotency-Key.",
-                payment_id=str(payment_id),
-            ) from exc
+            ).one_or_none()
+        return Claim(*row) if row is not None else None
 
-    async def _finish_locked(self, session: AsyncSession, payment: Payment) -> None:
-        outcome = await self.provider.charge(payment.id, payment.card_token, payment.amount_cents)
-        approved = outcome == "approved"
-        reservation_status = await self.catalog.finish(payment.reservation_id, sold=approved)
-        if approved and reservation_status == "committed":
-            payment.status, payment.decline_reason = PaymentStatus.CAPTURED, None
-        elif approved:  # the reservation expired before the capture could be recorded: the charge is voided
-            payment.status, payment.decline_reason = PaymentStatus.DECLINED, "reservation_expired"
-            log.error("capture_voided", payment_id=str(payment.id), reservation_status=reservation_status)
+    async def _finish_or_wait(self, payment_id: uuid.UUID) -> Payment:
+        """A retry: finishes the payment if its owner is gone, else waits a little for the owner to finish it.
+
+        Waiting holds no connection between looks; it ends at `pending_wait_seconds` or the request's deadline,
+        whichever comes first, with 503 and Retry-After: the client retries with the same key.
+        """
+        give_up_at = asyncio.get_running_loop().time() + deadlines.bounded(self.pending_wait_seconds)
+        try:
+            while True:
+                claim = await self._claim(payment_id)
+                if claim is not None:
+                    log.info("payment_recovery", payment_id=str(payment_id), by="retry")
+                    payment = await self._settle(claim)
+                    RECOVERED.labels(by="retry").inc()
+                    return payment
+                payment = await self._load(payment_id)
+                if payment.status != PaymentStatus.PENDING:
+                    return payment
+                if asyncio.get_running_loop().time() + POLL_SECONDS > give_up_at:
+                    break
+                await asyncio.sleep(POLL_SECONDS)
+        except DBAPIError as exc:
+            raise self._pending(payment_id, exc) from exc
+        log.info("payment_still_pending", payment_id=str(payment_id))
+        raise PaymentPending(
+            "The payment is being finished by another request; retry with the same Idempotency-Key.",
+            payment_id=str(payment_id),
+        )
+
+    @staticmethod
+    def _pending(payment_id: uuid.UUID, exc: Exception) -> PaymentPending:
+        if isinstance(exc, ShopError):
+            log.warning("payment_left_pending", payment_id=str(payment_id), reason=exc.detail)
+            detail = "The payment is recorded as pending and will be finished; retry with the same Idempotency-Key."
         else:
-            payment.status, payment.decline_reason = PaymentStatus.DECLINED, "card_declined"
-        payment.completed_at = payment.updated_at = datetime.now(UTC)
-        await session.flush()
-        PAYMENTS.labels(status=payment.status).inc()
-        log.info("payment_" + payment.status, payment_id=str(payment.id), amount_cents=payment.amount_cents)
+            error_type = type(getattr(exc, "orig", None) or exc).__name__
+            log.warning("payment_left_pending", payment_id=str(payment_id), error_type=error_type)
+            detail = "The database is unavailable; the payment will be finished: retry with the same Idempotency-Key."
+        return PaymentPending(detail, payment_id=str(payment_id))
+
+    async def _settle(self, claim: Claim) -> Payment:
+        """Finishes a payment this process holds the lease of. On failure it stays pending for a retry or the
+        sweeper, and the client is told to retry with the same key."""
+        try:
+            outcome = await self.provider.charge(claim.id, claim.card_token, claim.amount_cents)
+            approved = outcome == "approved"
+            reservation_status = await self.catalog.finish(claim.reservation_id, sold=approved)
+            if approved and reservation_status == "committed":
+                status, reason = PaymentStatus.CAPTURED, None
+            elif approved:  # the reservation expired before the capture could be recorded: the charge is voided
+                status, reason = PaymentStatus.DECLINED, "reservation_expired"
+                log.error("capture_voided", payment_id=str(claim.id), reservation_status=reservation_status)
+            else:
+                status, reason = PaymentStatus.DECLINED, "card_declined"
+            async with self.maker() as session, session.begin():
+                finished = await session.scalar(
+                    update(Payment)
+                    .where(Payment.id == claim.id, Payment.status == PaymentStatus.PENDING)
+                    .values(status=status, decline_reason=reason, completed_at=func.now(), updated_at=func.now())
+                    .returning(Payment.id)
+                )
+                payment = await session.get_one(Payment, claim.id, populate_existing=True)
+        except (ShopError, DBAPIError) as exc:
+            raise self._pending(claim.id, exc) from exc
+        if finished is not None:  # this request moved the row; anyone else racing it found it final
+            PAYMENTS.labels(status=status).inc()
+            log.info("payment_" + status, payment_id=str(claim.id), amount_cents=claim.amount_cents)
+        return payment
 
     async def sweep_once(self) -> bool:
-        """Finishes the oldest pending payment whose owner is gone; returns whether there was one."""
+        """Finishes the oldest pending payment whose lease ran out (its owner is gone); says whether there was one."""
         async with self.maker() as session, session.begin():
             oldest = await session.scalar(
                 select(func.min(Payment.created_at)).where(Payment.status == PaymentStatus.PENDING)
             )
             OLDEST_PENDING.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
-            payment = await session.scalar(
-                select(Payment)
-                .where(Payment.status == PaymentStatus.PENDING, Payment.updated_at < datetime.now(UTC) - self.lease)
+            abandoned = (
+                select(Payment.id)
+                .where(Payment.status == PaymentStatus.PENDING, Payment.lease_expires_at < func.now())
                 .order_by(Payment.created_at)
                 .limit(1)
                 .with_for_update(skip_locked=True)
+                .scalar_subquery()
             )
-            if payment is None:
-                return False
-            log.info("payment_recovery", payment_id=str(payment.id), by="sweeper")
-            await self._finish_locked(session, payment)
-            RECOVERED.labels(by="sweeper").inc()
-            return True
+            row = (
+                await session.execute(
+                    update(Payment)
+                    .where(Payment.id == abandoned)
+                    .values(lease_expires_at=func.now() + self.lease, updated_at=func.now())
+                    .returning(*_CLAIM_COLUMNS)
+                )
+            ).one_or_none()
+        if row is None:
+            return False
+        claim = Claim(*row)
+        log.info("payment_recovery", payment_id=str(claim.id), by="sweeper")
+        await self._settle(claim)
+        RECOVERED.labels(by="sweeper").inc()
+        return True
 
     async def get(self, user_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
         async with self.maker() as session:

@@ -18,6 +18,8 @@ class PaymentSettings(ServiceSettings):
     provider_latency_ms: int = Field(150, ge=0, le=60_000)
     pending_lease_seconds: float = Field(5.0, gt=0, le=3600)
     sweep_interval_seconds: float = Field(1.0, gt=0, le=3600)
-    lock_timeout_seconds: float = Field(2.0, gt=0, le=60)
-    """How long a retry waits for the payment's row while its first request is still finishing it; then 503 with
-    Retry-After. Short, so retries piling up behind a slow payment do not hold every pooled connection."""
+    pending_wait_seconds: float = Field(2.0, gt=0, le=60)
+    """How long a retry waits for the request that is still finishing its payment (looking every 50 ms, holding no
+    connection in between); then 503 with Retry-After, and the client retries with the same key."""
+    provider_pool_size: int = Field(4, ge=1, le=50)
+    """Connections of the simulated provider's own pool (as many again for bursts)."""

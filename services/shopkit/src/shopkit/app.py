@@ -8,9 +8,10 @@ import httpx
 import structlog
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
-from starlette.middleware import Middleware
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.middleware import Middleware
 
+from shopkit.admission import AdmissionMiddleware
 from shopkit.chaos import ChaosState
 from shopkit.chaos import router as chaos_router
 from shopkit.db import create_engine, sessionmaker
@@ -30,6 +31,10 @@ log = structlog.get_logger(__name__)
 
 
 def database_check(engine: AsyncEngine, expected_revision: str | None) -> ReadinessCheck:
+    """Readiness of the database as this process sees it. `engine` should be the probe's own (one connection):
+    a probe waiting behind the requests' pool would call a busy service unready, and on Kubernetes take every
+    busy replica out of the Service at once."""
+
     async def check() -> str | None:
         try:
             async with asyncio.timeout(1.0), engine.connect() as connection:
@@ -72,12 +77,15 @@ def create_app(
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             if settings.database_url is not None:
-                engine = create_engine(settings.database_url.get_secret_value(), pool_size=settings.db_pool_size)
+                url = settings.database_url.get_secret_value()
+                engine = create_engine(url, pool_size=settings.db_pool_size)
                 stack.push_async_callback(engine.dispose)
+                probe_engine = create_engine(url, pool_size=1, max_overflow=0, application_name="resilient-shop-probe")
+                stack.push_async_callback(probe_engine.dispose)
                 app.state.engine = engine
                 app.state.sessionmaker = sessionmaker(engine)
                 expected = head_revision(migrations) if migrations else None
-                probes.readiness_checks.append(database_check(engine, expected))
+                probes.readiness_checks[:] = [database_check(probe_engine, expected)]
             if settings.chaos_enabled:
                 stack.callback(app.state.chaos.clear)
             app.state.http = {}
@@ -103,6 +111,9 @@ def create_app(
     for extra in reversed(middleware):
         app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        AdmissionMiddleware, max_in_flight=settings.max_in_flight, timeout_seconds=settings.request_timeout_seconds
+    )
     app.add_middleware(RequestContextMiddleware)
     install_metrics(app, probes)
     app.include_router(probes_router)

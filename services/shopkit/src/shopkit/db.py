@@ -28,14 +28,21 @@ def driver_url(url: str, *, driver: str = "psycopg") -> str:
     return f"postgresql+{driver}://{rest}"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int | None = None, application_name: str = "resilient-shop"
+) -> AsyncEngine:
+    """A pool of `pool_size` connections, plus as many again for bursts unless `max_overflow` says otherwise.
+
+    Waiting for a pooled connection is bounded by the request's deadline (the admission middleware cancels the
+    wait), and by `pool_timeout` outside requests.
+    """
     return create_async_engine(
         driver_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
         pool_timeout=5,
-        connect_args={"connect_timeout": 3, "application_name": "resilient-shop"},
+        connect_args={"connect_timeout": 3, "application_name": application_name},
     )
 
 

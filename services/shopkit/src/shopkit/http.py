@@ -1,4 +1,4 @@
-"""HTTP clients between services: explicit timeouts, the request id passed on, bounded retries."""
+"""HTTP clients between services: explicit timeouts, the request id and the deadline passed on, bounded retries."""
 
 import asyncio
 import itertools
@@ -7,9 +7,12 @@ from collections.abc import Sequence
 import httpx
 import structlog
 
+from shopkit import deadlines
 from shopkit.logging import REQUEST_ID_HEADER, current_request_id
 
 RETRYABLE_STATUSES = frozenset({502, 503})
+"""Answers worth another try; a 503 with `Retry-After` is not one: that service is shedding load, and a retry
+would add to the load it sheds. The caller passes the answer on and the client comes back when told."""
 
 log = structlog.get_logger(__name__)
 
@@ -17,6 +20,26 @@ log = structlog.get_logger(__name__)
 async def _propagate_request_id(request: httpx.Request) -> None:
     if (request_id := current_request_id()) and REQUEST_ID_HEADER not in request.headers:
         request.headers[REQUEST_ID_HEADER] = request_id
+
+
+async def _propagate_deadline(request: httpx.Request) -> None:
+    """Sends what is left of the current request's time, and waits no longer than that for the answer."""
+    budget = deadlines.downstream_budget()
+    if budget is None:
+        return
+    request.headers[deadlines.DEADLINE_HEADER] = str(int(budget * 1000))
+    wait = budget + deadlines.DOWNSTREAM_MARGIN_SECONDS / 2
+    timeouts = request.extensions.get("timeout", {})
+    request.extensions["timeout"] = {
+        phase: wait if seconds is None else min(seconds, wait)
+        for phase, seconds in {"connect": None, "read": None, "write": None, "pool": None, **timeouts}.items()
+    }
+
+
+def _should_retry(response: httpx.Response) -> bool:
+    return response.status_code in RETRYABLE_STATUSES and not (
+        response.status_code == 503 and "retry-after" in response.headers
+    )
 
 
 class BalancedTransport(httpx.AsyncBaseTransport):
@@ -60,7 +83,7 @@ def create_client(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         transport=transport,
-        event_hooks={"request": [_propagate_request_id]},
+        event_hooks={"request": [_propagate_request_id, _propagate_deadline]},
         headers={"user-agent": "resilient-shop"},
     )
 
@@ -70,24 +93,29 @@ def is_retryable(request: httpx.Request) -> bool:
     return request.method in {"GET", "HEAD"} or (request.method == "POST" and "idempotency-key" in request.headers)
 
 
+def _time_for(backoff_seconds: float) -> bool:
+    left = deadlines.remaining()
+    return left is None or left - backoff_seconds > deadlines.DOWNSTREAM_MARGIN_SECONDS
+
+
 async def send_with_retries(
     client: httpx.AsyncClient, request: httpx.Request, *, attempts: int = 3, backoff_seconds: float = 0.1
 ) -> httpx.Response:
     """Sends `request`, retrying connection errors and 502/503 answers when the request is retryable.
 
     Read timeouts are not retried: the upstream may still be doing the work, and a second request would only
-    queue behind it.
+    queue behind it. No retry starts when the request's deadline would pass during its back-off.
     """
     tries = attempts if is_retryable(request) else 1
     for attempt in range(1, tries + 1):
         try:
             response = await client.send(request)
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout, httpx.PoolTimeout):
-            if attempt == tries:
+            if attempt == tries or not _time_for(backoff_seconds * attempt):
                 raise
             log.warning("upstream_retry", url=str(request.url), attempt=attempt, reason="connection")
         else:
-            if response.status_code not in RETRYABLE_STATUSES or attempt == tries:
+            if not _should_retry(response) or attempt == tries or not _time_for(backoff_seconds * attempt):
                 return response
             await response.aclose()
             log.warning("upstream_retry", url=str(request.url), attempt=attempt, status=response.status_code)

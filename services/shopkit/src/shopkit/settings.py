@@ -29,6 +29,10 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["console", "json"] | None = Field(None, validation_alias=shared("LOG_FORMAT"))
     max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias=shared("MAX_BODY_BYTES"))
     http_timeout_seconds: float = Field(5.0, gt=0, validation_alias=shared("HTTP_TIMEOUT_SECONDS"))
+    request_timeout_seconds: float = Field(8.0, gt=0, le=300, validation_alias=shared("REQUEST_TIMEOUT_SECONDS"))
+    """A request's deadline; a caller's `X-Request-Timeout-Ms` can only shorten it. Past it the answer is 503."""
+    max_in_flight: int = Field(128, ge=1, le=100_000, validation_alias=shared("MAX_IN_FLIGHT"))
+    """Requests served at once; one more is answered 503 with Retry-After at once (probes are never counted)."""
     shutdown_delay_seconds: float = Field(0.0, ge=0, le=120, validation_alias=shared("SHUTDOWN_DELAY_SECONDS"))
     memory_budget_bytes: int | None = Field(None, gt=0, validation_alias=shared("MEMORY_BUDGET_BYTES"))
     memory_budget_fraction: float = Field(0.8, gt=0, le=1, validation_alias=shared("MEMORY_BUDGET_FRACTION"))

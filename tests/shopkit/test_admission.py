@@ -1,0 +1,145 @@
+"""Admission control and deadlines: a service sheds what it cannot take at once, never holds a request past its
+deadline, passes what is left of it downstream, and keeps answering its probes while busy."""
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from shop_payment.main import create_app as create_payment
+from shop_payment.settings import PaymentSettings
+from shopkit import ServiceSettings, create_app, send_with_retries
+from tests.conftest import client_for, running
+
+PROBLEM_BASE = "https://resilient-shop.dev/problems/"
+
+
+def slow_app(release: asyncio.Event, **settings: object) -> FastAPI:
+    router = APIRouter()
+
+    @router.get("/slow")
+    async def slow() -> dict[str, str]:
+        await release.wait()
+        return {"status": "done"}
+
+    return create_app(ServiceSettings(**settings), title="slow", routers=[router])  # type: ignore[arg-type]
+
+
+async def test_a_full_service_sheds_at_once_with_retry_after_and_keeps_its_probes() -> None:
+    release = asyncio.Event()
+    app = slow_app(release, max_in_flight=2)
+    async with running(app), client_for(app, "slow") as client:
+        admitted = [asyncio.create_task(client.get("/slow")) for _ in range(2)]
+        await asyncio.sleep(0.05)
+
+        started = time.monotonic()
+        shed = await client.get("/slow")
+        assert time.monotonic() - started < 0.5
+        assert shed.status_code == 503
+        assert shed.headers["content-type"] == "application/problem+json"
+        assert shed.headers["retry-after"] == "1"
+        assert shed.json()["type"] == PROBLEM_BASE + "overloaded"
+        for probe in ("/healthz", "/ready", "/metrics"):
+            assert (await client.get(probe)).status_code == 200, probe
+        assert 'shop_requests_shed_total{reason="overloaded"}' in (await client.get("/metrics")).text
+
+        release.set()
+        assert [r.status_code for r in await asyncio.gather(*admitted)] == [200, 200]
+        assert (await client.get("/slow")).status_code == 200  # the slots are free again
+
+
+@pytest.mark.parametrize(
+    ("own_timeout", "header", "expected"),
+    [(0.3, None, 0.3), (5.0, "200", 0.2), (0.3, "60000", 0.3)],
+    ids=["own deadline", "the caller's shorter budget", "a caller cannot lengthen it"],
+)
+async def test_a_request_is_answered_503_at_its_deadline(
+    own_timeout: float, header: str | None, expected: float
+) -> None:
+    app = slow_app(asyncio.Event(), request_timeout_seconds=own_timeout)
+    headers = {"X-Request-Timeout-Ms": header} if header else {}
+    async with running(app), client_for(app, "slow") as client:
+        started = time.monotonic()
+        response = await client.get("/slow", headers=headers)
+        took = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["type"] == PROBLEM_BASE + "deadline-exceeded"
+    assert expected <= took < expected + 0.3
+
+
+def echo_budget_app() -> FastAPI:
+    echo = FastAPI()
+
+    @echo.get("/echo")
+    async def budget(request: Request) -> Mapping[str, str | None]:
+        return {"budget_ms": request.headers.get("x-request-timeout-ms")}
+
+    @echo.get("/shed")
+    async def shed() -> JSONResponse:
+        return JSONResponse({"status": 503}, status_code=503, headers={"Retry-After": "1"})
+
+    return echo
+
+
+def calling_app(**settings: object) -> FastAPI:
+    router = APIRouter()
+
+    @router.get("/call/{path}")
+    async def call(path: str, request: Request) -> JSONResponse:
+        upstream: httpx.AsyncClient = request.app.state.http["echo"]
+        response = await send_with_retries(upstream, upstream.build_request("GET", f"/{path}"))
+        return JSONResponse(response.json(), status_code=response.status_code)
+
+    return create_app(
+        ServiceSettings(**settings),  # type: ignore[arg-type]
+        title="caller",
+        routers=[router],
+        upstreams={"echo": "http://echo"},
+        transports={"echo": httpx.ASGITransport(app=echo_budget_app())},
+    )
+
+
+async def test_calls_downstream_carry_what_is_left_of_the_deadline() -> None:
+    app = calling_app(request_timeout_seconds=3.0)
+    async with running(app), client_for(app, "caller") as client:
+        own = (await client.get("/call/echo")).json()["budget_ms"]
+        given = (await client.get("/call/echo", headers={"X-Request-Timeout-Ms": "1000"})).json()["budget_ms"]
+
+    assert 2500 <= int(own) <= 2750  # 3 s less the margin kept for the answer to travel back
+    assert 500 <= int(given) <= 750
+
+
+async def test_a_shedding_upstream_is_not_retried_and_its_retry_after_is_passed_on() -> None:
+    app = calling_app()
+    calls: list[httpx.Request] = []
+    async with running(app), client_for(app, "caller") as client:
+        async def record(request: httpx.Request) -> None:
+            calls.append(request)
+
+        app.state.http["echo"].event_hooks["request"].append(record)
+        response = await client.get("/call/shed")
+
+    assert response.status_code == 503
+    assert len(calls) == 1
+
+
+async def test_readiness_does_not_wait_behind_a_busy_pool(database_urls: Mapping[str, str]) -> None:
+    """Every pooled connection checked out (the state of a service under a burst): still ready."""
+    app = create_payment(PaymentSettings(database_url=database_urls["payment"], db_pool_size=1))
+    async with running(app), client_for(app, "payment") as client:
+        assert (await client.get("/ready")).status_code == 200
+        held = [await app.state.engine.connect() for _ in range(2)]  # pool_size 1 + overflow 1: all of them
+        try:
+            started = time.monotonic()
+            ready = await client.get("/ready")
+            assert time.monotonic() - started < 1
+            assert ready.status_code == 200, ready.text
+        finally:
+            for connection in held:
+                await connection.close()
