@@ -2,6 +2,7 @@
 
 from shopkit.app import create_app, database_check
 from shopkit.background import periodically
+from shopkit.cache import CachedResponse, ResponseCache, ResponseCacheMiddleware
 from shopkit.db import SessionDep, create_engine, driver_url, new_metadata, sessionmaker
 from shopkit.http import create_client, is_retryable, send_with_retries
 from shopkit.idempotency import IdempotencyKey, fingerprint
@@ -25,11 +26,14 @@ from shopkit.settings import ServiceSettings, shared
 
 __all__ = [
     "PROBLEM_JSON",
+    "CachedResponse",
     "ConflictError",
     "ForbiddenError",
     "IdempotencyKey",
     "NotFoundError",
     "ProbeState",
+    "ResponseCache",
+    "ResponseCacheMiddleware",
     "ServiceSettings",
     "SessionDep",
     "ShopError",

@@ -1,7 +1,8 @@
 """Request body size limit, answered as problem+json (413) whether the size is announced or streamed.
 
 Bodies here are small JSON documents, so the middleware reads the whole body (up to the limit) before the app
-sees it: an oversized upload is refused before any route runs, the same way for both cases.
+sees it: an oversized upload is refused before any route runs, the same way for both cases. A request without
+`Transfer-Encoding` passes straight through: it has no body, or one whose announced length the server enforces.
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,9 +27,17 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        declared, streamed = b"", False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                streamed = True
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(scope, receive, send)
+            return
+        if not streamed:
+            await self.app(scope, receive, send)
             return
         chunks, size = [], 0
         while True:
