@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.middleware import Middleware
 
 import shopkit
-from shop_catalog import service
+from shop_catalog import freshness, service
 from shop_catalog.routers import products, reservations
 from shop_catalog.settings import CatalogSettings
 
@@ -19,6 +20,8 @@ def create_app(
     settings: CatalogSettings | None = None, *, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
 ) -> FastAPI:
     settings = settings or CatalogSettings()
+    cache = shopkit.ResponseCache(max_age=settings.cache_max_age_seconds, enabled=False)
+    cached = settings.cache_enabled and settings.cache_max_age_seconds > 0 and settings.database_url is not None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -28,19 +31,29 @@ def create_app(
             async with maker() as session, session.begin():
                 await service.expire_due(session)
 
-        async with shopkit.periodically(
-            expire_reservations, every=settings.sweep_interval_seconds, name="reservation_sweep"
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            if cached:
+                assert settings.database_url is not None
+                app.state.product_listener = freshness.Listener(settings.database_url.get_secret_value(), cache)
+                await stack.enter_async_context(freshness.invalidated_by_notifications(app.state.product_listener))
+            await stack.enter_async_context(
+                shopkit.periodically(
+                    expire_reservations, every=settings.sweep_interval_seconds, name="reservation_sweep"
+                )
+            )
             yield
 
-    return shopkit.create_app(
+    app = shopkit.create_app(
         settings,
         title="catalog",
         routers=[products.router, reservations.router],
         lifespan=lifespan,
         migrations=MIGRATIONS,
         transports=transports,
+        middleware=[Middleware(shopkit.ResponseCacheMiddleware, cache=cache, paths={"/products"})] if cached else [],
     )
+    app.state.product_cache = cache
+    return app
 
 
 def serve() -> None:

@@ -12,3 +12,10 @@ class CatalogSettings(ServiceSettings):
     port: int = Field(8081, ge=1, le=65535, validation_alias=shared("PORT"))
     reservation_ttl_seconds: int = Field(300, ge=1, le=86_400)
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)
+    cache_enabled: bool = True
+    """Answer `GET /products` from a cache invalidated by PostgreSQL notifications on every change of a product."""
+    cache_max_age_seconds: float = Field(5.0, ge=0, le=3600)
+    """The longest a cached product list is served, even with no change notified (0 turns the cache off)."""
+    products_max_age_seconds: int = Field(1, ge=0, le=300)
+    """`Cache-Control: public, max-age=N` of the product list: how long caches in front of the catalog (the
+    storefront, browsers) may keep it. 0 asks them not to keep it at all."""

@@ -1,8 +1,9 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from shop_catalog import service
+from shop_catalog.dependencies import SettingsDep
 from shop_catalog.schemas import InventoryRead, ProductPage, ProductRead
 from shopkit import SessionDep
 
@@ -14,10 +15,16 @@ SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
 @router.get("/products")
 async def list_products(
     session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> ProductPage:
+    """Stock as of this read. Caches in front may keep the answer `products_max_age_seconds`; this service's own
+    cache serves it until a product changes (see shop_catalog.freshness)."""
+    max_age = settings.products_max_age_seconds
+    response.headers["Cache-Control"] = f"public, max-age={max_age}" if max_age else "no-cache"
     products, total = await service.list_products(session, limit=limit, offset=offset, query=q)
     return ProductPage(items=[ProductRead.model_validate(p) for p in products], total=total)
 
