@@ -5,11 +5,15 @@ from collections.abc import AsyncIterator, Mapping
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 import shopkit
 from shop_storefront import proxy
 from shop_storefront.routers import api, shop
 from shop_storefront.settings import StorefrontSettings
+
+CACHED_PATHS = frozenset({"/api/products"})
+"""The product list: kept as long as catalog says it may be (`Cache-Control: max-age`), so a hit never calls it."""
 
 
 def create_app(
@@ -17,20 +21,25 @@ def create_app(
 ) -> FastAPI:
     """No database: readiness only asks whether this process can serve, whatever the state of the backends."""
     settings = settings or StorefrontSettings()
+    cache = shopkit.ResponseCache(max_age=settings.cache_max_age_seconds, follow_max_age=True)
+    caching = [Middleware(shopkit.ResponseCacheMiddleware, cache=cache, paths=CACHED_PATHS)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         proxy.instrument(app.state.http)
         yield
 
-    return shopkit.create_app(
+    app = shopkit.create_app(
         settings,
         title="storefront",
         routers=[api.router, shop.router],
         lifespan=lifespan,
         upstreams={"catalog": settings.catalog_url, "users": settings.users_url, "payment": settings.payment_url},
         transports=transports,
+        middleware=caching if settings.cache_max_age_seconds > 0 else [],
     )
+    app.state.product_cache = cache
+    return app
 
 
 def serve() -> None:

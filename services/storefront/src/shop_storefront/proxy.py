@@ -29,7 +29,7 @@ ROUTES: Mapping[str, str] = {
 
 FORWARDED_REQUEST_HEADERS = ("accept", "authorization", "content-type", "idempotency-key")
 """X-Request-ID is passed on too, by the shopkit client: the request id bound to this request's logs."""
-FORWARDED_RESPONSE_HEADERS = ("content-type", "idempotent-replayed", "retry-after", "www-authenticate")
+FORWARDED_RESPONSE_HEADERS = ("cache-control", "content-type", "idempotent-replayed", "retry-after", "www-authenticate")
 
 _SEGMENT_SAFE = "!$&'()*+,;=:@"
 _QUERY_SAFE = _SEGMENT_SAFE + "/?%"

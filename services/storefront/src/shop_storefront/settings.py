@@ -17,3 +17,6 @@ class StorefrontSettings(ServiceSettings):
     payment_url: str = Field("http://127.0.0.1:8083", pattern=r"^https?://\S+$")
     retry_attempts: int = Field(3, ge=1, le=10)
     """Total tries of a retryable request (a GET, or a POST with an Idempotency-Key); 1 turns retries off."""
+    cache_max_age_seconds: float = Field(5.0, ge=0, le=300)
+    """The gateway keeps a `GET /api/products` answer as long as catalog's `Cache-Control: max-age` allows, and
+    never longer than this; 0 turns the gateway's cache off."""
