@@ -119,6 +119,7 @@ async def test_a_shedding_upstream_is_not_retried_and_its_retry_after_is_passed_
     app = calling_app()
     calls: list[httpx.Request] = []
     async with running(app), client_for(app, "caller") as client:
+
         async def record(request: httpx.Request) -> None:
             calls.append(request)
 

@@ -15,6 +15,8 @@ from shopkit.problems import UnavailableError
 DEADLINE_HEADER = "x-request-timeout-ms"
 DOWNSTREAM_MARGIN_SECONDS = 0.25
 """Kept back from the budget passed on, so the answer of a service that gives up reaches its caller in time."""
+MIN_BUDGET_SECONDS = 0.05
+"""Less than this left, a call to another service is not worth starting."""
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("shop_deadline", default=None)
 
@@ -55,14 +57,3 @@ def bounded(seconds: float) -> float:
     """`seconds`, or less when the current request has less time left."""
     left = remaining()
     return seconds if left is None else min(seconds, left)
-
-
-def downstream_budget() -> float | None:
-    """The budget to pass on to another service; raises DeadlineExceeded when nothing worth sending is left."""
-    left = remaining()
-    if left is None:
-        return None
-    budget = left - DOWNSTREAM_MARGIN_SECONDS
-    if budget <= 0.05:
-        raise DeadlineExceeded()
-    return budget

@@ -23,17 +23,18 @@ async def _propagate_request_id(request: httpx.Request) -> None:
 
 
 async def _propagate_deadline(request: httpx.Request) -> None:
-    """Sends what is left of the current request's time, and waits no longer than that for the answer."""
-    budget = deadlines.downstream_budget()
-    if budget is None:
+    """Tells the upstream how long this caller will wait for it: the read timeout, or less when the current
+    request has less time left, minus a margin for the answer to travel back. So the upstream gives up (and says
+    so with a 503) before this caller times out on it."""
+    timeouts = {"connect": None, "read": None, "write": None, "pool": None, **request.extensions.get("timeout", {})}
+    wait = min((t for t in (timeouts["read"], deadlines.remaining()) if t is not None), default=None)
+    if wait is None:
         return
+    budget = wait - deadlines.DOWNSTREAM_MARGIN_SECONDS
+    if budget <= deadlines.MIN_BUDGET_SECONDS:
+        raise deadlines.DeadlineExceeded()
     request.headers[deadlines.DEADLINE_HEADER] = str(int(budget * 1000))
-    wait = budget + deadlines.DOWNSTREAM_MARGIN_SECONDS / 2
-    timeouts = request.extensions.get("timeout", {})
-    request.extensions["timeout"] = {
-        phase: wait if seconds is None else min(seconds, wait)
-        for phase, seconds in {"connect": None, "read": None, "write": None, "pool": None, **timeouts}.items()
-    }
+    request.extensions["timeout"] = {phase: wait if t is None else min(t, wait) for phase, t in timeouts.items()}
 
 
 def _should_retry(response: httpx.Response) -> bool:
