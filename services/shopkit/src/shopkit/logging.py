@@ -1,9 +1,9 @@
 """structlog for every service: JSON in containers, readable in a terminal, a request id bound per request."""
 
 import logging
+import os
 import sys
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -59,6 +59,7 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.log = structlog.get_logger("shopkit.access")
+        self.access = logging.getLogger("shopkit.access")  # its level, checked before a line is even prepared
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,7 +67,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else os.urandom(16).hex()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started_at = time.perf_counter()
@@ -88,7 +89,7 @@ class RequestContextMiddleware:
                 raise
             await internal_error()(scope, receive, send_with_id)
         finally:
-            if scope["path"] not in QUIET_PATHS or status >= 500:
+            if (scope["path"] not in QUIET_PATHS or status >= 500) and self.access.isEnabledFor(logging.INFO):
                 fields: dict[str, Any] = {
                     "method": scope["method"],
                     "path": scope["path"],
