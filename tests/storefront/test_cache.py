@@ -12,7 +12,7 @@ import httpx
 import shop_storefront
 from shop_catalog.main import create_app as create_catalog
 from shop_catalog.settings import CatalogSettings
-from tests.conftest import FaultInjector, running
+from tests.conftest import FaultInjector, Shop, register_and_login, running
 from tests.storefront.conftest import storefront_client
 
 FRESH = {"Cache-Control": "no-cache"}
@@ -94,6 +94,25 @@ async def test_the_bound_setting_caps_catalogs_max_age_and_zero_turns_it_off(
 
 def test_the_web_shop_reloads_the_list_past_every_cache_after_paying() -> None:
     page = (Path(shop_storefront.__file__).parent / "static" / "index.html").read_text()
-    assert 'if (fresh) init.cache = "no-store";' in page
+    fresh = page[page.index("  if (fresh) {") :].splitlines()[1:3]
+    assert [line.strip() for line in fresh] == [
+        'init.cache = "no-store";',
+        'init.headers["Cache-Control"] = "no-cache";',
+    ]
     after_paying = page[page.index("  } finally {\n    renderCart();") :].splitlines()
     assert after_paying[2].strip().startswith('loadProducts("", {fresh: true});')
+
+
+async def test_the_stock_a_payment_took_shows_in_the_web_shops_next_fresh_list(shop: Shop) -> None:
+    """What the page does: list (now cached), pay, list again with no-cache."""
+    auth = await register_and_login(shop.users)
+    before = stock_of(await shop.storefront.get("/api/products", params={"limit": 100}))
+    body = {"items": [{"sku": SKU, "quantity": 3}], "card_number": "4242424242424242"}
+    paid = await shop.storefront.post("/api/payments", json=body, headers={**auth, "Idempotency-Key": uuid.uuid4().hex})
+    assert paid.status_code == 201, paid.text
+
+    assert stock_of(await shop.storefront.get("/api/products", params={"limit": 100})) == before  # cached, max 1 s
+    started = time.monotonic()
+    while stock_of(await shop.storefront.get("/api/products", params={"limit": 100}, headers=FRESH)) != before - 3:
+        assert time.monotonic() - started < 2, "the payment's stock change did not reach the list"
+        await asyncio.sleep(0.005)
