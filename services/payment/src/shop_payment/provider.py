@@ -10,11 +10,12 @@ import asyncio
 import hashlib
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import case, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shop_payment.models import ProviderCard, ProviderCharge
+from shopkit import autocommit
 
 DECLINED_CARDS = frozenset({"4000000000000002"})
 VAULT_CACHE_SIZE = 10_000
@@ -23,6 +24,7 @@ VAULT_CACHE_SIZE = 10_000
 class SimulatedProvider:
     def __init__(self, maker: async_sessionmaker[AsyncSession], *, latency_seconds: float) -> None:
         self.maker = maker
+        self.single = autocommit(maker)
         self.latency_seconds = latency_seconds
         self._vaulted: set[str] = set()
         """Tokens known to be in the vault already: a card's row never changes, so it is written once."""
@@ -43,20 +45,19 @@ class SimulatedProvider:
     async def charge(self, payment_id: uuid.UUID, token: str, amount_cents: int) -> str:
         """Returns "approved" or "declined"; the first answer for a payment id is the answer for good."""
         await asyncio.sleep(self.latency_seconds)
-        async with self.maker() as session, session.begin():
-            card = await session.get_one(ProviderCard, token)
+        async with self.single() as session:
+            outcome = case((ProviderCard.approves, "approved"), else_="declined")
             await session.execute(
                 insert(ProviderCharge)
-                .values(
-                    payment_id=payment_id,
-                    token=token,
-                    amount_cents=amount_cents,
-                    outcome="approved" if card.approves else "declined",
+                .from_select(
+                    ["payment_id", "token", "amount_cents", "outcome"],
+                    select(literal(payment_id), ProviderCard.token, literal(amount_cents), outcome).where(
+                        ProviderCard.token == token
+                    ),
                 )
                 .on_conflict_do_nothing()
             )
-            outcome = await session.scalar(
-                select(ProviderCharge.outcome).where(ProviderCharge.payment_id == payment_id)
-            )
-        assert outcome is not None
-        return outcome
+            answer = await session.scalar(select(ProviderCharge.outcome).where(ProviderCharge.payment_id == payment_id))
+        if answer is None:
+            raise LookupError(f"card token {token} is not in the provider's vault")
+        return answer

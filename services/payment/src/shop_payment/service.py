@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shop_payment.catalog import CatalogClient
@@ -33,7 +34,7 @@ from shop_payment.metrics import OLDEST_PENDING, PAYMENTS, RECOVERED
 from shop_payment.models import Payment, PaymentItem, PaymentStatus
 from shop_payment.provider import SimulatedProvider
 from shop_payment.schemas import PaymentCreate
-from shopkit import ShopError, deadlines, fingerprint
+from shopkit import ShopError, autocommit, deadlines, fingerprint
 
 log = structlog.get_logger(__name__)
 
@@ -72,20 +73,22 @@ class Payments:
         pending_wait_seconds: float,
     ) -> None:
         self.maker = maker
+        self.single = autocommit(maker)
+        """For single statements: no BEGIN and COMMIT round trips around them."""
         self.catalog = catalog
         self.provider = provider
         self.lease = lease
         self.pending_wait_seconds = pending_wait_seconds
 
     async def _find(self, user_id: uuid.UUID, key: str) -> Payment | None:
-        async with self.maker() as session:
+        async with self.single() as session:
             payment: Payment | None = await session.scalar(
                 select(Payment).where(Payment.user_id == user_id, Payment.idempotency_key == key)
             )
             return payment
 
     async def _load(self, payment_id: uuid.UUID) -> Payment:
-        async with self.maker() as session:
+        async with self.single() as session:
             return await session.get_one(Payment, payment_id)
 
     async def create(self, user_id: uuid.UUID, key: str, body: PaymentCreate) -> Payment:
@@ -118,21 +121,31 @@ class Payments:
                         lease_expires_at=func.now() + self.lease,
                     )
                     .on_conflict_do_nothing(constraint="uq_payments_user_id_idempotency_key")
-                    .returning(Payment.id)
+                    .returning(Payment.created_at)
                 )
-                if inserted is not None:
-                    session.add_all(
-                        PaymentItem(
-                            payment_id=claim.id,
-                            sku=line.sku,
-                            quantity=line.quantity,
-                            unit_price_cents=line.unit_price_cents,
-                        )
-                        for line in reservation.lines
+                items = [
+                    PaymentItem(
+                        payment_id=claim.id,
+                        sku=line.sku,
+                        quantity=line.quantity,
+                        unit_price_cents=line.unit_price_cents,
                     )
+                    for line in reservation.lines
+                ]
+                if inserted is not None:
+                    session.add_all(items)
                     log.info("payment_pending", payment_id=str(claim.id), reservation_id=str(reservation.id))
-            if inserted is not None:  # written by this request, so leased to it
-                return await self._settle(claim)
+            if inserted is not None:  # written by this request, so leased to it; what it wrote is what it returns
+                written = Payment(
+                    id=claim.id,
+                    status=PaymentStatus.PENDING,
+                    amount_cents=claim.amount_cents,
+                    currency=reservation.lines[0].currency,
+                    card_last4=body.card_number[-4:],
+                    created_at=inserted,
+                    items=items,
+                )
+                return await self._settle(claim, written)
             existing = await self._find(user_id, key)  # a concurrent request with the same key won the insert
             assert existing is not None
         if existing.request_hash != fingerprint_:
@@ -143,7 +156,7 @@ class Payments:
 
     async def _claim(self, payment_id: uuid.UUID) -> Claim | None:
         """Takes the lease of a pending payment whose lease ran out; None when it is final or leased to another."""
-        async with self.maker() as session, session.begin():
+        async with self.single() as session:
             row = (
                 await session.execute(
                     update(Payment)
@@ -179,7 +192,7 @@ class Payments:
                 if asyncio.get_running_loop().time() + POLL_SECONDS > give_up_at:
                     break
                 await asyncio.sleep(POLL_SECONDS)
-        except DBAPIError as exc:
+        except (DBAPIError, PoolTimeout) as exc:
             raise self._pending(payment_id, exc) from exc
         log.info("payment_still_pending", payment_id=str(payment_id))
         raise PaymentPending(
@@ -198,9 +211,10 @@ class Payments:
             detail = "The database is unavailable; the payment will be finished: retry with the same Idempotency-Key."
         return PaymentPending(detail, payment_id=str(payment_id))
 
-    async def _settle(self, claim: Claim) -> Payment:
-        """Finishes a payment this process holds the lease of. On failure it stays pending for a retry or the
-        sweeper, and the client is told to retry with the same key."""
+    async def _settle(self, claim: Claim, written: Payment | None = None) -> Payment:
+        """Finishes a payment this process holds the lease of and returns it (`written`, when the caller has it in
+        hand, completed in place). On failure it stays pending for a retry or the sweeper, and the client is told
+        to retry with the same key."""
         try:
             outcome = await self.provider.charge(claim.id, claim.card_token, claim.amount_cents)
             approved = outcome == "approved"
@@ -212,20 +226,23 @@ class Payments:
                 log.error("capture_voided", payment_id=str(claim.id), reservation_status=reservation_status)
             else:
                 status, reason = PaymentStatus.DECLINED, "card_declined"
-            async with self.maker() as session, session.begin():
-                finished = await session.scalar(
+            async with self.single() as session:
+                completed_at = await session.scalar(
                     update(Payment)
                     .where(Payment.id == claim.id, Payment.status == PaymentStatus.PENDING)
                     .values(status=status, decline_reason=reason, completed_at=func.now(), updated_at=func.now())
-                    .returning(Payment.id)
+                    .returning(Payment.completed_at)
                 )
-                payment = await session.get_one(Payment, claim.id, populate_existing=True)
-        except (ShopError, DBAPIError) as exc:
+            if completed_at is None:  # someone racing this request finished it first, with the same outcome
+                return await self._load(claim.id)
+        except (ShopError, DBAPIError, PoolTimeout) as exc:
             raise self._pending(claim.id, exc) from exc
-        if finished is not None:  # this request moved the row; anyone else racing it found it final
-            PAYMENTS.labels(status=status).inc()
-            log.info("payment_" + status, payment_id=str(claim.id), amount_cents=claim.amount_cents)
-        return payment
+        PAYMENTS.labels(status=status).inc()
+        log.info("payment_" + status, payment_id=str(claim.id), amount_cents=claim.amount_cents)
+        if written is None:
+            return await self._load(claim.id)
+        written.status, written.decline_reason, written.completed_at = status, reason, completed_at
+        return written
 
     async def sweep_once(self) -> bool:
         """Finishes the oldest pending payment whose lease ran out (its owner is gone); says whether there was one."""

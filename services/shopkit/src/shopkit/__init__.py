@@ -3,7 +3,7 @@
 from shopkit.app import create_app, database_check
 from shopkit.background import periodically
 from shopkit.cache import CachedResponse, ResponseCache, ResponseCacheMiddleware
-from shopkit.db import SessionDep, create_engine, driver_url, new_metadata, sessionmaker
+from shopkit.db import SessionDep, autocommit, create_engine, driver_url, new_metadata, sessionmaker
 from shopkit.http import create_client, is_retryable, send_with_retries
 from shopkit.idempotency import IdempotencyKey, fingerprint
 from shopkit.logging import configure_logging, current_request_id
@@ -41,6 +41,7 @@ __all__ = [
     "UnavailableError",
     "UnprocessableError",
     "UpstreamError",
+    "autocommit",
     "cgroup_memory_limit",
     "configure_logging",
     "configure_process",

@@ -29,18 +29,25 @@ def driver_url(url: str, *, driver: str = "psycopg") -> str:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int | None = None, application_name: str = "resilient-shop"
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    application_name: str = "resilient-shop",
+    pre_ping: bool = False,
 ) -> AsyncEngine:
     """A pool of `pool_size` connections, plus as many again for bursts unless `max_overflow` says otherwise.
 
     Waiting for a pooled connection is bounded by the request's deadline (the admission middleware cancels the
-    wait), and by `pool_timeout` outside requests.
+    wait) and by `pool_timeout` (then 503). No ping before every checkout by default: it would double the round
+    trips of short statements. When PostgreSQL restarts, the first statement on a dead connection fails (a 503
+    with Retry-After, see `shopkit.problems`) and SQLAlchemy then discards every connection of the pool at once.
     """
     return create_async_engine(
         driver_url(url),
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_timeout=5,
         connect_args={"connect_timeout": 3, "application_name": application_name},
     )
@@ -48,6 +55,13 @@ def create_engine(
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def autocommit(maker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose statements each commit on their own: for work that is one statement (a read, a conditional
+    `UPDATE ... RETURNING`), it saves the BEGIN and COMMIT round trips. Same pool, same connections."""
+    engine = maker.kw["bind"]
+    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:

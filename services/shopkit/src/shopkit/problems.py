@@ -3,10 +3,13 @@
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -116,6 +119,34 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, title, detail, headers=dict(exc.headers or {}) or None)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A lost or refused database connection is the database being away, not a bug: 503, and the pool has already
+    dropped the connections it can no longer trust. Any other database error is a bug (500)."""
+    assert isinstance(exc, DBAPIError)
+    if not exc.connection_invalidated and not isinstance(exc.orig, psycopg.OperationalError):
+        return await _unexpected_error(request, exc)
+    log.warning("database_unavailable", path=request.url.path, error_type=type(exc.orig).__name__)
+    return problem(
+        503,
+        "Database unavailable",
+        "The database cannot be reached right now; retry shortly.",
+        type_=PROBLEM_BASE + "database-unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """Every pooled connection stayed busy for the pool's whole timeout: too much work, answered as such."""
+    log.warning("database_pool_exhausted", path=request.url.path)
+    return problem(
+        503,
+        "Overloaded",
+        "Every database connection is busy; retry shortly.",
+        type_=PROBLEM_BASE + "overloaded",
+        headers={"Retry-After": "1"},
+    )
+
+
 def internal_error() -> JSONResponse:
     return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
 
@@ -129,4 +160,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ShopError, _shop_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _pool_timeout)
     app.add_exception_handler(Exception, _unexpected_error)
