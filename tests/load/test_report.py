@@ -18,15 +18,19 @@ from shop_load.invariants import (
 )
 from shop_load.report import (
     Checkout,
+    CounterSample,
     InvariantResult,
     Mark,
     RequestRecord,
     build_report,
     compare,
+    counts_between,
+    cumulative_at,
     latency_phases,
     per_second,
     percentile,
     summary,
+    timeline,
 )
 
 PAY = "POST /api/payments"
@@ -192,11 +196,54 @@ def test_per_second_counts_and_latencies() -> None:
         "failed": 0,
         "p50_ms": 5.0,
         "p99_ms": 103.5,
+        "checkouts_started": 0,
+        "checkouts_not_started": 0,
+        "checkout_requests": 2,
+        "checkout_ok": 2,
+        "checkout_failed": 0,
         "checkout_p50_ms": 103.0,
         "checkout_p99_ms": 103.5,
+        "browse_ok": None,
+        "browse_failed": None,
     }
     assert rows[12]["failed"] == 2
+    assert rows[12]["checkout_failed"] == 2
     assert rows[12]["checkout_p99_ms"] == 5000.0
+
+
+def browse_samples() -> list[CounterSample]:
+    """The storefront's count of GETs, read about once a second: 300/s, of which 10/s are 503 in 10-15 s."""
+    samples, ok, shed = [], 0.0, 0.0
+    for second in range(31):
+        samples.append(CounterSample(float(second), {200: ok, 503: shed}))
+        ok, shed = (ok + 290, shed + 10) if 10 <= second < 15 else (ok + 300, shed)
+    return samples
+
+
+def test_per_second_has_the_checkouts_started_and_the_browses_the_server_counted() -> None:
+    checkouts = [checkout(f"k-{i}", "captured", f"p-{i}") for i in range(3)]
+    for index, started in enumerate((2.1, 2.9, 7.5)):
+        checkouts[index].t = started
+    rows = per_second(records(), 30.0, checkouts=checkouts, not_started=[7.2], browse=browse_samples())
+    assert [rows[2]["checkouts_started"], rows[7]["checkouts_started"], rows[7]["checkouts_not_started"]] == [2, 1, 1]
+    assert rows[5]["browse_ok"] == 300.0
+    assert rows[5]["browse_failed"] == 0.0
+    assert rows[12]["browse_ok"] == 290.0
+    assert rows[12]["browse_failed"] == 10.0
+    assert len(rows) == 30
+    late = per_second(
+        records(), 30.0, browse=[CounterSample(t + 0.6, c.counts) for t, c in enumerate(browse_samples())]
+    )
+    assert late[0]["browse_ok"] is None  # less than half of the second sampled
+    assert late[1]["browse_ok"] is not None
+
+
+def test_server_counts_are_interpolated_between_samples() -> None:
+    samples = [CounterSample(1.0, {200: 0.0}), CounterSample(3.0, {200: 100.0, 503: 10.0})]
+    assert cumulative_at(samples, 0.5) is None
+    assert cumulative_at(samples, 2.0) == {200: 50.0, 503: 5.0}
+    assert counts_between(samples, 0.0, 10.0) == {200: 100.0, 503: 10.0}  # clamped to the sampled time
+    assert counts_between([], 0.0, 1.0) is None
 
 
 def test_latency_is_split_at_the_injection_and_at_recovery() -> None:
@@ -205,6 +252,50 @@ def test_latency_is_split_at_the_injection_and_at_recovery() -> None:
     assert phases["during"] == {"requests": 10, "failed": 10, "p50_ms": 5000.0, "p99_ms": 5000.0}
     assert phases["after"]["failed"] == 0
     assert phases["after"]["p50_ms"] == 122.0
+
+
+def wrk_segment(phase: str, start: float, end: float, p99: float, shed: int = 0) -> dict[str, Any]:
+    requests = round(300 * (end - start))
+    return {
+        "phase": phase,
+        "start_s": start,
+        "end_s": end,
+        "requests": requests,
+        "seconds": end - start,
+        "per_second": 300.0,
+        "statuses": {"200": requests - shed, **({"503": shed} if shed else {})},
+        "socket_errors": 0,
+        "timeouts": 0,
+        "p50_ms": 4.0,
+        "p99_ms": p99,
+        "max_ms": p99 * 2,
+        "generator_cpu_seconds": 0.5,
+        "generator_saturated": False,
+    }
+
+
+def wrk_summary() -> dict[str, Any]:
+    segments = [
+        wrk_segment("before", 0.0, 10.0, 20.0),
+        wrk_segment("during", 10.0, 24.0, 80.0, shed=50),
+        wrk_segment("after", 24.0, 30.0, 25.0),
+    ]
+    return {
+        "generator": "wrk",
+        "url": "http://shop",
+        "rate": 300.0,
+        "connections": 150,
+        "paths": 85,
+        "requests": sum(s["requests"] for s in segments),
+        "seconds": 30.0,
+        "per_second": 300.0,
+        "statuses": {"200": 8950, "503": 50},
+        "socket_errors": 0,
+        "timeouts": 0,
+        "generator_cpu_seconds": 1.5,
+        "generator_saturated": False,
+        "segments": segments,
+    }
 
 
 def report(profile: str = "resilient", invariants: list[InvariantResult] | None = None) -> dict[str, Any]:
@@ -218,8 +309,17 @@ def report(profile: str = "resilient", invariants: list[InvariantResult] | None 
         Mark(13.0, "unready", "payment-other"),  # another pod: not the timeline of the faulted one
     ]
     checkouts = [checkout("k-1", "captured", "p-1"), checkout("k-2", "failed", None)]
+    settings = {
+        "profile": profile,
+        "mode": "kubernetes",
+        "fault": "leak",
+        "rate": 2.0,
+        "browse_rate": 300.0,
+        "max_in_flight": 256,
+        "orchestrator": True,
+    }
     return build_report(
-        settings={"profile": profile, "mode": "kubernetes", "fault": "leak", "rate": 2.0, "orchestrator": True},
+        settings=settings,
         records=records(),
         checkouts=checkouts,
         marks=marks,
@@ -230,6 +330,10 @@ def report(profile: str = "resilient", invariants: list[InvariantResult] | None 
         restarts=1,
         notes=[],
         started_at="2026-11-25T14:00:00+00:00",
+        not_started=[14.5],
+        load_window=(0.0, 30.0),
+        browsing=wrk_summary(),
+        browse_samples=browse_samples(),
     )
 
 
@@ -259,6 +363,49 @@ def test_the_report_has_every_field_of_spec_8() -> None:
     assert "checkout success rate                 50.00 %" in text
 
 
+def test_the_report_says_the_load_it_ran() -> None:
+    built = report()
+    load = built["load"]
+    assert load["seconds"] == 30.0
+    assert load["checkouts"] == {
+        "target_per_second": 2.0,
+        "started": 2,
+        "per_second": 0.1,
+        "not_started": 1,
+        "max_in_flight": 256,
+        "requests": 60,
+        "retries": 58,
+        "answered_first_try": 1,
+    }
+    server = load["browses"]["server"]
+    assert server["requests"] == 9000  # 30 s of 300/s, from the samples; not from wrk
+    assert (server["ok"], server["failed"], server["statuses"]) == (8950, 50, {"200": 8950, "503": 50})
+    assert server["per_second"] == 300.0
+    assert load["browses"]["wrk"]["segments"][1]["phase"] == "during"
+    assert built["browse_latency_ms"]["during"] == {"requests": 4200, "failed": 50, "p50_ms": 4.0, "p99_ms": 80.0}
+    text = summary(built)
+    assert text.splitlines()[0].endswith("2.0 checkouts/s + 300.0 browses/s, 30 s")
+    assert "checkouts started             2/s        0.1/s: 2 in 30.0 s; 1 not started at the bound of 256" in text
+    assert "browses (storefront's count)  300/s      300/s: 9000 answered, 8950 ok, 50 failed (503: 50)" in text
+    assert "wrk (the browsers)          150 conn.  9000 answers in 30.0 s" in text
+    assert "during   28              10      122 ms  5000 ms  4200           50      4 ms  80 ms" in text
+
+
+def test_ready_again_is_the_recovery_not_a_flap_while_the_fault_is_in() -> None:
+    marks = [
+        Mark(10.0, "injected"),
+        Mark(11.0, "unready", None, "GET /ready timed out"),
+        Mark(11.5, "ready_again"),
+        Mark(14.0, "unready"),
+        Mark(20.0, "fault_cleared"),
+        Mark(21.0, "ready_again"),
+    ]
+    steps = timeline(marks, None)
+    assert (steps["unready"], steps["fault_cleared"], steps["ready_again"]) == (11.0, 20.0, 21.0)
+    assert timeline(marks[:3], None)["ready_again"] == 11.5  # a hang that ended by itself
+    assert timeline([Mark(10.0, "injected"), Mark(12.0, "ready_again")], None)["ready_again"] is None
+
+
 def test_a_failed_invariant_makes_the_report_not_ok() -> None:
     built = report(invariants=[InvariantResult("one_payment_per_key", "", False, "1 violation(s): ...")])
     assert built["ok"] is False
@@ -270,6 +417,7 @@ def test_compare_puts_profiles_side_by_side() -> None:
     header, _, *rows = text.splitlines()
     assert header.split() == ["resilient", "fragile"]
     assert any(row.startswith("checkout success rate") and row.count("50.00 %") == 2 for row in rows)
+    assert any(row.startswith("browses per second (storefront)") and row.count("300/s") == 2 for row in rows)
 
 
 def test_the_png_timeline_is_written(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ import json
 import random
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from shop_load.shopping import (
     checkout_outcome,
     payment_of,
     pick_basket,
+    retry_after_seconds,
 )
 
 ROOT = Path(__file__).parents[2]
@@ -87,3 +89,14 @@ def test_the_payment_of_an_answer() -> None:
     assert payment_of(201, {"id": "p"}) == {"id": "p"}
     assert payment_of(402, {"payment": {"id": "p"}}) == {"id": "p"}
     assert payment_of(409, {"id": "p"}) is None
+
+
+def test_retry_after_is_read_as_seconds_or_as_a_date() -> None:
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("1") == 1.0
+    assert retry_after_seconds(" 0.5 ") == 0.5
+    assert retry_after_seconds("Thu, 26 Nov 2026 12:00:03 GMT", now=now) == 3.0
+    assert retry_after_seconds("Thu, 26 Nov 2026 11:59:00 GMT", now=now) == 0.0
+    assert retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds("nan") is None

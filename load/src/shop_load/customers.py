@@ -1,9 +1,15 @@
 """Paced customers for the drill: a fixed number of checkouts per second through the storefront, whatever happens.
 
-Each checkout is a customer of a pool registered and logged in beforehand, who looks at a product and pays for a
-basket with its own Idempotency-Key. An answer that leaves the payment in doubt (502, 503, 504, no answer) is
-retried with the same key and body, with a short backoff (honouring Retry-After), for up to `retry_for` seconds;
-after that the customer gives up (`failed`). Every request is recorded: time, endpoint, status, latency, outcome.
+Each checkout is a customer of a pool registered and logged in beforehand, who looks at a product (unless the
+browsing comes from elsewhere: `view_product=False`) and pays for a basket with its own Idempotency-Key. An answer
+that leaves the payment in doubt (502, 503, 504, no answer) is retried with the same key and body, after the
+`Retry-After` the shop asked for (at most `retry_after_cap` seconds) or else a short jittered backoff, for up to
+`retry_for` seconds; after that the customer gives up (`failed`). Every request is recorded: time, endpoint,
+status, latency, outcome.
+
+Concurrency is bounded (`max_in_flight` checkouts at once). A tick of the schedule that finds the bound reached
+starts no checkout; its time is kept in `not_started`, so the offered load the shop never saw is reported, not
+hidden.
 """
 
 import asyncio
@@ -25,10 +31,13 @@ from shop_load.shopping import (
     new_idempotency_key,
     payment_of,
     pick_basket,
+    retry_after_seconds,
 )
 
 MAX_IN_FLIGHT = 500
 PRODUCTS_REFRESH_SECONDS = 5.0
+RETRY_AFTER_CAP_SECONDS = 5.0
+PREPARE_CONCURRENCY = 4
 
 
 class ShopUnavailable(Exception):
@@ -54,10 +63,15 @@ class Shoppers:
     request_timeout: float = 10.0
     declined_share: float = 0.1
     seed: int | None = None
+    max_in_flight: int = MAX_IN_FLIGHT
+    view_product: bool = True
+    retry_after_cap: float = RETRY_AFTER_CAP_SECONDS
     customers: list[Customer] = field(default_factory=list)
     products: list[Mapping[str, Any]] = field(default_factory=list)
     records: list[RequestRecord] = field(default_factory=list)
     checkouts: list[Checkout] = field(default_factory=list)
+    not_started: list[float] = field(default_factory=list)
+    """Times of the schedule's ticks that found `max_in_flight` checkouts in flight and started none."""
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -90,21 +104,26 @@ class Shoppers:
         status = response.status_code
         ok = status < 400 or checkout_outcome(status, body) in {"declined", "out_of_stock"}
         self.records.append(RequestRecord(t, endpoint, status, latency, ok))
-        retry_after = response.headers.get("retry-after", "")
-        return status, body, float(retry_after) if retry_after.isdigit() else None
+        return status, body, retry_after_seconds(response.headers.get("retry-after"))
 
     async def prepare(self, client: httpx.AsyncClient, pool: int) -> None:
-        """Registers and logs in `pool` customers and reads the catalog; fails clearly if the shop cannot serve."""
-        for _ in range(pool):
-            credentials = new_credentials()
-            status, body = await self._send(client, "POST", "/api/users", "POST /api/users", json=credentials)
-            if status != 201:
-                raise ShopUnavailable(f"registering a customer at {self.base_url} answered {status}: {body}")
-            login = {"email": credentials["email"], "password": credentials["password"]}
-            status, body = await self._send(client, "POST", "/api/tokens", "POST /api/tokens", json=login)
-            if status != 200 or not isinstance(body, dict):
-                raise ShopUnavailable(f"logging in at {self.base_url} answered {status}: {body}")
-            self.customers.append(Customer(credentials["email"], str(body["access_token"])))
+        """Registers and logs in `pool` customers (a few at a time) and reads the catalog; fails clearly if the shop
+        cannot serve."""
+        limit = asyncio.Semaphore(PREPARE_CONCURRENCY)
+
+        async def one() -> Customer:
+            async with limit:
+                credentials = new_credentials()
+                status, body = await self._send(client, "POST", "/api/users", "POST /api/users", json=credentials)
+                if status != 201:
+                    raise ShopUnavailable(f"registering a customer at {self.base_url} answered {status}: {body}")
+                login = {"email": credentials["email"], "password": credentials["password"]}
+                status, body = await self._send(client, "POST", "/api/tokens", "POST /api/tokens", json=login)
+                if status != 200 or not isinstance(body, dict):
+                    raise ShopUnavailable(f"logging in at {self.base_url} answered {status}: {body}")
+                return Customer(credentials["email"], str(body["access_token"]))
+
+        self.customers += await asyncio.gather(*(one() for _ in range(pool)))
         await self._refresh_products(client, force=True)
         if not in_stock(self.products):
             raise ShopUnavailable("no product has stock left: every checkout would be a 409 (make clean resets .data)")
@@ -127,7 +146,8 @@ class Shoppers:
         body = {"items": basket, "card_number": card_for(self.rng, self.declined_share)}
         checkout = Checkout(new_idempotency_key("drill"), customer_index, body, self.clock())
         self.checkouts.append(checkout)
-        await self._send(client, "GET", f"/api/products/{basket[0]['sku']}", "GET /api/products/{sku}")
+        if self.view_product:
+            await self._send(client, "GET", f"/api/products/{basket[0]['sku']}", "GET /api/products/{sku}")
         headers = {**customer.auth, "Idempotency-Key": checkout.key}
         deadline = time.monotonic() + self.retry_for
         backoff = 0.2
@@ -139,13 +159,16 @@ class Shoppers:
             outcome = checkout_outcome(status, answer)
             checkout.status = status
             if outcome != "retry":
-                checkout.outcome = outcome
+                checkout.outcome, checkout.finished = outcome, self.clock()
                 payment = payment_of(status, answer)
                 checkout.payment_id = str(payment["id"]) if payment else None
                 return
-            pause = min(retry_after, 5.0) if retry_after is not None else backoff
+            if retry_after is not None:  # the shop said when: not sooner, a little later so retries spread out
+                pause = min(retry_after, self.retry_after_cap) * self.rng.uniform(1.0, 1.25)
+            else:
+                pause = backoff * self.rng.uniform(0.75, 1.25)
             if time.monotonic() + pause > deadline:
-                checkout.outcome = "failed"
+                checkout.outcome, checkout.finished = "failed", self.clock()
                 return
             await asyncio.sleep(pause)
             backoff = min(backoff * 2, 2.0)
@@ -155,10 +178,12 @@ class Shoppers:
         interval = 1 / self.rate
         next_at = time.monotonic()
         while not stop.is_set():
-            if len(self._tasks) < MAX_IN_FLIGHT:
+            if len(self._tasks) < self.max_in_flight:
                 task = asyncio.create_task(self.checkout(client))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            else:
+                self.not_started.append(self.clock())
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:

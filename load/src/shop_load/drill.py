@@ -1,13 +1,16 @@
-"""`make drill` / `shop-drill`: the article's crash, played against the running shop and measured.
+"""`make drill` / `shop-drill`: the article's crash, played during a sale against the running shop and measured.
 
-Paced customers shop and pay through the storefront at a steady rate. After a warm-up one payment pod (or, with
-no cluster, the local payment process) gets a fault: a memory leak by default, a hung event loop or a crash on
-request. With a cluster the drill follows the payment pods, their Events and ReplicaSets through the Kubernetes
-API (unready, liveness failure or OOMKilled, restart, Ready again) and ends the fault phase once the pod is back
-and every replica is Ready; without one it polls the process's /healthz and /ready, says plainly that nothing
-will restart it, and clears the fault itself at the end. After a cool-down it checks the invariants against the
-shop's API, prints a summary and writes `drill-<profile>.json`, `drill-<profile>.png` and the ledger the
-invariants were checked from (`drill-<profile>.ledger.json`, for `--check`) into the output folder.
+The sale's load runs throughout: the drill's own paced customers check out through the storefront (`--rate`, 50
+checkouts/s by default, each with its own Idempotency-Key, retried with it until answered) and wrk browses the
+catalog beside them (`--browse-rate`, 300 GETs/s; `shop_load.browsing`), counted second by second from the
+storefront's own /metrics. After a warm-up one payment pod (or, with no cluster, the local payment process) gets a
+fault: a memory leak by default, a hung event loop or a crash on request. With a cluster the drill follows the
+payment pods, their Events and ReplicaSets through the Kubernetes API (unready, liveness failure or OOMKilled,
+restart, Ready again) and ends the fault phase once the pod is back and every replica is Ready; without one it
+polls the process's /healthz and /ready, says plainly that nothing will restart it, and clears the fault itself at
+the end. After a cool-down it checks the invariants against the shop's API, prints a summary (the load it ran
+first) and writes `drill-<profile>.json`, `drill-<profile>.png` (load and fault on one time axis) and the ledger
+the invariants were checked from (`drill-<profile>.ledger.json`, for `--check`) into the output folder.
 
 Exit status: 0 when every invariant holds, 1 when one fails (named in the output), 2 when the drill could not run.
 """
@@ -27,13 +30,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
 
 import httpx
 
-from shop_load import invariants, plot
+from shop_load import browsing, invariants, plot, stock, wrk
+from shop_load.browsing import Browsing, ServerCounter
 from shop_load.customers import Shoppers, ShopUnavailable
 from shop_load.local import NO_ORCHESTRATOR_NOTE, ChaosRefused, LocalPayment
-from shop_load.report import InvariantResult, Mark, ReplicaSetSample, build_report, compare, summary, table
+from shop_load.report import (
+    InvariantResult,
+    Mark,
+    ReplicaSetSample,
+    build_report,
+    compare,
+    counts_between,
+    summary,
+    table,
+)
 from shop_load.watcher import PodWatcher
 
 if TYPE_CHECKING:
@@ -42,6 +56,11 @@ if TYPE_CHECKING:
 Clock = Callable[[], float]
 
 DEFAULTS = {"local": {"duration": 30.0}, "kubernetes": {"duration": 180.0}}
+SALE_CHECKOUTS_PER_SECOND = 50.0
+SALE_BROWSES_PER_SECOND = 300.0
+MAX_IN_FLIGHT = 256
+RECENT_SECONDS = 5.0
+"""The progress line's rates are over the last few seconds."""
 RECOVERY_WAIT_SECONDS = 30.0
 EXIT_OK, EXIT_INVARIANT, EXIT_CANNOT_RUN = 0, 1, 2
 
@@ -56,7 +75,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="The crash drill: customers pay while one payment pod (or the local process) fails.",
     )
     parser.add_argument("--url", help="the storefront (default: $SHOP_URL or http://localhost:8080)")
-    parser.add_argument("--rate", type=float, default=5.0, help="checkouts started per second (default 5)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=SALE_CHECKOUTS_PER_SECOND,
+        help=f"checkouts started per second (default {SALE_CHECKOUTS_PER_SECOND:g}, a sale)",
+    )
+    parser.add_argument(
+        "--browse-rate",
+        type=float,
+        default=SALE_BROWSES_PER_SECOND,
+        help=f"catalog GETs per second beside the checkouts, sent by wrk (default {SALE_BROWSES_PER_SECOND:g}; "
+        "0: none, and no wrk needed)",
+    )
+    parser.add_argument(
+        "--browse-connections", type=int, help="wrk's kept-alive connections (default: half the browse rate)"
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=MAX_IN_FLIGHT,
+        help=f"checkouts in flight at most; a tick that finds them all busy starts none and is reported "
+        f"(default {MAX_IN_FLIGHT})",
+    )
     parser.add_argument("--customers", type=int, default=8, help="customers registered beforehand (default 8)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of traffic before the fault")
     parser.add_argument(
@@ -85,6 +126,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=float(os.environ.get("CATALOG_RESERVATION_TTL_SECONDS", 300)),
         help="catalog's reservation TTL: held stock older than this must have been returned",
     )
+    parser.add_argument(
+        "--restock",
+        default="auto",
+        help="before the drill, raise every product's stock to at least this through catalog's database, so the "
+        "sale does not sell out; auto (default): only when the stock on hand would not last the planned sale, and "
+        "without a cluster or --catalog-database-url only; 0: never",
+    )
+    parser.add_argument(
+        "--catalog-database-url",
+        help="catalog's database for --restock (default without a cluster: make run's, on $SHOP_PG_PORT or 5433)",
+    )
     parser.add_argument("--no-check", action="store_true", help="skip the invariants (they can run later: --check)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--kubernetes", action="store_true", help="use the cluster (default: when one is reachable)")
@@ -93,6 +145,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--context", help="kubeconfig context")
     parser.add_argument("--namespace", default="shop")
     parser.add_argument("--selector", default="app.kubernetes.io/name=payment")
+    parser.add_argument(
+        "--storefront-selector",
+        default="app.kubernetes.io/name=storefront",
+        help="the storefront pods whose /metrics count the browses",
+    )
     parser.add_argument("--container", help="the payment container's name (default: the pod's first)")
     parser.add_argument("--compare", nargs="+", type=Path, metavar="REPORT", help="print reports side by side")
     parser.add_argument("--check", type=Path, metavar="LEDGER", help="check the invariants of a finished drill")
@@ -106,6 +163,7 @@ class Progress:
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     phase: str = "starting"
     probe: str = ""
+    browses: ServerCounter | None = None
     _last_plain: float = 0.0
 
     def show(self, t: float, shoppers: Shoppers) -> None:
@@ -113,17 +171,27 @@ class Progress:
         failed = sum(not r.ok for r in records)
         final = sum(c.outcome in {"captured", "declined", "out_of_stock"} for c in checkouts)
         gave_up = sum(c.outcome == "failed" for c in checkouts)
+        recent = sum(c.t >= t - RECENT_SECONDS for c in checkouts[-int(RECENT_SECONDS * shoppers.rate * 2 + 10) :])
         line = (
-            f"[{t:6.1f} s] {self.phase:<10} requests {len(records):>5} failed {failed:>4}"
-            f" | checkouts {len(checkouts):>4} answered {final:>4} gave up {gave_up:>3}"
-            f" in flight {shoppers.in_flight:>3}" + (f" | {self.probe}" if self.probe else "")
+            f"[{t:6.1f} s] {self.phase:<10} checkouts {len(checkouts):>5} ({recent / RECENT_SECONDS:4.0f}/s)"
+            f" answered {final:>5} gave up {gave_up:>3} in flight {shoppers.in_flight:>3}"
+            f" | requests failed {failed:>4}" + self._browses(t) + (f" | {self.probe}" if self.probe else "")
         )
         if self.stream.isatty():
-            self.stream.write("\r\033[K" + line[:160])
+            self.stream.write("\r\033[K" + line[:200])
             self.stream.flush()
         elif time.monotonic() - self._last_plain >= 5:
             self._last_plain = time.monotonic()
             print(line, file=self.stream, flush=True)
+
+    def _browses(self, t: float) -> str:
+        if self.browses is None or not self.browses.samples:
+            return ""
+        counted = counts_between(self.browses.samples, t - RECENT_SECONDS - 1, t)
+        if not counted:
+            return ""
+        shown = min(t, self.browses.samples[-1].t) - max(t - RECENT_SECONDS - 1, self.browses.samples[0].t)
+        return f" | browses {sum(counted.values()) / max(shown, 1e-9):4.0f}/s"
 
     def done(self) -> None:
         if self.stream.isatty():
@@ -371,6 +439,47 @@ async def wait_phase(
         await asyncio.sleep(0.25)
 
 
+async def restock(
+    options: argparse.Namespace, client: httpx.AsyncClient, base_url: str, mode: str, seconds: float
+) -> str | None:
+    """Raises the stock so the planned sale does not sell out (`--restock`); returns a note for the report."""
+    choice = str(options.restock).strip().lower()
+    if choice in {"0", "off", "no", "never"}:
+        return None
+    loopback = urlsplit(base_url).hostname in {"localhost", "127.0.0.1", "::1"}
+    database_url = options.catalog_database_url or (
+        stock.make_run_database_url() if mode == "local" and loopback else None
+    )
+    try:
+        rows = await invariants.inventory(client)
+    except httpx.HTTPError:
+        return None  # the customers' preparation says what is wrong with the shop
+    needed = stock.units_needed(options.rate, seconds)
+    if choice == "auto":
+        level = stock.restock_level(rows, needed)
+    else:
+        try:
+            level = int(choice)
+        except ValueError:
+            raise DrillError(f"--restock {options.restock!r}: a number of units, auto, or 0") from None
+    on_hand = sum(int(row["stock"]) for row in rows)
+    if level is None or level <= 0:
+        return None
+    if database_url is None:
+        return (
+            f"the shop has {on_hand} units for a sale that may take {needed}: it may sell out (a 409 "
+            "insufficient stock is an answer); --catalog-database-url lets the drill restock first"
+        )
+    try:
+        changed = await asyncio.to_thread(stock.raise_stock, database_url, level, rows)
+    except stock.NotTheShop as exc:
+        return f"did not restock: {database_url.rsplit('@', 1)[-1]} is not this shop's catalog database ({exc})"
+    except Exception as exc:  # psycopg's errors name the server and the reason
+        reason = f"{type(exc).__name__}: {str(exc)[:160]}"
+        return f"could not restock through catalog's database ({reason}); {on_hand} units on hand"
+    return f"restocked before the drill: {changed} products raised to {level} units each in catalog's database"
+
+
 async def drill(options: argparse.Namespace) -> int:
     t0 = time.monotonic()
 
@@ -382,6 +491,11 @@ async def drill(options: argparse.Namespace) -> int:
     mode = target.mode
     duration = options.duration if options.duration is not None else DEFAULTS[mode]["duration"]
     base_url = (options.url or os.environ.get("SHOP_URL") or "http://localhost:8080").rstrip("/")
+    if options.browse_rate > 0:
+        try:
+            wrk.require_wrk()
+        except wrk.WrkError as exc:
+            raise DrillError(f"{exc}; or browse with nothing but the checkouts: --browse-rate 0") from None
     progress = Progress()
     shoppers = Shoppers(
         base_url,
@@ -390,10 +504,18 @@ async def drill(options: argparse.Namespace) -> int:
         retry_for=options.retry_for,
         request_timeout=options.request_timeout,
         declined_share=options.declined_share,
+        max_in_flight=options.max_in_flight,
+        view_product=options.browse_rate <= 0,  # wrk does the browsing
     )
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    stop_customers = asyncio.Event()
+    limits = httpx.Limits(max_connections=options.max_in_flight + 8, max_keepalive_connections=options.max_in_flight)
+    stop_customers, stop_sampling = asyncio.Event(), asyncio.Event()
+    counter = ServerCounter()
+    progress.browses = counter if options.browse_rate > 0 else None
+    browse: Browsing | None = None
+    sampler: asyncio.Task[None] | None = None
     injected = finished = False
+    notes: list[str] = []
+    load_window = (0.0, 0.0)
     try:
         async with (
             httpx.AsyncClient(base_url=base_url, limits=limits) as client,
@@ -402,6 +524,10 @@ async def drill(options: argparse.Namespace) -> int:
             if isinstance(target, LocalTarget):
                 await target.payment.check(control)
                 target.start(control)
+            planned = options.warmup + duration + options.cooldown
+            if note := await restock(options, client, base_url, mode, planned):
+                notes.append(note)
+                print(f"shop-drill: {note}", file=sys.stderr, flush=True)
             try:
                 await shoppers.prepare(client, options.customers)
                 initial = await invariants.inventory(client)
@@ -415,29 +541,65 @@ async def drill(options: argparse.Namespace) -> int:
                 checkouts=shoppers.checkouts,
                 initial_inventory=initial,
             )
+            if options.browse_rate > 0:
+                scrape = (
+                    browsing.cluster_scrape(target.cluster, options.storefront_selector)
+                    if isinstance(target, ClusterTarget)
+                    else browsing.local_scrape(control, base_url)
+                )
+                sampler = asyncio.create_task(browsing.sample_forever(scrape, counter, clock, stop_sampling))
+                browse = Browsing(
+                    base_url,
+                    options.browse_rate,
+                    options.browse_connections or browsing.default_connections(options.browse_rate),
+                    browsing.browse_paths([str(p["sku"]) for p in shoppers.products]),
+                    clock,
+                    cap_seconds=planned + duration + 120,
+                    timeout_seconds=options.request_timeout,
+                )
+                try:
+                    browse.start("before")
+                except wrk.WrkError as exc:
+                    raise DrillError(f"wrk cannot browse the shop: {exc}") from None
+            load_started = clock()
             customers = asyncio.create_task(shoppers.run(client, stop_customers))
             progress.phase = "warm-up"
             await wait_phase(options.warmup, target, progress, clock, shoppers)
             progress.phase = "fault"
             injected = True  # set before sending: a fault whose answer was lost is cleared all the same
+            if browse is not None:
+                await browse.switch("during")
             await target.inject(control, options.fault, fault_body(options, mode, duration))
             await wait_phase(duration, target, progress, clock, shoppers, until_recovered=True)
             progress.phase = "recovering"
             finished = True
             await target.finish(control)
+            if browse is not None:
+                await browse.switch("after")
             progress.phase = "cool-down"
             await wait_phase(options.cooldown, target, progress, clock, shoppers)
             stop_customers.set()
+            load_window = (load_started, clock())
+            if browse is not None:
+                await browse.stop()
             progress.phase = "finishing"
             while not customers.done():
                 progress.show(clock(), shoppers)
                 await asyncio.sleep(0.25)
             await customers
             end = clock()
+            stop_sampling.set()
+            if sampler is not None:
+                await sampler
             target.stop()
             progress.done()
     finally:
         stop_customers.set()
+        stop_sampling.set()
+        if browse is not None:
+            browse.kill()
+        if sampler is not None and not sampler.done():
+            sampler.cancel()
         if injected and not finished:  # interrupted (Ctrl-C, an error) with the fault in place: take it out
             with contextlib.suppress(Exception):
                 async with httpx.AsyncClient() as cleanup:
@@ -456,14 +618,24 @@ async def drill(options: argparse.Namespace) -> int:
         "payment_url": options.payment_url if mode == "local" else None,
         "namespace": options.namespace if mode == "kubernetes" else None,
         "rate": options.rate,
+        "browse_rate": options.browse_rate,
+        "browse_connections": browse.connections if browse is not None else None,
+        "max_in_flight": options.max_in_flight,
         "customers": options.customers,
         "warmup_s": options.warmup,
         "duration_s": duration,
         "cooldown_s": options.cooldown,
         "retry_for_s": options.retry_for,
         "reservation_ttl_s": options.reservation_ttl,
+        "restock": str(options.restock),
         "orchestrator": mode == "kubernetes",
     }
+    out_of_stock = sum(c.outcome == "out_of_stock" for c in shoppers.checkouts)
+    if out_of_stock:
+        notes.append(
+            f"{out_of_stock} checkouts were answered 409 insufficient stock (an answer, not a failure): "
+            "the sale sold out some products (--restock raises the stock before the drill)"
+        )
     report = build_report(
         settings=settings,
         records=shoppers.records,
@@ -474,8 +646,12 @@ async def drill(options: argparse.Namespace) -> int:
         end=end,
         target_pod=target.name,
         restarts=target.restarts(),
-        notes=target.notes,
+        notes=[*notes, *target.notes],
         started_at=started_at.isoformat(),
+        not_started=shoppers.not_started,
+        load_window=load_window,
+        browsing=browse.summary() if browse is not None else None,
+        browse_samples=counter.samples if options.browse_rate > 0 else None,
     )
     paths = report_paths(options.out, options.profile)
     options.out.mkdir(parents=True, exist_ok=True)
@@ -486,7 +662,8 @@ async def drill(options: argparse.Namespace) -> int:
     print(f"\nreport: {paths['json']}\ntimeline: {paths['png']}\nledger: {paths['ledger']}")
     other = report_paths(options.out, "fragile" if options.profile == "resilient" else "resilient")["json"]
     if other.exists():
-        print("\n" + compare([json.loads(p.read_text()) for p in sorted([paths["json"], other], reverse=True)]))
+        with contextlib.suppress(KeyError, TypeError, ValueError):  # a report of an older drill lacks some figures
+            print("\n" + compare([json.loads(p.read_text()) for p in sorted([paths["json"], other], reverse=True)]))
     if results is not None and (failed := failed_names(results)):
         print(f"\nINVARIANT FAILED: {', '.join(failed)}")
         return EXIT_INVARIANT

@@ -68,7 +68,11 @@ class Cluster:
         return bool(pods.items)
 
     def payment_pods(self) -> list[dict[str, Any]]:
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector, _request_timeout=10)
+        return self.pods(self.selector)
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        """The namespace's pods matching `selector` (the storefront pods, for their /metrics)."""
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector, _request_timeout=10)
         return [self._raw(pod) for pod in pods.items]
 
     def pick_ready_pod(self) -> dict[str, Any]:

@@ -1,11 +1,15 @@
-"""The drill's timeline as a PNG (matplotlib, Agg backend: no display needed).
+"""The drill's timeline as a PNG (matplotlib, Agg backend: no display needed): the load and the fault on one time
+axis.
 
-Top: requests per second (every request of the customers), succeeded and failed, stacked. Bottom: checkout
-latency (`POST /api/payments`) p50 and p99 per second. Both carry the pod events as vertical marks (injection,
-unready, liveness failure or OOMKilled, restart, Ready again) and shade the fault phase.
+Top: checkouts, the drill's own customers: `POST /api/payments` tries per second by answer (ok: captured, declined
+or out of stock; failed: 5xx or no answer, retried with the same key) and the checkouts started per second against
+the rate asked for. Middle: browses per second as the storefront counted them (ok, failed), against the rate asked
+for. Bottom: checkout latency p50 and p99 per second, and wrk's browse p50/p99 of each phase. Every panel carries
+the pod events as vertical marks (injection, unready, liveness failure or OOMKilled, restart, Ready again) and
+shades the fault phase.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
 from shop_load.report import MARK_LABELS
 
@@ -29,56 +34,120 @@ MARK_STYLES: Mapping[str, tuple[str, str]] = {
 }
 
 
+def _marks(axes: Sequence[Axes], steps: Mapping[str, Any], last_second: float) -> None:
+    start, end = steps.get("injected"), steps.get("ready_again")
+    if isinstance(start, int | float):
+        stop = end if isinstance(end, int | float) else last_second + 1
+        for axis in axes:
+            axis.axvspan(start, stop, color="tab:red", alpha=0.06, label="_nolegend_")
+    for kind, (color, style) in MARK_STYLES.items():
+        t = steps.get(kind)
+        if isinstance(t, int | float):
+            for index, axis in enumerate(axes):
+                label = f"{MARK_LABELS[kind]} ({t:.1f} s)" if index == 0 else "_nolegend_"
+                axis.axvline(t, color=color, linestyle=style, linewidth=1.6, label=label)
+
+
+def _stacked(axis: Axes, seconds: Sequence[int], ok: Sequence[float], failed: Sequence[float], what: str) -> None:
+    axis.bar(seconds, ok, width=1.0, align="edge", color="tab:green", alpha=0.8, label=f"{what} ok")
+    axis.bar(seconds, failed, width=1.0, align="edge", bottom=ok, color="tab:red", label=f"{what} failed")
+
+
+def _headroom(axis: Axes, heights: Sequence[float], asked: object) -> None:
+    """Room above the tallest bar and the rate asked for, so neither hides under the frame."""
+    top = max([*heights, asked if isinstance(asked, int | float) else 0.0, 1.0])
+    axis.set_ylim(0, top * 1.12)
+
+
 def render(report: Mapping[str, Any], path: Path) -> Path:
     rows = report["requests"]["per_second"]
     seconds = [row["second"] for row in rows]
     settings = report["settings"]
-    figure, (traffic, latency) = plt.subplots(2, 1, figsize=(12, 7), sharex=True, height_ratios=(3, 2))
+    browsing = any(r.get("browse_ok") is not None for r in rows)
+    figure, (checkouts, browses, latency) = plt.subplots(3, 1, figsize=(13, 9.5), sharex=True, height_ratios=(3, 3, 2))
     try:
-        traffic.bar(seconds, [r["succeeded"] for r in rows], width=1.0, align="edge", color="tab:green", label="ok")
-        traffic.bar(
+        _stacked(
+            checkouts,
             seconds,
-            [r["failed"] for r in rows],
-            width=1.0,
-            align="edge",
-            bottom=[r["succeeded"] for r in rows],
-            color="tab:red",
-            label="failed",
+            [r.get("checkout_ok", r["succeeded"]) for r in rows],
+            [r.get("checkout_failed", r["failed"]) for r in rows],
+            "POST /api/payments",
         )
-        traffic.set_ylabel("requests per second")
+        if "checkouts_started" in (rows[0] if rows else {}):
+            centers = [s + 0.5 for s in seconds]
+            checkouts.plot(
+                centers, [r["checkouts_started"] for r in rows], color="black", linewidth=1.2, label="checkouts started"
+            )
+            skipped = [r["checkouts_not_started"] for r in rows]
+            if any(skipped):
+                checkouts.bar(
+                    seconds, skipped, width=1.0, align="edge", color="tab:orange", label="not started (client bound)"
+                )
+        if isinstance(settings.get("rate"), int | float):
+            checkouts.axhline(settings["rate"], color="gray", linestyle=":", label=f"asked: {settings['rate']:g}/s")
+        _headroom(
+            checkouts,
+            [r.get("checkout_requests", r["sent"]) + r.get("checkouts_not_started", 0) for r in rows],
+            settings.get("rate"),
+        )
+        checkouts.set_ylabel("checkouts per second")
+        checkouts.set_title("checkouts: the drill's customers (tries by answer; retries keep their key)", fontsize=10)
+
+        if browsing:
+            _stacked(
+                browses,
+                seconds,
+                [r["browse_ok"] or 0 for r in rows],
+                [r["browse_failed"] or 0 for r in rows],
+                "GET /api/...",
+            )
+        else:
+            browses.text(0.5, 0.5, "no browsing in this run", ha="center", va="center", transform=browses.transAxes)
+        if isinstance(settings.get("browse_rate"), int | float) and settings["browse_rate"]:
+            browses.axhline(
+                settings["browse_rate"], color="gray", linestyle=":", label=f"asked: {settings['browse_rate']:g}/s"
+            )
+        _headroom(
+            browses, [(r["browse_ok"] or 0) + (r["browse_failed"] or 0) for r in rows], settings.get("browse_rate")
+        )
+        browses.set_ylabel("browses per second")
+        browses.set_title("browses: wrk, as storefront's /metrics counted them", fontsize=10)
+
         p50 = [(r["second"] + 0.5, r["checkout_p50_ms"]) for r in rows if r["checkout_p50_ms"] is not None]
         p99 = [(r["second"] + 0.5, r["checkout_p99_ms"]) for r in rows if r["checkout_p99_ms"] is not None]
         if p50:
             latency.plot(*zip(*p50, strict=True), color="tab:blue", marker=".", label="checkout p50")
         if p99:
             latency.plot(*zip(*p99, strict=True), color="tab:brown", marker=".", label="checkout p99")
-        latency.set_ylabel("checkout latency (ms)")
+        segments = ((report.get("load") or {}).get("browses") or {}).get("wrk") or {}
+        browse_values: list[float] = []
+        for index, segment in enumerate(segments.get("segments", [])):
+            end = segment.get("end_s") if segment.get("end_s") is not None else max(seconds, default=0) + 1
+            for key, color, name in (("p50_ms", "tab:cyan", "browse p50"), ("p99_ms", "tab:olive", "browse p99")):
+                value = segment.get(key)
+                if isinstance(value, int | float):
+                    browse_values.append(value)
+                    label = f"{name} (wrk, per phase)" if index == 0 else "_nolegend_"
+                    latency.hlines(value, segment["start_s"], end, colors=color, linewidth=2.2, label=label)
+        latency.set_ylabel("latency (ms)")
         latency.set_xlabel("seconds since the drill started")
-        if p99 and max(v for _, v in p99) > 20 * max(1.0, min(v for _, v in p50 or p99)):
+        values = [v for _, v in p50 + p99] + browse_values
+        if values and max(values) > 20 * max(1.0, min(values)):
             latency.set_yscale("log")
-        steps = report["timeline"]
-        start, end = steps.get("injected"), steps.get("ready_again")
-        if isinstance(start, int | float):
-            stop = end if isinstance(end, int | float) else max(seconds, default=start) + 1
-            for axis in (traffic, latency):
-                axis.axvspan(start, stop, color="tab:red", alpha=0.06, label="_nolegend_")
-        for kind, (color, style) in MARK_STYLES.items():
-            t = steps.get(kind)
-            if isinstance(t, int | float):
-                label = f"{MARK_LABELS[kind]} ({t:.1f} s)"
-                traffic.axvline(t, color=color, linestyle=style, linewidth=1.6, label=label)
-                latency.axvline(t, color=color, linestyle=style, linewidth=1.6, label="_nolegend_")
-        traffic.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-        latency.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-        for axis in (traffic, latency):
+        axes = (checkouts, browses, latency)
+        _marks(axes, report["timeline"], max(seconds, default=0))
+        for axis in axes:
+            axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
             axis.grid(alpha=0.3)
             axis.set_xlim(0, max(seconds, default=0) + 1)
         rate = report["checkouts"]["success_rate"]
+        load = f"{settings.get('rate')} checkouts/s" + (
+            f" + {settings['browse_rate']} browses/s" if settings.get("browse_rate") else ""
+        )
         figure.suptitle(
-            f"resilient-shop drill: {settings.get('fault')} on payment, profile {settings.get('profile')}, "
-            f"{settings.get('mode')}; checkout success {rate * 100:.1f} %"
-            if rate is not None
-            else f"resilient-shop drill: {settings.get('fault')}, profile {settings.get('profile')}"
+            f"resilient-shop drill: {settings.get('fault')} on payment under {load}, profile "
+            f"{settings.get('profile')}, {settings.get('mode')}"
+            + (f"; checkouts answered {rate * 100:.1f} %" if rate is not None else "")
         )
         figure.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,17 @@
-"""The drill's report: what the customers saw and what happened to the pods, from the raw records; pure functions.
+"""The drill's report: the load it ran, what the customers saw and what happened to the pods, from the raw
+records; pure functions.
 
-Every time is in seconds since the drill started (one monotonic clock for requests and pod events alike).
+Every time is in seconds since the drill started (one monotonic clock for requests, server samples and pod events
+alike).
 """
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 MARK_LABELS: Mapping[str, str] = {
     "injected": "fault injected",
@@ -65,6 +68,16 @@ class Checkout:
     status: int | None = None
     payment_id: str | None = None
     attempts: int = 0
+    finished: float | None = None
+    """When the customer got the final answer or gave up."""
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSample:
+    """A server's request counts by status, cumulative since the first sample."""
+
+    t: float
+    counts: dict[int, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +117,19 @@ def first_mark(marks: Iterable[Mark], kind: str, *, after: float = -math.inf, po
 
 
 def timeline(marks: Sequence[Mark], target_pod: str | None) -> dict[str, float | None]:
-    """Seconds since start of each step of the story for the faulted pod (the first one after the injection)."""
+    """Seconds since start of each step of the story for the faulted pod (the first one after the injection).
+
+    Ready again is the recovery: the first Ready after the restart or after the drill cleared the fault when there
+    was one, else after the pod went unready (a readiness flap while the fault is still in the pod is not it)."""
     injected = first_mark(marks, "injected")
     start = injected.t if injected else 0.0
-    steps: dict[str, float | None] = {}
+    found: dict[str, Mark | None] = {}
     for kind in TIMELINE_ORDER:
-        mark = first_mark(marks, kind, after=start, pod=target_pod)
-        steps[kind] = _round(mark.t, 2) if mark else None
-    if steps["ready_again"] is not None:  # Ready again means after the pod went away from traffic or restarted
-        went = [steps[k] for k in ("unready", "restarted", "fault_cleared") if steps[k] is not None]
-        if not went:
-            steps["ready_again"] = None
+        found[kind] = first_mark(marks, kind, after=start, pod=target_pod)
+    anchors = [mark.t for kind in ("restarted", "fault_cleared") if (mark := found[kind]) is not None]
+    went = max(anchors) if anchors else (found["unready"].t if found["unready"] is not None else None)
+    found["ready_again"] = None if went is None else first_mark(marks, "ready_again", after=went, pod=target_pod)
+    steps: dict[str, float | None] = {kind: _round(mark.t, 2) if mark else None for kind, mark in found.items()}
     if injected is None:
         steps["injected"] = None
     return steps
@@ -124,17 +139,73 @@ def recovered_at(steps: Mapping[str, float | None]) -> float | None:
     return steps.get("ready_again")
 
 
-def per_second(records: Sequence[RequestRecord], end: float) -> list[dict[str, Any]]:
+def cumulative_at(samples: Sequence[CounterSample], t: float) -> dict[int, float] | None:
+    """The counts at `t`, linear between the samples around it; None outside the sampled time."""
+    if not samples or t < samples[0].t or t > samples[-1].t:
+        return None
+    index = bisect.bisect_left([sample.t for sample in samples], t)
+    after = samples[index]
+    if after.t == t or index == 0:
+        return dict(after.counts)
+    before = samples[index - 1]
+    share = (t - before.t) / (after.t - before.t)
+    statuses = before.counts.keys() | after.counts.keys()
+    return {
+        status: before.counts.get(status, 0.0)
+        + share * (after.counts.get(status, 0.0) - before.counts.get(status, 0.0))
+        for status in statuses
+    }
+
+
+def counts_between(samples: Sequence[CounterSample], start: float, stop: float) -> dict[int, float] | None:
+    """What the server counted between `start` and `stop` (clamped to the sampled time), by status."""
+    if not samples:
+        return None
+    start, stop = max(start, samples[0].t), min(stop, samples[-1].t)
+    first, last = cumulative_at(samples, start), cumulative_at(samples, stop)
+    if first is None or last is None or stop <= start:
+        return None
+    return {status: last.get(status, 0.0) - first.get(status, 0.0) for status in first.keys() | last.keys()}
+
+
+def _ok_failed(counts: Mapping[int, float]) -> tuple[float, float]:
+    ok = sum(n for status, n in counts.items() if status < 400)
+    return ok, sum(counts.values()) - ok
+
+
+def per_second(
+    records: Sequence[RequestRecord],
+    end: float,
+    *,
+    checkouts: Sequence[Checkout] = (),
+    not_started: Sequence[float] = (),
+    browse: Sequence[CounterSample] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per second: every request of the customers (`sent`, `succeeded`, `failed`, latencies), the
+    checkouts (started, not started at the concurrency bound, `POST /api/payments` tries by answer) and the
+    browses as the storefront counted them (None where it was not sampled; a second half covered counts)."""
     seconds = max(0, math.ceil(end))
     buckets: list[list[RequestRecord]] = [[] for _ in range(seconds)]
     for record in records:
         index = int(record.t)
         if 0 <= index < seconds:
             buckets[index].append(record)
+    started, skipped = [0] * seconds, [0] * seconds
+    for t, counts in [(c.t, started) for c in checkouts] + [(t, skipped) for t in not_started]:
+        if 0 <= int(t) < seconds:
+            counts[int(t)] += 1
     rows = []
     for second, bucket in enumerate(buckets):
         latencies = [r.latency_ms for r in bucket]
-        checkout = [r.latency_ms for r in bucket if r.endpoint == CHECKOUT_ENDPOINT]
+        tries = [r for r in bucket if r.endpoint == CHECKOUT_ENDPOINT]
+        checkout = [r.latency_ms for r in tries]
+        browse_ok = browse_failed = None
+        if browse:
+            window = (max(second, browse[0].t), min(second + 1, browse[-1].t))
+            counted = counts_between(browse, second, second + 1) if window[1] - window[0] >= 0.5 else None
+            if counted is not None:
+                ok, failed = _ok_failed(counted)
+                browse_ok, browse_failed = round(ok, 1), round(failed, 1)
         rows.append(
             {
                 "second": second,
@@ -143,8 +214,15 @@ def per_second(records: Sequence[RequestRecord], end: float) -> list[dict[str, A
                 "failed": sum(not r.ok for r in bucket),
                 "p50_ms": _round(percentile(latencies, 50)),
                 "p99_ms": _round(percentile(latencies, 99)),
+                "checkouts_started": started[second],
+                "checkouts_not_started": skipped[second],
+                "checkout_requests": len(tries),
+                "checkout_ok": sum(r.ok for r in tries),
+                "checkout_failed": sum(not r.ok for r in tries),
                 "checkout_p50_ms": _round(percentile(checkout, 50)),
                 "checkout_p99_ms": _round(percentile(checkout, 99)),
+                "browse_ok": browse_ok,
+                "browse_failed": browse_failed,
             }
         )
     return rows
@@ -204,6 +282,74 @@ def by_endpoint(records: Sequence[RequestRecord]) -> dict[str, dict[str, Any]]:
     return result
 
 
+ANSWERED_OUTCOMES = frozenset({"captured", "declined", "out_of_stock"})
+
+
+def load_summary(
+    settings: Mapping[str, Any],
+    records: Sequence[RequestRecord],
+    checkouts: Sequence[Checkout],
+    not_started: Sequence[float],
+    window: tuple[float, float],
+    browsing: Mapping[str, Any] | None,
+    browse_samples: Sequence[CounterSample] | None,
+) -> dict[str, Any]:
+    """The load the drill ran, asked for and achieved, between `window` (when the customers started and stopped):
+    checkouts from the drill's own customers, browses as the storefront counted them and as wrk saw them."""
+    start, stop = window
+    seconds = max(stop - start, 1e-9)
+    tries = [r for r in records if r.endpoint == CHECKOUT_ENDPOINT]
+    load: dict[str, Any] = {
+        "window_s": [round(start, 2), round(stop, 2)],
+        "seconds": round(stop - start, 2),
+        "checkouts": {
+            "target_per_second": settings.get("rate"),
+            "started": len(checkouts),
+            "per_second": round(len(checkouts) / seconds, 1),
+            "not_started": len(not_started),
+            "max_in_flight": settings.get("max_in_flight"),
+            "requests": len(tries),
+            "retries": len(tries) - len(checkouts),
+            "answered_first_try": sum(c.attempts == 1 and c.outcome in ANSWERED_OUTCOMES for c in checkouts),
+        },
+        "browses": None,
+    }
+    if browsing is None and not browse_samples:
+        return load
+    served = counts_between(browse_samples or (), start, stop)
+    server: dict[str, Any] | None = None
+    if served is not None:
+        ok, failed = _ok_failed(served)
+        server = {
+            "source": "storefront http_requests_total{handler=/api/{path:path},method=GET}, sampled every second",
+            "requests": round(ok + failed),
+            "ok": round(ok),
+            "failed": round(failed),
+            "per_second": round((ok + failed) / seconds, 1),
+            "statuses": {str(status): round(n) for status, n in sorted(served.items()) if round(n)},
+        }
+    load["browses"] = {"target_per_second": settings.get("browse_rate"), "server": server, "wrk": browsing}
+    return load
+
+
+def browse_latency(browsing: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """wrk's figures of each phase (before the fault, during it, after recovery)."""
+    if not browsing:
+        return None
+    phases: dict[str, Any] = {}
+    for segment in browsing.get("segments", []):
+        failed = sum(n for status, n in segment.get("statuses", {}).items() if int(status) >= 400)
+        phases[segment["phase"]] = {
+            "requests": segment.get("requests"),
+            "failed": failed + segment.get("socket_errors", 0) + segment.get("timeouts", 0)
+            if "requests" in segment
+            else None,
+            "p50_ms": segment.get("p50_ms"),
+            "p99_ms": segment.get("p99_ms"),
+        }
+    return phases
+
+
 def build_report(
     *,
     settings: Mapping[str, Any],
@@ -217,14 +363,20 @@ def build_report(
     restarts: int | None,
     notes: Sequence[str],
     started_at: str,
+    not_started: Sequence[float] = (),
+    load_window: tuple[float, float] | None = None,
+    browsing: Mapping[str, Any] | None = None,
+    browse_samples: Sequence[CounterSample] | None = None,
 ) -> dict[str, Any]:
     steps = timeline(marks, target_pod)
     checked = list(invariants) if invariants is not None else None
+    window = load_window or (min((c.t for c in checkouts), default=0.0), end)
     return {
         "version": REPORT_VERSION,
         "started_at": started_at,
         "duration_s": round(end, 2),
         "settings": dict(settings),
+        "load": load_summary(settings, records, checkouts, not_started, window, browsing, browse_samples),
         "target": target_pod,
         "timeline": steps,
         "restarts": restarts,
@@ -234,10 +386,11 @@ def build_report(
             "succeeded": sum(r.ok for r in records),
             "failed": sum(not r.ok for r in records),
             "by_endpoint": by_endpoint(records),
-            "per_second": per_second(records, end),
+            "per_second": per_second(records, end, checkouts=checkouts, not_started=not_started, browse=browse_samples),
         },
         "checkouts": checkout_summary(checkouts),
         "latency_ms": latency_phases(records, steps["injected"], recovered_at(steps)),
+        "browse_latency_ms": browse_latency(browsing),
         "marks": [asdict(m) for m in sorted(marks, key=lambda m: m.t)],
         "replicasets": [asdict(s) for s in replicasets],
         "invariants": [asdict(i) for i in checked] if checked is not None else None,
@@ -273,12 +426,71 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join(text.rstrip() for text in out)
 
 
+def _per_s(value: object) -> str:
+    return f"{value:g}/s" if isinstance(value, int | float) else "-"
+
+
+def load_rows(load: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The load the drill asked for and what ran, one row per kind of traffic."""
+    checkouts, browses = load["checkouts"], load.get("browses")
+    seconds = load["seconds"]
+    bound = (
+        f"; {checkouts['not_started']} not started at the bound of {checkouts['max_in_flight']} in flight"
+        if checkouts.get("not_started")
+        else ""
+    )
+    rows = [
+        (
+            "checkouts started",
+            _per_s(checkouts.get("target_per_second")),
+            f"{checkouts['per_second']:g}/s: {checkouts['started']} in {seconds:.1f} s{bound}",
+        ),
+        (
+            "  POST /api/payments sent",
+            "",
+            f"{checkouts['requests']}: one per checkout + {checkouts['retries']} retries with the same key",
+        ),
+    ]
+    if browses is None:
+        return rows
+    server, generator = browses.get("server"), browses.get("wrk")
+    if server is not None:
+        shed = server["statuses"].get("503")
+        rows.append(
+            (
+                "browses (storefront's count)",
+                _per_s(browses.get("target_per_second")),
+                f"{server['per_second']:g}/s: {server['requests']} answered, {server['ok']} ok, "
+                f"{server['failed']} failed" + (f" (503: {shed})" if shed else ""),
+            )
+        )
+    else:
+        rows.append(("browses (storefront's count)", _per_s(browses.get("target_per_second")), "not sampled"))
+    if generator:
+        errors = [s.get("error") for s in generator.get("segments", []) if s.get("error")]
+        rows.append(
+            (
+                "  wrk (the browsers)",
+                f"{generator['connections']} conn.",
+                f"{generator['requests']} answers in {generator['seconds']:.1f} s, {generator['socket_errors']} socket "
+                f"errors, {generator['timeouts']} timeouts, wrk CPU {generator['generator_cpu_seconds']:.1f} s"
+                + (" (SATURATED)" if generator.get("generator_saturated") else "")
+                + (f"; {errors[0]}" if errors else ""),
+            )
+        )
+    return rows
+
+
 def summary(report: Mapping[str, Any]) -> str:
     settings, steps = report["settings"], report["timeline"]
     checkouts, requests, latency = report["checkouts"], report["requests"], report["latency_ms"]
+    load = report.get("load")
+    browse_rate = settings.get("browse_rate")
     title = (
         f"drill: profile {settings.get('profile')}, fault {settings.get('fault')}, mode {settings.get('mode')}, "
-        f"{settings.get('rate')} checkouts/s, {report['duration_s']:.0f} s"
+        f"{settings.get('rate')} checkouts/s"
+        + (f" + {browse_rate} browses/s" if browse_rate else "")
+        + f", {report['duration_s']:.0f} s"
     )
     orchestrated = bool(settings.get("orchestrator"))
     rows = [
@@ -301,24 +513,37 @@ def summary(report: Mapping[str, Any]) -> str:
         ("  retried with the same key", str(checkouts["retried"])),
         ("checkout success rate", f"{rate * 100:.2f} %" if rate is not None else "-"),
     ]
-    phases = [
-        (
+    browse = report.get("browse_latency_ms") or {}
+    phases = []
+    for phase in ("before", "during", "after"):
+        row = [
             phase,
             str(latency[phase]["requests"]),
             str(latency[phase]["failed"]),
             _fmt_ms(latency[phase]["p50_ms"]),
             _fmt_ms(latency[phase]["p99_ms"]),
-        )
-        for phase in ("before", "during", "after")
-    ]
-    parts = [
-        title,
-        "",
+        ]
+        if browse:
+            seen = browse.get(phase) or {}
+            row += [
+                str(seen.get("requests", "-")),
+                str(seen.get("failed", "-")),
+                _fmt_ms(seen.get("p50_ms")),
+                _fmt_ms(seen.get("p99_ms")),
+            ]
+        phases.append(tuple(row))
+    latency_header: tuple[str, ...] = ("latency", "checkout tries", "failed", "p50", "p99")
+    if browse:
+        latency_header += ("browses (wrk)", "failed", "p50", "p99")
+    parts = [title, ""]
+    if load is not None:
+        parts += [table(load_rows(load), ("the load", "asked", "ran")), ""]
+    parts += [
         table(rows, ("timeline (since start)", "")),
         "",
         table(traffic, ("what the customers saw", "")),
         "",
-        table(phases, ("checkout latency", "requests", "failed", "p50", "p99")),
+        table(phases, latency_header),
     ]
     if report["invariants"] is not None:
         invariant_rows = [("PASS" if i["ok"] else "FAIL", i["name"], i["detail"]) for i in report["invariants"]]
@@ -352,6 +577,8 @@ def compare(reports: Sequence[Mapping[str, Any]]) -> str:
 
     rows = [
         row("mode / fault", lambda r: f"{r['settings']['mode']} / {r['settings']['fault']}"),
+        row("checkouts started per second", lambda r: f"{r['load']['checkouts']['per_second']:g}/s"),
+        row("browses per second (storefront)", lambda r: f"{r['load']['browses']['server']['per_second']:g}/s"),
         row("checkouts", lambda r: str(r["checkouts"]["total"])),
         row("checkout success rate", lambda r: f"{r['checkouts']['success_rate'] * 100:.2f} %"),
         row("checkouts failed (gave up)", lambda r: str(r["checkouts"]["failed"])),

@@ -8,6 +8,8 @@ import random
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 APPROVED_CARD = "4242424242424242"
@@ -99,3 +101,22 @@ def payment_of(status: int | None, body: object) -> Mapping[str, Any] | None:
         payment: Mapping[str, Any] = body["payment"]
         return payment
     return None
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (delay-seconds or an HTTP date, RFC 9110); None when absent or
+    unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN is no answer

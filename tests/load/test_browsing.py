@@ -1,0 +1,135 @@
+"""The drill's browsing: the mix wrk asks for, the storefront counts read from /metrics, and wrk itself driving a
+small local HTTP server through `browse.lua`, one segment per phase."""
+
+import asyncio
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from shop_load import browsing
+from shop_load.browsing import Browsing, ServerCounter, browse_paths, requests_total
+from shop_load.report import CounterSample
+from shop_load.shopping import TASK_WEIGHTS
+
+METRICS = """\
+# HELP http_requests_total Total number of requests by method, status and handler.
+# TYPE http_requests_total counter
+http_requests_total{handler="/api/{path:path}",method="GET",status="200"} 1200.0
+http_requests_total{handler="/api/{path:path}",method="GET",status="503"} 7.0
+http_requests_total{handler="/api/{path:path}",method="POST",status="201"} 90.0
+http_requests_total{method="GET",status="404",handler="/api/{path:path}"} 2.0
+http_requests_total{handler="/",method="GET",status="200"} 5.0
+http_request_duration_highr_seconds_bucket{le="0.005"} 10.0
+"""
+
+
+def test_the_gateway_gets_are_read_by_status_whatever_the_label_order() -> None:
+    assert requests_total(METRICS) == {200: 1200.0, 503: 7.0, 404: 2.0}
+    assert requests_total(METRICS, method="POST") == {201: 90.0}
+    assert requests_total("") == {}
+
+
+def test_the_browsing_mix_has_the_weights_of_a_shop() -> None:
+    paths = browse_paths(["KB-ERGO-01", "MS-VERT-02"])
+    kinds = Counter("view" if p.startswith("/api/products/") else "search" if "q=" in p else "browse" for p in paths)
+    assert kinds == {kind: TASK_WEIGHTS[kind] for kind in ("browse", "search", "view")}
+    assert "/api/products?limit=20&offset=20" in paths
+    assert "/api/products/MS-VERT-02" in paths
+    assert all(" " not in p for p in paths)
+
+
+def test_server_counts_start_from_the_first_sample_and_survive_restarts_and_new_pods() -> None:
+    counter = ServerCounter()
+    counter.observe(0.0, {"pod-a": {200: 1000.0}, "pod-b": {200: 500.0}})
+    counter.observe(1.0, {"pod-a": {200: 1100.0}, "pod-b": {200: 550.0, 503: 3.0}})
+    counter.observe(2.0, {})  # nobody answered: no sample
+    counter.observe(3.0, {"pod-a": {200: 40.0}, "pod-b": {200: 600.0, 503: 3.0}, "pod-c": {200: 20.0}})
+    assert counter.samples == [
+        CounterSample(0.0, {}),
+        CounterSample(1.0, {200: 150.0, 503: 3.0}),
+        CounterSample(3.0, {200: 150.0 + 40 + 50 + 20, 503: 3.0}),  # pod-a restarted, pod-c is new
+    ]
+
+
+def test_the_sampler_reads_once_a_second_and_once_more_at_the_end() -> None:
+    reads = iter([1000.0, 1300.0, 1600.0, 1900.0, 2200.0])
+
+    async def scrape() -> dict[str, str]:
+        value = next(reads)
+        return {"storefront": f'http_requests_total{{handler="/api/{{path:path}}",method="GET",status="200"}} {value}'}
+
+    async def main() -> ServerCounter:
+        counter, stop = ServerCounter(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        task = asyncio.create_task(browsing.sample_forever(scrape, counter, lambda: loop.time() - started, stop))
+        await asyncio.sleep(2.5)
+        stop.set()
+        await task
+        return counter
+
+    counter = asyncio.run(main())
+    assert [round(s.t) for s in counter.samples] == [0, 1, 2, 3]
+    assert counter.samples[-1].counts == {200: 900.0}
+
+
+class Shop(BaseHTTPRequestHandler):
+    seen: Counter[str] = Counter()
+
+    def do_GET(self) -> None:
+        Shop.seen[self.path] += 1
+        body = b'{"items": [], "total": 0}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tiny_shop() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Shop)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Shop.seen.clear()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_wrk_browses_the_mix_paced_in_one_segment_per_phase(tiny_shop: str) -> None:
+    paths = browse_paths(["KB-ERGO-01"])
+
+    async def main() -> Browsing:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        browse = Browsing(tiny_shop, 40, 4, paths, lambda: loop.time() - started, cap_seconds=30)
+        browse.start("before")
+        await asyncio.sleep(1.5)
+        await browse.switch("during")
+        await asyncio.sleep(1.5)
+        await browse.stop()
+        return browse
+
+    browse = asyncio.run(main())
+    summary = browse.summary()
+    before, during = summary["segments"]
+    assert (before["phase"], during["phase"]) == ("before", "during")
+    assert before["end_s"] == pytest.approx(during["start_s"], abs=0.1)
+    assert 20 <= summary["requests"] <= 150, "paced near 40/s for 3 s, not as fast as wrk can"
+    assert summary["statuses"] == {"200": summary["requests"]}
+    assert sum(Shop.seen.values()) >= summary["requests"]
+    assert set(Shop.seen) <= set(paths)
+    assert any("q=" in p for p in Shop.seen)
+    assert any(p.startswith("/api/products/KB") for p in Shop.seen)
+    assert during["p99_ms"] is not None
