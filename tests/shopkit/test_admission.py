@@ -9,10 +9,12 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
+from shop_devtools.pg import free_port
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
-from shopkit import ServiceSettings, create_app, send_with_retries
+from shopkit import ServiceSettings, SessionDep, create_app, send_with_retries
 from tests.conftest import client_for, running
 
 PROBLEM_BASE = "https://resilient-shop.dev/problems/"
@@ -144,3 +146,21 @@ async def test_readiness_does_not_wait_behind_a_busy_pool(database_urls: Mapping
         finally:
             for connection in held:
                 await connection.close()
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after() -> None:
+    router = APIRouter()
+
+    @router.get("/count")
+    async def count(session: SessionDep) -> int:
+        return int(await session.scalar(text("SELECT 1")) or 0)
+
+    nobody_listens = f"postgresql://shop:shop@127.0.0.1:{free_port()}/shop"
+    app = create_app(ServiceSettings(database_url=nobody_listens), title="dbless", routers=[router])  # type: ignore[arg-type]
+    async with running(app), client_for(app, "dbless") as client:
+        response = await client.get("/count")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["type"] == PROBLEM_BASE + "database-unavailable"
+    assert "127.0.0.1" not in response.text
