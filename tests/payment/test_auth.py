@@ -1,5 +1,6 @@
 """Payment verifies users' tokens offline: the JWKS is fetched once and cached, so users can go down."""
 
+import asyncio
 from collections.abc import Mapping
 
 import httpx
@@ -62,3 +63,22 @@ async def test_no_cached_keys_and_users_down_is_a_503_not_a_401(database_urls: M
         to_users.faults = [httpx.ConnectError("users is down")] * 10  # as when all its pods are gone
         response = assert_problem(await client.get("/payments", headers=auth), 503)
         assert response["type"].endswith("/dependency-unavailable")
+
+
+async def test_a_cold_process_hit_by_a_burst_fetches_the_jwks_once(database_urls: Mapping[str, str]) -> None:
+    users = create_users(UsersSettings(database_url=database_urls["users"]))
+    to_users = FaultInjector(httpx.ASGITransport(app=users))
+    payment = create_payment(PaymentSettings(database_url=database_urls["payment"]), transports={"users": to_users})
+    async with (
+        running(users),
+        running(payment),
+        client_for(users, "users") as users_client,
+        client_for(payment, "payment") as client,
+    ):
+        auth = await register_and_login(users_client)
+        to_users.requests.clear()
+
+        answers = await asyncio.gather(*(client.get("/payments", headers=auth) for _ in range(64)))
+
+    assert [a.status_code for a in answers] == [200] * 64
+    assert [r.url.path for r in to_users.requests] == ["/.well-known/jwks.json"]

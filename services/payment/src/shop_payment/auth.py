@@ -1,5 +1,6 @@
 """Bearer tokens issued by users, verified offline against its JWKS (fetched once, cached, refreshed on rotation)."""
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class JwksVerifier:
         self.cache_seconds = cache_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
+        self._refreshing = asyncio.Lock()
+        """One fetch at a time: a cold process hit by a burst asks users once, not once per request."""
 
     async def _refresh(self) -> None:
         try:
@@ -41,14 +44,21 @@ class JwksVerifier:
             log.warning("jwks_fetch_failed", error_type=type(exc).__name__)
             if not self._keys:
                 raise DependencyUnavailable("Tokens cannot be verified: the users service is unreachable.") from exc
+            # Keep the keys we have and ask again in MIN_REFRESH_INTERVAL, not on every request.
+            self._fetched_at = time.monotonic() - self.cache_seconds + MIN_REFRESH_INTERVAL
             return
         self._keys = {key.key_id: key for key in keys if key.key_id}
         self._fetched_at = time.monotonic()
 
-    async def _key(self, kid: str) -> jwt.PyJWK:
+    def _stale(self, kid: str) -> bool:
         age = time.monotonic() - self._fetched_at
-        if age > self.cache_seconds or (kid not in self._keys and age > MIN_REFRESH_INTERVAL):
-            await self._refresh()
+        return age > self.cache_seconds or (kid not in self._keys and age > MIN_REFRESH_INTERVAL)
+
+    async def _key(self, kid: str) -> jwt.PyJWK:
+        if self._stale(kid):
+            async with self._refreshing:
+                if self._stale(kid):  # not refreshed by the request this one waited for
+                    await self._refresh()
         if kid not in self._keys:
             raise UnauthorizedError("The token was signed by an unknown key.")
         return self._keys[kid]
