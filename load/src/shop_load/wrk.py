@@ -181,6 +181,7 @@ class WrkRun:
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self._lock = threading.Lock()
         self._result: WrkResult | None = None
+        self._reaped: tuple[int, float] | None = None
         self._started = time.monotonic()
         self._process = subprocess.Popen(args, env=dict(env), stdout=self._stdout, stderr=self._stderr)
 
@@ -194,18 +195,24 @@ class WrkRun:
 
     def stop(self) -> None:
         """Ends the run early; wrk still prints its report (for `result()`)."""
+        self._signal(signal.SIGINT)
+
+    def _signal(self, signum: int) -> None:
+        # os.kill, not Popen.send_signal: that one polls, and a child reaped by waitpid has no resource usage left
         with self._lock:
             if self._process.returncode is None:
-                self._process.send_signal(signal.SIGINT)
+                os.kill(self._process.pid, signum)
 
     def _reap(self, *, block: bool) -> tuple[int, float] | None:
         """(exit code, CPU seconds) once wrk has exited; reaped here with wait4 to read its resource usage."""
         with self._lock:
-            pid, status, usage = os.wait4(self._process.pid, 0 if block else os.WNOHANG)
-            if pid == 0:
-                return None
-            self._process.returncode = os.waitstatus_to_exitcode(status)
-            return self._process.returncode, usage.ru_utime + usage.ru_stime
+            if self._reaped is None:
+                pid, status, usage = os.wait4(self._process.pid, 0 if block else os.WNOHANG)
+                if pid == 0:
+                    return None
+                self._process.returncode = os.waitstatus_to_exitcode(status)
+                self._reaped = self._process.returncode, usage.ru_utime + usage.ru_stime
+            return self._reaped
 
     def result(self, timeout: float | None = None) -> WrkResult:
         """Waits for wrk (at most `timeout` seconds past the run's own length, 30 by default) and parses its report."""
@@ -216,11 +223,12 @@ class WrkRun:
         while reaped is None:
             if time.monotonic() > deadline:
                 self.stop()
-                try:
-                    self._process.wait(5)
-                finally:
-                    if self._process.returncode is None:
-                        self._process.kill()
+                grace = time.monotonic() + 5
+                while self._reap(block=False) is None and time.monotonic() < grace:
+                    time.sleep(0.05)
+                if self.running():
+                    self._signal(signal.SIGKILL)
+                    self._reap(block=True)
                 raise WrkError(f"wrk did not finish in time: {' '.join(self.args)}")
             time.sleep(0.05)
             reaped = self._reap(block=False)

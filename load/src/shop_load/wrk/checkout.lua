@@ -1,6 +1,11 @@
--- Checkouts: POST of WRK_BODY (JSON) to the URL given to wrk, a fresh Idempotency-Key per request (unique across
--- runs: WRK_KEY_PREFIX, then the run's id, the thread and a counter) and the bearer
--- tokens of WRK_TOKENS_FILE (one a line) in turn, each thread starting at its own; optionally paced (WRK_RATE/s).
+-- Checkouts: POSTs of a JSON body to the URL given to wrk, each with a fresh Idempotency-Key and a customer's
+-- bearer token. Parameters (environment):
+--   WRK_TOKENS_FILE  bearer tokens, one a line, used in turn (each thread starts at its own)
+--   WRK_BODY         the body of every request, or
+--   WRK_BODIES_FILE  bodies, one JSON a line, one picked at random per request (its line number, from 0, ends
+--                    the key: "-b<n>", so whoever checks the payments later knows which body a key was sent with)
+--   WRK_KEY_PREFIX   start of every key (default "wrk"); the key is <prefix>-<run id>-<thread>-<n>[-b<body>]
+--   WRK_RATE         optional pacing: requests per second over all connections
 -- wrk.format replaces wrk.headers by the table it is given, so every header is set here.
 package.path = os.getenv("WRK_SCRIPTS") .. "/?.lua;" .. package.path
 local report = require("report")
@@ -10,35 +15,53 @@ done = report.done
 delay = report.pacer()
 
 local tokens = {}
+local bodies = {}
 local next_token = 1
 local sent = 0
 local key_prefix = ""
 
-function init(args)
-   math.randomseed(os.time() + (thread_index or 0))
-   for line in io.lines(os.getenv("WRK_TOKENS_FILE")) do
+local function lines(path)
+   local found = {}
+   for line in io.lines(path) do
       if line ~= "" then
-         table.insert(tokens, line)
+         table.insert(found, line)
       end
    end
-   if #tokens == 0 then
-      error("no token in " .. os.getenv("WRK_TOKENS_FILE"))
+   if #found == 0 then
+      error("nothing in " .. path)
+   end
+   return found
+end
+
+function init(args)
+   math.randomseed(os.time() + (thread_index or 0))
+   tokens = lines(os.getenv("WRK_TOKENS_FILE"))
+   if os.getenv("WRK_BODIES_FILE") then
+      bodies = lines(os.getenv("WRK_BODIES_FILE"))
    end
    next_token = (thread_index or 0) % #tokens + 1
-   key_prefix = (os.getenv("WRK_KEY_PREFIX") or "wrk") .. "-" .. os.getenv("WRK_RUN_ID") .. "-" .. tostring(thread_index or 0) .. "-"
+   key_prefix = (os.getenv("WRK_KEY_PREFIX") or "wrk") .. "-" .. os.getenv("WRK_RUN_ID") .. "-"
+      .. tostring(thread_index or 0) .. "-"
    wrk.method = "POST"
    wrk.body = os.getenv("WRK_BODY")
 end
 
 function request()
    sent = sent + 1
+   local key = key_prefix .. tostring(sent)
+   local body = nil
+   if #bodies > 0 then
+      local index = math.random(#bodies)
+      body = bodies[index]
+      key = key .. "-b" .. tostring(index - 1)
+   end
    local headers = {
       ["Content-Type"] = "application/json",
       ["Authorization"] = "Bearer " .. tokens[next_token],
-      ["Idempotency-Key"] = key_prefix .. tostring(sent),
+      ["Idempotency-Key"] = key,
    }
    next_token = next_token % #tokens + 1
-   return wrk.format(nil, nil, headers, nil)
+   return wrk.format(nil, nil, headers, body)
 end
 
 function response(status, headers, body)
