@@ -87,7 +87,7 @@ load: install ## steady shopping traffic (Locust, headless) against SHOP_URL (US
 drill: install ## the article's crash, played and measured; report in DRILL_OUT (CHAOS_TOKEN=..., PROFILE=fragile)
 	$(UV) run --locked python -m shop_load.drill --url $(SHOP_URL) --profile $(PROFILE) --out $(DRILL_OUT) $(DRILL_ARGS)
 
-bench: install ## throughput and p50/p99 of the hot paths as ratios to ceilings measured in the same run
+bench: install ## hot paths vs ceilings of the same run, then the sale (cold start + 128/512 checkouts) with wrk (apt-get install wrk) and pgbench; BENCH_ARGS="--seconds 3 --burst 128"
 	$(UV) run --locked python -m shop_load.bench $(BENCH_ARGS)
 
 clean: ## remove local data (.data: the embedded database) and caches
