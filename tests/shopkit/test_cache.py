@@ -231,3 +231,16 @@ def test_the_oldest_entries_make_room_within_max_bytes() -> None:
     assert cache.get(("/items", b"n=0"), 1) is None
     assert cache.get(("/items", b"n=3"), 1) is not None
     assert not cache.store(("/items", b"big"), CachedResponse((), bytes(300), 0, 100), cache.version)
+
+
+async def test_the_handler_label_is_the_route_template_on_hits_and_misses_alike(client: httpx.AsyncClient) -> None:
+    def counted(handler: str, status: str) -> float:
+        labels = {"handler": handler, "method": "GET", "status": status}
+        return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+    before = {key: counted(*key) for key in [("/items", "200"), ("/items", "422"), ("none", "404")]}
+    for path in ("/items", "/items", "/items?limit=0", "/nothing-here", "/nothing-here"):
+        await client.get(path)
+    assert counted("/items", "200") == before["/items", "200"] + 2
+    assert counted("/items", "422") == before["/items", "422"] + 1
+    assert counted("none", "404") == before["none", "404"] + 2
