@@ -84,7 +84,7 @@ e2e-containers: install ## container proof: real images, OOM kill, restart, noth
 load: install ## steady shopping traffic (Locust, headless) against SHOP_URL (USERS, RATE spawn rate, DURATION)
 	$(UV) run --locked locust -f load/locustfile.py --headless -u $(USERS) -r $(RATE) -t $(DURATION) --host $(SHOP_URL)
 
-drill: install ## the article's crash, played and measured; report in DRILL_OUT (CHAOS_TOKEN=..., PROFILE=fragile)
+drill: install ## the article's crash during a sale (50 checkouts/s, 300 browses/s by wrk); report in DRILL_OUT (CHAOS_TOKEN=..., PROFILE=fragile, DRILL_ARGS=...)
 	$(UV) run --locked python -m shop_load.drill --url $(SHOP_URL) --profile $(PROFILE) --out $(DRILL_OUT) $(DRILL_ARGS)
 
 bench: install ## hot paths vs ceilings of the same run, then the sale (cold start + 128/512 checkouts) with wrk (apt-get install wrk) and pgbench; BENCH_ARGS="--seconds 3 --burst 128"

@@ -133,3 +133,44 @@ def test_wrk_browses_the_mix_paced_in_one_segment_per_phase(tiny_shop: str) -> N
     assert any("q=" in p for p in Shop.seen)
     assert any(p.startswith("/api/products/KB") for p in Shop.seen)
     assert during["p99_ms"] is not None
+
+
+class FakeCluster:
+    """The two calls `cluster_scrape` makes: the storefront pods, and one request to a pod's own port."""
+
+    def __init__(self) -> None:
+        self.counts = {"storefront-a": 100.0, "storefront-b": 50.0}
+        self.selectors: list[str] = []
+
+    def pods(self, selector: str) -> list[dict[str, object]]:
+        self.selectors.append(selector)
+
+        def pod(name: str, phase: str) -> dict[str, object]:
+            ports = [{"name": "metrics", "containerPort": 9000}, {"name": "http", "containerPort": 8080}]
+            return {"metadata": {"name": name}, "spec": {"containers": [{"ports": ports}]}, "status": {"phase": phase}}
+
+        return [pod("storefront-a", "Running"), pod("storefront-b", "Running"), pod("storefront-c", "Pending")]
+
+    def request(self, pod: str, port: int, method: str, path: str, *, timeout: float) -> tuple[int, str]:
+        assert (port, method, path) == (8080, "GET", "/metrics")
+        if pod == "storefront-b" and self.counts[pod] > 50:
+            raise OSError("port-forward dropped")
+        line = f'http_requests_total{{handler="/api/{{path:path}}",method="GET",status="200"}} {self.counts[pod]}'
+        return 200, line
+
+
+def test_with_a_cluster_every_storefront_pod_is_read_through_the_api() -> None:
+    cluster = FakeCluster()
+    scrape = browsing.cluster_scrape(cluster, "app.kubernetes.io/name=storefront")  # type: ignore[arg-type]
+    counter = ServerCounter()
+
+    async def main() -> None:
+        counter.observe(0.0, {pod: requests_total(text) for pod, text in (await scrape()).items()})
+        cluster.counts = {"storefront-a": 160.0, "storefront-b": 80.0}
+        texts = await scrape()  # pod b's read fails: counted at its next read
+        assert set(texts) == {"storefront-a"}
+        counter.observe(1.0, {pod: requests_total(text) for pod, text in texts.items()})
+
+    asyncio.run(main())
+    assert cluster.selectors == ["app.kubernetes.io/name=storefront"]  # pods listed again only every 10 s
+    assert [s.counts for s in counter.samples] == [{}, {200: 60.0}]

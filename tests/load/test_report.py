@@ -198,6 +198,7 @@ def test_per_second_counts_and_latencies() -> None:
         "p99_ms": 103.5,
         "checkouts_started": 0,
         "checkouts_not_started": 0,
+        "checkouts_late": 0,
         "checkout_requests": 2,
         "checkout_ok": 2,
         "checkout_failed": 0,
@@ -205,6 +206,7 @@ def test_per_second_counts_and_latencies() -> None:
         "checkout_p99_ms": 103.5,
         "browse_ok": None,
         "browse_failed": None,
+        "client_lag_ms": None,
     }
     assert rows[12]["failed"] == 2
     assert rows[12]["checkout_failed"] == 2
@@ -334,6 +336,9 @@ def report(profile: str = "resilient", invariants: list[InvariantResult] | None 
         load_window=(0.0, 30.0),
         browsing=wrk_summary(),
         browse_samples=browse_samples(),
+        late=[15.1, 15.3],
+        client_lag=[(t / 10, 1200.0 if t == 150 else 2.0) for t in range(300)],
+        client_cpu_seconds=1.5,
     )
 
 
@@ -377,6 +382,7 @@ def test_the_report_says_the_load_it_ran() -> None:
         "retries": 58,
         "answered_first_try": 1,
     }
+    assert load["client"] == {"cpu_seconds": 1.5, "lag_p99_ms": 2.0, "lag_max_ms": 1200.0, "late_ticks": 2}
     server = load["browses"]["server"]
     assert server["requests"] == 9000  # 30 s of 300/s, from the samples; not from wrk
     assert (server["ok"], server["failed"], server["statuses"]) == (8950, 50, {"200": 8950, "503": 50})
@@ -388,6 +394,12 @@ def test_the_report_says_the_load_it_ran() -> None:
     assert "checkouts started             2/s        0.1/s: 2 in 30.0 s; 1 not started at the bound of 256" in text
     assert "browses (storefront's count)  300/s      300/s: 9000 answered, 8950 ok, 50 failed (503: 50)" in text
     assert "wrk (the browsers)          150 conn.  9000 answers in 30.0 s" in text
+    assert (
+        "the drill's own client                 CPU 1.5 s (5% of a core), loop lag p99 2 ms, max 1200 ms; "
+        "2 ticks missed late" in text
+    )
+    rows = built["requests"]["per_second"]
+    assert (rows[15]["checkouts_late"], rows[15]["client_lag_ms"], rows[16]["client_lag_ms"]) == (2, 1200.0, 2.0)
     assert "during   28              10      122 ms  5000 ms  4200           50      4 ms  80 ms" in text
 
 

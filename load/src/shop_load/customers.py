@@ -8,15 +8,15 @@ that leaves the payment in doubt (502, 503, 504, no answer) is retried with the 
 status, latency, outcome.
 
 Concurrency is bounded (`max_in_flight` checkouts at once). A tick of the schedule that finds the bound reached
-starts no checkout; its time is kept in `not_started`, so the offered load the shop never saw is reported, not
-hidden.
+starts no checkout; its time is kept in `not_started` (and one the process came to over a second late, in `late`),
+so the offered load the shop never saw is reported, not hidden.
 """
 
 import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from shop_load.shopping import (
 MAX_IN_FLIGHT = 500
 PRODUCTS_REFRESH_SECONDS = 5.0
 RETRY_AFTER_CAP_SECONDS = 5.0
+LATE_SECONDS = 1.0
 PREPARE_CONCURRENCY = 4
 
 
@@ -72,6 +73,8 @@ class Shoppers:
     checkouts: list[Checkout] = field(default_factory=list)
     not_started: list[float] = field(default_factory=list)
     """Times of the schedule's ticks that found `max_in_flight` checkouts in flight and started none."""
+    late: list[float] = field(default_factory=list)
+    """Times of the schedule's ticks the process itself came to too late (a starved client) and skipped."""
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -173,13 +176,23 @@ class Shoppers:
             await asyncio.sleep(pause)
             backoff = min(backoff * 2, 2.0)
 
-    async def run(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
-        """Starts `rate` checkouts per second, on schedule, until `stop`; then waits for those in flight."""
+    async def run(self, client: httpx.AsyncClient | Sequence[httpx.AsyncClient], stop: asyncio.Event) -> None:
+        """Starts `rate` checkouts per second, on schedule, until `stop`; then waits for those in flight.
+
+        Several clients share the checkouts in turn (each keeps its own for its retries): httpx's connection pool
+        does work in proportion to its connections on every request, so one pool of hundreds costs a core.
+        A tick the process itself is more than `LATE_SECONDS` late for (the machine is busy) starts nothing and is
+        kept in `late`: the client, not the shop, missed it, and a burst to catch up would not be customers."""
+        clients = [client] if isinstance(client, httpx.AsyncClient) else list(client)
         interval = 1 / self.rate
         next_at = time.monotonic()
+        started = 0
         while not stop.is_set():
-            if len(self._tasks) < self.max_in_flight:
-                task = asyncio.create_task(self.checkout(client))
+            if time.monotonic() - next_at > LATE_SECONDS:
+                self.late.append(self.clock())
+            elif len(self._tasks) < self.max_in_flight:
+                task = asyncio.create_task(self.checkout(clients[started % len(clients)]))
+                started += 1
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             else:
@@ -198,3 +211,16 @@ class Shoppers:
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
+
+
+LAG_INTERVAL_SECONDS = 0.1
+
+
+async def watch_lag(clock: Callable[[], float], lags: list[tuple[float, float]], stop: asyncio.Event) -> None:
+    """How late the event loop wakes up from a short sleep, ten times a second, as (t, milliseconds): the drill's
+    own client falling behind (a busy machine), which its latencies then include."""
+    while not stop.is_set():
+        before = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), LAG_INTERVAL_SECONDS)
+        lags.append((clock(), max(0.0, (time.monotonic() - before - LAG_INTERVAL_SECONDS) * 1000)))

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import queue
 import sys
@@ -36,7 +37,7 @@ import httpx
 
 from shop_load import browsing, invariants, plot, stock, wrk
 from shop_load.browsing import Browsing, ServerCounter
-from shop_load.customers import Shoppers, ShopUnavailable
+from shop_load.customers import Shoppers, ShopUnavailable, watch_lag
 from shop_load.local import NO_ORCHESTRATOR_NOTE, ChaosRefused, LocalPayment
 from shop_load.report import (
     InvariantResult,
@@ -60,6 +61,8 @@ SALE_CHECKOUTS_PER_SECOND = 50.0
 SALE_BROWSES_PER_SECOND = 300.0
 MAX_IN_FLIGHT = 256
 RECENT_SECONDS = 5.0
+CONNECTIONS_PER_CLIENT = 16
+"""The checkouts share several httpx clients of this many connections: one pool of hundreds costs a core."""
 """The progress line's rates are over the last few seconds."""
 RECOVERY_WAIT_SECONDS = 30.0
 EXIT_OK, EXIT_INVARIANT, EXIT_CANNOT_RUN = 0, 1, 2
@@ -507,20 +510,28 @@ async def drill(options: argparse.Namespace) -> int:
         max_in_flight=options.max_in_flight,
         view_product=options.browse_rate <= 0,  # wrk does the browsing
     )
-    limits = httpx.Limits(max_connections=options.max_in_flight + 8, max_keepalive_connections=options.max_in_flight)
+    shard = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT, max_keepalive_connections=CONNECTIONS_PER_CLIENT)
+    lags: list[tuple[float, float]] = []
     stop_customers, stop_sampling = asyncio.Event(), asyncio.Event()
     counter = ServerCounter()
     progress.browses = counter if options.browse_rate > 0 else None
     browse: Browsing | None = None
     sampler: asyncio.Task[None] | None = None
+    lag_watch: asyncio.Task[None] | None = None
     injected = finished = False
     notes: list[str] = []
-    load_window = (0.0, 0.0)
+    load_window, client_cpu = (0.0, 0.0), 0.0
     try:
         async with (
-            httpx.AsyncClient(base_url=base_url, limits=limits) as client,
+            contextlib.AsyncExitStack() as clients,
+            httpx.AsyncClient(base_url=base_url) as client,
             httpx.AsyncClient() as control,
         ):
+            checkout_clients = [
+                await clients.enter_async_context(httpx.AsyncClient(base_url=base_url, limits=shard))
+                for _ in range(max(1, math.ceil(options.max_in_flight / CONNECTIONS_PER_CLIENT)))
+            ]
+            lag_watch = asyncio.create_task(watch_lag(clock, lags, stop_sampling))
             if isinstance(target, LocalTarget):
                 await target.payment.check(control)
                 target.start(control)
@@ -561,8 +572,8 @@ async def drill(options: argparse.Namespace) -> int:
                     browse.start("before")
                 except wrk.WrkError as exc:
                     raise DrillError(f"wrk cannot browse the shop: {exc}") from None
-            load_started = clock()
-            customers = asyncio.create_task(shoppers.run(client, stop_customers))
+            load_started, cpu_started = clock(), time.process_time()
+            customers = asyncio.create_task(shoppers.run(checkout_clients, stop_customers))
             progress.phase = "warm-up"
             await wait_phase(options.warmup, target, progress, clock, shoppers)
             progress.phase = "fault"
@@ -579,7 +590,7 @@ async def drill(options: argparse.Namespace) -> int:
             progress.phase = "cool-down"
             await wait_phase(options.cooldown, target, progress, clock, shoppers)
             stop_customers.set()
-            load_window = (load_started, clock())
+            load_window, client_cpu = (load_started, clock()), time.process_time() - cpu_started
             if browse is not None:
                 await browse.stop()
             progress.phase = "finishing"
@@ -589,8 +600,7 @@ async def drill(options: argparse.Namespace) -> int:
             await customers
             end = clock()
             stop_sampling.set()
-            if sampler is not None:
-                await sampler
+            await asyncio.gather(*(task for task in (lag_watch, sampler) if task is not None))
             target.stop()
             progress.done()
     finally:
@@ -598,8 +608,9 @@ async def drill(options: argparse.Namespace) -> int:
         stop_sampling.set()
         if browse is not None:
             browse.kill()
-        if sampler is not None and not sampler.done():
-            sampler.cancel()
+        for task in (sampler, lag_watch):
+            if task is not None and not task.done():
+                task.cancel()
         if injected and not finished:  # interrupted (Ctrl-C, an error) with the fault in place: take it out
             with contextlib.suppress(Exception):
                 async with httpx.AsyncClient() as cleanup:
@@ -652,6 +663,9 @@ async def drill(options: argparse.Namespace) -> int:
         load_window=load_window,
         browsing=browse.summary() if browse is not None else None,
         browse_samples=counter.samples if options.browse_rate > 0 else None,
+        late=shoppers.late,
+        client_lag=lags,
+        client_cpu_seconds=client_cpu,
     )
     paths = report_paths(options.out, options.profile)
     options.out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,9 @@ from matplotlib.axes import Axes
 
 from shop_load.report import MARK_LABELS
 
+CLIENT_LAG_SHOWN_MS = 100.0
+"""The drill's own event-loop lag is drawn when it reached this: then its latencies include it."""
+
 MARK_STYLES: Mapping[str, tuple[str, str]] = {
     "injected": ("black", "-"),
     "unready": ("tab:orange", "--"),
@@ -79,15 +82,23 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
                 centers, [r["checkouts_started"] for r in rows], color="black", linewidth=1.2, label="checkouts started"
             )
             skipped = [r["checkouts_not_started"] for r in rows]
+            late = [r.get("checkouts_late", 0) for r in rows]
             if any(skipped):
                 checkouts.bar(
-                    seconds, skipped, width=1.0, align="edge", color="tab:orange", label="not started (client bound)"
+                    seconds, skipped, width=1.0, align="edge", color="tab:orange", label="not started (in-flight bound)"
+                )
+            if any(late):
+                checkouts.bar(
+                    seconds, late, width=1.0, align="edge", bottom=skipped, color="gold", label="missed (drill late)"
                 )
         if isinstance(settings.get("rate"), int | float):
             checkouts.axhline(settings["rate"], color="gray", linestyle=":", label=f"asked: {settings['rate']:g}/s")
         _headroom(
             checkouts,
-            [r.get("checkout_requests", r["sent"]) + r.get("checkouts_not_started", 0) for r in rows],
+            [
+                r.get("checkout_requests", r["sent"]) + r.get("checkouts_not_started", 0) + r.get("checkouts_late", 0)
+                for r in rows
+            ],
             settings.get("rate"),
         )
         checkouts.set_ylabel("checkouts per second")
@@ -119,6 +130,9 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
             latency.plot(*zip(*p50, strict=True), color="tab:blue", marker=".", label="checkout p50")
         if p99:
             latency.plot(*zip(*p99, strict=True), color="tab:brown", marker=".", label="checkout p99")
+        lag = [(r["second"] + 0.5, r["client_lag_ms"]) for r in rows if r.get("client_lag_ms")]
+        if lag and max(v for _, v in lag) >= CLIENT_LAG_SHOWN_MS:
+            latency.plot(*zip(*lag, strict=True), color="gray", linestyle="--", label="drill's own lag (max per s)")
         segments = ((report.get("load") or {}).get("browses") or {}).get("wrk") or {}
         browse_values: list[float] = []
         for index, segment in enumerate(segments.get("segments", [])):
@@ -131,7 +145,7 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
                     latency.hlines(value, segment["start_s"], end, colors=color, linewidth=2.2, label=label)
         latency.set_ylabel("latency (ms)")
         latency.set_xlabel("seconds since the drill started")
-        values = [v for _, v in p50 + p99] + browse_values
+        values = [v for _, v in p50 + p99] + browse_values + [v for _, v in lag if v >= CLIENT_LAG_SHOWN_MS]
         if values and max(values) > 20 * max(1.0, min(values)):
             latency.set_yscale("log")
         axes = (checkouts, browses, latency)

@@ -180,6 +180,8 @@ def per_second(
     checkouts: Sequence[Checkout] = (),
     not_started: Sequence[float] = (),
     browse: Sequence[CounterSample] | None = None,
+    late: Sequence[float] = (),
+    client_lag: Sequence[tuple[float, float]] = (),
 ) -> list[dict[str, Any]]:
     """One row per second: every request of the customers (`sent`, `succeeded`, `failed`, latencies), the
     checkouts (started, not started at the concurrency bound, `POST /api/payments` tries by answer) and the
@@ -190,10 +192,15 @@ def per_second(
         index = int(record.t)
         if 0 <= index < seconds:
             buckets[index].append(record)
-    started, skipped = [0] * seconds, [0] * seconds
-    for t, counts in [(c.t, started) for c in checkouts] + [(t, skipped) for t in not_started]:
+    started, skipped, missed = [0] * seconds, [0] * seconds, [0] * seconds
+    marks = [(c.t, started) for c in checkouts] + [(t, skipped) for t in not_started] + [(t, missed) for t in late]
+    for t, counts in marks:
         if 0 <= int(t) < seconds:
             counts[int(t)] += 1
+    lag: list[float | None] = [None] * seconds
+    for t, ms in client_lag:
+        if 0 <= int(t) < seconds:
+            lag[int(t)] = max(lag[int(t)] or 0.0, ms)
     rows = []
     for second, bucket in enumerate(buckets):
         latencies = [r.latency_ms for r in bucket]
@@ -216,6 +223,7 @@ def per_second(
                 "p99_ms": _round(percentile(latencies, 99)),
                 "checkouts_started": started[second],
                 "checkouts_not_started": skipped[second],
+                "checkouts_late": missed[second],
                 "checkout_requests": len(tries),
                 "checkout_ok": sum(r.ok for r in tries),
                 "checkout_failed": sum(not r.ok for r in tries),
@@ -223,6 +231,7 @@ def per_second(
                 "checkout_p99_ms": _round(percentile(checkout, 99)),
                 "browse_ok": browse_ok,
                 "browse_failed": browse_failed,
+                "client_lag_ms": _round(lag[second]),
             }
         )
     return rows
@@ -293,6 +302,7 @@ def load_summary(
     window: tuple[float, float],
     browsing: Mapping[str, Any] | None,
     browse_samples: Sequence[CounterSample] | None,
+    client: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The load the drill ran, asked for and achieved, between `window` (when the customers started and stopped):
     checkouts from the drill's own customers, browses as the storefront counted them and as wrk saw them."""
@@ -312,6 +322,7 @@ def load_summary(
             "retries": len(tries) - len(checkouts),
             "answered_first_try": sum(c.attempts == 1 and c.outcome in ANSWERED_OUTCOMES for c in checkouts),
         },
+        "client": dict(client) if client is not None else None,
         "browses": None,
     }
     if browsing is None and not browse_samples:
@@ -330,6 +341,23 @@ def load_summary(
         }
     load["browses"] = {"target_per_second": settings.get("browse_rate"), "server": server, "wrk": browsing}
     return load
+
+
+def client_summary(
+    window: tuple[float, float],
+    late: Sequence[float],
+    client_lag: Sequence[tuple[float, float]],
+    cpu_seconds: float | None,
+) -> dict[str, Any]:
+    """The drill's own process while the load ran: CPU, how late its event loop woke up, ticks it missed. A busy
+    machine makes the client late, and then its latencies include that lateness."""
+    lags = [ms for t, ms in client_lag if window[0] <= t <= window[1]]
+    return {
+        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 2),
+        "lag_p99_ms": _round(percentile(lags, 99)),
+        "lag_max_ms": _round(max(lags, default=None)),
+        "late_ticks": len(late),
+    }
 
 
 def browse_latency(browsing: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -367,6 +395,9 @@ def build_report(
     load_window: tuple[float, float] | None = None,
     browsing: Mapping[str, Any] | None = None,
     browse_samples: Sequence[CounterSample] | None = None,
+    late: Sequence[float] = (),
+    client_lag: Sequence[tuple[float, float]] = (),
+    client_cpu_seconds: float | None = None,
 ) -> dict[str, Any]:
     steps = timeline(marks, target_pod)
     checked = list(invariants) if invariants is not None else None
@@ -376,7 +407,16 @@ def build_report(
         "started_at": started_at,
         "duration_s": round(end, 2),
         "settings": dict(settings),
-        "load": load_summary(settings, records, checkouts, not_started, window, browsing, browse_samples),
+        "load": load_summary(
+            settings,
+            records,
+            checkouts,
+            not_started,
+            window,
+            browsing,
+            browse_samples,
+            client_summary(window, late, client_lag, client_cpu_seconds),
+        ),
         "target": target_pod,
         "timeline": steps,
         "restarts": restarts,
@@ -386,7 +426,15 @@ def build_report(
             "succeeded": sum(r.ok for r in records),
             "failed": sum(not r.ok for r in records),
             "by_endpoint": by_endpoint(records),
-            "per_second": per_second(records, end, checkouts=checkouts, not_started=not_started, browse=browse_samples),
+            "per_second": per_second(
+                records,
+                end,
+                checkouts=checkouts,
+                not_started=not_started,
+                browse=browse_samples,
+                late=late,
+                client_lag=client_lag,
+            ),
         },
         "checkouts": checkout_summary(checkouts),
         "latency_ms": latency_phases(records, steps["injected"], recovered_at(steps)),
@@ -451,6 +499,11 @@ def load_rows(load: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             f"{checkouts['requests']}: one per checkout + {checkouts['retries']} retries with the same key",
         ),
     ]
+    client = load.get("client") or {}
+    if isinstance(cpu := client.get("cpu_seconds"), int | float) and seconds:
+        lag = f", loop lag p99 {_fmt_ms(client.get('lag_p99_ms'))}, max {_fmt_ms(client.get('lag_max_ms'))}"
+        late = f"; {client['late_ticks']} ticks missed late" if client.get("late_ticks") else ""
+        rows.append(("  the drill's own client", "", f"CPU {cpu:.1f} s ({cpu / seconds:.0%} of a core){lag}{late}"))
     if browses is None:
         return rows
     server, generator = browses.get("server"), browses.get("wrk")
