@@ -96,7 +96,7 @@ class Received:
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, Received]]:
-    """GET: 200. POST: the body's `answer` (503 with `retry` true carries Retry-After), or 201."""
+    """GET: 200 (after 1.5 s for /slow). POST: the body's `answer` (a 503 with `retry` carries Retry-After), or 201."""
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
@@ -119,6 +119,8 @@ def server() -> Iterator[tuple[str, Received]]:
                 received.retry_after += "Retry-After" in (headers or {})
 
         def do_GET(self) -> None:
+            if self.path == "/slow":
+                time.sleep(1.5)
             self.answer(200)
 
         def do_POST(self) -> None:
@@ -204,3 +206,26 @@ def test_a_run_stopped_early_still_reports(server: tuple[str, Received]) -> None
     assert result.requests > 0
     assert result.seconds < 15
     assert not run.running()
+
+
+@needs_wrk
+def test_checkouts_wait_the_retry_after_of_a_503_when_asked_to(server: tuple[str, Received], tmp_path: Path) -> None:
+    url, _ = server
+    (tmp_path / "tokens").write_text("alpha\n")
+    params = {"tokens_file": str(tmp_path / "tokens"), "body": json.dumps({"answer": 503, "retry": True})}
+    hammering = wrk.run(url + "/payments", connections=2, seconds=2, script="checkout", params=params)
+    honouring = wrk.run(
+        url + "/payments", connections=2, seconds=2, script="checkout", params={**params, "retry_after": "1"}
+    )
+    assert honouring.retry_after_503 == honouring.requests > 0
+    assert honouring.requests <= 2 * 3, "each connection waits about 1 s after each 503"
+    assert hammering.requests > honouring.requests
+
+
+@needs_wrk
+def test_answers_later_than_the_timeout_are_timeouts_without_a_latency(server: tuple[str, Received]) -> None:
+    url, _ = server
+    result = wrk.run(url + "/slow", connections=1, seconds=2, timeout_seconds=1)
+    assert result.timeouts == result.requests > 0
+    assert result.p50_ms is None
+    assert result.max_ms is None

@@ -2,7 +2,9 @@
 browsing beside it. Played by `make bench` (`shop_load.bench`), one burst per `--burst`.
 
 A burst is `connections` wrk connections POSTing `/api/payments` as fast as they are answered, for `seconds`
-(each with a fresh Idempotency-Key, a customer's token and a one-line basket), while a second wrk browses
+(each request a new checkout: a fresh Idempotency-Key, a customer's token and a one-line basket; after a 503 with
+Retry-After the connection waits as long, at most 5 s, as clients honouring the header do, unless
+`honour_retry_after` is off), while a second wrk browses
 `/api/products?limit=20` at a paced rate and one thread per service polls `/ready` every 200 ms.
 Measured:
 
@@ -51,6 +53,8 @@ READY_POLL_SECONDS = 0.2
 READY_TIMEOUT_SECONDS = 1.0
 """A kubelet's default probe timeout: a slower answer is a failed probe."""
 SETTLE_SECONDS = 20.0
+VERIFY_SETTLE_SECONDS = 10.0
+"""How long the invariants finish pending payments (a lease is 5 s) and wait for held stock to come back."""
 RESERVATION_TTL_SECONDS = 300.0
 """catalog's default hold (CATALOG_RESERVATION_TTL_SECONDS)."""
 
@@ -135,6 +139,8 @@ class BurstResult:
     cold_start_seconds: float | None
     """From the services' start to all of them ready; None: the shop was already running (not a cold start)."""
     browse_rate: float
+    honour_retry_after: bool
+    """After a 503 with Retry-After, a connection waited that long (at most 5 s) before its next checkout."""
     checkout: wrk.WrkResult
     browse: wrk.WrkResult | None
     captured: int
@@ -163,6 +169,7 @@ class BurstResult:
             "seconds": self.seconds,
             "cold_start_seconds": self.cold_start_seconds,
             "browse_rate": self.browse_rate,
+            "honour_retry_after": self.honour_retry_after,
             "captured": self.captured,
             "captured_per_second": self.captured_per_second,
             "captured_after": self.captured_after,
@@ -268,7 +275,7 @@ def verify(
         checkouts=checkouts,
         initial_inventory=initial_inventory,
     )
-    results = asyncio.run(invariants.verify(ledger, settle_seconds=SETTLE_SECONDS))
+    results = asyncio.run(invariants.verify(ledger, settle_seconds=VERIFY_SETTLE_SECONDS))
     results.append(check_charges(shop.payment_database_url, prefix))
     statuses: dict[str, int] = {}
     for _, _, _, status in _payments(shop.payment_database_url, prefix):
@@ -292,6 +299,7 @@ def burst(
     browse_connections: int,
     browse_rate: float,
     cold_start: Callable[[], float] | None,
+    honour_retry_after: bool = True,
     check: bool = True,
 ) -> BurstResult:
     """One burst: `cold_start()` (restarts the services, returns the seconds until they were ready), then at once
@@ -312,7 +320,12 @@ def burst(
             connections=connections,
             seconds=seconds,
             script="checkout",
-            params={"tokens_file": str(tokens), "bodies_file": str(bodies_file), "key_prefix": prefix},
+            params={
+                "tokens_file": str(tokens),
+                "bodies_file": str(bodies_file),
+                "key_prefix": prefix,
+                "retry_after": "1" if honour_retry_after else "0",
+            },
             timeout_seconds=ANSWER_BOUND_SECONDS,
         )
         browse_run = None
@@ -343,6 +356,7 @@ def burst(
         seconds=seconds,
         cold_start_seconds=cold,
         browse_rate=browse_rate if browse else 0.0,
+        honour_retry_after=honour_retry_after,
         checkout=checkout,
         browse=browse,
         captured=int(at_end.since(before_payment, "shop_payments_total", status="captured")),

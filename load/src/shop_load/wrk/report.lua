@@ -13,17 +13,21 @@ statuses = {}
 retry_after_503 = 0
 bare_503 = 0
 
+-- The Retry-After header of a response, in seconds (nil: none, or a date, which the shop never sends).
+function report.retry_after(headers)
+   for name, value in pairs(headers) do
+      if string.lower(name) == "retry-after" then
+         return tonumber(value) or 0
+      end
+   end
+   return nil
+end
+
 function report.count(status, headers)
    local key = tostring(status)
    statuses[key] = (statuses[key] or 0) + 1
    if status == 503 then
-      local retry = false
-      for name, _ in pairs(headers) do
-         if string.lower(name) == "retry-after" then
-            retry = true
-         end
-      end
-      if retry then
+      if report.retry_after(headers) then
          retry_after_503 = retry_after_503 + 1
       else
          bare_503 = bare_503 + 1
@@ -31,6 +35,7 @@ function report.count(status, headers)
    end
 end
 
+-- Only answers within the timeout have a latency: later ones are counted as timeouts instead.
 local function percentile(latency, requests, p)
    if requests == 0 then
       return "null"
@@ -54,12 +59,13 @@ function report.done(summary, latency, requests)
    end
    local errors = summary.errors
    local n = summary.requests
+   local timed = n - errors.timeout
    io.write(string.format(
       'WRK_JSON {"requests": %d, "duration_us": %d, "statuses": {%s}, "socket_errors": %d, "timeouts": %d,'
          .. ' "non_2xx_3xx": %d, "p50_us": %s, "p99_us": %s, "max_us": %s, "retry_after_503": %d, "bare_503": %d}\n',
       n, summary.duration, table.concat(counts, ", "), errors.connect + errors.read + errors.write, errors.timeout,
-      errors.status, percentile(latency, n, 50.0), percentile(latency, n, 99.0),
-      n == 0 and "null" or tostring(latency.max), with_retry, without_retry
+      errors.status, percentile(latency, timed, 50.0), percentile(latency, timed, 99.0),
+      timed <= 0 and "null" or tostring(latency.max), with_retry, without_retry
    ))
 end
 
