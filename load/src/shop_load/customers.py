@@ -2,10 +2,11 @@
 
 Each checkout is a customer of a pool registered and logged in beforehand, who looks at a product (unless the
 browsing comes from elsewhere: `view_product=False`) and pays for a basket with its own Idempotency-Key. An answer
-that leaves the payment in doubt (502, 503, 504, no answer) is retried with the same key and body, after the
-`Retry-After` the shop asked for (at most `retry_after_cap` seconds) or else a short jittered backoff, for up to
-`retry_for` seconds; after that the customer gives up (`failed`). Every request is recorded: time, endpoint,
-status, latency, outcome.
+that leaves the payment in doubt (502, 503, 504, no answer) is retried with the same key and body for up to
+`retry_for` seconds, then the customer gives up (`failed`). Between tries it waits an exponential backoff (0.2 s
+doubling to 4 s, jittered), never less than the `Retry-After` the shop asked for (itself capped at
+`retry_after_cap` seconds): a shop shedding load is not hammered once a second by every waiting customer. Every
+request is recorded: time, endpoint, status, latency, outcome.
 
 Concurrency is bounded (`max_in_flight` checkouts at once). A tick of the schedule that finds the bound reached
 starts no checkout; its time is kept in `not_started` (and one the process came to over a second late, in `late`),
@@ -37,6 +38,7 @@ from shop_load.shopping import (
 MAX_IN_FLIGHT = 500
 PRODUCTS_REFRESH_SECONDS = 5.0
 RETRY_AFTER_CAP_SECONDS = 5.0
+RETRY_BACKOFF_CAP_SECONDS = 4.0
 LATE_SECONDS = 1.0
 PREPARE_CONCURRENCY = 4
 
@@ -166,15 +168,14 @@ class Shoppers:
                 payment = payment_of(status, answer)
                 checkout.payment_id = str(payment["id"]) if payment else None
                 return
-            if retry_after is not None:  # the shop said when: not sooner, a little later so retries spread out
-                pause = min(retry_after, self.retry_after_cap) * self.rng.uniform(1.0, 1.25)
-            else:
-                pause = backoff * self.rng.uniform(0.75, 1.25)
-            if time.monotonic() + pause > deadline:
+            floor = min(retry_after, self.retry_after_cap) if retry_after is not None else 0.0
+            pause = max(floor, backoff * self.rng.uniform(0.5, 1.0)) * self.rng.uniform(1.0, 1.2)
+            left = deadline - time.monotonic()
+            if left <= 0 or floor > left:  # out of patience, or the shop asks for more than is left
                 checkout.outcome, checkout.finished = "failed", self.clock()
                 return
-            await asyncio.sleep(pause)
-            backoff = min(backoff * 2, 2.0)
+            await asyncio.sleep(min(pause, left))  # the last try comes at the deadline, not never
+            backoff = min(backoff * 2, RETRY_BACKOFF_CAP_SECONDS)
 
     async def run(self, client: httpx.AsyncClient | Sequence[httpx.AsyncClient], stop: asyncio.Event) -> None:
         """Starts `rate` checkouts per second, on schedule, until `stop`; then waits for those in flight.

@@ -81,18 +81,29 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
             checkouts.plot(
                 centers, [r["checkouts_started"] for r in rows], color="black", linewidth=1.2, label="checkouts started"
             )
+            tries = [r["checkout_requests"] for r in rows]
             skipped = [r["checkouts_not_started"] for r in rows]
             late = [r.get("checkouts_late", 0) for r in rows]
             if any(skipped):
                 checkouts.bar(
-                    seconds, skipped, width=1.0, align="edge", color="tab:orange", label="not started (in-flight bound)"
+                    seconds,
+                    skipped,
+                    width=1.0,
+                    align="edge",
+                    bottom=tries,
+                    color="tab:orange",
+                    label="not started (in-flight bound)",
                 )
             if any(late):
                 checkouts.bar(
-                    seconds, late, width=1.0, align="edge", bottom=skipped, color="gold", label="missed (drill late)"
+                    seconds,
+                    late,
+                    width=1.0,
+                    align="edge",
+                    bottom=[a + b for a, b in zip(tries, skipped, strict=True)],
+                    color="gold",
+                    label="missed (drill late)",
                 )
-        if isinstance(settings.get("rate"), int | float):
-            checkouts.axhline(settings["rate"], color="gray", linestyle=":", label=f"asked: {settings['rate']:g}/s")
         _headroom(
             checkouts,
             [
