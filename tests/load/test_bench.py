@@ -140,11 +140,11 @@ def test_a_readiness_flip_or_a_failed_invariant_is_a_fail() -> None:
     assert report.invariants_failed()
 
 
-def _bench(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+def _bench(args: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shop_load.bench", *args],
         cwd=ROOT,
-        env=os.environ,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -200,7 +200,8 @@ def test_a_short_bench_measures_against_its_own_ceilings_and_plays_the_sale(tmp_
         assert burst["cold_start_seconds"] > 0
         assert burst["statuses_from"].startswith("storefront's and payment's own /metrics")
         served = sum(burst["checkout_statuses"].values())
-        assert served >= burst["checkout"]["requests"] > 0, "the server counts what wrk saw, and what it gave up on"
+        assert served > 0
+        assert served >= burst["checkout"]["requests"], "the server counts what wrk saw, and what it gave up on"
         assert burst["captured_after"] >= burst["captured"]
         assert burst["payments"].get("captured", 0) >= burst["checkout_statuses"].get("201", 0), "every 201 is stored"
         assert burst["readiness"]["payment"]["polls"] > 0
@@ -246,3 +247,9 @@ def test_the_reads_of_a_running_shop(real_shop: RealShop, tmp_path: Path) -> Non
 def test_the_bench_refuses_other_machines() -> None:
     with pytest.raises(bench.BenchError, match="only targets this machine"):
         bench.require_loopback("http://example.com:8080")
+
+
+def test_without_wrk_the_bench_says_how_to_install_it_and_exits_2(tmp_path: Path) -> None:
+    result = _bench(["--seconds", "1"], timeout=60, PATH=str(tmp_path))
+    assert result.returncode == 2
+    assert "apt-get install wrk" in result.stderr
