@@ -57,6 +57,7 @@ async def test_no_cache_goes_to_catalog_and_sees_a_reservation_at_once(
         assert time.monotonic() - started < 2, "catalog's notification did not arrive"  # milliseconds in practice
         await asyncio.sleep(0.005)
     assert "age" not in fresh.headers
+    assert catalog_wire.requests[-1].headers["cache-control"] == "no-cache"  # catalog's own cache is bypassed too
     requests = len(catalog_wire.requests)
     assert stock_of(await storefront.get("/api/products")) == before - 2  # the fresh answer was kept
     assert len(catalog_wire.requests) == requests

@@ -27,7 +27,7 @@ ROUTES: Mapping[str, str] = {
 }
 """First path segment under /api → the upstream that serves it."""
 
-FORWARDED_REQUEST_HEADERS = ("accept", "authorization", "content-type", "idempotency-key")
+FORWARDED_REQUEST_HEADERS = ("accept", "authorization", "cache-control", "content-type", "idempotency-key")
 """X-Request-ID is passed on too, by the shopkit client: the request id bound to this request's logs."""
 FORWARDED_RESPONSE_HEADERS = ("cache-control", "content-type", "idempotent-replayed", "retry-after", "www-authenticate")
 
