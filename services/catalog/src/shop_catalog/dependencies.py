@@ -5,7 +5,7 @@ from fastapi import Depends, Request
 from shop_catalog.settings import CatalogSettings
 
 
-def _settings(request: Request) -> CatalogSettings:
+async def _settings(request: Request) -> CatalogSettings:
     settings: CatalogSettings = request.app.state.settings
     return settings
 

@@ -19,7 +19,7 @@ async def _current_user(
     return await verifier.verify(credentials.credentials)
 
 
-def _payments(request: Request) -> Payments:
+async def _payments(request: Request) -> Payments:
     payments: Payments = request.app.state.payments
     return payments
 

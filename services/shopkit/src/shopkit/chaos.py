@@ -88,7 +88,7 @@ class ChaosState:
         self.probes.forced_unready = False
 
 
-def _require_token(request: Request, token: Annotated[str | None, Header(alias="X-Chaos-Token")] = None) -> None:
+async def _require_token(request: Request, token: Annotated[str | None, Header(alias="X-Chaos-Token")] = None) -> None:
     expected = request.app.state.settings.chaos_token.get_secret_value()
     if not token:
         raise UnauthorizedError("The X-Chaos-Token header is required.")
@@ -96,7 +96,7 @@ def _require_token(request: Request, token: Annotated[str | None, Header(alias="
         raise ForbiddenError("The chaos token is wrong.")
 
 
-def _chaos(request: Request) -> ChaosState:
+async def _chaos(request: Request) -> ChaosState:
     state: ChaosState = request.app.state.chaos
     return state
 

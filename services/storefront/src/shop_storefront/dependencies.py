@@ -6,12 +6,12 @@ from fastapi import Depends, Request
 from shop_storefront.settings import StorefrontSettings
 
 
-def _settings(request: Request) -> StorefrontSettings:
+async def _settings(request: Request) -> StorefrontSettings:
     settings: StorefrontSettings = request.app.state.settings
     return settings
 
 
-def _upstreams(request: Request) -> dict[str, httpx.AsyncClient]:
+async def _upstreams(request: Request) -> dict[str, httpx.AsyncClient]:
     clients: dict[str, httpx.AsyncClient] = request.app.state.http
     return clients
 

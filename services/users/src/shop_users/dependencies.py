@@ -12,12 +12,12 @@ from shopkit import SessionDep
 bearer = HTTPBearer(auto_error=False, description="An access token from `POST /tokens`.")
 
 
-def _keys(request: Request) -> TokenKeys:
+async def _keys(request: Request) -> TokenKeys:
     keys: TokenKeys = request.app.state.keys
     return keys
 
 
-def _passwords(request: Request) -> Passwords:
+async def _passwords(request: Request) -> Passwords:
     passwords: Passwords = request.app.state.passwords
     return passwords
 
