@@ -104,6 +104,8 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
                     color="gold",
                     label="missed (drill late)",
                 )
+        if isinstance(settings.get("rate"), int | float):
+            checkouts.axhline(settings["rate"], color="gray", linestyle=":", label=f"asked: {settings['rate']:g}/s")
         _headroom(
             checkouts,
             [
