@@ -128,6 +128,7 @@ def test_wrk_browses_the_mix_paced_in_one_segment_per_phase(tiny_shop: str) -> N
     assert before["end_s"] == pytest.approx(during["start_s"], abs=0.1)
     assert 20 <= summary["requests"] <= 150, "paced near 40/s for 3 s, not as fast as wrk can"
     assert summary["statuses"] == {"200": summary["requests"]}
+    assert (summary["retry_after_503"], summary["bare_503"]) == (0, 0)
     assert sum(Shop.seen.values()) >= summary["requests"]
     assert set(Shop.seen) <= set(paths)
     assert any("q=" in p for p in Shop.seen)

@@ -294,6 +294,8 @@ def wrk_summary() -> dict[str, Any]:
         "statuses": {"200": 8950, "503": 50},
         "socket_errors": 0,
         "timeouts": 0,
+        "retry_after_503": 47,
+        "bare_503": 3,
         "generator_cpu_seconds": 1.5,
         "generator_saturated": False,
         "segments": segments,
@@ -394,6 +396,7 @@ def test_the_report_says_the_load_it_ran() -> None:
     assert "checkouts started             2/s        0.1/s: 2 in 30.0 s; 1 not started at the bound of 256" in text
     assert "browses (storefront's count)  300/s      300/s: 9000 answered, 8950 ok, 50 failed (503: 50)" in text
     assert "wrk (the browsers)          150 conn.  9000 answers in 30.0 s" in text
+    assert "wrk CPU 1.5 s; 503 without Retry-After: 3" in text
     assert (
         "the drill's own client                 CPU 1.5 s (5% of a core), loop lag p99 2 ms, max 1200 ms; "
         "2 ticks missed late" in text

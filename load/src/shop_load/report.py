@@ -527,6 +527,7 @@ def load_rows(load: Mapping[str, Any]) -> list[tuple[str, str, str]]:
                 f"{generator['connections']} conn.",
                 f"{generator['requests']} answers in {generator['seconds']:.1f} s, {generator['socket_errors']} socket "
                 f"errors, {generator['timeouts']} timeouts, wrk CPU {generator['generator_cpu_seconds']:.1f} s"
+                + (f"; 503 without Retry-After: {generator['bare_503']}" if generator.get("bare_503") else "")
                 + (" (SATURATED)" if generator.get("generator_saturated") else "")
                 + (f"; {errors[0]}" if errors else ""),
             )
