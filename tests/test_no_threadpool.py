@@ -46,6 +46,6 @@ def test_no_route_or_dependency_runs_in_the_thread_pool(app: FastAPI) -> None:
         for route in app.routes
         if isinstance(route, APIRoute) and route.path != SCRAPED
         for call in _calls(route.dependant)
-        if not (inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__call__", None)))
+        if not (inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(type(call).__call__))
     }
     assert sync == set()
