@@ -72,55 +72,76 @@ async def reserve(session: AsyncSession, *, key: str, items: list[LineItem], ttl
     """Holds stock for `items` under an idempotency key: the same key and items give back the same reservation.
 
     The reservation row is inserted first with ON CONFLICT DO NOTHING, so of concurrent requests with one key
-    exactly one takes stock; the others wait on the unique index and then read its reservation.
+    exactly one takes stock; the others wait on the unique index and then read its reservation. Stock is taken
+    last, each product row with a conditional `UPDATE ... WHERE stock >= n`: a product a whole sale is buying stays
+    locked only from that statement to the commit right after it, not for the whole reservation.
     """
     request_hash = fingerprint([item.model_dump() for item in items])
-    reservation_id = await session.scalar(
-        insert(Reservation)
-        .values(
-            id=uuid.uuid4(),
-            idempotency_key=key,
-            request_hash=request_hash,
-            status=ReservationStatus.HELD,
-            expires_at=datetime.now(UTC) + ttl,
+    expires_at = datetime.now(UTC) + ttl
+    inserted = (
+        await session.execute(
+            insert(Reservation)
+            .values(
+                id=uuid.uuid4(),
+                idempotency_key=key,
+                request_hash=request_hash,
+                status=ReservationStatus.HELD,
+                expires_at=expires_at,
+            )
+            .on_conflict_do_nothing(index_elements=[Reservation.idempotency_key])
+            .returning(Reservation.id, Reservation.created_at)
         )
-        .on_conflict_do_nothing(index_elements=[Reservation.idempotency_key])
-        .returning(Reservation.id)
-    )
-    if reservation_id is None:
+    ).one_or_none()
+    if inserted is None:
         existing = await session.scalar(select(Reservation).where(Reservation.idempotency_key == key))
         assert existing is not None
         if existing.request_hash != request_hash:
             raise IdempotencyKeyReused("This Idempotency-Key was used with different items.")
         return ReserveResult(existing, created=False)
 
-    for item in sorted(items, key=lambda line: line.sku):  # one lock order for every transaction: no deadlocks
-        taken = (
-            await session.execute(
-                update(Product)
-                .where(Product.sku == item.sku, Product.stock >= item.quantity)
-                .values(stock=Product.stock - item.quantity)
-                .returning(Product.price_cents, Product.currency)
-            )
-        ).one_or_none()
+    lines = sorted(items, key=lambda line: line.sku)  # one lock order for every transaction: no deadlocks
+    prices = {
+        sku: (price, currency)
+        for sku, price, currency in await session.execute(
+            select(Product.sku, Product.price_cents, Product.currency).where(Product.sku.in_([i.sku for i in lines]))
+        )
+    }
+    if unknown := next((line.sku for line in lines if line.sku not in prices), None):
+        RESERVATIONS.labels(outcome="rejected").inc()
+        raise UnknownSku(f"No product with sku {unknown!r}.")
+    reserved = [
+        ReservationItem(
+            reservation_id=inserted.id,
+            sku=line.sku,
+            quantity=line.quantity,
+            unit_price_cents=prices[line.sku][0],
+            currency=prices[line.sku][1],
+        )
+        for line in lines
+    ]
+    session.add_all(reserved)
+    await session.flush()
+    for line in lines:
+        taken = await session.scalar(
+            update(Product)
+            .where(Product.sku == line.sku, Product.stock >= line.quantity)
+            .values(stock=Product.stock - line.quantity)
+            .returning(Product.sku)
+        )
         if taken is None:
             RESERVATIONS.labels(outcome="rejected").inc()
-            if await session.get(Product, item.sku) is None:
-                raise UnknownSku(f"No product with sku {item.sku!r}.")
-            raise InsufficientStock(f"Not enough stock of {item.sku!r} for {item.quantity} units.", sku=item.sku)
-        session.add(
-            ReservationItem(
-                reservation_id=reservation_id,
-                sku=item.sku,
-                quantity=item.quantity,
-                unit_price_cents=taken.price_cents,
-                currency=taken.currency,
-            )
-        )
-    await session.flush()
-    reservation = await session.get_one(Reservation, reservation_id)
+            raise InsufficientStock(f"Not enough stock of {line.sku!r} for {line.quantity} units.", sku=line.sku)
     RESERVATIONS.labels(outcome="held").inc()
-    log.info("reservation_held", reservation_id=str(reservation_id), lines=len(items))
+    log.info("reservation_held", reservation_id=str(inserted.id), lines=len(lines))
+    reservation = Reservation(
+        id=inserted.id,
+        idempotency_key=key,
+        request_hash=request_hash,
+        status=ReservationStatus.HELD,
+        expires_at=expires_at,
+        created_at=inserted.created_at,
+        items=reserved,
+    )
     return ReserveResult(reservation, created=True)
 
 
