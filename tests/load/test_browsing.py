@@ -4,6 +4,7 @@ small local HTTP server through `browse.lua`, one segment per phase."""
 import asyncio
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,27 +79,52 @@ def test_the_sampler_reads_once_a_second_and_once_more_at_the_end() -> None:
 
 
 class Shop(BaseHTTPRequestHandler):
+    """Answers every GET after `latency` seconds; counts what it answered and what the client cut."""
+
+    protocol_version = "HTTP/1.1"  # kept-alive connections, like the storefront's
     seen: Counter[str] = Counter()
+    latency = 0.0
+    answered = 0
+    cut = 0
+    lock = threading.Lock()
 
     def do_GET(self) -> None:
-        Shop.seen[self.path] += 1
+        with Shop.lock:
+            Shop.seen[self.path] += 1
+        time.sleep(Shop.latency)
         body = b'{"items": [], "total": 0}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+        except OSError:
+            with Shop.lock:
+                Shop.cut += 1
+            raise
+        with Shop.lock:
+            Shop.answered += 1
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A connection wrk closed (idle at its end, or cut: `Shop.cut` counts those) is no error to print."""
+
+
 @pytest.fixture
 def tiny_shop() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Shop)
+    server = QuietServer(("127.0.0.1", 0), Shop)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     Shop.seen.clear()
+    Shop.latency, Shop.answered, Shop.cut = 0.0, 0, 0
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
@@ -113,7 +139,8 @@ def test_wrk_browses_the_mix_paced_in_one_segment_per_phase(tiny_shop: str) -> N
     async def main() -> Browsing:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        browse = Browsing(tiny_shop, 40, 4, paths, lambda: loop.time() - started, cap_seconds=30)
+        clock = lambda: loop.time() - started  # noqa: E731
+        browse = Browsing(tiny_shop, 40, 4, paths, clock, cap_seconds=30, drain_seconds=0.5)
         browse.start("before")
         await asyncio.sleep(1.5)
         await browse.switch("during")
@@ -175,3 +202,24 @@ def test_with_a_cluster_every_storefront_pod_is_read_through_the_api() -> None:
     asyncio.run(main())
     assert cluster.selectors == ["app.kubernetes.io/name=storefront"]  # pods listed again only every 10 s
     assert [s.counts for s in counter.samples] == [{}, {200: 60.0}]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_a_segment_ends_without_cutting_the_requests_it_has_in_flight(tiny_shop: str) -> None:
+    Shop.latency = 0.3  # a slow shop: at 60/s about 18 requests are always in flight
+
+    async def main() -> Browsing:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        browse = Browsing(tiny_shop, 60, 30, browse_paths([]), lambda: loop.time() - started, 30, drain_seconds=1)
+        browse.start("before")
+        await asyncio.sleep(1.5)
+        await browse.switch("during")
+        await asyncio.sleep(1.5)
+        await browse.stop()
+        return browse
+
+    summary = asyncio.run(main()).summary()
+    time.sleep(0.5)  # the server's threads finish writing
+    assert Shop.cut == 0, "no request cut by a stopped wrk"
+    assert Shop.answered == sum(Shop.seen.values()) == summary["requests"] > 30

@@ -5,7 +5,9 @@ A Python client browsing at 300 requests/s would take a core of a small machine 
 browsing comes from wrk (`shop_load.wrk`, a native generator) with `browse.lua`: GETs of product list pages,
 searches and product pages in the weights of `shopping.TASK_WEIGHTS`, paced to `rate` requests/s over
 `connections` kept-alive connections. wrk runs one segment per phase of the drill (before the fault, during it,
-after recovery), so each phase has its own latency percentiles as wrk measured them.
+after recovery), so each phase has its own latency percentiles as wrk measured them; at a switch the old run stops
+sending (a drain file its script checks) and is stopped once its requests in flight are answered, the new one
+having started at once.
 
 wrk reports only at the end of a run, so the per-second series comes from the server: once a second the drill
 reads storefront's `http_requests_total` (prometheus-fastapi-instrumentator) for `GET` on the gateway route,
@@ -17,6 +19,8 @@ own catalog refresh (one list page every 5 s).
 import asyncio
 import contextlib
 import re
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,8 @@ SAMPLE_INTERVAL_SECONDS = 1.0
 SCRAPE_TIMEOUT_SECONDS = 2.0
 POD_LIST_INTERVAL_SECONDS = 10.0
 PHASES = ("before", "during", "after")
+DRAIN_SECONDS = 2.0
+"""How long a finished segment's wrk waits, sending nothing, for the answers it has in flight before it stops."""
 
 Scrape = Callable[[], Awaitable[dict[str, str]]]
 """One read of `/metrics` from every storefront process: source name → text (a process that did not answer is
@@ -229,22 +235,27 @@ class Browsing:
     cap_seconds: float
     """The longest a segment may run if nobody stops it (the drill always does)."""
     timeout_seconds: float = 10.0
+    drain_seconds: float = DRAIN_SECONDS
     segments: list[Segment] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._run: wrk.WrkRun | None = None
+        self._drain: Path | None = None
         self._pending: list[asyncio.Task[None]] = []
+        self._folder = Path(tempfile.mkdtemp(prefix="shop-drill-wrk-"))
 
     def start(self, phase: str) -> None:
         """Starts the segment of `phase` (raises `wrk.WrkError` when wrk cannot run)."""
+        drain = self._folder / f"drain-{len(self.segments)}"
         self._run = wrk.start(
             self.url,
             connections=self.connections,
             seconds=self.cap_seconds,
             script=str(BROWSE_SCRIPT),
-            params={"rate": f"{self.rate:g}", "paths": " ".join(self.paths)},
+            params={"rate": f"{self.rate:g}", "paths": " ".join(self.paths), "drain_file": str(drain)},
             timeout_seconds=self.timeout_seconds,
         )
+        self._drain = drain
         self.segments.append(Segment(phase, self.clock()))
 
     async def switch(self, phase: str) -> None:
@@ -261,24 +272,32 @@ class Browsing:
         if self._pending:
             await asyncio.gather(*self._pending)
             self._pending.clear()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     def kill(self) -> None:
-        """Ends the current run without waiting (cleanup after an error)."""
+        """Ends the current run without waiting (cleanup after an error), and forgets its drain files."""
         if self._run is not None:
             self._run.stop()
             self._run = None
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     def _end_current(self) -> None:
+        """The run sends nothing more at once (its drain file exists: `browse.lua` parks every connection), and is
+        stopped once what it had in flight is answered: stopping wrk mid-request would cut those requests, which
+        the storefront would count as failures of its own."""
         run, self._run = self._run, None
         if run is None or not self.segments:
             return
         segment = self.segments[-1]
-        run.stop()
+        if self._drain is not None:
+            self._drain.touch()
         segment.end = self.clock()
-        self._pending.append(asyncio.create_task(self._collect(run, segment)))
+        self._pending.append(asyncio.create_task(self._collect(run, segment, self.drain_seconds)))
 
     @staticmethod
-    async def _collect(run: wrk.WrkRun, segment: Segment) -> None:
+    async def _collect(run: wrk.WrkRun, segment: Segment, drain_seconds: float) -> None:
+        await asyncio.sleep(drain_seconds)
+        run.stop()
         try:
             segment.result = await asyncio.to_thread(run.result, 15)
         except wrk.WrkError as exc:
