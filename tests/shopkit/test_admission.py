@@ -10,6 +10,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.types import Message
 
 from shop_devtools.pg import free_port
 from shop_payment.main import create_app as create_payment
@@ -164,3 +165,46 @@ async def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after() -> 
     assert response.headers["retry-after"] == "1"
     assert response.json()["type"] == PROBLEM_BASE + "database-unavailable"
     assert "127.0.0.1" not in response.text
+
+
+async def test_a_client_that_leaves_while_sending_its_body_is_a_499_not_a_500() -> None:
+    router = APIRouter()
+
+    @router.post("/upload")
+    async def upload(request: Request) -> int:
+        return len(await request.body())
+
+    app = create_app(ServiceSettings(), title="upload", routers=[router])
+    sent: list[Message] = []
+    messages: list[Message] = [
+        {"type": "http.request", "body": b'{"items": [', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:  # as uvicorn: once the client is gone, every receive says so
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/upload",
+        "raw_path": b"/upload",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        "app": app,
+    }
+    async with running(app):
+        await app(scope, receive, send)
+        metrics = (await client_for(app, "upload").get("/metrics")).text
+
+    assert sent[0]["status"] == 499
+    assert 'http_requests_total{handler="/upload",method="POST",status="499"} 1.0' in metrics
+    assert 'status="500"' not in metrics

@@ -21,5 +21,7 @@ class PaymentSettings(ServiceSettings):
     pending_wait_seconds: float = Field(2.0, gt=0, le=60)
     """How long a retry waits for the request that is still finishing its payment (looking every 50 ms, holding no
     connection in between); then 503 with Retry-After, and the client retries with the same key."""
+    max_in_flight: int = Field(64, ge=1, le=100_000, validation_alias=shared("MAX_IN_FLIGHT"))
+    """About a second of work at the rate one core settles payments; more in flight only waits longer."""
     provider_pool_size: int = Field(4, ge=1, le=50)
     """Connections of the simulated provider's own pool (as many again for bursts)."""

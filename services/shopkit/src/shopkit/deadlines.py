@@ -14,7 +14,9 @@ from shopkit.problems import UnavailableError
 
 DEADLINE_HEADER = "x-request-timeout-ms"
 DOWNSTREAM_MARGIN_SECONDS = 0.25
-"""Kept back from the budget passed on, so the answer of a service that gives up reaches its caller in time."""
+DOWNSTREAM_MARGIN_FRACTION = 0.1
+"""Kept back from the budget passed on (a tenth of it, at least 250 ms), so the answer of a service that gives up
+reaches its caller in time, even when the request waited for a busy event loop before its clock started."""
 MIN_BUDGET_SECONDS = 0.05
 """Less than this left, a call to another service is not worth starting."""
 

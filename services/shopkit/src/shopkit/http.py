@@ -24,13 +24,13 @@ async def _propagate_request_id(request: httpx.Request) -> None:
 
 async def _propagate_deadline(request: httpx.Request) -> None:
     """Tells the upstream how long this caller will wait for it: the read timeout, or less when the current
-    request has less time left, minus a margin for the answer to travel back. So the upstream gives up (and says
-    so with a 503) before this caller times out on it."""
+    request has less time left, minus a margin for the answer to travel back and for busy event loops. So the
+    upstream gives up (and says so with a 503) before this caller times out on it."""
     timeouts = {"connect": None, "read": None, "write": None, "pool": None, **request.extensions.get("timeout", {})}
     wait = min((t for t in (timeouts["read"], deadlines.remaining()) if t is not None), default=None)
     if wait is None:
         return
-    budget = wait - deadlines.DOWNSTREAM_MARGIN_SECONDS
+    budget = wait - max(deadlines.DOWNSTREAM_MARGIN_SECONDS, wait * deadlines.DOWNSTREAM_MARGIN_FRACTION)
     if budget <= deadlines.MIN_BUDGET_SECONDS:
         raise deadlines.DeadlineExceeded()
     request.headers[deadlines.DEADLINE_HEADER] = str(int(budget * 1000))

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://resilient-shop.dev/problems/"
@@ -147,6 +149,15 @@ async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a client that left before its answer: recorded in logs and metrics, sent to nobody."""
+
+
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    log.info("client_disconnected", path=request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def internal_error() -> JSONResponse:
     return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
 
@@ -162,4 +173,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeout, _pool_timeout)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(Exception, _unexpected_error)
