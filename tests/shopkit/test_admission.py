@@ -15,7 +15,7 @@ from starlette.types import Message
 from shop_devtools.pg import free_port
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
-from shopkit import ServiceSettings, SessionDep, create_app, send_with_retries
+from shopkit import ServiceSettings, SessionDep, create_app, create_client, send_with_retries
 from tests.conftest import client_for, running
 
 PROBLEM_BASE = "https://resilient-shop.dev/problems/"
@@ -208,3 +208,28 @@ async def test_a_client_that_leaves_while_sending_its_body_is_a_499_not_a_500() 
     assert sent[0]["status"] == 499
     assert 'http_requests_total{handler="/upload",method="POST",status="499"} 1.0' in metrics
     assert 'status="500"' not in metrics
+
+
+async def test_a_bulkhead_bounds_the_calls_to_one_service_and_frees_a_slot_per_answer_read() -> None:
+    release = asyncio.Event()
+    upstream = FastAPI()
+
+    @upstream.get("/slow")
+    async def slow() -> dict[str, str]:
+        await release.wait()
+        return {"status": "done"}
+
+    async with create_client(
+        "http://upstream", timeout=5, transport=httpx.ASGITransport(app=upstream), max_connections=2, pool_timeout=0.2
+    ) as client:
+        busy = [asyncio.create_task(client.get("/slow")) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get("/slow")
+        assert 0.2 <= time.monotonic() - started < 0.5
+
+        release.set()
+        assert [r.status_code for r in await asyncio.gather(*busy)] == [200, 200]
+        answers = await asyncio.gather(*(client.get("/slow") for _ in range(6)))  # slots came back
+        assert [r.status_code for r in answers] == [200] * 6

@@ -1,10 +1,12 @@
 """Failures between the storefront and its services: what is retried, what is not, and what the client sees."""
 
+import asyncio
 import time
 import uuid
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from tests.conftest import Fault, FaultInjector
@@ -139,3 +141,29 @@ async def test_an_unreachable_payment_service_is_a_quick_502_that_leaks_no_addre
     assert problem["detail"] == "The payment service cannot be reached; try again shortly."
     assert "127.0.0.1" not in response.text
     assert "Traceback" not in response.text
+
+
+async def test_a_full_bulkhead_to_a_service_is_a_quick_503_with_retry_after() -> None:
+    release = asyncio.Event()
+    catalog = FastAPI()
+
+    @catalog.get("/products")
+    async def products() -> dict[str, object]:
+        await release.wait()
+        return {"items": [], "total": 0}
+
+    transports = {"catalog": httpx.ASGITransport(app=catalog)}
+    async with storefront_client(transports, upstream_max_connections=1) as storefront:
+        fresh = {"Cache-Control": "no-cache"}
+        waiting = asyncio.create_task(storefront.get("/api/products", headers=fresh))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        busy = await storefront.get("/api/products", headers=fresh)
+        took = time.monotonic() - started
+        release.set()
+        assert (await waiting).status_code == 200
+
+    assert busy.status_code == 503
+    assert busy.headers["retry-after"] == "1"
+    assert busy.json()["type"] == PROBLEM_BASE + "upstream-busy"
+    assert took < 2

@@ -93,7 +93,12 @@ def create_app(
             app.state.http = {}
             for name, base_url in (upstreams or {}).items():
                 transport = (transports or {}).get(name)
-                client = create_client(base_url, timeout=settings.http_timeout_seconds, transport=transport)
+                client = create_client(
+                    base_url,
+                    timeout=settings.http_timeout_seconds,
+                    transport=transport,
+                    max_connections=settings.upstream_max_connections,
+                )
                 app.state.http[name] = await stack.enter_async_context(client)
             if lifespan is not None:
                 await stack.enter_async_context(lifespan(app))

@@ -2,7 +2,7 @@
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 import structlog
@@ -72,18 +72,82 @@ class BalancedTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+class _ReleasedOnClose(httpx.AsyncByteStream):
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self.stream = stream
+        self.release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self.stream.aclose()
+        finally:
+            release, self.release = self.release, None
+            if release is not None:
+                release()
+
+
+class BulkheadTransport(httpx.AsyncBaseTransport):
+    """At most `size` requests to one service at a time, each holding its slot until its answer is read.
+
+    The next one waits for a slot at most the request's pool timeout (bounded by its deadline), then fails with
+    `httpx.PoolTimeout`: the caller answers 503 with Retry-After instead of queueing. A bulkhead per service keeps a
+    slow one (payment, in a sale) from taking every connection and every waiting request of the caller with it.
+    And requests wait here, on a semaphore, not in httpcore's pool, whose queue costs CPU in proportion to its
+    length on every step: 500 requests queued there kept a whole core busy doing only that.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, size: int) -> None:
+        self.inner = inner
+        self.size = size
+        self._slots = asyncio.Semaphore(size)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        wait = request.extensions.get("timeout", {}).get("pool")
+        try:
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout(f"all {self.size} connections stayed busy", request=request) from None
+        try:
+            response = await self.inner.handle_async_request(request)
+        except BaseException:
+            self._slots.release()
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _ReleasedOnClose(response.stream, self._slots.release)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def create_client(
-    base_url: str, *, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+    base_url: str,
+    *,
+    timeout: float,
+    transport: httpx.AsyncBaseTransport | None = None,
+    max_connections: int = 64,
+    pool_timeout: float = 1.0,
 ) -> httpx.AsyncClient:
-    """A client for one service; `base_url` may list several replicas separated by commas."""
+    """A client for one service; `base_url` may list several replicas separated by commas.
+
+    At most `max_connections` requests are in flight to the service (all of them kept alive between requests, so a
+    steady load never reconnects); one more waits `pool_timeout` for a slot, then fails with `httpx.PoolTimeout`.
+    """
     backends = [url.strip() for url in base_url.split(",") if url.strip()]
+    inner = transport or httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    )
     if len(backends) > 1:
-        transport = BalancedTransport(backends, transport)
+        inner = BalancedTransport(backends, inner)
     return httpx.AsyncClient(
         base_url=backends[0],
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        transport=transport,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0), pool=min(timeout, pool_timeout)),
+        transport=BulkheadTransport(inner, max_connections),
         event_hooks={"request": [_propagate_request_id, _propagate_deadline]},
         headers={"user-agent": "resilient-shop"},
     )
@@ -105,13 +169,14 @@ async def send_with_retries(
     """Sends `request`, retrying connection errors and 502/503 answers when the request is retryable.
 
     Read timeouts are not retried: the upstream may still be doing the work, and a second request would only
-    queue behind it. No retry starts when the request's deadline would pass during its back-off.
+    queue behind it. Neither is a full bulkhead (`httpx.PoolTimeout`): that service is busy already. No retry
+    starts when the request's deadline would pass during its back-off.
     """
     tries = attempts if is_retryable(request) else 1
     for attempt in range(1, tries + 1):
         try:
             response = await client.send(request)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout, httpx.PoolTimeout):
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout):
             if attempt == tries or not _time_for(backoff_seconds * attempt):
                 raise
             log.warning("upstream_retry", url=str(request.url), attempt=attempt, reason="connection")

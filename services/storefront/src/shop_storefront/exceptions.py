@@ -1,4 +1,4 @@
-from shopkit import NotFoundError, ShopError, UpstreamError
+from shopkit import NotFoundError, ShopError, UnavailableError, UpstreamError
 
 
 class ApiRouteNotFound(NotFoundError):
@@ -11,3 +11,12 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamTimeout(ShopError):
     status, title, slug = 504, "Upstream service timed out", "upstream-timeout"
+
+
+class UpstreamBusy(UnavailableError):
+    """Every connection to that service is in use (its bulkhead is full): shed here, as the service itself would."""
+
+    title, slug = "Upstream service busy", "upstream-busy"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})

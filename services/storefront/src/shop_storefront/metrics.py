@@ -2,7 +2,8 @@ from prometheus_client import Counter
 
 GATEWAY_REQUESTS = Counter(
     "shop_gateway_requests",
-    "Requests proxied under /api by upstream and outcome (success, client_error, server_error, unavailable, timeout)",
+    "Requests proxied under /api by upstream and outcome"
+    " (success, client_error, server_error, unavailable, busy, timeout)",
     ["upstream", "outcome"],
 )
 GATEWAY_RETRIES = Counter(

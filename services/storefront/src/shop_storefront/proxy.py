@@ -12,7 +12,7 @@ import httpx
 import structlog
 from fastapi import Request, Response
 
-from shop_storefront.exceptions import ApiRouteNotFound, UpstreamTimeout, UpstreamUnavailable
+from shop_storefront.exceptions import ApiRouteNotFound, UpstreamBusy, UpstreamTimeout, UpstreamUnavailable
 from shop_storefront.metrics import GATEWAY_REQUESTS, GATEWAY_RETRIES
 from shopkit import ShopError, send_with_retries
 
@@ -78,6 +78,8 @@ def _failure(upstream: str, exc: httpx.RequestError) -> tuple[str, ShopError]:
     """The outcome and the problem for a request that got no answer. It names the service, never its address."""
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
         return "unavailable", UpstreamUnavailable(f"The {upstream} service cannot be reached; try again shortly.")
+    if isinstance(exc, httpx.PoolTimeout):
+        return "busy", UpstreamBusy(f"The {upstream} service is busy; retry shortly.")
     if isinstance(exc, httpx.TimeoutException):
         return "timeout", UpstreamTimeout(f"The {upstream} service did not answer in time.")
     return "unavailable", UpstreamUnavailable(f"The {upstream} service failed to answer; try again shortly.")
