@@ -758,6 +758,10 @@ def render_bursts(bursts: Sequence[sale.BurstResult]) -> str:
     return table(rows, header)
 
 
+def _mib(value: int | None) -> str:
+    return f"{value / 2**20:.0f} MiB" if value is not None else "-"
+
+
 def render(report: BenchReport) -> str:
     parts = [
         f"bench: {report.cores} cores, wrk and pgbench as generators, {report.connections} connections,"
@@ -796,6 +800,10 @@ def render(report: BenchReport) -> str:
                 f" errors, {b.checkout.timeouts} over {sale.ANSWER_BOUND_SECONDS:g} s"
                 + (f"; browsing p50 {_ms(b.browse.p50_ms)} ms, p99 {_ms(b.browse.p99_ms)} ms" if b.browse else ""),
                 "  /ready not 200: " + ", ".join(f"{name} {p.flips} of {p.polls}" for name, p in b.readiness.items()),
+                "  resident memory, cold start / peak: "
+                + ", ".join(
+                    f"{name} {_mib(p.rss_first_bytes)} / {_mib(p.rss_peak_bytes)}" for name, p in b.readiness.items()
+                ),
             ]
             saturated = [
                 name for name, r in (("checkouts", b.checkout), ("browsing", b.browse)) if r and r.generator_saturated
@@ -917,7 +925,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     own.start(provider_latency_ms=WRITES_PROVIDER_LATENCY_MS)
                     report = run(options, own.shop, workdir, own)
     except (BenchError, wrk.WrkError, httpx.HTTPError, psycopg.Error) as exc:
-        print(f"shop-bench: {exc}", file=sys.stderr)
+        where = f" ({exc.request.method} {exc.request.url})" if isinstance(exc, httpx.RequestError) else ""
+        print(f"shop-bench: {exc}{where}", file=sys.stderr)
         raise SystemExit(2) from None
     print(render(report))
     if options.json:

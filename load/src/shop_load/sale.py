@@ -52,6 +52,7 @@ ANSWER_BOUND_SECONDS = 10.0
 READY_POLL_SECONDS = 0.2
 READY_TIMEOUT_SECONDS = 1.0
 """A kubelet's default probe timeout: a slower answer is a failed probe."""
+MEMORY_EVERY_POLLS = 5
 SETTLE_SECONDS = 20.0
 VERIFY_SETTLE_SECONDS = 10.0
 """How long the invariants finish pending payments (a lease is 5 s) and wait for held stock to come back."""
@@ -69,6 +70,10 @@ class ProbeCount:
     no_answer: int = 0
     """No answer within 1 s (or no connection)."""
     first_failure: str | None = None
+    rss_first_bytes: int | None = None
+    """The process's resident memory (`shop_resident_memory_bytes`) when the watch began: the cold process."""
+    rss_peak_bytes: int | None = None
+    """... and the most it reached, sampled every second."""
 
     @property
     def flips(self) -> int:
@@ -76,7 +81,7 @@ class ProbeCount:
 
 
 class ReadinessWatch:
-    """One thread per service polling `GET /ready` every 200 ms until `stop()`."""
+    """One thread per service polling `GET /ready` every 200 ms until `stop()`, and its memory every second."""
 
     def __init__(self, urls: Mapping[str, str]) -> None:
         self.counts = {name: ProbeCount() for name in urls}
@@ -112,10 +117,22 @@ class ReadinessWatch:
                 except httpx.HTTPError as exc:
                     count.no_answer += 1
                     failure = f"no answer ({type(exc).__name__})"
+                if count.polls % MEMORY_EVERY_POLLS == 0:
+                    self._sample_memory(count, base_url)
                 count.polls += 1
                 if failure and count.first_failure is None:
                     count.first_failure = f"at {started - self._t0:.1f} s: {failure}"
                 self._stop.wait(max(0.0, READY_POLL_SECONDS - (time.monotonic() - started)))
+
+    @staticmethod
+    def _sample_memory(count: ProbeCount, base_url: str) -> None:
+        try:
+            rss = int(scrape(base_url, timeout=READY_TIMEOUT_SECONDS).value("shop_resident_memory_bytes"))
+        except httpx.HTTPError:
+            return
+        if count.rss_first_bytes is None:
+            count.rss_first_bytes = rss
+        count.rss_peak_bytes = max(rss, count.rss_peak_bytes or 0)
 
 
 @dataclass

@@ -18,6 +18,8 @@ class StorefrontSettings(ServiceSettings):
     max_in_flight: int = Field(1024, ge=1, le=100_000, validation_alias=shared("MAX_IN_FLIGHT"))
     """The gateway's own work per request is small and waiting on a service costs it little: it lets the services
     behind it decide what they can take (each sheds for itself), so slow checkouts never crowd out browsing."""
+    upstream_max_connections: int = Field(64, ge=1, le=10_000, validation_alias=shared("UPSTREAM_MAX_CONNECTIONS"))
+    """A checkout takes payment a second or more in a sale: the gateway keeps as many in flight as payment admits."""
     retry_attempts: int = Field(3, ge=1, le=10)
     """Total tries of a retryable request (a GET, or a POST with an Idempotency-Key); 1 turns retries off."""
     cache_max_age_seconds: float = Field(5.0, ge=0, le=300)
