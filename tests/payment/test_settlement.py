@@ -48,7 +48,7 @@ async def test_no_lock_and_no_transaction_is_held_while_the_provider_works(datab
 
 async def test_a_burst_settles_through_a_pool_of_two_connections(database_urls: Mapping[str, str]) -> None:
     """Holding a connection across the provider call, 24 checkouts would wait in turn for 2 connections."""
-    async with open_shop(database_urls, provider_latency_ms=100, db_pool_size=1) as shop:
+    async with open_shop(database_urls, provider_latency_ms=100, db_pool_size=2) as shop:
         customers = [await register_and_login(shop.users) for _ in range(4)]
         responses = await asyncio.gather(*(pay(shop, customers[i % 4], payment_body(quantity=1)) for i in range(24)))
 

@@ -24,4 +24,4 @@ class PaymentSettings(ServiceSettings):
     max_in_flight: int = Field(64, ge=1, le=100_000, validation_alias=shared("MAX_IN_FLIGHT"))
     """About a second of work at the rate one core settles payments; more in flight only waits longer."""
     provider_pool_size: int = Field(4, ge=1, le=50)
-    """Connections of the simulated provider's own pool (as many again for bursts)."""
+    """Connections of the simulated provider's own pool (one short statement pair per charge)."""

@@ -32,11 +32,13 @@ def create_engine(
     url: str,
     *,
     pool_size: int = 10,
-    max_overflow: int | None = None,
+    max_overflow: int = 0,
     application_name: str = "resilient-shop",
     pre_ping: bool = False,
 ) -> AsyncEngine:
-    """A pool of `pool_size` connections, plus as many again for bursts unless `max_overflow` says otherwise.
+    """A pool of at most `pool_size` connections (plus `max_overflow`, none by default: an overflow connection is
+    opened for a burst and closed when it is returned, so a steady load would connect and fork a backend again
+    and again, and every replica's worst case would count against PostgreSQL's `max_connections`).
 
     Waiting for a pooled connection is bounded by the request's deadline (the admission middleware cancels the
     wait) and by `pool_timeout` (then 503). No ping before every checkout by default: it would double the round
@@ -46,7 +48,7 @@ def create_engine(
     return create_async_engine(
         driver_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size if max_overflow is None else max_overflow,
+        max_overflow=max_overflow,
         pool_pre_ping=pre_ping,
         pool_timeout=5,
         connect_args={"connect_timeout": 3, "application_name": application_name},
