@@ -11,7 +11,10 @@ from tests.k8s.manifests import SHOP_SERVICES, Manifests, Object, container_env,
 LIVENESS_BUDGET_SECONDS = 20  # SPEC §7: the leak is detected within about 20 s
 READINESS_BUDGET_SECONDS = 6  # and a sick pod leaves the Service within about 5 s
 DRAIN_TIMEOUT_SECONDS = 30  # uvicorn's timeout_graceful_shutdown in shopkit.server.serve
-IDLE_RESIDENT_MIB = 100  # a service's resident memory when idle is about 85-90 MiB
+LOADED_RESIDENT_MIB = 130
+"""A service's resident memory at its busiest: `make bench` saw payment 110-118 MiB, catalog 98-101 MiB and storefront
+106-121 MiB from a cold start through bursts of 128 and 512 concurrent checkouts. A loaded pod must stay under its
+budget (busy is not unready), with room to spare."""
 ARGON2_MIB = 64  # argon2's memory cost per hash (users)
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
@@ -70,7 +73,7 @@ def test_fragile_has_one_payment_replica_no_probes_and_no_retries(render: Render
 def test_memory_limits_let_liveness_catch_the_leak_before_the_oom_killer(render: Render, target: Target) -> None:
     """`make leak`'s rate, for as long as liveness takes to fail plus the drain delay, fits between payment's memory
     budget (MEMORY_BUDGET_FRACTION of its limit, where /healthz turns 503) and its limit (the OOM kill); the budget
-    leaves room above an idle service (and, for users, above its concurrent argon2 hashes)."""
+    leaves room above a service at its busiest (and, for users, above its concurrent argon2 hashes)."""
     manifests = render(target)
     leak_rate_mib = cluster.parser().parse_args(["leak"]).mb_per_second
     for service in SHOP_SERVICES:
@@ -78,7 +81,7 @@ def test_memory_limits_let_liveness_catch_the_leak_before_the_oom_killer(render:
         env = container_env(container, manifests)
         limit = memory_bytes(container["resources"]["limits"]["memory"]) / 2**20
         budget = float(env["MEMORY_BUDGET_FRACTION"]) * limit
-        needed = IDLE_RESIDENT_MIB + (HASH_CONCURRENCY * ARGON2_MIB if service == "users" else 0)
+        needed = LOADED_RESIDENT_MIB + (HASH_CONCURRENCY * ARGON2_MIB if service == "users" else 0)
         assert budget >= needed, f"{service}: budget {budget:.0f} MiB under {needed} MiB"
         if service == "payment":
             seconds_to_restart = window(container["livenessProbe"]) + float(env["SHUTDOWN_DELAY_SECONDS"])
