@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import structlog
 
-from shopkit import ResponseCache
+from shopkit import ResponseCache, in_background
 
 CHANNEL = "products_changed"
 TRIGGER_INSTALLED = (
@@ -79,11 +79,8 @@ class Listener:
 async def invalidated_by_notifications(listener: Listener) -> AsyncIterator[None]:
     """Runs the listener while the context is open; the cache stays suspended until it is connected."""
     listener.cache.suspend()
-    task = asyncio.create_task(listener.run(), name="product_cache_listener")
     try:
-        yield
+        async with in_background(listener.run(), name="product_cache_listener"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         listener.cache.suspend()

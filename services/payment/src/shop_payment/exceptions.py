@@ -1,4 +1,4 @@
-from shopkit import ConflictError, NotFoundError, ShopError, UnavailableError, UnprocessableError
+from shopkit import ConflictError, NotFoundError, RetryLaterError, ShopError, UnprocessableError
 
 
 class PaymentNotFound(NotFoundError):
@@ -21,17 +21,11 @@ class PaymentDeclined(ShopError):
     status, title, slug = 402, "Payment declined", "payment-declined"
 
 
-class PaymentPending(UnavailableError):
+class PaymentPending(RetryLaterError):
     """The payment is stored as pending but could not be finished now; retrying with the same key finishes it."""
 
     title, slug = "Payment still pending", "payment-pending"
 
-    def __init__(self, detail: str, **extra: object) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"}, **extra)
 
-
-class DependencyUnavailable(UnavailableError):
+class DependencyUnavailable(RetryLaterError):
     title, slug = "A service the payment depends on is unavailable", "dependency-unavailable"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -154,17 +154,14 @@ class Payments:
             return existing
         return await self._finish_or_wait(existing.id)
 
-    async def _claim(self, payment_id: uuid.UUID) -> Claim | None:
-        """Takes the lease of a pending payment whose lease ran out; None when it is final or leased to another."""
+    async def _take_lease(self, which: ColumnElement[bool]) -> Claim | None:
+        """Takes the lease of the pending payment `which` selects if its lease ran out; None when there is none
+        (final, or leased to a live owner)."""
         async with self.single() as session:
             row = (
                 await session.execute(
                     update(Payment)
-                    .where(
-                        Payment.id == payment_id,
-                        Payment.status == PaymentStatus.PENDING,
-                        Payment.lease_expires_at < func.now(),
-                    )
+                    .where(which, Payment.status == PaymentStatus.PENDING, Payment.lease_expires_at < func.now())
                     .values(lease_expires_at=func.now() + self.lease, updated_at=func.now())
                     .returning(*_CLAIM_COLUMNS)
                 )
@@ -180,7 +177,7 @@ class Payments:
         give_up_at = asyncio.get_running_loop().time() + deadlines.bounded(self.pending_wait_seconds)
         try:
             while True:
-                claim = await self._claim(payment_id)
+                claim = await self._take_lease(Payment.id == payment_id)
                 if claim is not None:
                     log.info("payment_recovery", payment_id=str(payment_id), by="retry")
                     payment = await self._settle(claim)
@@ -246,30 +243,22 @@ class Payments:
 
     async def sweep_once(self) -> bool:
         """Finishes the oldest pending payment whose lease ran out (its owner is gone); says whether there was one."""
-        async with self.maker() as session, session.begin():
+        async with self.single() as session:
             oldest = await session.scalar(
                 select(func.min(Payment.created_at)).where(Payment.status == PaymentStatus.PENDING)
             )
-            OLDEST_PENDING.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
-            abandoned = (
-                select(Payment.id)
-                .where(Payment.status == PaymentStatus.PENDING, Payment.lease_expires_at < func.now())
-                .order_by(Payment.created_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-            row = (
-                await session.execute(
-                    update(Payment)
-                    .where(Payment.id == abandoned)
-                    .values(lease_expires_at=func.now() + self.lease, updated_at=func.now())
-                    .returning(*_CLAIM_COLUMNS)
-                )
-            ).one_or_none()
-        if row is None:
+        OLDEST_PENDING.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
+        abandoned = (
+            select(Payment.id)
+            .where(Payment.status == PaymentStatus.PENDING, Payment.lease_expires_at < func.now())
+            .order_by(Payment.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim = await self._take_lease(Payment.id == abandoned)
+        if claim is None:
             return False
-        claim = Claim(*row)
         log.info("payment_recovery", payment_id=str(claim.id), by="sweeper")
         await self._settle(claim)
         RECOVERED.labels(by="sweeper").inc()

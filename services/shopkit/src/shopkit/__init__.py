@@ -1,7 +1,7 @@
 """shopkit: the plumbing every resilient-shop service shares. It holds no domain models."""
 
 from shopkit.app import create_app, database_check
-from shopkit.background import periodically
+from shopkit.background import in_background, periodically
 from shopkit.cache import CachedResponse, ResponseCache, ResponseCacheMiddleware
 from shopkit.db import SessionDep, autocommit, create_engine, driver_url, new_metadata, sessionmaker
 from shopkit.http import create_client, is_retryable, send_with_retries
@@ -14,6 +14,7 @@ from shopkit.problems import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    RetryLaterError,
     ShopError,
     UnauthorizedError,
     UnavailableError,
@@ -34,6 +35,7 @@ __all__ = [
     "ProbeState",
     "ResponseCache",
     "ResponseCacheMiddleware",
+    "RetryLaterError",
     "ServiceSettings",
     "SessionDep",
     "ShopError",
@@ -53,6 +55,7 @@ __all__ = [
     "driver_url",
     "fingerprint",
     "head_revision",
+    "in_background",
     "is_retryable",
     "memory_budget",
     "new_metadata",

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopkit import deadlines
 from shopkit.deadlines import DeadlineExceeded
-from shopkit.problems import ShopError, UnavailableError, problem
+from shopkit.problems import Overloaded, error_response
 
 UNGUARDED_PATHS = frozenset({"/healthz", "/ready", "/metrics"})
 UNGUARDED_PREFIXES = ("/chaos",)
@@ -26,19 +26,6 @@ SHED = Counter("shop_requests_shed_total", "Requests answered 503 by admission c
 IN_FLIGHT = Gauge("shop_requests_in_flight", "Requests admitted and not yet answered")
 for _reason in ("overloaded", "deadline"):
     SHED.labels(reason=_reason)
-
-
-class Overloaded(UnavailableError):
-    title, slug = "Overloaded", "overloaded"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
-
-
-async def _answer(error: ShopError, scope: Scope, receive: Receive, send: Send) -> None:
-    await problem(error.status, error.title, error.detail, type_=error.type, headers=error.headers)(
-        scope, receive, send
-    )
 
 
 class AdmissionMiddleware:
@@ -55,9 +42,8 @@ class AdmissionMiddleware:
             return
         if self.in_flight >= self.max_in_flight:
             SHED.labels(reason="overloaded").inc()
-            await _answer(
-                Overloaded(f"{self.max_in_flight} requests are in flight; retry shortly."), scope, receive, send
-            )
+            error = Overloaded(f"{self.max_in_flight} requests are in flight; retry shortly.")
+            await error_response(error)(scope, receive, send)
             return
         asked = deadlines.parse_budget(dict(scope["headers"]).get(deadlines.DEADLINE_HEADER.encode()))
         budget = min(asked or self.timeout_seconds, self.timeout_seconds)
@@ -81,7 +67,7 @@ class AdmissionMiddleware:
             if started or not timer.expired():
                 raise
             SHED.labels(reason="deadline").inc()
-            await _answer(DeadlineExceeded(), scope, receive, send)
+            await error_response(DeadlineExceeded())(scope, receive, send)
         finally:
             self.in_flight -= 1
             IN_FLIGHT.dec()

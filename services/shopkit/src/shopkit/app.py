@@ -81,9 +81,7 @@ def create_app(
                 url = settings.database_url.get_secret_value()
                 engine = create_engine(url, pool_size=settings.db_pool_size)
                 stack.push_async_callback(engine.dispose)
-                probe_engine = create_engine(
-                    url, pool_size=1, max_overflow=0, application_name="resilient-shop-probe", pre_ping=True
-                )
+                probe_engine = create_engine(url, pool_size=1, application_name="resilient-shop-probe", pre_ping=True)
                 stack.push_async_callback(probe_engine.dispose)
                 app.state.engine = engine
                 app.state.sessionmaker = sessionmaker(engine)

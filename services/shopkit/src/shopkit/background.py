@@ -1,12 +1,25 @@
-"""Periodic background work tied to the app's lifespan (sweepers): started with the app, cancelled at shutdown."""
+"""Background work tied to the app's lifespan (sweepers, listeners): started with the app, cancelled at shutdown."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def in_background(work: Coroutine[Any, Any, object], *, name: str) -> AsyncIterator[None]:
+    """Runs `work` as a task while the context is open, and cancels it (and waits for it) when the context ends."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @contextlib.asynccontextmanager
@@ -22,10 +35,5 @@ async def periodically(job: Callable[[], Awaitable[object]], *, every: float, na
                 log.warning(f"{name}_failed", error_type=type(exc).__name__)
             await asyncio.sleep(every)
 
-    task = asyncio.create_task(rounds(), name=name)
-    try:
+    async with in_background(rounds(), name=name):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -10,7 +10,7 @@ service furthest downstream gives up first and says so, instead of the gateway t
 import contextvars
 import time
 
-from shopkit.problems import UnavailableError
+from shopkit.problems import RetryLaterError
 
 DEADLINE_HEADER = "x-request-timeout-ms"
 DOWNSTREAM_MARGIN_SECONDS = 0.25
@@ -23,11 +23,11 @@ MIN_BUDGET_SECONDS = 0.05
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("shop_deadline", default=None)
 
 
-class DeadlineExceeded(UnavailableError):
+class DeadlineExceeded(RetryLaterError):
     title, slug = "Deadline exceeded", "deadline-exceeded"
 
     def __init__(self, detail: str = "The request ran out of time; retry shortly.") -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
+        super().__init__(detail)
 
 
 def parse_budget(raw: bytes | str | None) -> float | None:

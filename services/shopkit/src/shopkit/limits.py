@@ -7,7 +7,7 @@ sees it: an oversized upload is refused before any route runs, the same way for 
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shopkit.problems import ShopError, problem
+from shopkit.problems import ShopError, error_response
 
 
 class BodyTooLarge(ShopError):
@@ -21,7 +21,7 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = BodyTooLarge(f"The request body is limited to {self.max_bytes} bytes.")
-        await problem(error.status, error.title, error.detail, type_=error.type)(scope, receive, send)
+        await error_response(error)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

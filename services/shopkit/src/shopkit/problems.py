@@ -69,6 +69,22 @@ class UnavailableError(ShopError):
     status, title, slug = 503, "Service unavailable", "unavailable"
 
 
+class RetryLaterError(UnavailableError):
+    """Unavailable for a moment (busy, out of time, a dependency away): the answer tells the client when to come
+    back, and a `503` with `Retry-After` is never retried by another service (`shopkit.http`)."""
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"}, **extra)
+
+
+class Overloaded(RetryLaterError):
+    title, slug = "Overloaded", "overloaded"
+
+
+class DatabaseUnavailable(RetryLaterError):
+    title, slug = "Database unavailable", "database-unavailable"
+
+
 def problem(
     status: int,
     title: str,
@@ -89,9 +105,14 @@ def _status_title(status: int) -> str:
         return "Error"
 
 
+def error_response(error: ShopError) -> JSONResponse:
+    """The problem+json answer for `error`: the one rendering of domain errors, for handlers and middleware alike."""
+    return problem(error.status, error.title, error.detail, type_=error.type, headers=error.headers, **error.extra)
+
+
 async def _shop_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ShopError)
-    return problem(exc.status, exc.title, exc.detail, type_=exc.type, headers=exc.headers, **exc.extra)
+    return error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -128,25 +149,13 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if not exc.connection_invalidated and not isinstance(exc.orig, psycopg.OperationalError):
         return await _unexpected_error(request, exc)
     log.warning("database_unavailable", path=request.url.path, error_type=type(exc.orig).__name__)
-    return problem(
-        503,
-        "Database unavailable",
-        "The database cannot be reached right now; retry shortly.",
-        type_=PROBLEM_BASE + "database-unavailable",
-        headers={"Retry-After": "1"},
-    )
+    return error_response(DatabaseUnavailable("The database cannot be reached right now; retry shortly."))
 
 
 async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
     """Every pooled connection stayed busy for the pool's whole timeout: too much work, answered as such."""
     log.warning("database_pool_exhausted", path=request.url.path)
-    return problem(
-        503,
-        "Overloaded",
-        "Every database connection is busy; retry shortly.",
-        type_=PROBLEM_BASE + "overloaded",
-        headers={"Retry-After": "1"},
-    )
+    return error_response(Overloaded("Every database connection is busy; retry shortly."))
 
 
 CLIENT_CLOSED_REQUEST = 499

@@ -1,4 +1,4 @@
-from shopkit import NotFoundError, ShopError, UnavailableError, UpstreamError
+from shopkit import NotFoundError, RetryLaterError, ShopError, UpstreamError
 
 
 class ApiRouteNotFound(NotFoundError):
@@ -13,10 +13,7 @@ class UpstreamTimeout(ShopError):
     status, title, slug = 504, "Upstream service timed out", "upstream-timeout"
 
 
-class UpstreamBusy(UnavailableError):
+class UpstreamBusy(RetryLaterError):
     """Every connection to that service is in use (its bulkhead is full): shed here, as the service itself would."""
 
     title, slug = "Upstream service busy", "upstream-busy"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
