@@ -16,6 +16,8 @@ from shop_devtools.pg import free_port
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
 from shopkit import ServiceSettings, SessionDep, create_app, create_client, send_with_retries
+from shopkit.http import KEEPALIVE_EXPIRY_SECONDS
+from shopkit.server import KEEP_ALIVE_SECONDS
 from tests.conftest import client_for, running
 
 PROBLEM_BASE = "https://resilient-shop.dev/problems/"
@@ -233,3 +235,11 @@ async def test_a_bulkhead_bounds_the_calls_to_one_service_and_frees_a_slot_per_a
         assert [r.status_code for r in await asyncio.gather(*busy)] == [200, 200]
         answers = await asyncio.gather(*(client.get("/slow") for _ in range(6)))  # slots came back
         assert [r.status_code for r in answers] == [200] * 6
+
+
+def test_clients_drop_idle_connections_before_the_server_does() -> None:
+    """httpx's default (5 s) equals uvicorn's: the client could send on a connection the server is closing."""
+    assert KEEPALIVE_EXPIRY_SECONDS < KEEP_ALIVE_SECONDS
+    client = create_client("http://upstream", timeout=5)
+    pool = client._transport.inner._pool  # type: ignore[attr-defined]  # BulkheadTransport → httpcore's pool
+    assert pool._keepalive_expiry == KEEPALIVE_EXPIRY_SECONDS

@@ -14,6 +14,11 @@ RETRYABLE_STATUSES = frozenset({502, 503})
 """Answers worth another try; a 503 with `Retry-After` is not one: that service is shedding load, and a retry
 would add to the load it sheds. The caller passes the answer on and the client comes back when told."""
 
+KEEPALIVE_EXPIRY_SECONDS = 2.0
+"""An idle connection to another service is dropped after this, well before the server drops it
+(`shopkit.server.KEEP_ALIVE_SECONDS`): reusing a connection the server closes at that moment is reset without an
+answer, which the gateway could only report as a 502 (seen once after a bench burst, on a `GET /api/payments/{id}`)."""
+
 log = structlog.get_logger(__name__)
 
 
@@ -140,7 +145,11 @@ def create_client(
     """
     backends = [url.strip() for url in base_url.split(",") if url.strip()]
     inner = transport or httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+        )
     )
     if len(backends) > 1:
         inner = BalancedTransport(backends, inner)

@@ -25,6 +25,10 @@ from shopkit.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
+KEEP_ALIVE_SECONDS = 5
+"""How long an idle kept-alive connection stays open (uvicorn's default, stated): the clients in `shopkit.http`
+give their idle connections up sooner, so they never reuse one the server is closing at that very moment."""
+
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
@@ -63,6 +67,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=30,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         server_header=False,
     )
     server = DrainingServer(config, app.state.probes, settings.shutdown_delay_seconds)
