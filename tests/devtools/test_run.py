@@ -351,7 +351,9 @@ def test_an_existing_server_is_used_and_left_running(data_dir: Path, ports: Port
         with launched(data_dir, ports, POSTGRES_ADMIN_URL=server.admin_url()) as launch:
             wait_for_products(launch)
             assert not (data_dir / "pgdata").exists()
-            assert environ_of(launch.children["catalog"])["DATABASE_URL"].endswith(f":{ports.postgres}/catalog")
+            assert environ_of(launch.children["catalog"])["DATABASE_URL"] == server.admin_url("catalog").replace(
+                "postgres@", "catalog:catalog@"
+            )
             launch.process.send_signal(signal.SIGTERM)
             assert wait_for_exit(launch) == 0, launch.log()
             assert_nothing_left(launch, ports, postgres_stopped=False)

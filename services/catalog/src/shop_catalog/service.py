@@ -4,11 +4,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import structlog
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import Integer, Table, Uuid, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from shop_catalog.exceptions import (
     IdempotencyKeyReused,
@@ -68,78 +70,99 @@ async def inventory(session: AsyncSession) -> list[InventoryRead]:
     return [InventoryRead(sku=sku, stock=stock, held=h, sold=s) for sku, stock, h, s in rows]
 
 
+RESERVATION_ITEMS = cast(Table, ReservationItem.__table__)
+
+_NEW_RESERVATION = (
+    insert(Reservation)
+    .values(
+        id=bindparam("id"),
+        idempotency_key=bindparam("key"),
+        request_hash=bindparam("request_hash"),
+        status=ReservationStatus.HELD,
+        expires_at=bindparam("expires_at"),
+    )
+    .on_conflict_do_nothing(index_elements=[Reservation.idempotency_key])
+    .returning(Reservation.created_at)
+)
+
+
+def _take_line() -> ReturningInsert[int, str]:
+    """Core, on the tables (the ORM's bulk `INSERT ... SELECT` does not take a CTE of an `UPDATE`).
+
+    One line in one statement: its stock taken if there is enough (`UPDATE ... WHERE stock >= n`), and the
+    reservation's item written at the price of that moment; no row back when the stock is short or the sku unknown."""
+    products = cast(Table, Product.__table__).c
+    taken = (
+        update(cast(Table, Product.__table__))
+        .where(products.sku == bindparam("line_sku"), products.stock >= bindparam("line_quantity"))
+        .values(stock=products.stock - bindparam("line_quantity"))
+        .returning(products.sku, products.price_cents, products.currency)
+        .cte("taken")
+    )
+    item = select(
+        bindparam("reservation_id", type_=Uuid),
+        taken.c.sku,
+        bindparam("line_quantity", type_=Integer),
+        taken.c.price_cents,
+        taken.c.currency,
+    )
+    columns = ["reservation_id", "sku", "quantity", "unit_price_cents", "currency"]
+    return (
+        insert(RESERVATION_ITEMS)
+        .from_select(columns, item)
+        .returning(ReservationItem.unit_price_cents, ReservationItem.currency)
+    )
+
+
+_TAKE_LINE = _take_line()
+_BY_KEY = select(Reservation).where(Reservation.idempotency_key == bindparam("key"))
+_SKU_EXISTS = select(Product.sku).where(Product.sku == bindparam("line_sku"))
+
+
 async def reserve(session: AsyncSession, *, key: str, items: list[LineItem], ttl: timedelta) -> ReserveResult:
     """Holds stock for `items` under an idempotency key: the same key and items give back the same reservation.
 
     The reservation row is inserted first with ON CONFLICT DO NOTHING, so of concurrent requests with one key
-    exactly one takes stock; the others wait on the unique index and then read its reservation. Stock is taken
-    last, each product row with a conditional `UPDATE ... WHERE stock >= n`: a product a whole sale is buying stays
-    locked only from that statement to the commit right after it, not for the whole reservation.
+    exactly one takes stock; the others wait on the unique index and then read its reservation. Then each line, in
+    sku order (one lock order for every transaction: no deadlocks), takes its stock and writes its item in one
+    statement: a product a whole sale is buying stays locked from that statement to the commit right after it.
+    A line that cannot be taken fails the request, and the transaction rolls back every line before it.
     """
     request_hash = fingerprint([item.model_dump() for item in items])
-    expires_at = datetime.now(UTC) + ttl
-    inserted = (
-        await session.execute(
-            insert(Reservation)
-            .values(
-                id=uuid.uuid4(),
-                idempotency_key=key,
-                request_hash=request_hash,
-                status=ReservationStatus.HELD,
-                expires_at=expires_at,
-            )
-            .on_conflict_do_nothing(index_elements=[Reservation.idempotency_key])
-            .returning(Reservation.id, Reservation.created_at)
-        )
-    ).one_or_none()
-    if inserted is None:
-        existing = await session.scalar(select(Reservation).where(Reservation.idempotency_key == key))
+    reservation_id, expires_at = uuid.uuid4(), datetime.now(UTC) + ttl
+    created_at = await session.scalar(
+        _NEW_RESERVATION, {"id": reservation_id, "key": key, "request_hash": request_hash, "expires_at": expires_at}
+    )
+    if created_at is None:
+        existing = await session.scalar(_BY_KEY, {"key": key})
         assert existing is not None
         if existing.request_hash != request_hash:
             raise IdempotencyKeyReused("This Idempotency-Key was used with different items.")
         return ReserveResult(existing, created=False)
 
-    lines = sorted(items, key=lambda line: line.sku)  # one lock order for every transaction: no deadlocks
-    prices = {
-        sku: (price, currency)
-        for sku, price, currency in await session.execute(
-            select(Product.sku, Product.price_cents, Product.currency).where(Product.sku.in_([i.sku for i in lines]))
-        )
-    }
-    if unknown := next((line.sku for line in lines if line.sku not in prices), None):
-        RESERVATIONS.labels(outcome="rejected").inc()
-        raise UnknownSku(f"No product with sku {unknown!r}.")
-    reserved = [
-        ReservationItem(
-            reservation_id=inserted.id,
-            sku=line.sku,
-            quantity=line.quantity,
-            unit_price_cents=prices[line.sku][0],
-            currency=prices[line.sku][1],
-        )
-        for line in lines
-    ]
-    session.add_all(reserved)
-    await session.flush()
-    for line in lines:
-        taken = await session.scalar(
-            update(Product)
-            .where(Product.sku == line.sku, Product.stock >= line.quantity)
-            .values(stock=Product.stock - line.quantity)
-            .returning(Product.sku)
-        )
+    reserved = []
+    for line in sorted(items, key=lambda line: line.sku):
+        # Not named after columns: an UPDATE would take a parameter named like one of its columns as a value to SET.
+        params = {"reservation_id": reservation_id, "line_sku": line.sku, "line_quantity": line.quantity}
+        taken = (await session.execute(_TAKE_LINE, params)).one_or_none()
         if taken is None:
             RESERVATIONS.labels(outcome="rejected").inc()
+            if await session.scalar(_SKU_EXISTS, params) is None:
+                raise UnknownSku(f"No product with sku {line.sku!r}.")
             raise InsufficientStock(f"Not enough stock of {line.sku!r} for {line.quantity} units.", sku=line.sku)
+        price, currency = taken
+        reserved.append(
+            ReservationItem(sku=line.sku, quantity=line.quantity, unit_price_cents=price, currency=currency)
+        )
     RESERVATIONS.labels(outcome="held").inc()
-    log.info("reservation_held", reservation_id=str(inserted.id), lines=len(lines))
+    log.info("reservation_held", reservation_id=str(reservation_id), lines=len(reserved))
     reservation = Reservation(
-        id=inserted.id,
+        id=reservation_id,
         idempotency_key=key,
         request_hash=request_hash,
         status=ReservationStatus.HELD,
         expires_at=expires_at,
-        created_at=inserted.created_at,
+        created_at=created_at,
         items=reserved,
     )
     return ReserveResult(reservation, created=True)
@@ -164,16 +187,24 @@ async def _return_stock(session: AsyncSession, reservation: Reservation, status:
     RESERVATIONS.labels(outcome=status.value).inc()
 
 
+_COMMIT = (
+    update(Reservation)
+    .where(Reservation.id == bindparam("reservation_id"), Reservation.status == ReservationStatus.HELD)
+    .values(status=ReservationStatus.COMMITTED)
+    .returning(Reservation.id)
+    .execution_options(synchronize_session=False)
+)
+
+
 async def commit(session: AsyncSession, reservation_id: uuid.UUID) -> Reservation:
-    """held → committed (sold). Committing again is a no-op; a released or expired reservation is a conflict."""
-    reservation = await get_reservation(session, reservation_id, lock=True)
-    if reservation.status == ReservationStatus.HELD:
-        reservation.status = ReservationStatus.COMMITTED
+    """held → committed (sold), in one conditional `UPDATE` (the session may commit each statement on its own).
+    Committing again is a no-op; a released or expired reservation is a conflict."""
+    if await session.scalar(_COMMIT, {"reservation_id": reservation_id}) is not None:
         RESERVATIONS.labels(outcome="committed").inc()
         log.info("reservation_committed", reservation_id=str(reservation_id))
-    elif reservation.status != ReservationStatus.COMMITTED:
+    reservation = await get_reservation(session, reservation_id)
+    if reservation.status != ReservationStatus.COMMITTED:
         raise InvalidReservationState(f"Reservation {reservation_id} is {reservation.status}; it cannot be committed.")
-    await session.flush()
     return reservation
 
 

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import uuid
 
-from sqlalchemy import case, literal, select
+from sqlalchemy import Integer, Uuid, bindparam, case, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +19,29 @@ from shopkit import autocommit
 
 DECLINED_CARDS = frozenset({"4000000000000002"})
 VAULT_CACHE_SIZE = 10_000
+
+_EARLIER_CHARGE = select(ProviderCharge.outcome).where(ProviderCharge.payment_id == bindparam("payment_id"))
+_CHARGE = (
+    select(
+        insert(ProviderCharge)
+        .from_select(
+            ["payment_id", "token", "amount_cents", "outcome"],
+            select(
+                bindparam("payment_id", type_=Uuid),
+                ProviderCard.token,
+                bindparam("amount_cents", type_=Integer),
+                case((ProviderCard.approves, "approved"), else_="declined"),
+            ).where(ProviderCard.token == bindparam("token")),
+        )
+        .on_conflict_do_nothing()
+        .returning(ProviderCharge.outcome)
+        .cte("charged")
+        .c.outcome
+    )
+    .union_all(_EARLIER_CHARGE)
+    .limit(1)
+)
+"""One round trip: the outcome of the charge this statement makes, else of the one recorded before it began."""
 
 
 class SimulatedProvider:
@@ -46,18 +69,11 @@ class SimulatedProvider:
         """Returns "approved" or "declined"; the first answer for a payment id is the answer for good."""
         await asyncio.sleep(self.latency_seconds)
         async with self.single() as session:
-            outcome = case((ProviderCard.approves, "approved"), else_="declined")
-            await session.execute(
-                insert(ProviderCharge)
-                .from_select(
-                    ["payment_id", "token", "amount_cents", "outcome"],
-                    select(literal(payment_id), ProviderCard.token, literal(amount_cents), outcome).where(
-                        ProviderCard.token == token
-                    ),
-                )
-                .on_conflict_do_nothing()
-            )
-            answer = await session.scalar(select(ProviderCharge.outcome).where(ProviderCharge.payment_id == payment_id))
+            # One round trip: the new charge's outcome, or the one recorded before this statement began.
+            params = {"payment_id": payment_id, "token": token, "amount_cents": amount_cents}
+            answer: str | None = await session.scalar(_CHARGE, params)
+            if answer is None:  # charged by a concurrent call that committed after this statement began
+                answer = await session.scalar(_EARLIER_CHARGE, params)
         if answer is None:
             raise LookupError(f"card token {token} is not in the provider's vault")
         return answer

@@ -3,7 +3,15 @@
 from shopkit.app import create_app, database_check
 from shopkit.background import in_background, periodically
 from shopkit.cache import CachedResponse, ResponseCache, ResponseCacheMiddleware
-from shopkit.db import SessionDep, autocommit, create_engine, driver_url, new_metadata, sessionmaker
+from shopkit.db import (
+    AutocommitSessionDep,
+    SessionDep,
+    autocommit,
+    create_engine,
+    driver_url,
+    new_metadata,
+    sessionmaker,
+)
 from shopkit.http import create_client, is_retryable, send_with_retries
 from shopkit.idempotency import IdempotencyKey, fingerprint
 from shopkit.logging import configure_logging, current_request_id
@@ -27,6 +35,7 @@ from shopkit.settings import ServiceSettings, shared
 
 __all__ = [
     "PROBLEM_JSON",
+    "AutocommitSessionDep",
     "CachedResponse",
     "ConflictError",
     "ForbiddenError",

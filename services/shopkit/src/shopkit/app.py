@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from shopkit.admission import AdmissionMiddleware
 from shopkit.chaos import ChaosState
 from shopkit.chaos import router as chaos_router
-from shopkit.db import create_engine, sessionmaker
+from shopkit.db import autocommit, create_engine, sessionmaker
 from shopkit.http import create_client
 from shopkit.limits import BodyLimitMiddleware
 from shopkit.logging import RequestContextMiddleware
@@ -85,6 +85,7 @@ def create_app(
                 stack.push_async_callback(probe_engine.dispose)
                 app.state.engine = engine
                 app.state.sessionmaker = sessionmaker(engine)
+                app.state.autocommit_sessionmaker = autocommit(app.state.sessionmaker)
                 expected = head_revision(migrations) if migrations else None
                 probes.readiness_checks[:] = [database_check(probe_engine, expected)]
             if settings.chaos_enabled:

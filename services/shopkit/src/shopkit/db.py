@@ -79,3 +79,14 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+async def _autocommit_session(request: Request) -> AsyncIterator[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.autocommit_sessionmaker
+    async with maker() as session:
+        yield session
+
+
+AutocommitSessionDep = Annotated[AsyncSession, Depends(_autocommit_session, scope="function")]
+"""For a route whose change is one conditional statement (`UPDATE ... WHERE status = ... RETURNING`): each statement
+commits on its own, without the BEGIN and COMMIT round trips of `SessionDep`."""

@@ -1,7 +1,7 @@
 """An embedded PostgreSQL for `make run` and the tests: no server to install.
 
 The binaries come from the `pgserver` wheel (PostgreSQL 16), or from the machine (`PG_BIN_DIR`, or Debian's
-/usr/lib/postgresql/<version>/bin). The server listens on 127.0.0.1 only, with trust authentication: it is a
+/usr/lib/postgresql/<version>/bin). The server listens on 127.0.0.1 and on a Unix socket in its data directory, with trust authentication: it is a
 developer's throw-away database, never a deployment's.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 UNPRIVILEGED_USER = "nobody"  # initdb and postgres refuse to run as root
+SOCKET_PATH_MAX = 107  # a Unix socket's path, without the NUL that ends it
 
 
 def find_bin_dir() -> Path:
@@ -61,8 +62,18 @@ class EmbeddedPostgres:
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"
 
+    @property
+    def socket_dir(self) -> Path | None:
+        """Where the server's Unix socket is, or None when its path would be too long for one."""
+        fits = len(str(self.data_dir / f".s.PGSQL.{self.port}").encode()) <= SOCKET_PATH_MAX
+        return self.data_dir if fits else None
+
     def admin_url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        """Through the Unix socket when there is one: a statement costs the client (and the server) less CPU than
+        over TCP on loopback, which made a sale's checkouts a fifth faster on 2 cores. Else 127.0.0.1."""
+        if self.socket_dir is None:
+            return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@/{database}?host={self.socket_dir}&port={self.port}"
 
     def _run(self, *args: str) -> None:
         kwargs: dict[str, object] = {}
@@ -80,7 +91,7 @@ class EmbeddedPostgres:
             self._run(
                 str(self.bin_dir / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8"
             )
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=300"
+        options = f"-h 127.0.0.1 -p {self.port} -k '{self.socket_dir or ''}' -c max_connections=300"
         if self.fast_and_unsafe:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         log_file = self.data_dir / "postgres.log"

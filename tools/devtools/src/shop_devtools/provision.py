@@ -24,7 +24,7 @@ SERVICE_DATABASES = (
 
 def url_for(admin_url: str, *, user: str, password: str, database: str) -> str:
     parts = urlsplit(admin_url)
-    host = parts.hostname or "127.0.0.1"
+    host = parts.hostname or ""  # none: a Unix socket, named in the query (`?host=/dir&port=5433`)
     netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
 

@@ -434,7 +434,7 @@ def banner(config: Config, postgres: EmbeddedPostgres | None) -> str:
 def database_urls(admin_url: str) -> dict[str, str]:
     """The URL `provision` gives each service's role to its database: known before provisioning has run."""
     parts = urlsplit(admin_url)
-    host = (parts.hostname or LOCAL_HOST) + (f":{parts.port}" if parts.port else "")
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")  # no host: a Unix socket, in the query
     urls = {}
     for service in SERVICES:
         if service.has_database:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 from shop_catalog import service
 from shop_catalog.dependencies import SettingsDep
 from shop_catalog.schemas import ReservationCreate, ReservationRead
-from shopkit import IdempotencyKey, SessionDep
+from shopkit import AutocommitSessionDep, IdempotencyKey, SessionDep
 
 router = APIRouter(prefix="/reservations", tags=["reservations"])
 
@@ -29,7 +29,7 @@ async def get_reservation(reservation_id: uuid.UUID, session: SessionDep) -> Res
 
 
 @router.post("/{reservation_id}/commit")
-async def commit_reservation(reservation_id: uuid.UUID, session: SessionDep) -> ReservationRead:
+async def commit_reservation(reservation_id: uuid.UUID, session: AutocommitSessionDep) -> ReservationRead:
     return ReservationRead.model_validate(await service.commit(session, reservation_id))
 
 
