@@ -1,8 +1,8 @@
 """An embedded PostgreSQL for `make run` and the tests: no server to install.
 
 The binaries come from the `pgserver` wheel (PostgreSQL 16), or from the machine (`PG_BIN_DIR`, or Debian's
-/usr/lib/postgresql/<version>/bin). The server listens on 127.0.0.1 and on a Unix socket in its data directory, with trust authentication: it is a
-developer's throw-away database, never a deployment's.
+/usr/lib/postgresql/<version>/bin). The server listens on 127.0.0.1 and on a Unix socket in its data directory,
+with trust authentication: it is a developer's throw-away database, never a deployment's.
 """
 
 import importlib.util
