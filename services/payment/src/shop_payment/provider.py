@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shop_payment.models import ProviderCard, ProviderCharge
-from shopkit import autocommit
+from shopkit import autocommit_engine
 
 DECLINED_CARDS = frozenset({"4000000000000002"})
 VAULT_CACHE_SIZE = 10_000
@@ -47,7 +47,7 @@ _CHARGE = (
 class SimulatedProvider:
     def __init__(self, maker: async_sessionmaker[AsyncSession], *, latency_seconds: float) -> None:
         self.maker = maker
-        self.single = autocommit(maker)
+        self.statements = autocommit_engine(maker.kw["bind"])
         self.latency_seconds = latency_seconds
         self._vaulted: set[str] = set()
         """Tokens known to be in the vault already: a card's row never changes, so it is written once."""
@@ -68,12 +68,12 @@ class SimulatedProvider:
     async def charge(self, payment_id: uuid.UUID, token: str, amount_cents: int) -> str:
         """Returns "approved" or "declined"; the first answer for a payment id is the answer for good."""
         await asyncio.sleep(self.latency_seconds)
-        async with self.single() as session:
+        async with self.statements.connect() as connection:
             # One round trip: the new charge's outcome, or the one recorded before this statement began.
             params = {"payment_id": payment_id, "token": token, "amount_cents": amount_cents}
-            answer: str | None = await session.scalar(_CHARGE, params)
+            answer: str | None = await connection.scalar(_CHARGE, params)
             if answer is None:  # charged by a concurrent call that committed after this statement began
-                answer = await session.scalar(_EARLIER_CHARGE, params)
+                answer = await connection.scalar(_EARLIER_CHARGE, params)
         if answer is None:
             raise LookupError(f"card token {token} is not in the provider's vault")
         return answer

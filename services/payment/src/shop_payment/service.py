@@ -35,7 +35,7 @@ from shop_payment.metrics import OLDEST_PENDING, PAYMENTS, RECOVERED
 from shop_payment.models import Payment, PaymentItem, PaymentStatus
 from shop_payment.provider import SimulatedProvider
 from shop_payment.schemas import PaymentCreate
-from shopkit import ShopError, autocommit, deadlines, fingerprint
+from shopkit import ShopError, autocommit, autocommit_engine, deadlines, fingerprint
 
 log = structlog.get_logger(__name__)
 
@@ -152,7 +152,9 @@ class Payments:
     ) -> None:
         self.maker = maker
         self.single = autocommit(maker)
-        """For single statements: no BEGIN and COMMIT round trips around them."""
+        """For single reads of payments: no BEGIN and COMMIT round trips around them."""
+        self.statements = autocommit_engine(maker.kw["bind"])
+        """For the single statements that write: no session either."""
         self.catalog = catalog
         self.provider = provider
         self.lease = lease
@@ -181,8 +183,8 @@ class Payments:
                 reservation_id=reservation.id,
             )
             lines = reservation.lines
-            async with self.single() as session:
-                inserted = await session.scalar(
+            async with self.statements.connect() as connection:
+                inserted = await connection.scalar(
                     _WRITE_PENDING,
                     {
                         "id": claim.id,
@@ -227,8 +229,8 @@ class Payments:
     async def _take_lease(self, statement: LeaseUpdate, **params: object) -> Claim | None:
         """Takes the lease of the pending payment `statement` selects if its lease ran out; None when there is none
         (final, or leased to a live owner)."""
-        async with self.single() as session:
-            row = (await session.execute(statement, {"lease": self.lease, **params})).one_or_none()
+        async with self.statements.connect() as connection:
+            row = (await connection.execute(statement, {"lease": self.lease, **params})).one_or_none()
         return Claim(*row) if row is not None else None
 
     async def _finish_or_wait(self, payment_id: uuid.UUID) -> Payment:
@@ -286,8 +288,8 @@ class Payments:
                 log.error("capture_voided", payment_id=str(claim.id), reservation_status=reservation_status)
             else:
                 status, reason = PaymentStatus.DECLINED, "card_declined"
-            async with self.single() as session:
-                completed_at = await session.scalar(
+            async with self.statements.connect() as connection:
+                completed_at = await connection.scalar(
                     _FINISH, {"payment_id": claim.id, "status": status, "reason": reason}
                 )
             if completed_at is None:  # someone racing this request finished it first, with the same outcome

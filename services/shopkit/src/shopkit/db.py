@@ -59,11 +59,16 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, each statement committing on its own: for work that is one statement (a conditional
+    `UPDATE ... RETURNING`, an `INSERT ... ON CONFLICT`), without the BEGIN and COMMIT round trips. Core statements
+    run on its connections skip the ORM session's work as well."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def autocommit(maker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose statements each commit on their own: for work that is one statement (a read, a conditional
-    `UPDATE ... RETURNING`), it saves the BEGIN and COMMIT round trips. Same pool, same connections."""
-    engine = maker.kw["bind"]
-    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    """Sessions on `autocommit_engine`: single reads that load ORM objects."""
+    return async_sessionmaker(autocommit_engine(maker.kw["bind"]), expire_on_commit=False)
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
