@@ -41,7 +41,9 @@ def free_port() -> int:
 
 
 def _make_reachable(path: Path) -> None:
-    """Lets the unprivileged server user traverse every parent of its data directory."""
+    """Lets the unprivileged server user traverse `path` and every parent of it (search permission only: nothing
+    becomes listable or readable). A clone in a private directory (`/root`, what `mktemp -d` makes) holds both the
+    binaries (in its `.venv`) and the data directory behind one the server user could not enter."""
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
         if not mode & 0o001:
@@ -78,6 +80,9 @@ class EmbeddedPostgres:
     def _run(self, *args: str) -> None:
         kwargs: dict[str, object] = {}
         if os.geteuid() == 0:
+            # Every time: a parent may have been closed since the last run (pytest resets its tmp root to 0700).
+            _make_reachable(self.bin_dir)
+            _make_reachable(self.data_dir)
             user = pwd.getpwnam(UNPRIVILEGED_USER)
             kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         subprocess.run(args, check=True, capture_output=True, text=True, cwd=self.data_dir, **kwargs)  # type: ignore[call-overload]
@@ -85,7 +90,6 @@ class EmbeddedPostgres:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            _make_reachable(self.data_dir)
             shutil.chown(self.data_dir, UNPRIVILEGED_USER)
         if not (self.pgdata / "PG_VERSION").exists():
             self._run(
@@ -111,6 +115,4 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
-            if os.geteuid() == 0:  # a parent may have been closed since start (pytest resets its tmp root to 0700)
-                _make_reachable(self.data_dir)
             self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop")
