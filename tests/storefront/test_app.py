@@ -30,12 +30,6 @@ async def test_the_web_shop_is_one_self_contained_page(offline_storefront: httpx
     assert (await offline_storefront.head("/")).status_code == 200
 
 
-async def test_the_gateway_stays_out_of_the_openapi_document(offline_storefront: httpx.AsyncClient) -> None:
-    document = (await offline_storefront.get("/openapi.json")).json()
-    assert document["info"]["title"] == "storefront"
-    assert not [path for path in document["paths"] if path.startswith("/api")]
-
-
 async def test_probes_are_fine_with_every_backend_down(offline_storefront: httpx.AsyncClient) -> None:
     assert (await offline_storefront.get("/healthz")).json() == {"status": "ok"}
     ready = await offline_storefront.get("/ready")

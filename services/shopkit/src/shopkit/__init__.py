@@ -17,6 +17,7 @@ from shopkit.http import create_client, is_retryable, send_with_retries
 from shopkit.idempotency import IdempotencyKey, fingerprint
 from shopkit.logging import configure_logging, current_request_id
 from shopkit.migrations import head_revision, run_env, upgrade
+from shopkit.openapi import Problem, problem_response, problems
 from shopkit.probes import ProbeState, cgroup_memory_limit, memory_budget, resident_memory_bytes
 from shopkit.problems import (
     PROBLEM_JSON,
@@ -43,6 +44,7 @@ __all__ = [
     "IdempotencyKey",
     "NotFoundError",
     "ProbeState",
+    "Problem",
     "ResponseCache",
     "ResponseCacheMiddleware",
     "RetryLaterError",
@@ -72,6 +74,8 @@ __all__ = [
     "new_metadata",
     "periodically",
     "problem",
+    "problem_response",
+    "problems",
     "resident_memory_bytes",
     "run_env",
     "run_service",

@@ -21,6 +21,7 @@ from shopkit.limits import BodyLimitMiddleware
 from shopkit.logging import RequestContextMiddleware
 from shopkit.metrics import install_metrics
 from shopkit.migrations import current_revision, head_revision
+from shopkit.openapi import install_openapi
 from shopkit.probes import ProbeState, ReadinessCheck, cgroup_memory_limit, memory_budget
 from shopkit.probes import router as probes_router
 from shopkit.problems import install_problem_handlers
@@ -60,6 +61,7 @@ def create_app(
     upstreams: Mapping[str, str] | None = None,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     middleware: Sequence[Middleware] = (),
+    api_docs: bool = True,
 ) -> FastAPI:
     """Builds a service. Nothing connects here; the lifespan opens the engine and the HTTP clients.
 
@@ -67,6 +69,7 @@ def create_app(
     database to be at their head. `upstreams` maps a name to a base URL; the lifespan opens one client per name
     in `app.state.http` (`transports` lets tests route a name to an in-process app). `middleware` runs innermost,
     inside the metrics, request logging and body limit, so what it answers is still counted and logged.
+    `api_docs=False` leaves `/openapi.json` and `/docs` to the service (the storefront publishes the whole shop's).
     """
     probes = ProbeState(
         memory_budget=memory_budget(
@@ -112,12 +115,14 @@ def create_app(
     app = FastAPI(
         title=title,
         lifespan=app_lifespan,
-        docs_url="/docs",
+        openapi_url="/openapi.json" if api_docs else None,
+        docs_url="/docs" if api_docs else None,
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.probes = probes
     install_problem_handlers(app)
+    install_openapi(app)
     for extra in reversed(middleware):
         app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

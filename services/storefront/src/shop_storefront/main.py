@@ -9,7 +9,8 @@ from starlette.middleware import Middleware
 
 import shopkit
 from shop_storefront import proxy
-from shop_storefront.routers import api, shop
+from shop_storefront.openapi import PublicApi
+from shop_storefront.routers import api, docs, shop
 from shop_storefront.settings import StorefrontSettings
 
 CACHED_PATHS = frozenset({"/api/products"})
@@ -27,16 +28,18 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         proxy.instrument(app.state.http)
+        app.state.public_api = PublicApi(app.state.http, version=app.version)
         yield
 
     app = shopkit.create_app(
         settings,
         title="storefront",
-        routers=[api.router, shop.router],
+        routers=[docs.router, api.router, shop.router],
         lifespan=lifespan,
         upstreams={"catalog": settings.catalog_url, "users": settings.users_url, "payment": settings.payment_url},
         transports=transports,
         middleware=caching if settings.cache_max_age_seconds > 0 else [],
+        api_docs=False,
     )
     app.state.product_cache = cache
     return app

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Path, Query, Response
 from shop_catalog import service
 from shop_catalog.dependencies import SettingsDep
 from shop_catalog.schemas import InventoryRead, ProductPage, ProductRead
-from shopkit import SessionDep
+from shopkit import SessionDep, problems
 
 router = APIRouter(tags=["products"])
 
@@ -29,7 +29,7 @@ async def list_products(
     return ProductPage(items=[ProductRead.model_validate(p) for p in products], total=total)
 
 
-@router.get("/products/{sku}")
+@router.get("/products/{sku}", responses=problems(404))
 async def get_product(session: SessionDep, sku: SkuPath) -> ProductRead:
     return ProductRead.model_validate(await service.get_product(session, sku))
 

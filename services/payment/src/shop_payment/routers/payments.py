@@ -7,7 +7,7 @@ from shop_payment.dependencies import CurrentUser, PaymentsDep
 from shop_payment.exceptions import PaymentDeclined
 from shop_payment.models import PaymentStatus
 from shop_payment.schemas import PaymentCreate, PaymentPage, PaymentRead
-from shopkit import IdempotencyKey
+from shopkit import IdempotencyKey, problem_response, problems
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 
@@ -15,7 +15,10 @@ router = APIRouter(prefix="/payments", tags=["payments"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={402: {"description": "Card declined; the payment is stored as declined and its stock released"}},
+    responses={
+        402: problem_response(402, "Card declined; the payment is stored as declined and its stock released"),
+        **problems(401, 409),
+    },
 )
 async def create_payment(
     body: PaymentCreate, key: IdempotencyKey, user: CurrentUser, payments: PaymentsDep
@@ -28,12 +31,12 @@ async def create_payment(
     return payment
 
 
-@router.get("/{payment_id}")
+@router.get("/{payment_id}", responses=problems(401, 404))
 async def get_payment(payment_id: uuid.UUID, user: CurrentUser, payments: PaymentsDep) -> PaymentRead:
     return PaymentRead.model_validate(await payments.get(user.user_id, payment_id))
 
 
-@router.get("")
+@router.get("", responses=problems(401))
 async def list_payments(
     user: CurrentUser,
     payments: PaymentsDep,

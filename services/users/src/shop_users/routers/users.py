@@ -3,7 +3,7 @@ from fastapi import APIRouter, status
 from shop_users import service
 from shop_users.dependencies import CurrentUser, PasswordsDep
 from shop_users.schemas import UserCreate, UserRead
-from shopkit import SessionDep
+from shopkit import SessionDep, problem_response, problems
 
 router = APIRouter(tags=["users"])
 
@@ -11,12 +11,12 @@ router = APIRouter(tags=["users"])
 @router.post(
     "/users",
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "The email is already registered"}, 422: {"description": "Invalid input"}},
+    responses={409: problem_response(409, "The email is already registered")},
 )
 async def register(body: UserCreate, session: SessionDep, passwords: PasswordsDep) -> UserRead:
     return UserRead.model_validate(await service.register(session, passwords, body))
 
 
-@router.get("/users/me", responses={401: {"description": "Missing, invalid or expired token"}})
+@router.get("/users/me", responses=problems(401))
 async def me(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
