@@ -147,6 +147,33 @@ async def test_idempotency_key_is_forwarded_and_one_reservation_is_made(
     assert held[sku] == 2
 
 
+async def test_a_header_that_is_not_ascii_is_never_a_500(
+    storefront: httpx.AsyncClient, catalog: httpx.AsyncClient, catalog_wire: FaultInjector
+) -> None:
+    """Found by schemathesis: a Latin-1 Idempotency-Key made the gateway fail (a 500). Passed on as bytes, it is the
+    upstream's to refuse here, in process; over real HTTP the gateway's client refuses to send it, and the gateway
+    answers 400 (tests/process/test_contract.py)."""
+    sku = (await catalog.get("/products")).json()["items"][0]["sku"]
+    body = {"items": [{"sku": sku, "quantity": 1}]}
+    response = await storefront.post(
+        "/api/reservations", json=body, headers={"Idempotency-Key": "cl\xe9".encode("latin-1")}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    sent = [(name.lower(), value) for name, value in catalog_wire.requests[-1].headers.raw]
+    assert (b"idempotency-key", b"cl\xe9") in sent
+    assert all(row["held"] == 0 for row in (await catalog.get("/inventory")).json())
+
+
+async def test_a_header_the_gateways_client_refuses_to_send_is_a_400_problem(
+    storefront: httpx.AsyncClient, catalog_wire: FaultInjector
+) -> None:
+    catalog_wire.faults.append(httpx.LocalProtocolError("Illegal header value"))
+    response = await storefront.get("/api/products", headers={"Cache-Control": "no-cache"})
+    assert response.status_code == 400
+    assert response.json()["type"].endswith("/malformed-header")
+
+
 async def test_only_the_headers_that_matter_are_forwarded(
     storefront: httpx.AsyncClient, catalog_wire: FaultInjector
 ) -> None:

@@ -32,7 +32,7 @@ class Problem(BaseModel):
 
 
 COMMON_DESCRIPTIONS = {
-    400: "Malformed JSON",
+    400: "Malformed JSON, or a header the gateway cannot pass on",
     401: "Missing, invalid or expired bearer token",
     402: "Card declined",
     403: "Forbidden",

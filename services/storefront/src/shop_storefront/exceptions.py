@@ -5,6 +5,12 @@ class ApiRouteNotFound(NotFoundError):
     title, slug = "No such API", "api-route-not-found"
 
 
+class UnforwardableHeader(ShopError):
+    """A header the gateway received but cannot send on (a control character in its value, say)."""
+
+    title, slug = "Malformed request header", "malformed-header"
+
+
 class UpstreamUnavailable(UpstreamError):
     title, slug = "Upstream service unavailable", "upstream-unavailable"
 

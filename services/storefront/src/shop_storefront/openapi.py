@@ -15,6 +15,7 @@ import httpx
 
 from shop_storefront.exceptions import UpstreamUnavailable
 from shop_storefront.proxy import ROUTES
+from shopkit import problem_response
 
 PUBLIC_PREFIX = "/api"
 REFRESH_SECONDS = 60.0
@@ -55,6 +56,8 @@ def merge(documents: Mapping[str, dict[str, Any]], *, version: str) -> dict[str,
         document = _rename_schemas(document, clashes) if clashes else document
         for path, item in document.get("paths", {}).items():
             if ROUTES.get(path.strip("/").split("/")[0]) == service:
+                for operation in item.values():  # the gateway's own answer to a header it cannot pass on
+                    operation.setdefault("responses", {}).setdefault("400", problem_response(400))
                 merged["paths"][PUBLIC_PREFIX + path] = item
         schemas.update(document.get("components", {}).get("schemas", {}))
         security.update(document.get("components", {}).get("securitySchemes", {}))

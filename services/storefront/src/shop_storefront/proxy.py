@@ -12,7 +12,13 @@ import httpx
 import structlog
 from fastapi import Request, Response
 
-from shop_storefront.exceptions import ApiRouteNotFound, UpstreamBusy, UpstreamTimeout, UpstreamUnavailable
+from shop_storefront.exceptions import (
+    ApiRouteNotFound,
+    UnforwardableHeader,
+    UpstreamBusy,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from shop_storefront.metrics import GATEWAY_REQUESTS, GATEWAY_RETRIES
 from shopkit import ShopError, send_with_retries
 
@@ -29,6 +35,7 @@ ROUTES: Mapping[str, str] = {
 
 FORWARDED_REQUEST_HEADERS = ("accept", "authorization", "cache-control", "content-type", "idempotency-key")
 """X-Request-ID is passed on too, by the shopkit client: the request id bound to this request's logs."""
+_FORWARDED_RAW = frozenset(name.encode("ascii") for name in FORWARDED_REQUEST_HEADERS)
 FORWARDED_RESPONSE_HEADERS = ("cache-control", "content-type", "idempotent-replayed", "retry-after", "www-authenticate")
 
 _SEGMENT_SAFE = "!$&'()*+,;=:@"
@@ -102,10 +109,14 @@ async def forward(request: Request, path: str, clients: Mapping[str, httpx.Async
         request.method,
         httpx.URL(path=target.path, query=query) if query else httpx.URL(path=target.path),
         content=body,
-        headers=[(name, value) for name in FORWARDED_REQUEST_HEADERS if (value := request.headers.get(name))],
+        # Bytes, as received (a value need not be ASCII: then it is the upstream's to refuse, with a 4xx), without
+        # the whitespace around a value, which is not part of it (RFC 9110) and which httpx refuses to send.
+        headers=[(name, value.strip(b" \t")) for name, value in request.headers.raw if name in _FORWARDED_RAW],
     )
     try:
         response = await send_with_retries(client, outgoing, attempts=attempts)
+    except httpx.LocalProtocolError as exc:  # refused by this side's HTTP library: the request is at fault
+        raise UnforwardableHeader("A request header has a value that cannot be passed on.") from exc
     except httpx.RequestError as exc:
         outcome, failure = _failure(target.upstream, exc)
         _record(target.upstream, outcome, outgoing)

@@ -11,7 +11,18 @@ from shopkit import AutocommitSessionDep, IdempotencyKey, SessionDep, problems
 router = APIRouter(prefix="/reservations", tags=["reservations"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
+_RESERVATION = {"reservation_id": "$response.body#/id"}
+CREATED_LINKS = {
+    "links": {
+        "GetReservation": {"operationId": "get_reservation", "parameters": _RESERVATION},
+        "CommitReservation": {"operationId": "commit_reservation", "parameters": _RESERVATION},
+        "ReleaseReservation": {"operationId": "release_reservation", "parameters": _RESERVATION},
+    }
+}
+"""What a client (or a stateful fuzzer) can do next with the reservation it made."""
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={201: CREATED_LINKS, **problems(409)})
 async def create_reservation(
     body: ReservationCreate, key: IdempotencyKey, session: SessionDep, settings: SettingsDep, response: Response
 ) -> ReservationRead:
@@ -23,16 +34,16 @@ async def create_reservation(
     return ReservationRead.model_validate(result.reservation)
 
 
-@router.get("/{reservation_id}", responses=problems(404))
+@router.get("/{reservation_id}", operation_id="get_reservation", responses=problems(404))
 async def get_reservation(reservation_id: uuid.UUID, session: SessionDep) -> ReservationRead:
     return ReservationRead.model_validate(await service.get_reservation(session, reservation_id))
 
 
-@router.post("/{reservation_id}/commit", responses=problems(404, 409))
+@router.post("/{reservation_id}/commit", operation_id="commit_reservation", responses=problems(404, 409))
 async def commit_reservation(reservation_id: uuid.UUID, session: AutocommitSessionDep) -> ReservationRead:
     return ReservationRead.model_validate(await service.commit(session, reservation_id))
 
 
-@router.post("/{reservation_id}/release", responses=problems(404, 409))
+@router.post("/{reservation_id}/release", operation_id="release_reservation", responses=problems(404, 409))
 async def release_reservation(reservation_id: uuid.UUID, session: SessionDep) -> ReservationRead:
     return ReservationRead.model_validate(await service.release(session, reservation_id))

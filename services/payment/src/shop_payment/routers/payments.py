@@ -16,6 +16,9 @@ router = APIRouter(prefix="/payments", tags=["payments"])
     "",
     status_code=status.HTTP_201_CREATED,
     responses={
+        201: {
+            "links": {"GetPayment": {"operationId": "get_payment", "parameters": {"payment_id": "$response.body#/id"}}}
+        },
         402: problem_response(402, "Card declined; the payment is stored as declined and its stock released"),
         **problems(401, 409),
     },
@@ -31,7 +34,7 @@ async def create_payment(
     return payment
 
 
-@router.get("/{payment_id}", responses=problems(401, 404))
+@router.get("/{payment_id}", operation_id="get_payment", responses=problems(401, 404))
 async def get_payment(payment_id: uuid.UUID, user: CurrentUser, payments: PaymentsDep) -> PaymentRead:
     return PaymentRead.model_validate(await payments.get(user.user_id, payment_id))
 

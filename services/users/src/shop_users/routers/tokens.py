@@ -8,7 +8,9 @@ from shopkit import SessionDep, problem_response
 router = APIRouter(tags=["tokens"])
 
 
-@router.post("/tokens", responses={401: problem_response(401, "Unknown email or wrong password")})
+@router.post(
+    "/tokens", operation_id="create_token", responses={401: problem_response(401, "Unknown email or wrong password")}
+)
 async def create_token(body: TokenCreate, session: SessionDep, passwords: PasswordsDep, keys: KeysDep) -> TokenRead:
     """Password login: an EdDSA-signed access token, verifiable with `GET /.well-known/jwks.json`."""
     user = await service.authenticate(session, passwords, body.email, body.password)

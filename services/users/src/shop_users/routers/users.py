@@ -11,7 +11,17 @@ router = APIRouter(tags=["users"])
 @router.post(
     "/users",
     status_code=status.HTTP_201_CREATED,
-    responses={409: problem_response(409, "The email is already registered")},
+    responses={
+        201: {
+            "links": {
+                "LogIn": {
+                    "operationId": "create_token",
+                    "requestBody": {"email": "$request.body#/email", "password": "$request.body#/password"},
+                }
+            }
+        },
+        409: problem_response(409, "The email is already registered"),
+    },
 )
 async def register(body: UserCreate, session: SessionDep, passwords: PasswordsDep) -> UserRead:
     return UserRead.model_validate(await service.register(session, passwords, body))
