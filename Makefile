@@ -18,7 +18,7 @@ DRILL_OUT ?= drill-out
 DRILL_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install run test lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
+.PHONY: help install run test test-browser lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
 	compose-up compose-down e2e-containers load drill bench
 
 help: ## list the targets
@@ -50,6 +50,9 @@ typecheck: install ## mypy --strict on services/, tools/ and load/
 
 pytest: install ## the test suite against a real (embedded) PostgreSQL
 	PATH="$(dir $(UV)):$$PATH" $(UV) run --locked pytest $(PYTEST_ARGS)
+
+test-browser: install ## only the web shop in a real browser: Playwright drives chromium (apt-get install chromium)
+	PATH="$(dir $(UV)):$$PATH" $(UV) run --locked pytest tests/process/test_web_shop.py $(PYTEST_ARGS)
 
 images: install ## build the four images resilient-shop/<service>:<version> (BASE_IMAGE, CA_BUNDLE, DOCKER_BUILD_NETWORK)
 	$(UV) run --locked python -m shop_devtools.images

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,3 +88,31 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
             if service.process.poll() is None:
                 service.process.kill()
                 service.process.wait(5)
+
+
+def start_shop(
+    start_service: StartService, database_urls: Mapping[str, str], *, provider_latency_ms: int = 0
+) -> dict[str, ServiceProcess]:
+    """The four services wired as `make run` wires them, on `database_urls`."""
+    catalog = start_service("catalog", DATABASE_URL=database_urls["catalog"])
+    users = start_service("users", DATABASE_URL=database_urls["users"])
+    payment = start_service(
+        "payment",
+        DATABASE_URL=database_urls["payment"],
+        PAYMENT_CATALOG_URL=catalog.url,
+        PAYMENT_USERS_URL=users.url,
+        PAYMENT_PROVIDER_LATENCY_MS=str(provider_latency_ms),
+    )
+    storefront = start_service(
+        "storefront",
+        STOREFRONT_CATALOG_URL=catalog.url,
+        STOREFRONT_USERS_URL=users.url,
+        STOREFRONT_PAYMENT_URL=payment.url,
+    )
+    return {"catalog": catalog, "users": users, "payment": payment, "storefront": storefront}
+
+
+@pytest.fixture
+def shop(start_service: StartService, database_urls: Mapping[str, str]) -> dict[str, ServiceProcess]:
+    """The whole shop on fresh databases; the provider answers at once."""
+    return start_shop(start_service, database_urls)

@@ -14,33 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.process.conftest import ServiceProcess, StartService
+from tests.process.conftest import ServiceProcess
 
 pytestmark = pytest.mark.process
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 EXAMPLES = 15
 SEED = 20261129
-
-
-@pytest.fixture
-def shop(start_service: StartService, database_urls: Mapping[str, str]) -> dict[str, ServiceProcess]:
-    catalog = start_service("catalog", DATABASE_URL=database_urls["catalog"])
-    users = start_service("users", DATABASE_URL=database_urls["users"])
-    payment = start_service(
-        "payment",
-        DATABASE_URL=database_urls["payment"],
-        PAYMENT_CATALOG_URL=catalog.url,
-        PAYMENT_USERS_URL=users.url,
-        PAYMENT_PROVIDER_LATENCY_MS="0",
-    )
-    storefront = start_service(
-        "storefront",
-        STOREFRONT_CATALOG_URL=catalog.url,
-        STOREFRONT_USERS_URL=users.url,
-        STOREFRONT_PAYMENT_URL=payment.url,
-    )
-    return {"catalog": catalog, "users": users, "payment": payment, "storefront": storefront}
 
 
 @pytest.fixture
