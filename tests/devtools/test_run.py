@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shop_devtools.pg import EmbeddedPostgres
+from shop_devtools.pg import EmbeddedPostgres, find_bin_dir
 
 pytestmark = pytest.mark.process
 
@@ -360,3 +360,17 @@ def test_an_existing_server_is_used_and_left_running(data_dir: Path, ports: Port
         assert port_open(ports.postgres), "the launcher stops only the server it started"
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+def test_a_clone_in_a_private_directory_serves_the_shop(data_dir: Path, ports: Ports) -> None:
+    """As root, a clone under /root or `mktemp -d`: the PostgreSQL binaries (in the clone's `.venv`) and the data
+    (`.data` in the clone) both behind a directory only root may enter."""
+    private = data_dir.parent / "private"
+    private.mkdir(mode=0o700)
+    (private / "bin").symlink_to(find_bin_dir(), target_is_directory=True)
+    with launched(private / ".data", ports, PG_BIN_DIR=str(private / "bin")) as launch:
+        wait_for_products(launch)
+        launch.process.send_signal(signal.SIGTERM)
+        assert wait_for_exit(launch) == 0, launch.log()
+        assert_nothing_left(launch, ports)
