@@ -33,7 +33,14 @@ async def _reserve(catalog: httpx.AsyncClient) -> tuple[str, str]:
 
 
 async def test_a_get_is_retried_and_succeeds(storefront: httpx.AsyncClient, catalog_wire: FaultInjector) -> None:
-    faults: list[Fault] = [connect_error(), httpx.RemoteProtocolError("server disconnected"), 502, 503]
+    faults: list[Fault] = [
+        connect_error(),
+        httpx.RemoteProtocolError("server disconnected"),
+        httpx.ReadError("connection reset by peer"),  # the pod was OOM-killed, or closed a kept-alive connection
+        httpx.WriteError("broken pipe"),
+        502,
+        503,
+    ]
     for fault in faults:
         catalog_wire.faults, catalog_wire.requests = [fault], []
         retries = _sample("shop_gateway_retries_total", upstream="catalog")

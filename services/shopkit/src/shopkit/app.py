@@ -22,7 +22,13 @@ from shopkit.logging import RequestContextMiddleware
 from shopkit.metrics import install_metrics
 from shopkit.migrations import current_revision, head_revision
 from shopkit.openapi import install_openapi
-from shopkit.probes import ProbeState, ReadinessCheck, cgroup_memory_limit, memory_budget
+from shopkit.probes import (
+    CloseWhenUnreadyMiddleware,
+    ProbeState,
+    ReadinessCheck,
+    cgroup_memory_limit,
+    memory_budget,
+)
 from shopkit.probes import router as probes_router
 from shopkit.problems import install_problem_handlers
 from shopkit.settings import ServiceSettings
@@ -130,6 +136,7 @@ def create_app(
         AdmissionMiddleware, max_in_flight=settings.max_in_flight, timeout_seconds=settings.request_timeout_seconds
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(CloseWhenUnreadyMiddleware, probes=probes)
     install_metrics(app, probes)
     app.include_router(probes_router)
     if settings.chaos_enabled:

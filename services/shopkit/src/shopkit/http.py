@@ -177,15 +177,17 @@ async def send_with_retries(
 ) -> httpx.Response:
     """Sends `request`, retrying connection errors and 502/503 answers when the request is retryable.
 
-    Read timeouts are not retried: the upstream may still be doing the work, and a second request would only
-    queue behind it. Neither is a full bulkhead (`httpx.PoolTimeout`): that service is busy already. No retry
+    A connection reset (a pod OOM-killed, or one that closed a kept-alive connection as the request went out) is
+    retried on another connection: the request is idempotent, so sending it again is safe even if the first copy
+    was processed. Read timeouts are not retried: the upstream may still be doing the work, and a second request
+    would only queue behind it. Neither is a full bulkhead (`httpx.PoolTimeout`): that service is busy already. No retry
     starts when the request's deadline would pass during its back-off.
     """
     tries = attempts if is_retryable(request) else 1
     for attempt in range(1, tries + 1):
         try:
             response = await client.send(request)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout):
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
             if attempt == tries or not _time_for(backoff_seconds * attempt):
                 raise
             log.warning("upstream_retry", url=str(request.url), attempt=attempt, reason="connection")

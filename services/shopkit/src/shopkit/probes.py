@@ -4,6 +4,11 @@ Liveness asks only "is this process still sound?" (no I/O to other systems): it 
 over budget or after a fatal internal error, and times out when the event loop is blocked. Readiness also asks
 "should this pod get traffic now?": database reachable, migrations applied, not draining, not over budget, not
 forced off.
+
+An unready pod leaves the Service's endpoints, but kube-proxy steers only new connections: a client's kept-alive
+connection goes on reaching the pod. So while the last readiness probe failed (or the process drains, or is forced
+off), every answer carries `Connection: close` (`CloseWhenUnreadyMiddleware`): the client's next request opens a
+new connection, which reaches a ready pod.
 """
 
 import asyncio
@@ -14,6 +19,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """Returns why the service is not ready, or None when this part is fine."""
@@ -56,6 +62,13 @@ class ProbeState:
     forced_unready: bool = False
     fatal_reason: str | None = None
     readiness_checks: list[ReadinessCheck] = field(default_factory=list)
+    last_probe_ready: bool = True
+    """The verdict of the last `/ready`: what the kubelet saw, so whether the pod is in the Service's endpoints."""
+
+    @property
+    def out_of_rotation(self) -> bool:
+        """Whether traffic should leave this process: its last readiness probe failed, it drains, or is forced off."""
+        return self.draining or self.forced_unready or not self.last_probe_ready
 
     def memory_problem(self) -> str | None:
         if self.memory_budget is None:
@@ -96,6 +109,30 @@ async def healthz(request: Request) -> JSONResponse:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    if problem := await _state(request).readiness_problem():
+    state = _state(request)
+    problem = await state.readiness_problem()
+    state.last_probe_ready = problem is None
+    if problem:
         return JSONResponse({"status": "unready", "reason": problem}, status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+class CloseWhenUnreadyMiddleware:
+    """Answers with `Connection: close` while the process is out of rotation (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, probes: ProbeState) -> None:
+        self.app = app
+        self.probes = probes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.probes.out_of_rotation:
+                headers = [(n, v) for n, v in message.get("headers", []) if n.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
