@@ -66,8 +66,8 @@ minikube-up: install ## the same on minikube (PROFILE=fragile, MONITORING=1)
 deploy: install ## apply the overlay to the running cluster again (CLUSTER=kind|minikube, PROFILE, MONITORING)
 	$(CLUSTER_CLI) deploy --cluster $(CLUSTER) $(CLUSTER_FLAGS)
 
-leak: install ## make exactly one Ready payment pod leak memory (CLUSTER=kind|minikube)
-	$(CLUSTER_CLI) leak --cluster $(CLUSTER)
+leak: install ## make exactly one Ready payment pod leak memory (CLUSTER=kind|minikube; LEAK_ARGS="--mb-per-second 40" outruns liveness: OOMKilled)
+	$(CLUSTER_CLI) leak --cluster $(CLUSTER) $(LEAK_ARGS)
 
 status: install ## ReplicaSets and pods of the shop (CLUSTER=kind|minikube)
 	$(CLUSTER_CLI) status --cluster $(CLUSTER)

@@ -4,6 +4,7 @@ sick pod is noticed and routed around, replicas, retries, drain, rollout, disrup
 import pytest
 
 from shop_devtools import cluster
+from shop_load import drill
 from shop_users.security import HASH_CONCURRENCY
 from tests.k8s.conftest import ALL, DEMO, FRAGILE, RESILIENT, Render, Target
 from tests.k8s.manifests import SHOP_SERVICES, Manifests, Object, container_env, memory_bytes, pod_spec
@@ -86,6 +87,33 @@ def test_memory_limits_let_liveness_catch_the_leak_before_the_oom_killer(render:
         if service == "payment":
             seconds_to_restart = window(container["livenessProbe"]) + float(env["SHUTDOWN_DELAY_SECONDS"])
             assert limit - budget >= leak_rate_mib * seconds_to_restart
+
+
+LEAK_MARGIN = 0.2
+"""Room left below the limit when liveness has acted, for what a busy pod allocates besides the leak."""
+
+
+@pytest.mark.parametrize("target", RESILIENT)
+def test_the_default_leaks_end_in_a_liveness_restart_and_the_fast_one_in_an_oom_kill(
+    render: Render, target: Target
+) -> None:
+    """From the rendered payment pod: the budget is crossed, then liveness needs up to one period before its first
+    failing look plus `failureThreshold` periods, then the kubelet's SIGTERM starts the drain (SHUTDOWN_DELAY_SECONDS)
+    while the leak goes on. `make leak`'s and the drill's defaults fit below the limit with a margin in that time;
+    the fast option does not (it is there to show OOMKilled)."""
+    container = app_container(render(target), "payment")
+    env = container_env(container, render(target))
+    limit = memory_bytes(container["resources"]["limits"]["memory"]) / 2**20
+    room = limit * (1 - float(env["MEMORY_BUDGET_FRACTION"]))
+    liveness = container["livenessProbe"]
+    seconds = liveness["periodSeconds"] + window(liveness) + float(env["SHUTDOWN_DELAY_SECONDS"])
+    make_leak = cluster.parser().parse_args(["leak"]).mb_per_second
+    the_drill = drill.leak_rate(drill.parse_args([]), "kubernetes")
+    for rate in (make_leak, the_drill):
+        grown = rate * seconds
+        assert grown <= room * (1 - LEAK_MARGIN), f"{rate} MiB/s grows {grown:.0f} MiB of {room:.0f} before the restart"
+    assert cluster.OOM_LEAK_MIB_PER_SECOND * window(liveness) > room, "the fast leak outruns liveness"
+    assert drill.leak_rate(drill.parse_args([]), "local") == drill.LOCAL_LEAK_MB_PER_SECOND
 
 
 @pytest.mark.parametrize("target", ALL)

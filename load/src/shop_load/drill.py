@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from shop_devtools.cluster import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_SECOND
 from shop_load import browsing, invariants, plot, stock, wrk
 from shop_load.browsing import Browsing, ServerCounter
 from shop_load.customers import Shoppers, ShopUnavailable, watch_lag
@@ -58,6 +59,8 @@ Clock = Callable[[], float]
 
 DEFAULTS = {"local": {"duration": 30.0}, "kubernetes": {"duration": 180.0}}
 SALE_CHECKOUTS_PER_SECOND = 50.0
+LOCAL_LEAK_MB_PER_SECOND = 10.0
+"""Locally there is no memory limit, only the budget: a faster leak keeps the drill short."""
 SALE_BROWSES_PER_SECOND = 300.0
 MAX_IN_FLIGHT = 256
 RECENT_SECONDS = 5.0
@@ -111,7 +114,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--cooldown", type=float, default=10.0, help="seconds of traffic after recovery")
     parser.add_argument("--fault", choices=("leak", "hang", "crash"), default="leak")
-    parser.add_argument("--leak-mb-per-second", type=float, default=10.0)
+    parser.add_argument(
+        "--leak-mb-per-second",
+        type=float,
+        help=f"default: {LIVENESS_LEAK_MIB_PER_SECOND:g} with a cluster (liveness restarts the pod before its memory "
+        f"limit; {OOM_LEAK_MIB_PER_SECOND:g} ends as OOMKilled instead), {LOCAL_LEAK_MB_PER_SECOND:g} locally",
+    )
     parser.add_argument(
         "--leak-max-mb", type=int, help="cap of the leak (default: none with a cluster, 1024 MB locally)"
     )
@@ -374,10 +382,16 @@ class ClusterTarget(Target):
         self.stop_event.set()
 
 
+def leak_rate(options: argparse.Namespace, mode: str) -> float:
+    if options.leak_mb_per_second is not None:
+        return float(options.leak_mb_per_second)
+    return LOCAL_LEAK_MB_PER_SECOND if mode == "local" else LIVENESS_LEAK_MIB_PER_SECOND
+
+
 def fault_body(options: argparse.Namespace, mode: str, duration: float) -> dict[str, Any] | None:
     if options.fault == "leak":
         cap = options.leak_max_mb if options.leak_max_mb is not None else (1024 if mode == "local" else None)
-        return {"mb_per_second": options.leak_mb_per_second, "max_mb": cap}
+        return {"mb_per_second": leak_rate(options, mode), "max_mb": cap}
     if options.fault == "hang":
         return {"seconds": options.hang_seconds or (duration if mode == "local" else 120.0)}
     return None

@@ -53,6 +53,11 @@ KIND_HOST_PORTS = {8080: "storefront", 3000: "Grafana"}
 KIND_SHOP_URL = "http://localhost:8080"
 KIND_GRAFANA_URL = "http://localhost:3000"
 ROLLOUT_TIMEOUT = "300s"
+LIVENESS_LEAK_MIB_PER_SECOND = 3.0
+"""A leak liveness catches: from the memory budget (where /healthz turns 503) to the limit there is room for this
+rate over liveness's window and the drain (tests/k8s/test_profiles.py computes it from the manifests)."""
+OOM_LEAK_MIB_PER_SECOND = 40.0
+"""A leak that outruns liveness and ends as `OOMKilled`, to show the other way a leaking pod dies."""
 MINIKUBE_MEMORY_MB = 4096
 
 TOOL_HINTS = {
@@ -522,8 +527,9 @@ def parser() -> argparse.ArgumentParser:
     leak.add_argument(
         "--mb-per-second",
         type=float,
-        default=4.0,
-        help="growth rate in MiB/s (default 4: liveness restarts the pod before its memory limit is reached)",
+        default=LIVENESS_LEAK_MIB_PER_SECOND,
+        help=f"growth rate in MiB/s (default {LIVENESS_LEAK_MIB_PER_SECOND:g}: liveness restarts the pod before its "
+        f"memory limit; {OOM_LEAK_MIB_PER_SECOND:g} outruns it and ends as OOMKilled)",
     )
     leak.add_argument("--max-mb", type=int, default=None, help="stop growing after this many MiB (default: never)")
     with_cluster(commands.add_parser("status", help="ReplicaSets, pods and Services of namespace shop"))
