@@ -6,6 +6,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PYTEST_ARGS ?=
 PROFILE ?= resilient
+-include .data/cluster.mk
 CLUSTER ?= kind
 MONITORING ?=
 CLUSTER_FLAGS = --profile $(PROFILE) $(if $(MONITORING),--monitoring)
@@ -88,7 +89,7 @@ load: install ## steady shopping traffic (Locust, headless) against SHOP_URL (US
 	$(UV) run --locked locust -f load/locustfile.py --headless -u $(USERS) -r $(RATE) -t $(DURATION) --host $(SHOP_URL)
 
 drill: install ## the article's crash during a sale (50 checkouts/s, 300 browses/s by wrk); report in DRILL_OUT (CHAOS_TOKEN=..., PROFILE=fragile, DRILL_ARGS=...)
-	$(UV) run --locked python -m shop_load.drill --url $(SHOP_URL) --profile $(PROFILE) --out $(DRILL_OUT) $(DRILL_ARGS)
+	$(UV) run --locked python -m shop_load.drill --url $(SHOP_URL) $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT)) --profile $(PROFILE) --out $(DRILL_OUT) $(DRILL_ARGS)
 
 bench: install ## hot paths vs ceilings of the same run, then the sale (cold start + 128/512 checkouts) with wrk (apt-get install wrk) and pgbench; BENCH_ARGS="--seconds 3 --burst 128"
 	$(UV) run --locked python -m shop_load.bench $(BENCH_ARGS)

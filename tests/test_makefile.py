@@ -35,3 +35,26 @@ def test_the_documented_commands_exist_in_make_help() -> None:
         assert target in documented
     listed = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert all(target in listed for target in documented)
+
+
+def dry_run(target: str, cwd: Path, *variables: str) -> str:
+    """What `make -n target` would run from `cwd` (the Makefile read from the checkout)."""
+    command = ["make", "-n", "-f", str(ROOT / "Makefile"), target, f"UV={shutil.which('true')}", *variables]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+def test_the_cluster_an_up_target_made_is_what_the_other_targets_aim_at(tmp_path: Path) -> None:
+    assert "--cluster kind" in dry_run("leak", tmp_path)
+    drill = dry_run("drill", tmp_path)
+    assert "--url http://localhost:8080 " in drill
+    assert "--context" not in drill
+
+    (tmp_path / ".data").mkdir()
+    (tmp_path / ".data" / "cluster.mk").write_text(
+        "CLUSTER = minikube\nSHOP_URL = http://192.168.49.2:30080\nKUBE_CONTEXT = resilient-shop\n"
+    )
+    assert "leak --cluster minikube" in dry_run("leak", tmp_path)
+    assert "status --cluster minikube" in dry_run("status", tmp_path)
+    assert "--host http://192.168.49.2:30080" in dry_run("load", tmp_path)
+    assert "--url http://192.168.49.2:30080 --context resilient-shop " in " ".join(dry_run("drill", tmp_path).split())
+    assert "--url http://localhost:9999 " in dry_run("drill", tmp_path, "SHOP_URL=http://localhost:9999")

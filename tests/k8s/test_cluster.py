@@ -384,6 +384,22 @@ def test_minikube_up_loads_each_image_and_prints_the_service_url(checkout: Path,
     assert any(argv[:3] == ["kubectl", "--context", "resilient-shop"] and "apply" in argv for argv in runner.ran)
 
 
+def test_the_up_commands_remember_their_cluster_and_down_forgets_it(checkout: Path, tools: None) -> None:
+    outputs = {"--list": IMAGES, "statefulsets,deployments": WORKLOADS, "minikube ip": "192.168.49.2\n"}
+    remembered = checkout / cluster.REMEMBERED
+    Shop(checkout, FakeRunner(outputs={**outputs, "get-contexts": "kind-resilient-shop"})).kind_up(Target("kind"))
+    assert "CLUSTER = kind\nSHOP_URL = http://localhost:8080\nKUBE_CONTEXT = kind-resilient-shop\n" in (
+        remembered.read_text()
+    )
+    runner = FakeRunner(outputs={**outputs, "get-contexts": "resilient-shop"}, checks={"minikube status": False})
+    Shop(checkout, runner).minikube_up(Target("minikube"))
+    assert "--cni=calico" in runner.ran[0], "a network plugin that enforces NetworkPolicies"
+    text = remembered.read_text()
+    assert "CLUSTER = minikube\nSHOP_URL = http://192.168.49.2:30080\nKUBE_CONTEXT = resilient-shop\n" in text
+    Shop(checkout, FakeRunner()).down("minikube")
+    assert not remembered.exists()
+
+
 def test_deploy_fails_when_nothing_was_deployed(checkout: Path, tools: None) -> None:
     runner = FakeRunner(outputs={"get-contexts": "kind-resilient-shop"})
     with pytest.raises(ClusterError, match="nothing to wait for"):

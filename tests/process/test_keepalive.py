@@ -29,8 +29,8 @@ class KubeProxy:
         self.port = free_port()
         self.connections: list[str] = []
         self._turn = itertools.count()
-        self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     def _endpoints(self) -> list[ServiceProcess]:
         def ready(backend: ServiceProcess) -> bool:
@@ -48,31 +48,46 @@ class KubeProxy:
         writer.close()
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._writers.add(client_writer)
         endpoints = await asyncio.to_thread(self._endpoints)
         backend = endpoints[next(self._turn) % len(endpoints)]
         self.connections.append(backend.name)
         reader, writer = await asyncio.open_connection("127.0.0.1", backend.port)
+        self._writers.add(writer)
         await asyncio.gather(self._pipe(client_reader, writer), self._pipe(reader, client_writer))
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", self.port))
+    async def _serve(self) -> None:
+        server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         self._started.set()
         try:
-            self._loop.run_forever()
+            await self._stopping.wait()
         finally:
             server.close()
+            for writer in self._writers:
+                writer.close()
+            for writer in self._writers:
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await server.wait_closed()
 
     @contextlib.contextmanager
     def running(self) -> Iterator[str]:
-        thread = threading.Thread(target=self._run, daemon=True)
+        loop = asyncio.new_event_loop()
+        self._stopping = asyncio.Event()
+        thread = threading.Thread(target=loop.run_until_complete, args=(self._serve(),), daemon=True)
         thread.start()
         self._started.wait(5)
         try:
             yield f"http://127.0.0.1:{self.port}"
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            thread.join(5)
+            loop.call_soon_threadsafe(self._stopping.set)
+            thread.join(10)
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
 
 
 def served(replica: ServiceProcess) -> float:

@@ -52,6 +52,11 @@ POSTGRES_HOST = "postgres.shop.svc"
 KIND_HOST_PORTS = {8080: "storefront", 3000: "Grafana"}
 KIND_SHOP_URL = "http://localhost:8080"
 KIND_GRAFANA_URL = "http://localhost:3000"
+STOREFRONT_NODE_PORT = 30080
+REMEMBERED = Path(".data") / "cluster.mk"
+"""Written by `kind-up`/`minikube-up`, removed by `down`: which cluster the Makefile's other targets (`leak`,
+`status`, `load`, `drill`) aim at, and the shop's URL there. The Makefile includes it; a variable given on the
+command line (`make drill SHOP_URL=...`) still wins."""
 ROLLOUT_TIMEOUT = "300s"
 LIVENESS_LEAK_MIB_PER_SECOND = 3.0
 """A leak liveness catches: from the memory budget (where /healthz turns 503) to the limit there is room for this
@@ -214,7 +219,16 @@ def kind_load_argv(images: Sequence[str]) -> list[str]:
 
 
 def minikube_start_argv() -> list[str]:
-    return ["minikube", "start", "--profile", CLUSTER_NAME, f"--memory={MINIKUBE_MEMORY_MB}", "--cpus=2"]
+    """With Calico: minikube's default network plugin ignores NetworkPolicies, and the shop relies on them."""
+    return [
+        "minikube",
+        "start",
+        "--profile",
+        CLUSTER_NAME,
+        f"--memory={MINIKUBE_MEMORY_MB}",
+        "--cpus=2",
+        "--cni=calico",
+    ]
 
 
 def minikube_load_argv(image: str) -> list[str]:
@@ -442,6 +456,7 @@ class Shop:
             self.runner.run(kind_create_argv(self.root / "k8s" / "kind" / "cluster.yaml"))
         self.runner.run(kind_load_argv(self.images()))
         self.deploy(target)
+        self.remember("kind", KIND_SHOP_URL)
         print(f"\nresilient-shop is up ({target.profile}) on kind: {KIND_SHOP_URL}", flush=True)
         if target.monitoring:
             print(f"Grafana: {KIND_GRAFANA_URL}", flush=True)
@@ -456,6 +471,8 @@ class Shop:
         for image in self.images():
             self.runner.run(minikube_load_argv(image))
         self.deploy(target)
+        ip = self.runner.output(["minikube", "ip", "--profile", CLUSTER_NAME]).strip() or "127.0.0.1"
+        self.remember("minikube", f"http://{ip}:{STOREFRONT_NODE_PORT}")
         print(f"\nresilient-shop is up ({target.profile}) on minikube; its URL:", flush=True)
         print("(with the docker driver on macOS or Windows this keeps a tunnel open: Ctrl-C closes it)", flush=True)
         self.runner.run(minikube_service_argv())
@@ -479,8 +496,23 @@ class Shop:
         else:
             print(f"\nshop: the URL `{shlex.join(minikube_service_argv())}` prints", flush=True)
 
+    def remember(self, cluster: Cluster, shop_url: str) -> None:
+        lines = [
+            "# written by `make kind-up` / `make minikube-up`, removed by `make down`: what the other targets aim at",
+            f"CLUSTER = {cluster}",
+            f"SHOP_URL = {shop_url}",
+            f"KUBE_CONTEXT = {kube_context(cluster)}",
+        ]
+        if not self.runner.dry_run:
+            path = self.root / REMEMBERED
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"make leak, status, load and drill now aim at {cluster} ({shop_url}): {REMEMBERED}", flush=True)
+
     def down(self, cluster: Cluster | None) -> None:
         """Deletes the named cluster, or each one whose tool is installed (deleting a missing one is a no-op)."""
+        if not self.runner.dry_run:
+            (self.root / REMEMBERED).unlink(missing_ok=True)
         if cluster is not None:
             require_tools(cluster)
             self.runner.run(down_argv(cluster))
