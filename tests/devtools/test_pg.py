@@ -1,11 +1,14 @@
 """The embedded PostgreSQL: where its clients reach it, and that it runs wherever the clone is."""
 
 import os
+import tomllib
 from pathlib import Path
 
 import psycopg
 import pytest
+from packaging.markers import Marker
 
+from shop_devtools import pg
 from shop_devtools.pg import SOCKET_PATH_MAX, EmbeddedPostgres, find_bin_dir, free_port
 
 
@@ -37,3 +40,34 @@ def test_root_runs_it_from_a_clone_in_a_private_directory(tmp_path: Path, monkey
     finally:
         server.stop()
     assert private.stat().st_mode & 0o777 == 0o701, "search permission only: still not listable by others"
+
+
+def test_the_embedded_server_is_optional_where_pgserver_has_no_wheel() -> None:
+    """pgserver ships no Linux arm64 wheel (and no sdist): there the lock must not require it, and find_bin_dir
+    falls back to a PostgreSQL on the machine."""
+    lock = tomllib.loads((Path(__file__).resolve().parents[2] / "uv.lock").read_text())
+    packages = {package["name"]: package for package in lock["package"]}
+    (requirement,) = (d for d in packages["shop-devtools"]["dependencies"] if d["name"] == "pgserver")
+    marker = Marker(requirement["marker"])
+    platforms = {
+        ("linux", "x86_64"): "manylinux_2_17_x86_64",
+        ("darwin", "arm64"): "macosx_11_0_arm64",
+        ("darwin", "x86_64"): "macosx_10_9_x86_64",
+        ("win32", "AMD64"): "win_amd64",
+    }
+    wheels = [wheel["url"] for wheel in packages["pgserver"]["wheels"]]
+    for (system, machine), tag in platforms.items():
+        assert marker.evaluate({"sys_platform": system, "platform_machine": machine})
+        assert any(tag in wheel for wheel in wheels), f"no pgserver wheel for {system}/{machine}"
+    assert not marker.evaluate({"sys_platform": "linux", "platform_machine": "aarch64"})
+
+
+def test_without_pgserver_the_machines_postgresql_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PG_BIN_DIR", raising=False)
+    monkeypatch.setattr(pg.importlib.util, "find_spec", lambda name: None)
+    for version in ("15", "16"):
+        (tmp_path / version / "bin").mkdir(parents=True)
+        (tmp_path / version / "bin" / "postgres").touch()
+    assert find_bin_dir(tmp_path) == tmp_path / "16" / "bin", "the newest PostgreSQL on the machine"
+    with pytest.raises(RuntimeError, match=r"apt-get install postgresql.*PG_BIN_DIR.*POSTGRES_ADMIN_URL"):
+        find_bin_dir(tmp_path / "nothing")

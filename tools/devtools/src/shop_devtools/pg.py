@@ -18,7 +18,11 @@ UNPRIVILEGED_USER = "nobody"  # initdb and postgres refuse to run as root
 SOCKET_PATH_MAX = 107  # a Unix socket's path, without the NUL that ends it
 
 
-def find_bin_dir() -> Path:
+SYSTEM_POSTGRESQL = Path("/usr/lib/postgresql")
+"""Where Debian and Ubuntu install PostgreSQL's server binaries, one directory per major version."""
+
+
+def find_bin_dir(system: Path = SYSTEM_POSTGRESQL) -> Path:
     if explicit := os.environ.get("PG_BIN_DIR"):
         return Path(explicit)
     # Only pgserver's binaries are used; importing it would start its own machinery.
@@ -27,10 +31,15 @@ def find_bin_dir() -> Path:
         bundled = Path(spec.origin).parent / "pginstall" / "bin"
         if (bundled / "postgres").exists():
             return bundled
-    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    installed = sorted(system.glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
     if installed:
         return installed[-1].parent
-    raise RuntimeError("no PostgreSQL binaries: install the pgserver wheel or set PG_BIN_DIR")
+    raise RuntimeError(
+        "no PostgreSQL binaries: the pgserver wheel has none for this platform (Linux on arm64), and no PostgreSQL is "
+        "installed in /usr/lib/postgresql. Install one (Debian/Ubuntu: `apt-get install postgresql`), set PG_BIN_DIR "
+        "to the directory holding initdb and pg_ctl, or run against a server: POSTGRES_ADMIN_URL=postgresql://... "
+        "make run"
+    )
 
 
 def free_port() -> int:
