@@ -15,6 +15,7 @@ from shop_devtools.pg import SOCKET_PATH_MAX, EmbeddedPostgres, find_bin_dir, fr
 def test_clients_use_the_unix_socket_when_its_path_fits(tmp_path: Path) -> None:
     short = EmbeddedPostgres(tmp_path, 5433)
     assert short.admin_url("shop") == f"postgresql://postgres@/shop?host={tmp_path}&port=5433"
+    assert short.admin_url("shop", socket=False) == "postgresql://postgres@127.0.0.1:5433/shop", "for containers"
 
     socket_name = "/.s.PGSQL.5433"
     deep = tmp_path / ("d" * (SOCKET_PATH_MAX + 1 - len(f"{tmp_path}/") - len(socket_name)))

@@ -3,6 +3,7 @@ missing, the secrets it writes, and which payment pod `leak` picks from `kubectl
 
 import http.server
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -323,11 +324,16 @@ IMAGES = "catalog\nusers\npayment\nstorefront\n"
 WORKLOADS = "statefulset.apps/postgres\ndeployment.apps/catalog\ndeployment.apps/payment\ndeployment.apps/storefront\n"
 
 
+IMAGE_ID = "sha256:" + "3f9c0e" * 10
+CONTENT = "0.1.0-3f9c0e3f9c0e"
+
+
 def test_kind_up_creates_builds_loads_applies_and_waits(checkout: Path, tools: None) -> None:
     runner = FakeRunner(
         outputs={
             "kind get clusters": "",
             "--list": IMAGES,
+            "image inspect": IMAGE_ID,
             "get-contexts": "kind-resilient-shop\n",
             "get statefulsets,deployments": WORKLOADS,
         }
@@ -337,12 +343,14 @@ def test_kind_up_creates_builds_loads_applies_and_waits(checkout: Path, tools: N
     assert commands[0].startswith("kind create cluster --name resilient-shop --config ")
     assert commands[0].split("--config ")[1].split()[0] == str(checkout / "k8s" / "kind" / "cluster.yaml")
     assert commands[1] == f"{sys.executable} -m shop_devtools.images"
-    assert commands[2] == "kind load docker-image --name resilient-shop " + " ".join(
-        f"resilient-shop/{name}:0.1.0" for name in IMAGES.split()
+    names = IMAGES.split()
+    assert commands[2:6] == [f"docker tag resilient-shop/{n}:0.1.0 resilient-shop/{n}:{CONTENT}" for n in names]
+    assert commands[6] == "kind load docker-image --name resilient-shop " + " ".join(
+        f"resilient-shop/{name}:{CONTENT}" for name in names
     )
-    overlay = checkout / "k8s" / "overlays" / "kind-fragile"
-    assert commands[3] == f"kubectl --context kind-resilient-shop apply --kustomize {overlay}"
-    assert [command.split(" rollout status ")[1].split()[0] for command in commands[4:]] == WORKLOADS.split()
+    pinned = checkout / ".data" / "deploy" / "kind-fragile"
+    assert commands[7] == f"kubectl --context kind-resilient-shop apply --kustomize {pinned}"
+    assert [command.split(" rollout status ")[1].split()[0] for command in commands[8:]] == WORKLOADS.split()
     assert sorted(path.name for path in (checkout / "k8s" / "base" / "generated").iterdir()) == sorted(
         cluster.GENERATED_FILES
     )
@@ -353,6 +361,7 @@ def test_kind_up_reuses_an_existing_cluster(checkout: Path, tools: None) -> None
         outputs={
             "kind get clusters": "other\nresilient-shop\n",
             "--list": IMAGES,
+            "image inspect": IMAGE_ID,
             "get-contexts": "kind-resilient-shop",
             "statefulsets,deployments": WORKLOADS,
         }
@@ -360,7 +369,7 @@ def test_kind_up_reuses_an_existing_cluster(checkout: Path, tools: None) -> None
     Shop(checkout, runner).kind_up(Target("kind"))
     assert not [argv for argv in runner.ran if argv[:3] == ["kind", "create", "cluster"]]
     applied = next(argv for argv in runner.ran if "apply" in argv)
-    assert applied[-1] == str(checkout / "k8s" / "overlays" / "kind")
+    assert applied[-1] == str(checkout / ".data" / "deploy" / "kind")
 
 
 def test_kind_up_refuses_host_ports_in_use(checkout: Path, tools: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -373,19 +382,29 @@ def test_kind_up_refuses_host_ports_in_use(checkout: Path, tools: None, monkeypa
 
 def test_minikube_up_loads_each_image_and_prints_the_service_url(checkout: Path, tools: None) -> None:
     runner = FakeRunner(
-        outputs={"--list": IMAGES, "get-contexts": "resilient-shop\n", "statefulsets,deployments": WORKLOADS},
+        outputs={
+            "--list": IMAGES,
+            "image inspect": IMAGE_ID,
+            "get-contexts": "resilient-shop\n",
+            "statefulsets,deployments": WORKLOADS,
+        },
         checks={"minikube status": False},
     )
     Shop(checkout, runner).minikube_up(Target("minikube"))
     assert runner.ran[0][:2] == ["minikube", "start"]
     loads = [argv[-1] for argv in runner.ran if argv[:3] == ["minikube", "image", "load"]]
-    assert loads == [f"resilient-shop/{name}:0.1.0" for name in IMAGES.split()]
+    assert loads == [f"resilient-shop/{name}:{CONTENT}" for name in IMAGES.split()]
     assert runner.ran[-1] == cluster.minikube_service_argv()
     assert any(argv[:3] == ["kubectl", "--context", "resilient-shop"] and "apply" in argv for argv in runner.ran)
 
 
 def test_the_up_commands_remember_their_cluster_and_down_forgets_it(checkout: Path, tools: None) -> None:
-    outputs = {"--list": IMAGES, "statefulsets,deployments": WORKLOADS, "minikube ip": "192.168.49.2\n"}
+    outputs = {
+        "--list": IMAGES,
+        "image inspect": IMAGE_ID,
+        "statefulsets,deployments": WORKLOADS,
+        "minikube ip": "192.168.49.2\n",
+    }
     remembered = checkout / cluster.REMEMBERED
     Shop(checkout, FakeRunner(outputs={**outputs, "get-contexts": "kind-resilient-shop"})).kind_up(Target("kind"))
     assert "CLUSTER = kind\nSHOP_URL = http://localhost:8080\nKUBE_CONTEXT = kind-resilient-shop\n" in (
@@ -398,6 +417,22 @@ def test_the_up_commands_remember_their_cluster_and_down_forgets_it(checkout: Pa
     assert "CLUSTER = minikube\nSHOP_URL = http://192.168.49.2:30080\nKUBE_CONTEXT = resilient-shop\n" in text
     Shop(checkout, FakeRunner()).down("minikube")
     assert not remembered.exists()
+
+
+def test_a_changed_image_gets_a_new_tag_that_the_deployed_manifests_name(checkout: Path) -> None:
+    """Tags by content: a rebuilt image with other content is a new tag, so applying again rolls the pods out
+    (a fixed tag with IfNotPresent kept the old pods); the pinned kustomization renders with `kubectl kustomize`."""
+    shop = Shop(checkout, FakeRunner(outputs={"--list": IMAGES, "image inspect": IMAGE_ID}))
+    first = shop.images()
+    shop.runner = FakeRunner(outputs={"--list": IMAGES, "image inspect": "sha256:" + "7" * 64})
+    second = shop.images()
+    assert first != second
+    assert second[0] == "resilient-shop/catalog:0.1.0-777777777777"
+    shop.secrets()  # what kustomize reads besides the manifests
+    pinned = shop.deployable(Target("kind"))
+    rendered = subprocess.run(["kubectl", "kustomize", str(pinned)], capture_output=True, text=True, check=True).stdout
+    images = set(re.findall(r"image: (resilient-shop/\S+)", rendered))
+    assert images == {f"resilient-shop/{name}:0.1.0-777777777777" for name in IMAGES.split()}
 
 
 def test_deploy_fails_when_nothing_was_deployed(checkout: Path, tools: None) -> None:

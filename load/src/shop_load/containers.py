@@ -357,7 +357,7 @@ def host_postgres(workdir: Path) -> Iterator[tuple[EmbeddedPostgres, dict[str, s
     postgres = EmbeddedPostgres(workdir / "postgres", free_port())
     postgres.start()
     try:
-        yield postgres, provision(postgres.admin_url())
+        yield postgres, provision(postgres.admin_url(socket=False))  # containers reach it over TCP (network host)
     finally:
         postgres.stop()
 

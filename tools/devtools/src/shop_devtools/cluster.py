@@ -4,7 +4,8 @@ Commands:
 
 - `kind-up [--profile resilient|fragile] [--monitoring]`: creates the kind cluster `resilient-shop` unless it
   exists (k8s/kind/cluster.yaml: storefront at http://localhost:8080), builds the images
-  (`python -m shop_devtools.images`), loads them into the cluster, then does what `deploy` does.
+  (`python -m shop_devtools.images`), tags each by its content, loads those tags into the cluster, then does what
+  `deploy` does with them.
 - `minikube-up [--profile ...] [--monitoring]`: the same on the minikube profile `resilient-shop`
   (`minikube image load`), and prints the URL `minikube service storefront -n shop --url` gives.
 - `deploy [--cluster kind|minikube] [--profile ...] [--monitoring]`: writes the secrets if missing, applies the
@@ -53,6 +54,9 @@ KIND_HOST_PORTS = {8080: "storefront", 3000: "Grafana"}
 KIND_SHOP_URL = "http://localhost:8080"
 KIND_GRAFANA_URL = "http://localhost:3000"
 STOREFRONT_NODE_PORT = 30080
+DEPLOYED = Path(".data") / "deploy"
+"""The images `kind-up`/`minikube-up` loaded last (`images.json`), and per overlay a kustomization that applies it
+with those tags (`<overlay>/kustomization.yaml`): what `deploy` applies."""
 REMEMBERED = Path(".data") / "cluster.mk"
 """Written by `kind-up`/`minikube-up`, removed by `down`: which cluster the Makefile's other targets (`leak`,
 `status`, `load`, `drill`) aim at, and the shop's URL there. The Makefile includes it; a variable given on the
@@ -290,6 +294,36 @@ def status_argv(context: str) -> list[str]:
     return kubectl(context, "get", "statefulsets,replicasets,pods,services,pdb", "--namespace", NAMESPACE, "-o", "wide")
 
 
+def content_tag(ref: str, image_id: str) -> str:
+    """`ref` retagged with its image's content: `resilient-shop/payment:0.1.0` with id `sha256:3f9c...` becomes
+    `resilient-shop/payment:0.1.0-3f9c...` (12 hex digits). A changed image gets a new tag, so applying the manifests
+    again rolls it out; an unchanged one keeps its tag, and nothing restarts."""
+    digest = image_id.strip().removeprefix("sha256:")
+    if len(digest) < 12:
+        raise ClusterError(f"docker gave no image id for {ref}: {image_id!r}")
+    return f"{ref}-{digest[:12]}"
+
+
+def inspect_id_argv(ref: str) -> list[str]:
+    return ["docker", "image", "inspect", "--format", "{{.Id}}", ref]
+
+
+def pinned_kustomization(overlay: Path, at: Path, images: Sequence[str]) -> str:
+    """A kustomization in `at` that applies `overlay` with exactly these image references."""
+    lines = [
+        "# written by shop_devtools.cluster: the overlay with the images kind-up/minikube-up loaded last",
+        "apiVersion: kustomize.config.k8s.io/v1beta1",
+        "kind: Kustomization",
+        "resources:",
+        f"  - {os.path.relpath(overlay, at)}",
+        "images:",
+    ]
+    for ref in images:
+        name, tag = ref.rsplit(":", 1)
+        lines += [f"  - name: {name}", f"    newTag: {tag}"]
+    return "\n".join(lines) + "\n"
+
+
 def image_refs(listed: str, version: str) -> list[str]:
     """Image references from `python -m shop_devtools.images --list`: bare names (`catalog`) get the project's
     repository and version; full references are kept as they are."""
@@ -422,8 +456,31 @@ class Shop:
             print(f"secrets: {self.generated_dir.relative_to(self.root)}/ is complete, kept as it is", flush=True)
 
     def images(self) -> list[str]:
+        """Builds the images and tags each by its content (`content_tag`); returns those references, which are what
+        gets loaded into the cluster and deployed."""
         self.runner.run(build_images_argv())
-        return image_refs(self.runner.output(list_images_argv()), project_version(self.root))
+        tagged = []
+        for ref in image_refs(self.runner.output(list_images_argv()), project_version(self.root)):
+            by_content = content_tag(ref, self.runner.output(inspect_id_argv(ref))) if not self.runner.dry_run else ref
+            if by_content != ref:
+                self.runner.run(["docker", "tag", ref, by_content])
+            tagged.append(by_content)
+        if not self.runner.dry_run:
+            (self.root / DEPLOYED).mkdir(parents=True, exist_ok=True)
+            (self.root / DEPLOYED / "images.json").write_text(json.dumps(tagged, indent=2) + "\n", encoding="utf-8")
+        return tagged
+
+    def deployable(self, target: Target) -> Path:
+        """The overlay, pinned to the images loaded last when there are some (else as it is)."""
+        overlay = self.overlay_dir(target)
+        loaded = self.root / DEPLOYED / "images.json"
+        if not loaded.is_file():
+            return overlay
+        pinned = self.root / DEPLOYED / target.overlay
+        pinned.mkdir(parents=True, exist_ok=True)
+        images = json.loads(loaded.read_text(encoding="utf-8"))
+        (pinned / "kustomization.yaml").write_text(pinned_kustomization(overlay, pinned, images), encoding="utf-8")
+        return pinned
 
     def require_context(self, cluster: Cluster) -> None:
         contexts = self.runner.output(["kubectl", "config", "get-contexts", "--output", "name"]).split()
@@ -433,7 +490,7 @@ class Shop:
 
     def deploy(self, target: Target) -> None:
         require_tools("kubectl")
-        overlay = self.overlay_dir(target)
+        overlay = self.deployable(target)
         self.require_context(target.cluster)
         self.secrets()
         self.runner.run(apply_argv(target.context, overlay))
