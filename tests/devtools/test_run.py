@@ -322,13 +322,32 @@ def register_and_log_in(shop: str) -> str:
     return token
 
 
-def test_a_dying_service_stops_the_shop_and_a_killed_launcher_takes_its_services(data_dir: Path, ports: Ports) -> None:
+def test_a_dying_service_is_started_again_while_the_others_serve_and_a_killed_launcher_takes_its_services(
+    data_dir: Path, ports: Ports
+) -> None:
     with launched(data_dir, ports) as launch:
         wait_for_products(launch)
         wait_for_banner(launch)
-        os.kill(launch.children["payment"], signal.SIGKILL)
-        assert wait_for_exit(launch) == 1
-        assert launch.said("payment was killed by SIGKILL"), launch.log()
+        killed = launch.children["payment"]
+        os.kill(killed, signal.SIGKILL)
+        payment = f"http://127.0.0.1:{ports.services['payment']}"
+        with httpx.Client(timeout=2, trust_env=False) as client:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                assert client.get(f"{launch.shop}/api/products").status_code == 200, "the others go on serving"
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{payment}/ready").status_code == 200 and not is_running(killed):
+                        break
+                time.sleep(0.2)
+            else:
+                pytest.fail(f"payment did not come back:\n{launch.log()}")
+        assert launch.process.poll() is None, "the shop is still up"
+        assert launch.said("payment was killed by SIGKILL; starting it again in 1 s"), launch.log()
+        assert launch.said("started payment again"), launch.log()
+        launch.children = services_of(launch.process.pid)
+        assert launch.children["payment"] != killed
+        launch.process.send_signal(signal.SIGTERM)
+        assert wait_for_exit(launch) == 0, launch.log()
         assert_nothing_left(launch, ports)
 
     with launched(data_dir, ports) as killed:

@@ -20,7 +20,8 @@ PROBE_INTERVAL_SECONDS = 0.25
 PROBE_TIMEOUT_SECONDS = 1.0
 
 NO_ORCHESTRATOR_NOTE = (
-    "No orchestrator here: nothing restarts the local payment process or takes it out of traffic. The drill saw "
+    "No orchestrator here: nothing restarts a sick local payment process or takes it out of traffic (make run "
+    "starts a dead one again, not a sick one). The drill saw "
     "the fault through /healthz and /ready (the times above); at the end it cleared the fault itself with "
     "DELETE /chaos (a hang ends by itself). On Kubernetes, readiness would remove the pod from the Service and "
     "liveness would restart its container."

@@ -3,7 +3,9 @@
 Starts an embedded PostgreSQL (data kept in `.data/`, so a second run finds its products, users and payments),
 creates a database and a role per service, runs every migration, starts the four services as child processes,
 waits until each one is ready and prints the shop's URL. Ctrl-C or SIGTERM stops every process it started,
-PostgreSQL included; so does a service dying on its own (the launcher then says which one, and exits 1).
+PostgreSQL included. A service that dies once the shop is up is started again after a back-off while the others
+go on serving, as a restart policy would (`shop_devtools.restarts`); one dying before it was ever ready, or
+dying again and again (a crash loop), stops the shop, and the launcher says which one, how, and exits 1.
 
 Settings, all optional, read from the environment:
 
@@ -30,7 +32,6 @@ run, holding the data directory's lock, finds it and stops it before starting af
 """
 
 import contextlib
-import ctypes
 import fcntl
 import logging
 import os
@@ -40,8 +41,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, NoReturn, Self
@@ -52,6 +53,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shop_devtools.pg import EmbeddedPostgres
+from shop_devtools.restarts import CRASH_LOOP_SECONDS, RestartPolicy
 
 LOCAL_HOST = "127.0.0.1"
 DEFAULT_PG_PORT = 5433
@@ -277,6 +279,11 @@ class Child:
     service: Service
     url: str
     process: "subprocess.Popen[bytes]"
+    env: Mapping[str, str]
+    started_at: float = field(default_factory=time.monotonic)
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    restart_at: float | None = None
+    """When a dead process is due to start again."""
 
     @property
     def name(self) -> str:
@@ -300,31 +307,40 @@ def service_env(
     return env
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` making the kernel SIGKILL the child when the launcher dies (Linux only)."""
+_DIE_WITH_PARENT = """\
+import ctypes, os, runpy, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: SIGKILL this process when the launcher dies
+if os.getppid() != int(sys.argv[3]):  # it died before the line above
+    sys.exit(70)
+module, sys.argv = sys.argv[2], sys.argv[:1]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def _command(module: str) -> list[str]:
+    """`python -m <module>`; on Linux through a first step that asks the kernel to SIGKILL the process when the
+    launcher dies, taken in the child itself (a `preexec_fn` is unsafe once the relay threads run). `ps` still
+    shows `-m <module>`."""
     if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the child only makes the system call
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-    return preexec
+        return [sys.executable, "-m", module]
+    return [sys.executable, "-c", _DIE_WITH_PARENT, "-m", module, str(os.getpid())]
 
 
-def spawn(service: Service, config: Config, env: Mapping[str, str]) -> Child:
-    process = subprocess.Popen(
-        [sys.executable, "-m", service.module],
+def _start(service: Service, env: Mapping[str, str]) -> "subprocess.Popen[bytes]":
+    return subprocess.Popen(
+        _command(service.module),
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_die_with_parent(),  # safe: every child is forked before any relay thread starts
     )
+
+
+def spawn(service: Service, config: Config, env: Mapping[str, str]) -> Child:
+    process = _start(service, env)
     log.info("started %s (pid %d) on %s", service.name, process.pid, config.url(service.name))
-    return Child(service, config.url(service.name), process)
+    return Child(service, config.url(service.name), process, env)
 
 
 def start_relays(children: list[Child]) -> list[threading.Thread]:
@@ -364,11 +380,11 @@ def _signal_group(child: Child, signum: int) -> None:
 
 
 def check_alive(children: list[Child]) -> None:
+    """While the shop starts, a service that dies stops it: it has never been ready, a restart would not help."""
     for child in children:
         code = child.process.poll()
         if code is not None:
-            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-            raise LaunchError(f"{child.name} {how}; stopping the shop")
+            raise LaunchError(f"{child.name} {_how(code)} before it was ready; stopping the shop")
 
 
 def wait_until_ready(children: list[Child], timeout: float) -> None:
@@ -399,10 +415,31 @@ def _readiness(client: httpx.Client, base_url: str) -> str:
     return "" if response.status_code == 200 else f"{response.status_code} {response.text[:200]}"
 
 
-def supervise(children: list[Child]) -> NoReturn:
-    """Ends only by `Shutdown` (a signal) or `LaunchError` (a service died)."""
+def _how(code: int) -> str:
+    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+
+
+def supervise(children: list[Child], relays: list[threading.Thread]) -> NoReturn:
+    """Keeps the shop up as a restart policy would (`shop_devtools.restarts`): a dead service is started again
+    after its back-off while the others serve. Ends only by `Shutdown` (a signal) or `LaunchError` (a crash loop)."""
     while True:
-        check_alive(children)
+        now = time.monotonic()
+        for child in children:
+            if child.restart_at is None and (code := child.process.poll()) is not None:
+                delay = child.policy.after_death(now, ran_for=now - child.started_at)
+                if delay is None:
+                    raise LaunchError(
+                        f"{child.name} {_how(code)}, and keeps dying ({len(child.policy.deaths)} times within "
+                        f"{CRASH_LOOP_SECONDS:.0f} s): a crash loop; stopping the shop"
+                    )
+                log.warning(
+                    "%s %s; starting it again in %.0f s (the others go on serving)", child.name, _how(code), delay
+                )
+                child.restart_at = now + delay
+            elif child.restart_at is not None and now >= child.restart_at:
+                child.process, child.started_at, child.restart_at = _start(child.service, child.env), now, None
+                log.info("started %s again (pid %d) on %s", child.name, child.process.pid, child.url)
+                relays += start_relays([child])
         time.sleep(POLL_SECONDS)
 
 
@@ -493,7 +530,7 @@ def launch(config: Config, environ: Mapping[str, str], cleanup: contextlib.ExitS
     wait_until_ready(children, READY_TIMEOUT_SECONDS - (time.monotonic() - started))
     log.info("every service is ready, %.1f s after launch", time.monotonic() - started)
     print(banner(config, postgres), flush=True)
-    supervise(children)
+    supervise(children, relays)
 
 
 def run(config: Config, environ: Mapping[str, str]) -> int:
