@@ -132,15 +132,16 @@ def tiny_shop() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
-def test_wrk_browses_the_mix_paced_in_one_segment_per_phase(tiny_shop: str) -> None:
-    paths = browse_paths(["KB-ERGO-01"])
+def browse_before_and_during(
+    shop: str, rate: float, connections: int, paths: list[str], *, drain_seconds: float
+) -> Browsing:
+    """1.5 s of a "before" segment, 1.5 s of a "during" one, then stopped (each finished segment drained)."""
 
     async def main() -> Browsing:
         loop = asyncio.get_running_loop()
         started = loop.time()
         clock = lambda: loop.time() - started  # noqa: E731
-        browse = Browsing(tiny_shop, 40, 4, paths, clock, cap_seconds=30, drain_seconds=0.5)
+        browse = Browsing(shop, rate, connections, paths, clock, cap_seconds=30, drain_seconds=drain_seconds)
         browse.start("before")
         await asyncio.sleep(1.5)
         await browse.switch("during")
@@ -148,8 +149,14 @@ def test_wrk_browses_the_mix_paced_in_one_segment_per_phase(tiny_shop: str) -> N
         await browse.stop()
         return browse
 
-    browse = asyncio.run(main())
-    summary = browse.summary()
+    return asyncio.run(main())
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_wrk_browses_the_mix_paced_in_one_segment_per_phase(tiny_shop: str) -> None:
+    paths = browse_paths(["KB-ERGO-01"])
+
+    summary = browse_before_and_during(tiny_shop, 40, 4, paths, drain_seconds=0.5).summary()
     before, during = summary["segments"]
     assert (before["phase"], during["phase"]) == ("before", "during")
     assert before["end_s"] == pytest.approx(during["start_s"], abs=0.1)
@@ -210,18 +217,7 @@ def test_a_segment_ends_without_cutting_the_requests_it_has_in_flight(tiny_shop:
 
     # A request paced before the drain file appears still goes out after its delay: up to 1.5 x 30/60 s = 0.75 s,
     # then 0.3 s to its answer. The drain waits longer than both (1 s did not, once in a loaded CI run).
-    async def main() -> Browsing:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        browse = Browsing(tiny_shop, 60, 30, browse_paths([]), lambda: loop.time() - started, 30, drain_seconds=2)
-        browse.start("before")
-        await asyncio.sleep(1.5)
-        await browse.switch("during")
-        await asyncio.sleep(1.5)
-        await browse.stop()
-        return browse
-
-    summary = asyncio.run(main()).summary()
+    summary = browse_before_and_during(tiny_shop, 60, 30, browse_paths([]), drain_seconds=2).summary()
     time.sleep(0.5)  # the server's threads finish writing
     assert Shop.cut == 0, "no request cut by a stopped wrk"
     assert Shop.answered == sum(Shop.seen.values()) == summary["requests"] > 30

@@ -70,6 +70,7 @@ async def inventory(session: AsyncSession) -> list[InventoryRead]:
     return [InventoryRead(sku=sku, stock=stock, held=h, sold=s) for sku, stock, h, s in rows]
 
 
+PRODUCTS = cast(Table, Product.__table__)
 RESERVATION_ITEMS = cast(Table, ReservationItem.__table__)
 
 _NEW_RESERVATION = (
@@ -91,9 +92,9 @@ def _take_line() -> ReturningInsert[int, str]:
 
     One line in one statement: its stock taken if there is enough (`UPDATE ... WHERE stock >= n`), and the
     reservation's item written at the price of that moment; no row back when the stock is short or the sku unknown."""
-    products = cast(Table, Product.__table__).c
+    products = PRODUCTS.c
     taken = (
-        update(cast(Table, Product.__table__))
+        update(PRODUCTS)
         .where(products.sku == bindparam("line_sku"), products.stock >= bindparam("line_quantity"))
         .values(stock=products.stock - bindparam("line_quantity"))
         .returning(products.sku, products.price_cents, products.currency)

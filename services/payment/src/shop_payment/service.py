@@ -65,8 +65,6 @@ POLL_SECONDS = 0.05
 # PostgreSQL spends running it, and a statement built once keeps its cache key for the compiled form.
 _NOW = func.now()
 _PENDING_AND_LEASE_EXPIRED = (Payment.status == PaymentStatus.PENDING, Payment.lease_expires_at < _NOW)
-_NO_SESSION_SYNC = {"synchronize_session": False}
-"""These statements change rows no session holds: nothing to bring up to date (it would evaluate the criteria)."""
 
 _FIND = select(Payment).where(Payment.user_id == bindparam("user_id"), Payment.idempotency_key == bindparam("key"))
 
@@ -114,7 +112,6 @@ def _take_lease(which: ColumnElement[bool]) -> LeaseUpdate:
         .where(which, *_PENDING_AND_LEASE_EXPIRED)
         .values(lease_expires_at=_NOW + bindparam("lease", type_=Interval), updated_at=_NOW)
         .returning(Payment.id, Payment.card_token, Payment.amount_cents, Payment.reservation_id)
-        .execution_options(**_NO_SESSION_SYNC)
     )
 
 
@@ -136,7 +133,6 @@ _FINISH = (
     .where(Payment.id == bindparam("payment_id"), Payment.status == PaymentStatus.PENDING)
     .values(status=bindparam("status"), decline_reason=bindparam("reason"), completed_at=_NOW, updated_at=_NOW)
     .returning(Payment.completed_at)
-    .execution_options(**_NO_SESSION_SYNC)
 )
 
 
@@ -182,7 +178,7 @@ class Payments:
                 amount_cents=sum(line.quantity * line.unit_price_cents for line in reservation.lines),
                 reservation_id=reservation.id,
             )
-            lines = reservation.lines
+            lines, currency, card_last4 = reservation.lines, reservation.lines[0].currency, body.card_number[-4:]
             async with self.statements.connect() as connection:
                 inserted = await connection.scalar(
                     _WRITE_PENDING,
@@ -193,8 +189,8 @@ class Payments:
                         "request_hash": fingerprint_,
                         "status": PaymentStatus.PENDING,
                         "amount_cents": claim.amount_cents,
-                        "currency": lines[0].currency,
-                        "card_last4": body.card_number[-4:],
+                        "currency": currency,
+                        "card_last4": card_last4,
                         "card_token": token,
                         "reservation_id": reservation.id,
                         "lease": self.lease,
@@ -209,8 +205,8 @@ class Payments:
                     id=claim.id,
                     status=PaymentStatus.PENDING,
                     amount_cents=claim.amount_cents,
-                    currency=reservation.lines[0].currency,
-                    card_last4=body.card_number[-4:],
+                    currency=currency,
+                    card_last4=card_last4,
                     created_at=inserted,
                     items=[
                         PaymentItem(sku=line.sku, quantity=line.quantity, unit_price_cents=line.unit_price_cents)

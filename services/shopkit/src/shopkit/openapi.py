@@ -6,7 +6,6 @@ JSON and `413` where there is a body, `503` with `Retry-After` when the service 
 and a route names its own with `responses=problems(404, 409)`.
 """
 
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -16,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shopkit.problems import PROBLEM_JSON
 
-PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+SCHEMA_REF = "#/components/schemas/"
+PROBLEM_SCHEMA_REF = SCHEMA_REF + "Problem"
 
 
 class Problem(BaseModel):
@@ -58,7 +58,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas["Problem"] = Problem.model_json_schema(ref_template=SCHEMA_REF + "{model}")
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     for item in schema.get("paths", {}).values():
@@ -74,7 +74,7 @@ def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def install_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+def install_openapi(app: FastAPI) -> None:
     """Makes `app.openapi()` (and so `/openapi.json` and `/docs`) the document with its problems."""
 
     def openapi() -> dict[str, Any]:
@@ -85,4 +85,3 @@ def install_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return openapi

@@ -16,10 +16,10 @@ import httpx
 from shop_storefront.exceptions import UpstreamUnavailable
 from shop_storefront.proxy import ROUTES
 from shopkit import problem_response
+from shopkit.openapi import SCHEMA_REF
 
 PUBLIC_PREFIX = "/api"
 REFRESH_SECONDS = 60.0
-SCHEMA_REF = "#/components/schemas/"
 
 
 def _rename_schemas(document: dict[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:

@@ -57,6 +57,7 @@ STOREFRONT_NODE_PORT = 30080
 DEPLOYED = Path(".data") / "deploy"
 """The images `kind-up`/`minikube-up` loaded last (`images.json`), and per overlay a kustomization that applies it
 with those tags (`<overlay>/kustomization.yaml`): what `deploy` applies."""
+LOADED_IMAGES = DEPLOYED / "images.json"
 REMEMBERED = Path(".data") / "cluster.mk"
 """Written by `kind-up`/`minikube-up`, removed by `down`: which cluster the Makefile's other targets (`leak`,
 `status`, `load`, `drill`) aim at, and the shop's URL there. The Makefile includes it; a variable given on the
@@ -466,14 +467,14 @@ class Shop:
                 self.runner.run(["docker", "tag", ref, by_content])
             tagged.append(by_content)
         if not self.runner.dry_run:
-            (self.root / DEPLOYED).mkdir(parents=True, exist_ok=True)
-            (self.root / DEPLOYED / "images.json").write_text(json.dumps(tagged, indent=2) + "\n", encoding="utf-8")
+            (self.root / LOADED_IMAGES).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / LOADED_IMAGES).write_text(json.dumps(tagged, indent=2) + "\n", encoding="utf-8")
         return tagged
 
     def deployable(self, target: Target) -> Path:
         """The overlay, pinned to the images loaded last when there are some (else as it is)."""
         overlay = self.overlay_dir(target)
-        loaded = self.root / DEPLOYED / "images.json"
+        loaded = self.root / LOADED_IMAGES
         if not loaded.is_file():
             return overlay
         pinned = self.root / DEPLOYED / target.overlay

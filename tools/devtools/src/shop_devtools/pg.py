@@ -36,7 +36,7 @@ def find_bin_dir(system: Path = SYSTEM_POSTGRESQL) -> Path:
         return installed[-1].parent
     raise RuntimeError(
         "no PostgreSQL binaries: the pgserver wheel has none for this platform (Linux on arm64), and no PostgreSQL is "
-        "installed in /usr/lib/postgresql. Install one (Debian/Ubuntu: `apt-get install postgresql`), set PG_BIN_DIR "
+        f"installed in {system}. Install one (Debian/Ubuntu: `apt-get install postgresql`), set PG_BIN_DIR "
         "to the directory holding initdb and pg_ctl, or run against a server: POSTGRES_ADMIN_URL=postgresql://... "
         "make run"
     )
