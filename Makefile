@@ -9,7 +9,8 @@ PROFILE ?= resilient
 -include .data/cluster.mk
 CLUSTER ?= kind
 MONITORING ?=
-CLUSTER_FLAGS = --profile $(PROFILE) $(if $(MONITORING),--monitoring)
+AUTOSCALING ?=
+CLUSTER_FLAGS = --profile $(PROFILE) $(if $(MONITORING),--monitoring) $(if $(AUTOSCALING),--autoscaling)
 CLUSTER_CLI = $(UV) run --locked python -m shop_devtools.cluster
 SHOP_URL ?= http://localhost:8080
 USERS ?= 20
@@ -17,6 +18,7 @@ RATE ?= 5
 DURATION ?= 60s
 DRILL_OUT ?= drill-out
 DRILL_ARGS ?=
+FAULT ?=
 BENCH_ARGS ?=
 
 .PHONY: help install run test test-browser lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
@@ -33,7 +35,7 @@ $(CURDIR)/.tools/bin/uv:
 install: $(UV) ## install Python and every dependency from uv.lock into .venv
 	$(UV) sync --locked --compile-bytecode
 
-run: install ## the whole shop on this machine: embedded PostgreSQL + the four services (http://localhost:8080)
+run: install ## the whole shop on this machine: embedded PostgreSQL + the four services (http://localhost:8080; PAYMENT_REPLICAS=3)
 	$(UV) run --locked shop-run
 
 test: install lint typecheck pytest ## everything CI runs: format check, lint, mypy --strict, all tests
@@ -58,19 +60,19 @@ test-browser: install ## only the web shop in a real browser: Playwright drives 
 images: install ## build the four images resilient-shop/<service>:<version> (BASE_IMAGE, CA_BUNDLE, DOCKER_BUILD_NETWORK)
 	$(UV) run --locked python -m shop_devtools.images
 
-kind-up: install ## kind cluster + images loaded + the shop deployed and Ready (PROFILE=fragile, MONITORING=1)
+kind-up: install ## kind cluster + images loaded + the shop deployed and Ready (PROFILE=fragile, MONITORING=1, AUTOSCALING=1: payment's HPA + metrics-server)
 	$(CLUSTER_CLI) kind-up $(CLUSTER_FLAGS)
 
-minikube-up: install ## the same on minikube (PROFILE=fragile, MONITORING=1)
+minikube-up: install ## the same on minikube (PROFILE=fragile, MONITORING=1, AUTOSCALING=1: payment's HPA + the metrics-server addon)
 	$(CLUSTER_CLI) minikube-up $(CLUSTER_FLAGS)
 
-deploy: install ## apply the overlay to the running cluster again (CLUSTER=kind|minikube, PROFILE, MONITORING)
+deploy: install ## apply the overlay to the running cluster again (CLUSTER=kind|minikube, PROFILE, MONITORING, AUTOSCALING)
 	$(CLUSTER_CLI) deploy --cluster $(CLUSTER) $(CLUSTER_FLAGS)
 
 leak: install ## make exactly one Ready payment pod leak memory (CLUSTER=kind|minikube; LEAK_ARGS="--mb-per-second 40" outruns liveness: OOMKilled)
 	$(CLUSTER_CLI) leak --cluster $(CLUSTER) $(LEAK_ARGS)
 
-status: install ## ReplicaSets and pods of the shop (CLUSTER=kind|minikube)
+status: install ## ReplicaSets and pods of the shop, and payment's HPA with AUTOSCALING (CLUSTER=kind|minikube)
 	$(CLUSTER_CLI) status --cluster $(CLUSTER)
 
 down: install ## delete what kind-up/minikube-up created
@@ -82,14 +84,14 @@ compose-up: install ## the same stack with docker compose (run `make images` fir
 compose-down: install ## stop the compose stack (the database volume is kept)
 	$(UV) run --locked python -m shop_devtools.compose down
 
-e2e-containers: install ## container proof: real images, OOM kill, restart, nothing lost (installs and starts Docker if needed)
+e2e-containers: install ## container proof: real images, OOM kill and restart, PostgreSQL SIGKILLed and restarted, nothing lost (installs and starts Docker if needed)
 	$(UV) run --locked python -m shop_load.containers
 
 load: install ## steady shopping traffic (Locust, headless) against SHOP_URL (USERS, RATE spawn rate, DURATION)
 	$(UV) run --locked locust -f load/locustfile.py --headless -u $(USERS) -r $(RATE) -t $(DURATION) --host $(SHOP_URL)
 
-drill: install ## the article's crash during a sale (50 checkouts/s, 300 browses/s by wrk); report in DRILL_OUT (CHAOS_TOKEN=..., PROFILE=fragile, DRILL_ARGS=...)
-	$(UV) run --locked python -m shop_load.drill --url $(SHOP_URL) $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT)) --profile $(PROFILE) --out $(DRILL_OUT) $(DRILL_ARGS)
+drill: install ## the article's crash during a sale (50 checkouts/s, 300 browses/s by wrk); report in DRILL_OUT (FAULT=leak|hang|crash|rollout|database, CHAOS_TOKEN=..., PROFILE=fragile, DRILL_ARGS=...)
+	$(UV) run --locked python -m shop_load.drill --url $(SHOP_URL) $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT)) --profile $(PROFILE) $(if $(FAULT),--fault $(FAULT)) --out $(DRILL_OUT) $(DRILL_ARGS)
 
 bench: install ## hot paths vs ceilings of the same run, then the sale (cold start + 128/512 checkouts) with wrk (apt-get install wrk) and pgbench; BENCH_ARGS="--seconds 3 --burst 128"
 	$(UV) run --locked python -m shop_load.bench $(BENCH_ARGS)

@@ -58,3 +58,17 @@ def test_the_cluster_an_up_target_made_is_what_the_other_targets_aim_at(tmp_path
     assert "--host http://192.168.49.2:30080" in dry_run("load", tmp_path)
     assert "--url http://192.168.49.2:30080 --context resilient-shop " in " ".join(dry_run("drill", tmp_path).split())
     assert "--url http://localhost:9999 " in dry_run("drill", tmp_path, "SHOP_URL=http://localhost:9999")
+
+
+def test_autoscaling_reaches_the_cluster_commands(tmp_path: Path) -> None:
+    for target in ("kind-up", "minikube-up", "deploy"):
+        assert "--autoscaling" in dry_run(target, tmp_path, "AUTOSCALING=1").split(), target
+        assert "--autoscaling" not in dry_run(target, tmp_path).split(), target
+    assert "kind-up --profile resilient --autoscaling" in " ".join(
+        dry_run("kind-up", tmp_path, "AUTOSCALING=1").split()
+    )
+
+
+def test_the_drill_takes_its_fault_from_fault(tmp_path: Path) -> None:
+    assert "--fault rollout" in " ".join(dry_run("drill", tmp_path, "FAULT=rollout").split())
+    assert "--fault" not in dry_run("drill", tmp_path)  # the drill's own default: the leak

@@ -5,6 +5,7 @@ Every launch uses its own data directory and unusual ports, so it never collides
 """
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -18,11 +19,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from shop_devtools.pg import EmbeddedPostgres, find_bin_dir
+from shop_devtools.runstate import RunState
 
 pytestmark = pytest.mark.process
 
@@ -398,4 +401,70 @@ def test_a_clone_in_a_private_directory_serves_the_shop(data_dir: Path, ports: P
         wait_for_products(launch)
         launch.process.send_signal(signal.SIGTERM)
         assert wait_for_exit(launch) == 0, launch.log()
+        assert_nothing_left(launch, ports)
+
+
+def drill(launch: Launch, fault: str, out: Path) -> dict[str, Any]:
+    """`make drill FAULT=<fault>` against the launched shop, small and short; its report."""
+    argv = [
+        *("--url", launch.shop, "--local", "--fault", fault, "--data-dir", str(launch.data_dir)),
+        *("--rate", "8", "--browse-rate", "0", "--customers", "4", "--restock", "0"),
+        *("--warmup", "3", "--duration", "30", "--cooldown", "3", "--out", str(out)),
+    ]
+    env = {**os.environ, "CHAOS_TOKEN": CHAOS_TOKEN, "KUBECONFIG": str(out / "no-kubeconfig")}
+    result = subprocess.run(
+        [sys.executable, "-m", "shop_load.drill", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + launch.log()
+    report: dict[str, Any] = json.loads((out / "drill-resilient.json").read_text())
+    return report
+
+
+def payment_replicas(launch: Launch) -> dict[str, int]:
+    state = RunState.read(launch.data_dir)
+    assert state is not None, f"no run.json in {launch.data_dir}:\n{launch.log()}"
+    return {process.name: process.pid for process in state.replicas("payment")}
+
+
+def test_payment_replicas_a_crash_and_a_rollout_under_the_drill_lose_no_checkout(
+    data_dir: Path, ports: Ports, tmp_path: Path
+) -> None:
+    """PAYMENT_REPLICAS=2: storefront routes to both; a crashed replica is started again while the other takes the
+    checkouts; SIGUSR1 replaces both, one at a time. The drill's customers see every checkout answered."""
+    if not bindable(ports.services["payment"] + 1) or ports.services["payment"] + 1 in ports.all:
+        pytest.skip("the port after payment's is taken here")
+    with launched(data_dir, ports, PAYMENT_REPLICAS="2") as launch:
+        wait_for_products(launch)
+        wait_for_banner(launch)
+        first = payment_replicas(launch)
+        assert list(first) == ["payment-1", "payment-2"]
+        launch.children |= first
+        storefront_env = Path(f"/proc/{launch.children['storefront']}/environ").read_bytes().decode().split("\0")
+        payment = ports.services["payment"]
+        listed = f"STOREFRONT_PAYMENT_URL=http://127.0.0.1:{payment},http://127.0.0.1:{payment + 1}"
+        assert listed in storefront_env
+
+        crash = drill(launch, "crash", tmp_path / "crash")
+        assert launch.said("payment-1 exited with code 70; starting it again in 1 s"), launch.log()
+        after_crash = payment_replicas(launch)
+        assert after_crash["payment-1"] != first["payment-1"], "the crashed replica is a new process"
+        assert after_crash["payment-2"] == first["payment-2"], "the other one went on serving"
+        assert crash["restarts"] == 1
+        assert crash["timeline"]["ready_again"] is not None
+
+        rollout = drill(launch, "rollout", tmp_path / "rollout")
+        assert launch.said("rollout of payment done"), launch.log()
+        after_rollout = payment_replicas(launch)
+        assert not set(after_rollout.values()) & set(after_crash.values()), "both replicas were replaced"
+        assert rollout["restarts"] == 2
+        launch.children |= after_rollout
+
+        for report in (crash, rollout):
+            checkouts = report["checkouts"]
+            assert checkouts["total"] > 0
+            assert checkouts["failed"] == 0, report["checkouts"]
+            assert all(result["ok"] for result in report["invariants"]), report["invariants"]
+        launch.process.send_signal(signal.SIGTERM)
+        assert wait_for_exit(launch) == 0, launch.log()
+        assert not (data_dir / "run.json").exists(), "the launcher removes its run.json when it stops"
         assert_nothing_left(launch, ports)

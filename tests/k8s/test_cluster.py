@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shop_devtools import cluster
@@ -484,3 +485,146 @@ def test_every_overlay_is_a_target_of_the_tool() -> None:
         for monitoring in (False, True)
     }
     assert {path.parent.name for path in (K8S / "overlays").glob("*/kustomization.yaml")} == targets
+
+
+# --- --autoscaling ---------------------------------------------------------------------------------------------
+
+
+def applied_components(applied: Path) -> list[str]:
+    """The components the kustomization `deploy` applied adds to the overlay, by directory name."""
+    kustomization = yaml.safe_load((applied / "kustomization.yaml").read_text())
+    for path in kustomization.get("components", []):
+        assert (applied / path / "kustomization.yaml").is_file(), path
+    return [Path(path).name for path in kustomization.get("components", [])]
+
+
+def test_autoscaling_adds_no_overlay_and_is_a_flag_of_every_up_command() -> None:
+    for command in (["kind-up"], ["minikube-up"], ["deploy", "--cluster", "minikube"]):
+        assert cluster.parser().parse_args([*command, "--autoscaling"]).autoscaling is True
+        assert cluster.parser().parse_args(command).autoscaling is False
+    autoscaled = Target("kind", monitoring=True, autoscaling=True)
+    assert autoscaled.overlay == Target("kind", monitoring=True).overlay == "kind-monitoring"
+    assert autoscaled.deployment == "kind-monitoring-autoscaling"
+
+
+def test_autoscaling_on_kind_applies_the_hpa_and_our_metrics_server(checkout: Path, tools: None) -> None:
+    runner = FakeRunner(
+        outputs={
+            "kind get clusters": "resilient-shop",
+            "--list": IMAGES,
+            "image inspect": IMAGE_ID,
+            "get-contexts": "kind-resilient-shop",
+            "statefulsets,deployments": WORKLOADS,
+        }
+    )
+    Shop(checkout, runner).kind_up(Target("kind", autoscaling=True))
+    applied = Path(next(argv for argv in runner.ran if "apply" in argv)[-1])
+    assert applied == checkout / ".data" / "deploy" / "kind-autoscaling"
+    assert applied_components(applied) == ["autoscaling", "metrics-server"]
+    assert "images:" in (applied / "kustomization.yaml").read_text(), "still pinned to the loaded images"
+    assert not [argv for argv in runner.ran if argv[0] == "minikube"]
+
+
+def test_autoscaling_on_minikube_enables_its_addon_instead_of_our_metrics_server(checkout: Path, tools: None) -> None:
+    outputs = {
+        "--list": IMAGES,
+        "image inspect": IMAGE_ID,
+        "get-contexts": "resilient-shop",
+        "statefulsets,deployments": WORKLOADS,
+    }
+    runner = FakeRunner(outputs=outputs, checks={"minikube status": True})
+    Shop(checkout, runner).minikube_up(Target("minikube", autoscaling=True))
+    addon = ["minikube", "addons", "enable", "metrics-server", "--profile", "resilient-shop"]
+    assert cluster.minikube_addon_argv("metrics-server") == addon
+    applies = [i for i, argv in enumerate(runner.ran) if "apply" in argv]
+    assert runner.ran.index(addon) < applies[0], "the metrics API is there before the HPA asks for it"
+    assert applied_components(Path(runner.ran[applies[0]][-1])) == ["autoscaling"]
+
+    plain = FakeRunner(outputs=outputs, checks={"minikube status": True})
+    Shop(checkout, plain).minikube_up(Target("minikube"))
+    assert addon not in plain.ran
+    assert Path(next(argv for argv in plain.ran if "apply" in argv)[-1]) == checkout / ".data" / "deploy" / "minikube"
+
+
+def test_autoscaling_without_loaded_images_still_applies_its_components(checkout: Path, tools: None) -> None:
+    shop = Shop(checkout, FakeRunner())
+    assert shop.deployable(Target("kind")) == checkout / "k8s" / "overlays" / "kind"
+    applied = shop.deployable(Target("kind", autoscaling=True))
+    assert applied_components(applied) == ["autoscaling", "metrics-server"]
+    assert "images:" not in (applied / "kustomization.yaml").read_text()
+
+
+def test_autoscaling_refuses_the_fragile_profile(checkout: Path, tools: None) -> None:
+    runner = FakeRunner(outputs={"kind get clusters": ""})
+    with pytest.raises(ClusterError, match="resilient profile only"):
+        Shop(checkout, runner).kind_up(Target("kind", "fragile", autoscaling=True))
+    assert runner.ran == []
+
+
+def deployment_json(last_applied: dict[str, Any] | None) -> str:
+    annotations = {cluster.LAST_APPLIED: json.dumps(last_applied) + "\n"} if last_applied is not None else {}
+    return json.dumps({"kind": "Deployment", "metadata": {"name": "payment", "annotations": annotations}})
+
+
+APPLIED_PAYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "payment", "namespace": "shop"},
+    "spec": {"replicas": 3, "revisionHistoryLimit": 5},
+}
+
+
+def test_turning_autoscaling_on_forgets_the_applied_replica_count_first(checkout: Path, tools: None) -> None:
+    """A Deployment applied with `replicas: 3`, applied again without the field, would fall back to 1 replica:
+    `deploy` takes the field out of its last-applied configuration first (what `kubectl apply edit-last-applied`
+    does by hand)."""
+    runner = FakeRunner(
+        outputs={
+            "get-contexts": "kind-resilient-shop",
+            "get deployment payment": deployment_json(APPLIED_PAYMENT),
+            "statefulsets,deployments": WORKLOADS,
+        }
+    )
+    Shop(checkout, runner).deploy(Target("kind", autoscaling=True))
+    applied = checkout / ".data" / "deploy" / "kind-autoscaling"
+    forget = cluster.set_last_applied_argv("kind-resilient-shop", applied / "payment-last-applied.json")
+    assert forget == [
+        "kubectl", "--context", "kind-resilient-shop", "apply", "set-last-applied", "--filename",
+        str(applied / "payment-last-applied.json"),
+    ]  # fmt: skip
+    assert runner.ran.index(forget) < runner.ran.index(cluster.apply_argv("kind-resilient-shop", applied))
+    remembered = json.loads((applied / "payment-last-applied.json").read_text())
+    assert remembered == {**APPLIED_PAYMENT, "spec": {"revisionHistoryLimit": 5}}
+
+
+@pytest.mark.parametrize(
+    "found",
+    ["", deployment_json(None), deployment_json({**APPLIED_PAYMENT, "spec": {"revisionHistoryLimit": 5}})],
+    ids=["no deployment yet", "never applied", "already autoscaled"],
+)
+def test_nothing_to_forget_when_no_replica_count_was_applied(checkout: Path, tools: None, found: str) -> None:
+    runner = FakeRunner(
+        outputs={
+            "get-contexts": "kind-resilient-shop",
+            "get deployment payment": found,
+            "statefulsets,deployments": WORKLOADS,
+        }
+    )
+    Shop(checkout, runner).deploy(Target("kind", autoscaling=True))
+    assert not [argv for argv in runner.ran if "set-last-applied" in argv]
+
+
+def test_without_autoscaling_deploy_leaves_the_replica_count_alone(checkout: Path, tools: None) -> None:
+    runner = FakeRunner(
+        outputs={
+            "get-contexts": "kind-resilient-shop",
+            "get deployment payment": deployment_json(APPLIED_PAYMENT),
+            "statefulsets,deployments": WORKLOADS,
+        }
+    )
+    Shop(checkout, runner).deploy(Target("kind"))
+    assert not [argv for argv in runner.ran if "set-last-applied" in argv]
+
+
+def test_status_lists_the_autoscaler() -> None:
+    assert "hpa" in cluster.status_argv("kind-resilient-shop")[4].split(",")

@@ -49,3 +49,77 @@ def test_no_kubeconfig_and_no_service_account_means_no_cluster(tmp_path: Path, m
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert kube.connect() is None
+
+
+HPA = {
+    "apiVersion": "autoscaling/v2",
+    "kind": "HorizontalPodAutoscaler",
+    "metadata": {"name": "payment", "namespace": "shop"},
+    "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "payment"},
+        "minReplicas": 3,
+        "maxReplicas": 5,
+    },
+    "status": {"currentReplicas": 4, "desiredReplicas": 5},
+}
+
+
+def test_the_payment_autoscaler_is_read_from_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = cluster()
+    asked: list[tuple[str, str]] = []
+
+    def read_hpa(name: str, namespace: str, **_: Any) -> dict[str, Any]:
+        asked.append((name, namespace))
+        return HPA
+
+    monkeypatch.setattr(target.autoscaling, "read_namespaced_horizontal_pod_autoscaler", read_hpa)
+    assert target.autoscaler() == kube.Autoscaler(
+        "payment", current_replicas=4, desired_replicas=5, min_replicas=3, max_replicas=5
+    )
+    assert asked == [("payment", "shop")]
+
+
+def test_no_autoscaler_deployed_is_none_and_other_errors_are_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = cluster()
+    status = 404
+
+    def read_hpa(name: str, namespace: str, **_: Any) -> dict[str, Any]:
+        raise client.exceptions.ApiException(status=status)
+
+    monkeypatch.setattr(target.autoscaling, "read_namespaced_horizontal_pod_autoscaler", read_hpa)
+    assert target.autoscaler() is None
+    status = 403
+    with pytest.raises(client.exceptions.ApiException):
+        target.autoscaler()
+
+
+def test_a_new_autoscaler_without_status_and_min_replicas_reads_as_the_api_defaults() -> None:
+    fresh = {"metadata": {"name": "payment"}, "spec": {"maxReplicas": 5}}
+    assert kube.autoscaler_of(fresh) == kube.Autoscaler("payment", 0, 0, 1, 5)
+
+
+def test_the_rollout_fault_is_what_kubectl_rollout_restart_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = cluster()
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        target.apps,
+        "patch_namespaced_deployment",
+        lambda name, namespace, body, **_: sent.append((name, namespace, body)),
+    )
+    target.rollout_restart("payment")
+    [(name, namespace, body)] = sent
+    assert (name, namespace) == ("payment", "shop")
+    annotations = body["spec"]["template"]["metadata"]["annotations"]
+    assert list(annotations) == ["kubectl.kubernetes.io/restartedAt"]  # a new template: every pod is replaced
+
+
+def test_the_database_fault_deletes_the_pod_with_no_grace_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = cluster()
+    deleted: list[tuple[str, str, Any]] = []
+    monkeypatch.setattr(
+        target.core,
+        "delete_namespaced_pod",
+        lambda name, namespace, grace_period_seconds=None, **_: deleted.append((name, namespace, grace_period_seconds)),
+    )
+    target.kill_pod("postgres-0")
+    assert deleted == [("postgres-0", "shop", 0)]  # SIGKILL at once, no preStop, no graceful shutdown

@@ -1,5 +1,13 @@
-"""Detection without an orchestrator: the local payment process's probe answers → marks. Pure."""
+"""The drill without a cluster: the local payment processes' probe answers → marks, and which processes it follows
+(make run's run.json). Pure."""
 
+import os
+from pathlib import Path
+
+import pytest
+
+from shop_devtools.runstate import Process, RunState
+from shop_load import drill
 from shop_load.local import ProbeTracker
 
 
@@ -31,3 +39,30 @@ def test_a_crash_is_seen_as_the_process_gone() -> None:
     marks = tracker.observe(1.0, None, None, "connection refused", "connection refused")
     assert [m.kind for m in marks] == ["process_gone", "liveness_failed", "unready"]
     assert tracker.observe(2.0, None, None, "connection refused", "connection refused") == []
+
+
+def test_the_local_drill_follows_every_replica_make_run_lists(tmp_path: Path) -> None:
+    replicas = tuple(Process(f"payment-{n}", "payment", f"http://127.0.0.1:{9000 + n}", 1000 + n) for n in (1, 2))
+    RunState(os.getpid(), (Process("storefront", "storefront", "http://127.0.0.1:9000", 999), *replicas)).write(
+        tmp_path
+    )
+    options = drill.parse_args(["--local", "--fault", "crash", "--data-dir", str(tmp_path), "--chaos-token", "t"])
+    target = drill.choose_target(options, lambda: 0.0)
+    assert isinstance(target, drill.LocalTarget)
+    assert [(r.name, r.url) for r in target.replicas] == [(r.name, r.url) for r in replicas]
+    assert (target.name, target.launcher_pid) == ("payment-1", os.getpid())
+
+
+def test_a_run_json_whose_launcher_is_gone_is_not_followed(tmp_path: Path) -> None:
+    beyond_pid_max = 2**22 + 7
+    RunState(beyond_pid_max, (Process("payment-1", "payment", "http://127.0.0.1:9001", 1),)).write(tmp_path)
+    assert RunState.read(tmp_path) is None
+    options = drill.parse_args(["--local", "--fault", "rollout", "--data-dir", str(tmp_path)])
+    with pytest.raises(drill.DrillError, match="needs make run's launcher"):
+        drill.choose_target(options, lambda: 0.0)
+
+
+def test_the_database_fault_needs_a_cluster(tmp_path: Path) -> None:
+    options = drill.parse_args(["--local", "--fault", "database", "--data-dir", str(tmp_path)])
+    with pytest.raises(drill.DrillError, match="needs a cluster"):
+        drill.choose_target(options, lambda: 0.0)

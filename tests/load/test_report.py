@@ -302,7 +302,11 @@ def wrk_summary() -> dict[str, Any]:
     }
 
 
-def report(profile: str = "resilient", invariants: list[InvariantResult] | None = None) -> dict[str, Any]:
+def report(
+    profile: str = "resilient",
+    invariants: list[InvariantResult] | None = None,
+    autoscaler: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     marks = [
         Mark(10.0, "injected", "payment-x", "POST /chaos/leak"),
         Mark(12.0, "unready", "payment-x"),
@@ -341,6 +345,7 @@ def report(profile: str = "resilient", invariants: list[InvariantResult] | None 
         late=[15.1, 15.3],
         client_lag=[(t / 10, 1200.0 if t == 150 else 2.0) for t in range(300)],
         client_cpu_seconds=1.5,
+        autoscaler=autoscaler,
     )
 
 
@@ -419,6 +424,19 @@ def test_ready_again_is_the_recovery_not_a_flap_while_the_fault_is_in() -> None:
     assert (steps["unready"], steps["fault_cleared"], steps["ready_again"]) == (11.0, 20.0, 21.0)
     assert timeline(marks[:3], None)["ready_again"] == 11.5  # a hang that ended by itself
     assert timeline([Mark(10.0, "injected"), Mark(12.0, "ready_again")], None)["ready_again"] is None
+
+
+def test_the_report_shows_payments_replicas_when_an_hpa_scales_them() -> None:
+    assert report()["autoscaler"] is None
+    assert "(HPA)" not in summary(report())
+    hpa = {"name": "payment", "current_replicas": 4, "desired_replicas": 5, "min_replicas": 3, "max_replicas": 5}
+    built = report(autoscaler=hpa)
+    assert built["autoscaler"] == hpa
+    json.dumps(built)
+    rows = summary(built).splitlines()
+    assert [row.split() for row in rows if "(HPA)" in row] == [["payment", "replicas", "(HPA)", "4/5,", "3-5"]]
+    restarts = next(i for i, row in enumerate(rows) if row.startswith("restarts"))
+    assert "(HPA)" in rows[restarts + 1], "in the timeline, under the restarts"
 
 
 def test_a_failed_invariant_makes_the_report_not_ok() -> None:

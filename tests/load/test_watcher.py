@@ -125,3 +125,46 @@ def test_a_deleted_pod_is_recovered_when_its_replicaset_is_whole_again() -> None
 def test_pod_ready_reads_the_ready_condition(status: str, ready: bool) -> None:
     pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": status}]}}
     assert pod_ready(pod) is ready
+
+
+def replicaset(name: str, desired: int, ready: int) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"replicas": desired}, "status": {"readyReplicas": ready}}
+
+
+def pod(name: str, ready: bool) -> dict[str, Any]:
+    condition = {"type": "Ready", "status": "True" if ready else "False"}
+    return {"metadata": {"name": name}, "status": {"conditions": [condition], "containerStatuses": []}}
+
+
+def test_a_rollout_is_done_when_only_new_replicasets_run_pods_all_ready() -> None:
+    watcher = PodWatcher()
+    watcher.apply(0.0, "ReplicaSet", "ADDED", replicaset("payment-old", 3, 3))
+    before = watcher.active_replicasets()
+    assert not watcher.rolled_out(before), "nothing rolled yet"
+    steps = [  # maxSurge 1, maxUnavailable 0: a new pod Ready before an old one goes
+        ("payment-new", 1, 0),
+        ("payment-new", 1, 1),
+        ("payment-old", 2, 2),
+        ("payment-new", 2, 2),
+        ("payment-old", 1, 1),
+        ("payment-new", 3, 2),
+        ("payment-old", 0, 0),
+    ]
+    for t, (name, desired, ready) in enumerate(steps, start=1):
+        watcher.apply(float(t), "ReplicaSet", "MODIFIED", replicaset(name, desired, ready))
+        assert not watcher.rolled_out(before), (name, desired, ready)
+    watcher.apply(9.0, "ReplicaSet", "MODIFIED", replicaset("payment-new", 3, 3))
+    assert watcher.rolled_out(before)
+
+
+def test_a_killed_statefulset_pod_came_back_once_its_successor_of_the_same_name_is_ready() -> None:
+    watcher = PodWatcher()
+    watcher.apply(0.0, "Pod", "ADDED", pod("postgres-0", ready=True))
+    assert not watcher.came_back("postgres-0"), "it has not been away"
+    marks = watcher.apply(1.0, "Pod", "DELETED", pod("postgres-0", ready=True))
+    assert [m.kind for m in marks] == ["deleted", "unready"]
+    watcher.apply(2.0, "Pod", "ADDED", pod("postgres-0", ready=False))  # the StatefulSet's new pod, same name
+    assert not watcher.came_back("postgres-0")
+    marks = watcher.apply(6.5, "Pod", "MODIFIED", pod("postgres-0", ready=True))
+    assert [(m.kind, m.t) for m in marks] == [("ready_again", 6.5)]
+    assert watcher.came_back("postgres-0")

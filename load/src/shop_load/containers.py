@@ -5,17 +5,22 @@
 1. A container engine (`engine.Engine`: the running one, or Debian's docker.io installed and started here), a
    Python base image (pulled, or built locally from Debian bookworm), and every service image built with the
    project's Dockerfile through `shop_devtools.images` (BuildKit, the host's CA bundle as the `ca` secret).
-2. PostgreSQL on the host (the embedded server), the four services as containers with what the Kubernetes
-   manifests give them (read from the rendered kind overlay: memory limit, user, plain settings), a read-only
-   root filesystem, no capabilities and `--restart always`; two payment containers, storefront routing to both.
+2. PostgreSQL as a container on a named volume, run as the StatefulSet runs it (`shop_load.containers_db`),
+   and the four services as containers with what the Kubernetes manifests give them (read from the rendered kind
+   overlay: memory limit, user, plain settings), a read-only root filesystem, no capabilities and
+   `--restart always`; two payment containers, storefront routing to both.
 3. The drill's paced customers (`shop_load.customers`) check out through storefront, retrying with their
    Idempotency-Key; one payment container is made to leak; its liveness turns 503, the kernel OOM-kills it at the
-   memory limit, the engine restarts it, it becomes ready again. The times of each step and what the customers saw
-   are printed and written as JSON.
-4. The drill's invariants hold (`shop_load.invariants`: every answered payment stored once with its status, one
-   payment per key, stock + held + sold unchanged), and below the API the provider charged every payment once.
-Everything it started (containers, dockerd, PostgreSQL) is stopped at the end, also on failure. Exit 0 when every
-check holds; exit 0 with a printed reason when no container engine can run on the machine at all.
+   memory limit, the engine restarts it, it becomes ready again.
+4. Once that has recovered, with the customers still checking out, PostgreSQL's server process is SIGKILLed; the
+   engine restarts its container, the services turn unready and ready again, the payments the crash left pending
+   are finished (`containers_db.database_fault`). The times of each step of both faults and what the customers
+   saw are printed and written as JSON.
+5. The drill's invariants hold (`shop_load.invariants`: every answered payment stored once with its status, one
+   payment per key, stock + held + sold unchanged), below the API the provider charged every payment once, and
+   a new database container on the volume finds every payment.
+Everything it started (containers, the volume, dockerd) is stopped and removed at the end, also on failure. Exit 0
+when every check holds; exit 0 with a printed reason when no container engine can run on the machine at all.
 """
 
 import argparse
@@ -27,8 +32,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,13 +46,16 @@ import yaml
 from shop_devtools.cluster import private_key_pem
 from shop_devtools.engine import Engine, EngineUnavailable
 from shop_devtools.images import image_name, project_version, repository_root
-from shop_devtools.pg import EmbeddedPostgres, free_port
-from shop_devtools.provision import provision
+from shop_devtools.pg import free_port
 from shop_devtools.quantities import memory_bytes
+from shop_load import containers_db
+from shop_load.containers_db import DatabaseContainer, Outage
 from shop_load.customers import Shoppers
 from shop_load.invariants import Ledger, inventory, verify
 
 SERVICES = ("catalog", "users", "payment", "storefront")
+DATABASE_USERS = ("catalog", "users", "payment-a", "payment-b")
+"""The containers that need the database to be ready (storefront does not)."""
 OVERLAY = "k8s/overlays/kind"
 SECRET_OR_ROUTING = frozenset({"HOST", "PORT", "DATABASE_URL", "CHAOS_TOKEN", "CHAOS_ENABLED", "USERS_JWT_PRIVATE_KEY"})
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -179,9 +187,9 @@ class EventWatcher:
 class Shop:
     """The containers and the database of one run."""
 
-    def __init__(self, engine: Engine, postgres: EmbeddedPostgres, urls: dict[str, str], token: str) -> None:
+    def __init__(self, engine: Engine, database: DatabaseContainer, urls: dict[str, str], token: str) -> None:
         self.engine = engine
-        self.postgres = postgres
+        self.database = database
         self.database_urls = urls
         self.chaos_token = token
         self.ports = {name: free_port() for name in ("storefront", "catalog", "users", "payment-a", "payment-b")}
@@ -244,9 +252,15 @@ class Shop:
             for name in self.ports:
                 logs = self.engine.docker("logs", f"{PREFIX}-{name}", check=False)
                 (logs_to / f"{name}.log").write_text(logs.stdout + logs.stderr)
-        names = self.engine.docker("ps", "-aq", "--filter", f"name={PREFIX}-", check=False).stdout.split()
-        if names:
-            self.engine.docker("rm", "--force", *names, check=False)
+        remove_containers(self.engine, [f"{PREFIX}-{name}" for name in self.ports])
+
+
+def remove_containers(engine: Engine, names: list[str] | None = None) -> None:
+    """Removes the named containers, or every container of a run (`PREFIX-...`: leftovers of an interrupted one)."""
+    if names is None:
+        names = engine.docker("ps", "-aq", "--filter", f"name={PREFIX}-", check=False).stdout.split()
+    if names:
+        engine.docker("rm", "--force", *names, check=False)
 
 
 def check_container_hardening(shop: Shop, specs: Mapping[str, ContainerSpec]) -> list[str]:
@@ -274,8 +288,13 @@ class Traffic:
     ledger: Ledger
 
 
-async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline) -> Traffic:
-    """The drill's paced customers through storefront; the leak after the warm-up; stop after recovery + cool-down."""
+Then = Callable[[Callable[[], float]], Awaitable[None]]
+"""A further fault, run with the customers' clock once the leak has recovered, while they go on checking out."""
+
+
+async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline, then: Then | None = None) -> Traffic:
+    """The drill's paced customers through storefront; the leak after the warm-up; after recovery + cool-down,
+    `then` and another cool-down; stop."""
     base, victim = shop.url("storefront"), shop.url("payment-a")
     started = time.monotonic()
     shoppers = Shoppers(base, clock=lambda: time.monotonic() - started, rate=args.rate, retry_for=args.patience)
@@ -319,6 +338,9 @@ async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline) -> 
                 answered = sum(1 for c in shoppers.checkouts if c.outcome in ANSWERED)
                 print(f"e2e    | {elapsed:5.1f}s  checkouts {len(shoppers.checkouts)}  answered {answered}", flush=True)
             await asyncio.sleep(0.25)
+        if then is not None and timeline.ready_again is not None:
+            await then(shoppers.clock)
+            await asyncio.sleep(args.cooldown)
         stop.set()
         await traffic
     return Traffic(shoppers, ledger)
@@ -350,16 +372,6 @@ def check_invariants(shop: Shop, traffic: Traffic) -> list[str]:
     for result in asyncio.run(verify(traffic.ledger)):
         problems += [f"{result.name}: {problem}" for problem in result.problems]
     return problems
-
-
-@contextmanager
-def host_postgres(workdir: Path) -> Iterator[tuple[EmbeddedPostgres, dict[str, str]]]:
-    postgres = EmbeddedPostgres(workdir / "postgres", free_port())
-    postgres.start()
-    try:
-        yield postgres, provision(postgres.admin_url(socket=False))  # containers reach it over TCP (network host)
-    finally:
-        postgres.stop()
 
 
 def build_images(engine: Engine, base_image: str, root: Path) -> None:
@@ -395,31 +407,56 @@ def main(argv: list[str] | None = None) -> int:
     except EngineUnavailable as exc:
         print(f"e2e    | SKIPPED: no container engine can run on this machine: {exc}", flush=True)
         return 0
-    timeline = Timeline()
+    timeline, outage = Timeline(), Outage()
     with ExitStack() as cleanup:
         cleanup.callback(engine.stop)
-        specs = container_specs(render_manifests(root))
-        build_images(engine, engine.ensure_base_image(), root)
-        postgres, urls = cleanup.enter_context(host_postgres(workdir))
-        shop = Shop(engine, postgres, urls, secrets.token_urlsafe(24))
-        shop.remove()
+        documents = render_manifests(root)
+        specs = container_specs(documents)
+        base_image, version = engine.ensure_base_image(), project_version(root)
+        build_images(engine, base_image, root)
+        database_image = containers_db.image_name(version)
+        ca_bundle = CA_BUNDLE if CA_BUNDLE.exists() else None
+        containers_db.build_image(engine, image=database_image, base_image=base_image, root=root, ca_bundle=ca_bundle)
+        remove_containers(engine)
+        database = DatabaseContainer(engine, containers_db.database_spec(documents), database_image)
+        urls = cleanup.enter_context(containers_db.container_postgres(database, workdir))
+        shop = Shop(engine, database, urls, secrets.token_urlsafe(24))
         cleanup.callback(shop.remove, workdir)
-        shop.start(specs, project_version(root))
+        shop.start(specs, version)
         for name in shop.ports:
             shop.wait_ready(name)
-        problems = check_container_hardening(shop, specs)
+        problems = check_container_hardening(shop, specs) + containers_db.check_hardening(database)
         events = EventWatcher(engine, f"{PREFIX}-payment-a", timeline)
         cleanup.callback(events.stop)
-        traffic = asyncio.run(scenario(shop, args, timeline))
+
+        async def database_fault(clock: Callable[[], float]) -> None:
+            nonlocal outage
+            watched = {name: shop.url(name) for name in shop.ports}
+            outage = await containers_db.database_fault(
+                database, payment_url=urls["payment"], services=watched, clock=clock
+            )
+
+        traffic = asyncio.run(scenario(shop, args, timeline, then=database_fault))
         state = json.loads(engine.docker("inspect", f"{PREFIX}-payment-a").stdout)[0]
         timeline.restart_count = state["RestartCount"]
         timeline.oom_killed_state = state["State"]["OOMKilled"]
         problems += check_invariants(shop, traffic)
+        database_report = containers_db.summarize_outage(
+            outage, traffic.shoppers.checkouts, services=DATABASE_USERS, stays_ready=("storefront",)
+        )
+        database_report["new_container"], lost = containers_db.check_volume_keeps_data(
+            database, urls["payment"], workdir
+        )
+        database_report["problems"] += lost
+        problems += [f"database outage: {problem}" for problem in database_report["problems"]]
         report = summarize(traffic.shoppers, timeline, problems, time.monotonic() - begun)
         report["storefront_retries_to_payment"] = gateway_retries(shop.url("storefront"))
+        report["database_outage"] = database_report
+        (workdir / "database-outage.json").write_text(json.dumps(asdict(outage), indent=1))
         (workdir / "report.json").write_text(json.dumps(report, indent=2))
         print_summary(report)
-        print(f"e2e    | report written to {workdir / 'report.json'}", flush=True)
+        containers_db.print_outage_summary(database_report)
+        print(f"e2e    | report written to {workdir / 'report.json'} ({report['run_seconds']} s)", flush=True)
         return 0 if not report["problems"] else 1
     return 1
 

@@ -23,11 +23,12 @@ import json
 import math
 import os
 import queue
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -36,10 +37,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from shop_devtools.cluster import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_SECOND
+from shop_devtools.images import repository_root
+from shop_devtools.runstate import RunState
 from shop_load import browsing, invariants, plot, stock, wrk
 from shop_load.browsing import Browsing, ServerCounter
 from shop_load.customers import Shoppers, ShopUnavailable, watch_lag
-from shop_load.local import NO_ORCHESTRATOR_NOTE, ChaosRefused, LocalPayment
+from shop_load.local import LAUNCHER_RESTARTS_NOTE, NO_ORCHESTRATOR_NOTE, ChaosRefused, LocalPayment
 from shop_load.report import (
     InvariantResult,
     Mark,
@@ -58,6 +61,11 @@ if TYPE_CHECKING:
 Clock = Callable[[], float]
 
 DEFAULTS = {"local": {"duration": 30.0}, "kubernetes": {"duration": 180.0}}
+CHAOS_FAULTS = ("leak", "hang", "crash")
+"""Faults sent to one payment replica's chaos endpoint; the others act on the whole Deployment or the database."""
+FAULTS = (*CHAOS_FAULTS, "rollout", "database")
+LAUNCHER_FAULTS = frozenset({"crash", "rollout"})
+"""Locally, make run's launcher does what the ReplicaSet would: starts the process again."""
 SALE_CHECKOUTS_PER_SECOND = 50.0
 LOCAL_LEAK_MB_PER_SECOND = 10.0
 """Locally there is no memory limit, only the budget: a faster leak keeps the drill short."""
@@ -113,7 +121,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(default 180); locally the fault is cleared after it (default 30)",
     )
     parser.add_argument("--cooldown", type=float, default=10.0, help="seconds of traffic after recovery")
-    parser.add_argument("--fault", choices=("leak", "hang", "crash"), default="leak")
+    parser.add_argument(
+        "--fault",
+        choices=FAULTS,
+        default="leak",
+        help="leak, hang or crash: one payment replica, through its chaos endpoint; rollout: every payment replica "
+        "replaced one at a time (kubectl rollout restart; locally make run's launcher); database: the PostgreSQL "
+        "pod killed (cluster only)",
+    )
     parser.add_argument(
         "--leak-mb-per-second",
         type=float,
@@ -152,7 +167,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--kubernetes", action="store_true", help="use the cluster (default: when one is reachable)")
     mode.add_argument("--local", action="store_true", help="use the local payment process even if a cluster is there")
-    parser.add_argument("--payment-url", default="http://localhost:8083", help="the local payment process")
+    parser.add_argument(
+        "--payment-url",
+        help="the local payment process (default: every replica make run lists in its run.json, else "
+        "http://localhost:8083)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ["SHOP_DATA_DIR"]) if os.environ.get("SHOP_DATA_DIR") else repository_root() / ".data",
+        help="make run's data directory, where its run.json is (default: $SHOP_DATA_DIR or .data)",
+    )
     parser.add_argument("--context", help="kubeconfig context")
     parser.add_argument("--namespace", default="shop")
     parser.add_argument("--selector", default="app.kubernetes.io/name=payment")
@@ -162,6 +187,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the storefront pods whose /metrics count the browses",
     )
     parser.add_argument("--container", help="the payment container's name (default: the pod's first)")
+    parser.add_argument("--deployment", default="payment", help="the Deployment the rollout fault restarts")
+    parser.add_argument(
+        "--database-selector", default="app.kubernetes.io/name=postgres", help="the pod the database fault kills"
+    )
     parser.add_argument("--compare", nargs="+", type=Path, metavar="REPORT", help="print reports side by side")
     parser.add_argument("--check", type=Path, metavar="LEDGER", help="check the invariants of a finished drill")
     return parser.parse_args(argv)
@@ -244,75 +273,127 @@ class Target(abc.ABC):
     def replicasets(self) -> list[ReplicaSetSample]:
         return []
 
+    def autoscaler(self) -> dict[str, Any] | None:
+        """payment's HorizontalPodAutoscaler as the drill ends (None: there is none)."""
+        return None
+
     def status(self) -> str:
         return ""
 
 
 class LocalTarget(Target):
-    def __init__(self, payment: LocalPayment, fault: str) -> None:
-        self.mode, self.payment, self.fault = "local", payment, fault
-        self.notes = [NO_ORCHESTRATOR_NOTE]
+    """make run's payment replicas (every one make run lists, else the one at --payment-url): the chaos faults go
+    to the first, a rollout to the launcher (`SIGUSR1`), which restarts each replica in turn."""
+
+    def __init__(self, replicas: Sequence[LocalPayment], fault: str, launcher_pid: int | None = None) -> None:
+        self.mode, self.replicas, self.fault, self.launcher_pid = "local", list(replicas), fault, launcher_pid
+        self.payment = self.replicas[0]
+        self.name = self.payment.name
+        self.notes = [NO_ORCHESTRATOR_NOTE if fault in {"leak", "hang"} else LAUNCHER_RESTARTS_NOTE]
         self.stop_event = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
 
     def start(self, client: httpx.AsyncClient) -> None:
-        self.task = asyncio.create_task(self.payment.watch(client, self.stop_event))
+        self.tasks = [asyncio.create_task(replica.watch(client, self.stop_event)) for replica in self.replicas]
 
     async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
-        await self.payment.inject(client, fault, body)
+        if fault != "rollout":
+            await self.payment.inject(client, fault, body)
+            return
+        assert self.launcher_pid is not None  # choose_target refuses a rollout without make run's launcher
+        t = self.payment.clock()
+        os.kill(self.launcher_pid, signal.SIGUSR1)
+        names = ", ".join(replica.name or "payment" for replica in self.replicas)
+        detail = f"SIGUSR1 to make run (pid {self.launcher_pid}): rollout restart of {names}, one at a time"
+        self.payment.marks.append(Mark(t, "injected", None, detail))
 
     def marks(self) -> list[Mark]:
-        return self.payment.marks
+        return sorted((mark for replica in self.replicas for mark in replica.marks), key=lambda mark: mark.t)
 
     def recovered(self) -> bool:
-        # A leak never ends by itself here: the fault phase lasts its whole duration. A hang ends by itself.
-        return self.fault == "hang" and self.payment.recovered()
+        # A leak never ends by itself here: the fault phase lasts its whole duration. A hang ends by itself, a crash
+        # once the launcher has started the process again, a rollout once every replica was replaced.
+        if self.fault == "rollout":
+            return all(replica.recovered() for replica in self.replicas)
+        return self.fault in {"hang", "crash"} and self.payment.recovered()
 
     def restarts(self) -> int | None:
-        return 0
+        return sum(replica.tracker.gone and replica.tracker.ready for replica in self.replicas)
 
     def status(self) -> str:
-        tracker = self.payment.tracker
-        if tracker.gone:
-            return "payment: process gone"
-        return (
-            "payment: "
-            + ("ready" if tracker.ready else "UNREADY")
-            + (", liveness FAILING" if tracker.liveness_failed else "")
-        )
+        return " | ".join(f"{replica.name or 'payment'}: {_process_state(replica)}" for replica in self.replicas)
 
     async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
-        """Clears the fault so the local shop recovers (a hang ends by itself), and waits until the process is
-        ready again."""
-        if self.payment.tracker.gone:
+        """Clears the fault so the local shop recovers (a hang ends by itself, a crashed or rolled replica comes back
+        through the launcher), and waits until every replica is ready again."""
+        if self.fault in {"leak", "hang"} and self.payment.tracker.gone:
             self.notes.append(
-                "The payment process is gone and nothing restarts it here (`make run` stops the whole shop when a "
-                "service dies): start the shop again."
+                "The payment process is gone: make run starts a dead service again after a back-off (see its output)."
             )
             return
-        if self.fault != "hang" and not await self.payment.clear(client):
+        if self.fault == "leak" and not await self.payment.clear(client):
             self.notes.append("DELETE /chaos failed: the payment process may still carry the fault.")
             return
         if wait:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.payment.ready_event.wait(), RECOVERY_WAIT_SECONDS)
+                async with asyncio.timeout(RECOVERY_WAIT_SECONDS):
+                    for replica in self.replicas:
+                        await replica.ready_event.wait()
 
     def stop(self) -> None:
         self.stop_event.set()
 
 
+def _process_state(replica: LocalPayment) -> str:
+    tracker = replica.tracker
+    if not tracker.ready and tracker.gone:
+        return "process gone"
+    return ("ready" if tracker.ready else "UNREADY") + (", liveness FAILING" if tracker.liveness_failed else "")
+
+
+def local_replicas(options: argparse.Namespace, clock: Clock) -> tuple[list[LocalPayment], int | None]:
+    """The payment replicas to follow and make run's launcher pid, from its run.json (unless --payment-url)."""
+    state = RunState.read(options.data_dir)
+    if options.payment_url or state is None or not state.replicas("payment"):
+        url = (options.payment_url or "http://localhost:8083").rstrip("/")
+        return [LocalPayment(url, options.chaos_token or "", clock)], state.launcher_pid if state else None
+    replicas = state.replicas("payment")
+    named = len(replicas) > 1
+    payments = [LocalPayment(r.url, options.chaos_token or "", clock, r.name if named else None) for r in replicas]
+    return payments, state.launcher_pid
+
+
 class ClusterTarget(Target):
-    def __init__(self, cluster: "Cluster", pod: Mapping[str, Any], token: str, clock: Clock) -> None:
-        self.mode, self.cluster, self.token, self.clock = "kubernetes", cluster, token, clock
+    """One payment pod for the chaos faults; the payment Deployment for a rollout; the database pod for its fault."""
+
+    def __init__(
+        self,
+        cluster: "Cluster",
+        pod: Mapping[str, Any],
+        token: str,
+        clock: Clock,
+        fault: str = "leak",
+        *,
+        deployment: str = "payment",
+        database: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.mode, self.cluster, self.token, self.clock, self.fault = "kubernetes", cluster, token, clock, fault
         self.pod = self.name = str(pod["metadata"]["name"])
         self.port = cluster.http_port(pod)
+        self.deployment, self.rolled_from = deployment, set[str]()
+        self.database = str(database["metadata"]["name"]) if database else None
+        if fault == "rollout":
+            self.name = f"deployment/{deployment}"
+        elif fault == "database":
+            self.name = self.database
         self.notes = []
         self.watcher = PodWatcher(not_before=datetime.now(UTC) - timedelta(seconds=2), container=cluster.container)
         self.events: queue.Queue[tuple[float, str, str, Mapping[str, Any]]] = queue.Queue()
         self.stop_event = threading.Event()
         self.injected: list[Mark] = []
         self.pod_marks: list[Mark] = []
-        self.threads = cluster.watch(self._sink, self.stop_event)
+        also = ",".join(f"{k}={v}" for k, v in database["metadata"]["labels"].items()) if database else None
+        self.threads = cluster.watch(self._sink, self.stop_event, also=also)
 
     def _sink(self, kind: str, event_type: str, obj: Mapping[str, Any]) -> None:
         self.events.put((self.clock(), kind, event_type, obj))
@@ -327,6 +408,19 @@ class ClusterTarget(Target):
 
     async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
         t = self.clock()
+        if fault == "rollout":
+            self.drain()
+            self.rolled_from = self.watcher.active_replicasets() or await asyncio.to_thread(self.cluster.replicasets)
+            await asyncio.to_thread(self.cluster.rollout_restart, self.deployment)
+            self.injected.append(
+                Mark(t, "injected", self.name, f"kubectl rollout restart deployment/{self.deployment}")
+            )
+            return
+        if fault == "database":
+            assert self.database is not None
+            await asyncio.to_thread(self.cluster.kill_pod, self.database)
+            self.injected.append(Mark(t, "injected", self.database, "pod deleted with no grace period: SIGKILL"))
+            return
         status, text = await asyncio.to_thread(
             self.cluster.request,
             self.pod,
@@ -346,6 +440,14 @@ class ClusterTarget(Target):
 
     def recovered(self) -> bool:
         self.drain()
+        if self.fault == "rollout":
+            done = bool(self.rolled_from) and self.watcher.rolled_out(self.rolled_from)
+            if done and not any(mark.kind == "ready_again" for mark in self.injected):
+                detail = "rollout complete: every replica new and Ready"
+                self.injected.append(Mark(self.clock(), "ready_again", self.name, detail))
+            return done
+        if self.database is not None:
+            return self.watcher.came_back(self.database) and self.watcher.replicas_ready()
         return self.watcher.recovered(self.pod)
 
     def restarts(self) -> int | None:
@@ -354,16 +456,28 @@ class ClusterTarget(Target):
     def replicasets(self) -> list[ReplicaSetSample]:
         return list(self.watcher.samples)
 
+    def autoscaler(self) -> dict[str, Any] | None:
+        try:
+            found = self.cluster.autoscaler()
+        except Exception:  # the API's own errors: the report goes on without the HPA's line
+            return None
+        return asdict(found) if found is not None else None
+
     def status(self) -> str:
         self.drain()
-        pod = self.watcher.pods.get(self.pod)
-        if pod is None:
-            return f"pod {self.pod}: ?"
         sets = ", ".join(f"{rs.name} {rs.ready}/{rs.desired}" for rs in self.watcher.replicasets.values() if rs.desired)
-        return f"pod {self.pod}: {'Ready' if pod.ready else 'NOT READY'}, restarts {pod.restarts} | rs {sets}"
+        if self.fault == "rollout":
+            return f"rs {sets}"
+        name = self.database or self.pod
+        pod = self.watcher.pods.get(name)
+        if pod is None:
+            return f"pod {name}: ?"
+        return f"pod {name}: {'Ready' if pod.ready else 'NOT READY'}, restarts {pod.restarts} | rs {sets}"
 
     async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
         self.drain()
+        if self.fault not in CHAOS_FAULTS:
+            return  # a rollout or a killed database pod leaves nothing to clear
         pod = self.watcher.pods.get(self.pod)
         if pod is not None and pod.restarts == 0 and not pod.deleted:  # the fault is still in it: take it out
             with contextlib.suppress(Exception):
@@ -407,18 +521,34 @@ def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
             try:
                 pod = cluster.pick_ready_pod()
                 token = options.chaos_token or cluster.chaos_token(pod)
+                databases = cluster.pods(options.database_selector) if options.fault == "database" else []
             except kube.ClusterError as exc:
                 raise DrillError(str(exc)) from None
             except Exception as exc:  # the API client's own errors (ApiException, urllib3) carry the reason
                 raise DrillError(f"the Kubernetes API refused: {exc}") from None
-            if not token:
+            if not token and options.fault in CHAOS_FAULTS:
                 raise DrillError("no chaos token: set CHAOS_TOKEN (the pod's CHAOS_TOKEN variable has none either)")
-            return ClusterTarget(cluster, pod, token, clock)
+            if options.fault == "database" and not databases:
+                raise DrillError(f"--fault database: no pod matches {options.database_selector}")
+            database = databases[0] if databases else None
+            return ClusterTarget(
+                cluster, pod, token or "", clock, options.fault, deployment=options.deployment, database=database
+            )
         if options.kubernetes:
             raise DrillError("--kubernetes: no reachable cluster with payment pods (check KUBECONFIG and --namespace)")
-    if not options.chaos_token:
+    if options.fault == "database":
+        raise DrillError(
+            "--fault database needs a cluster (make kind-up): make run's embedded PostgreSQL has no orchestrator to "
+            "start it again; make e2e-containers shows the same on a container engine"
+        )
+    replicas, launcher = local_replicas(options, clock)
+    if options.fault == "rollout" and launcher is None:
+        raise DrillError(
+            f"--fault rollout needs make run's launcher: no run.json of a running shop in {options.data_dir}"
+        )
+    if not options.chaos_token and options.fault in CHAOS_FAULTS:
         raise DrillError("no chaos token: start the shop with CHAOS_ENABLED=true CHAOS_TOKEN=... and pass the same")
-    return LocalTarget(LocalPayment(options.payment_url.rstrip("/"), options.chaos_token, clock), options.fault)
+    return LocalTarget(replicas, options.fault, launcher)
 
 
 def report_paths(out: Path, profile: str) -> dict[str, Path]:
@@ -547,7 +677,8 @@ async def drill(options: argparse.Namespace) -> int:
             ]
             lag_watch = asyncio.create_task(watch_lag(clock, lags, stop_sampling))
             if isinstance(target, LocalTarget):
-                await target.payment.check(control)
+                if options.fault in CHAOS_FAULTS:
+                    await target.payment.check(control)
                 target.start(control)
             planned = options.warmup + duration + options.cooldown
             if note := await restock(options, client, base_url, mode, planned):
@@ -640,7 +771,7 @@ async def drill(options: argparse.Namespace) -> int:
         "fault": options.fault,
         "fault_body": fault_body(options, mode, duration),
         "url": base_url,
-        "payment_url": options.payment_url if mode == "local" else None,
+        "payment_url": ",".join(r.url for r in target.replicas) if isinstance(target, LocalTarget) else None,
         "namespace": options.namespace if mode == "kubernetes" else None,
         "rate": options.rate,
         "browse_rate": options.browse_rate,
@@ -653,7 +784,11 @@ async def drill(options: argparse.Namespace) -> int:
         "retry_for_s": options.retry_for,
         "reservation_ttl_s": options.reservation_ttl,
         "restock": str(options.restock),
-        "orchestrator": mode == "kubernetes",
+        "orchestrator": "kubernetes"
+        if mode == "kubernetes"
+        else "make run"
+        if options.fault in LAUNCHER_FAULTS
+        else None,
     }
     out_of_stock = sum(c.outcome == "out_of_stock" for c in shoppers.checkouts)
     if out_of_stock:
@@ -680,6 +815,7 @@ async def drill(options: argparse.Namespace) -> int:
         late=shoppers.late,
         client_lag=lags,
         client_cpu_seconds=client_cpu,
+        autoscaler=target.autoscaler(),
     )
     paths = report_paths(options.out, options.profile)
     options.out.mkdir(parents=True, exist_ok=True)

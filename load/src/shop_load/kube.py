@@ -5,6 +5,8 @@
   token from `CHAOS_TOKEN` or, failing that, from the Secret the pod's `CHAOS_TOKEN` variable refers to.
 - Watches pods, their Events and the ReplicaSets with `watch.Watch().stream(...)` in background threads; every
   notification goes, with its time of arrival, to a sink that feeds the pure `PodWatcher`.
+- Reads payment's HorizontalPodAutoscaler (autoscaling/v2), when the cluster has one (`make kind-up
+  AUTOSCALING=1`), for the replica count the report shows.
 """
 
 import base64
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config, watch
@@ -21,6 +24,7 @@ from kubernetes.stream import portforward
 
 from shop_load.watcher import is_terminating, pod_ready
 
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 WATCH_WINDOW_SECONDS = 30
 """Each watch call ends after this and is started again (from the last resource version) until the drill stops."""
 
@@ -29,6 +33,29 @@ Sink = Callable[[str, str, Mapping[str, Any]], None]
 
 class ClusterError(Exception):
     """The cluster cannot run the drill; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Autoscaler:
+    """What a HorizontalPodAutoscaler says of its Deployment: the replicas it has and wants, within its bounds."""
+
+    name: str
+    current_replicas: int
+    desired_replicas: int
+    min_replicas: int
+    max_replicas: int
+
+
+def autoscaler_of(hpa: Mapping[str, Any]) -> Autoscaler:
+    """From an autoscaling/v2 HorizontalPodAutoscaler as the API serves it (a status not yet written counts 0)."""
+    spec, status = hpa["spec"], hpa.get("status") or {}
+    return Autoscaler(
+        name=hpa["metadata"]["name"],
+        current_replicas=int(status.get("currentReplicas") or 0),
+        desired_replicas=int(status.get("desiredReplicas") or 0),
+        min_replicas=int(spec.get("minReplicas") or 1),  # the API's default
+        max_replicas=int(spec["maxReplicas"]),
+    )
 
 
 def connect(context: str | None = None) -> Any | None:
@@ -54,6 +81,7 @@ class Cluster:
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
+        self.autoscaling = client.AutoscalingV2Api(self.api)
 
     def _raw(self, model: Any) -> dict[str, Any]:
         raw: dict[str, Any] = self.api.sanitize_for_serialization(model)
@@ -80,6 +108,16 @@ class Cluster:
         if not ready:
             raise ClusterError(f"no Ready pod matches {self.selector} in namespace {self.namespace}")
         return sorted(ready, key=lambda pod: pod["metadata"]["name"])[0]
+
+    def autoscaler(self, name: str = "payment") -> Autoscaler | None:
+        """The namespace's HorizontalPodAutoscaler `name`; None when there is none (autoscaling is not deployed)."""
+        try:
+            hpa = self.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, self.namespace, _request_timeout=10)
+        except client.exceptions.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return autoscaler_of(self._raw(hpa))
 
     def _container(self, pod: Mapping[str, Any]) -> Mapping[str, Any]:
         containers = pod["spec"]["containers"]
@@ -144,17 +182,36 @@ class Cluster:
             connection.close()
             forward.close()
 
-    def watch(self, sink: Sink, stop: threading.Event) -> list[threading.Thread]:
-        """Starts a watch thread each for the payment pods, the namespace's pod Events and the ReplicaSets."""
+    def rollout_restart(self, deployment: str) -> None:
+        """What `kubectl rollout restart` does: a new pod-template annotation, so the Deployment rolls every pod."""
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        self.apps.patch_namespaced_deployment(deployment, self.namespace, patch, _request_timeout=10)
+
+    def replicasets(self) -> set[str]:
+        """The ReplicaSets of the payment pods that run any (their desired count above 0)."""
+        sets = self.apps.list_namespaced_replica_set(self.namespace, label_selector=self.selector, _request_timeout=10)
+        raw = [self._raw(rs) for rs in sets.items]
+        return {str(rs["metadata"]["name"]) for rs in raw if int(rs["spec"].get("replicas") or 0) > 0}
+
+    def kill_pod(self, name: str) -> None:
+        """Deletes the pod with no grace period: its containers get SIGKILL, as on a node failure or an OOM kill."""
+        self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0, _request_timeout=10)
+
+    def watch(self, sink: Sink, stop: threading.Event, also: str | None = None) -> list[threading.Thread]:
+        """Starts a watch thread each for the payment pods, the namespace's pod Events and the ReplicaSets (and the
+        pods matching the selector `also`: the database's, for its fault)."""
         streams: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
             ("Pod", self.core.list_namespaced_pod, {"label_selector": self.selector}),
             ("Event", self.core.list_namespaced_event, {"field_selector": "involvedObject.kind=Pod"}),
             ("ReplicaSet", self.apps.list_namespaced_replica_set, {"label_selector": self.selector}),
         ]
+        if also:
+            streams.append(("Pod", self.core.list_namespaced_pod, {"label_selector": also}))
         threads = []
-        for kind, lister, kwargs in streams:
+        for n, (kind, lister, kwargs) in enumerate(streams):
             thread = threading.Thread(
-                target=_follow, args=(kind, lister, self.namespace, kwargs, sink, stop), name=f"watch-{kind}"
+                target=_follow, args=(kind, lister, self.namespace, kwargs, sink, stop), name=f"watch-{kind}-{n}"
             )
             thread.daemon = True
             thread.start()

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -19,6 +19,12 @@ from shop_load.report import Mark
 PROBE_INTERVAL_SECONDS = 0.25
 PROBE_TIMEOUT_SECONDS = 1.0
 
+LAUNCHER_RESTARTS_NOTE = (
+    "Locally make run's launcher stands in for the ReplicaSet: it starts a dead payment process again after a "
+    "back-off (1 s, doubling) and, on SIGUSR1, replaces the replicas one at a time (a rollout). With "
+    "PAYMENT_REPLICAS=3 the other replicas take the checkouts meanwhile; with one, storefront's retries and the "
+    "customers' own (same Idempotency-Key) cover the gap."
+)
 NO_ORCHESTRATOR_NOTE = (
     "No orchestrator here: nothing restarts a sick local payment process or takes it out of traffic (make run "
     "starts a dead one again, not a sick one). The drill saw "
@@ -89,6 +95,8 @@ class LocalPayment:
     url: str
     token: str
     clock: Callable[[], float]
+    name: str | None = None
+    """The replica's name on the timeline (`payment-2`), when make run runs several."""
     marks: list[Mark] = field(default_factory=list)
     tracker: ProbeTracker = field(default_factory=ProbeTracker)
     ready_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -119,7 +127,7 @@ class LocalPayment:
         if response.status_code >= 300:
             raise ChaosRefused(f"POST /chaos/{fault} answered {response.status_code}: {response.text[:200]}")
         detail = f"POST /chaos/{fault} {dict(body) if body else ''}".strip()
-        self.marks.append(Mark(t, "injected", None, detail))
+        self.marks.append(Mark(t, "injected", self.name, detail))
         return detail
 
     async def clear(self, client: httpx.AsyncClient) -> bool:
@@ -128,7 +136,7 @@ class LocalPayment:
         except httpx.HTTPError:
             return False
         if response.status_code == 200:
-            self.marks.append(Mark(self.clock(), "fault_cleared", None, "DELETE /chaos"))
+            self.marks.append(Mark(self.clock(), "fault_cleared", self.name, "DELETE /chaos"))
             return True
         return False
 
@@ -137,7 +145,8 @@ class LocalPayment:
             (healthz, h_detail), (ready, r_detail) = await asyncio.gather(
                 probe(client, self.url + "/healthz"), probe(client, self.url + "/ready")
             )
-            self.marks += self.tracker.observe(self.clock(), healthz, ready, h_detail, r_detail)
+            seen = self.tracker.observe(self.clock(), healthz, ready, h_detail, r_detail)
+            self.marks += [replace(mark, pod=self.name) for mark in seen]
             if self.tracker.ready:
                 self.ready_event.set()
             else:

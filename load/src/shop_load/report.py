@@ -398,6 +398,7 @@ def build_report(
     late: Sequence[float] = (),
     client_lag: Sequence[tuple[float, float]] = (),
     client_cpu_seconds: float | None = None,
+    autoscaler: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     steps = timeline(marks, target_pod)
     checked = list(invariants) if invariants is not None else None
@@ -441,6 +442,7 @@ def build_report(
         "browse_latency_ms": browse_latency(browsing),
         "marks": [asdict(m) for m in sorted(marks, key=lambda m: m.t)],
         "replicasets": [asdict(s) for s in replicasets],
+        "autoscaler": dict(autoscaler) if autoscaler is not None else None,
         "invariants": [asdict(i) for i in checked] if checked is not None else None,
         "ok": all(i.ok for i in checked) if checked is not None else None,
     }
@@ -546,14 +548,22 @@ def summary(report: Mapping[str, Any]) -> str:
         + (f" + {browse_rate} browses/s" if browse_rate else "")
         + f", {report['duration_s']:.0f} s"
     )
-    orchestrated = bool(settings.get("orchestrator"))
+    orchestrator = settings.get("orchestrator")  # "kubernetes", "make run" (it restarts dead processes) or none
+    kubelet = orchestrator in {True, "kubernetes"}  # True: a report of an older drill
     rows = [
         (MARK_LABELS.get(kind, kind), _since(steps, kind))
         for kind in steps
-        if orchestrated or kind not in {"oom_killed", "killing", "restarted"}
+        if kubelet or kind not in {"oom_killed", "killing", "restarted"}
     ]
     restarts = report["restarts"]
-    rows.append(("restarts", f"{restarts}" + ("" if orchestrated else " (no orchestrator)")))
+    rows.append(("restarts", f"{restarts}" + ("" if orchestrator else " (no orchestrator)")))
+    if hpa := report.get("autoscaler"):  # current/desired, min-max, read as the drill ended
+        rows.append(
+            (
+                f"{hpa['name']} replicas (HPA)",
+                f"{hpa['current_replicas']}/{hpa['desired_replicas']}, {hpa['min_replicas']}-{hpa['max_replicas']}",
+            )
+        )
     rate = checkouts["success_rate"]
     traffic = [
         ("requests sent", str(requests["sent"])),

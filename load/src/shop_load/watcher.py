@@ -222,6 +222,20 @@ class PodWatcher:
         active = [rs for rs in self.replicasets.values() if rs.desired > 0]
         return bool(active) and all(rs.ready >= rs.desired for rs in active)
 
+    def active_replicasets(self) -> set[str]:
+        return {rs.name for rs in self.replicasets.values() if rs.desired > 0}
+
+    def rolled_out(self, before: set[str]) -> bool:
+        """A rollout that began while `before` were the ReplicaSets running pods is done: only newer ones run pods,
+        every one of them Ready."""
+        active = self.active_replicasets()
+        return bool(active) and not active & before and self.replicas_ready()
+
+    def came_back(self, name: str) -> bool:
+        """The pod went away (deleted, unready or restarted) and is Ready again: a StatefulSet's pod keeps its name."""
+        pod = self.pods.get(name)
+        return pod is not None and (pod.deleted or pod.was_unready or pod.restarts > 0) and pod.ready
+
     def recovered(self, target: str) -> bool:
         """The faulted pod went through its restart (or away) and the ReplicaSets are whole again."""
         pod = self.pods.get(target)

@@ -2,18 +2,22 @@
 
 Commands:
 
-- `kind-up [--profile resilient|fragile] [--monitoring]`: creates the kind cluster `resilient-shop` unless it
-  exists (k8s/kind/cluster.yaml: storefront at http://localhost:8080), builds the images
+- `kind-up [--profile resilient|fragile] [--monitoring] [--autoscaling]`: creates the kind cluster
+  `resilient-shop` unless it exists (k8s/kind/cluster.yaml: storefront at http://localhost:8080), builds the images
   (`python -m shop_devtools.images`), tags each by its content, loads those tags into the cluster, then does what
   `deploy` does with them.
-- `minikube-up [--profile ...] [--monitoring]`: the same on the minikube profile `resilient-shop`
+- `minikube-up [--profile ...] [--monitoring] [--autoscaling]`: the same on the minikube profile `resilient-shop`
   (`minikube image load`), and prints the URL `minikube service storefront -n shop --url` gives.
-- `deploy [--cluster kind|minikube] [--profile ...] [--monitoring]`: writes the secrets if missing, applies the
-  overlay (`kubectl apply -k k8s/overlays/<cluster>[-fragile][-monitoring]`) and waits until every pod is Ready
-  (`kubectl rollout status` of each StatefulSet and Deployment in namespace shop).
+- `deploy [--cluster kind|minikube] [--profile ...] [--monitoring] [--autoscaling]`: writes the secrets if missing,
+  applies the overlay (`kubectl apply -k k8s/overlays/<cluster>[-fragile][-monitoring]`, through a kustomization in
+  .data/deploy/ that pins the loaded images and adds the optional components) and waits until every pod is Ready
+  (`kubectl rollout status` of each StatefulSet and Deployment in namespace shop). `--autoscaling` adds
+  k8s/components/autoscaling (payment's HorizontalPodAutoscaler) and the metrics API it reads: on kind
+  k8s/components/metrics-server, on minikube its `metrics-server` addon.
 - `leak [--cluster ...] [--mb-per-second N] [--max-mb N]`: makes exactly one Ready payment pod leak memory
   (`POST /chaos/leak` from inside that pod, with the chaos token its environment holds from the `chaos` Secret).
-- `status [--cluster ...]`: ReplicaSets, pods, Services and PodDisruptionBudgets of namespace `shop`.
+- `status [--cluster ...]`: ReplicaSets, pods, Services, PodDisruptionBudgets and HorizontalPodAutoscalers of
+  namespace `shop`.
 - `down [--cluster ...]`: deletes the cluster(s) the `*-up` commands created (both when no cluster is named).
 - `secrets`: writes the random secrets kustomize reads (k8s/base/generated/, git-ignored) unless they exist.
 
@@ -56,7 +60,7 @@ KIND_GRAFANA_URL = "http://localhost:3000"
 STOREFRONT_NODE_PORT = 30080
 DEPLOYED = Path(".data") / "deploy"
 """The images `kind-up`/`minikube-up` loaded last (`images.json`), and per overlay a kustomization that applies it
-with those tags (`<overlay>/kustomization.yaml`): what `deploy` applies."""
+with those tags and the optional components (`<overlay>[-autoscaling]/kustomization.yaml`): what `deploy` applies."""
 LOADED_IMAGES = DEPLOYED / "images.json"
 REMEMBERED = Path(".data") / "cluster.mk"
 """Written by `kind-up`/`minikube-up`, removed by `down`: which cluster the Makefile's other targets (`leak`,
@@ -69,6 +73,9 @@ rate over liveness's window and the drain (tests/k8s/test_profiles.py computes i
 OOM_LEAK_MIB_PER_SECOND = 40.0
 """A leak that outruns liveness and ends as `OOMKilled`, to show the other way a leaking pod dies."""
 MINIKUBE_MEMORY_MB = 4096
+AUTOSCALED = "payment"
+"""The Deployment k8s/components/autoscaling gives a HorizontalPodAutoscaler (of the same name)."""
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 TOOL_HINTS = {
     "docker": "Docker builds the images: https://docs.docker.com/get-docker/",
@@ -115,10 +122,24 @@ class Target:
     cluster: Cluster
     profile: Profile = "resilient"
     monitoring: bool = False
+    autoscaling: bool = False
 
     @property
     def overlay(self) -> str:
         return self.cluster + ("-fragile" if self.profile == "fragile" else "") + ("-monitoring" * self.monitoring)
+
+    @property
+    def deployment(self) -> str:
+        """The name of what gets applied: the overlay, plus the components no overlay has."""
+        return self.overlay + ("-autoscaling" * self.autoscaling)
+
+    @property
+    def components(self) -> list[str]:
+        """The components of k8s/components/ added to the overlay. minikube serves the metrics API with its own
+        addon (`minikube_addon_argv`); kind has none, so it gets ours."""
+        if not self.autoscaling:
+            return []
+        return ["autoscaling", *(["metrics-server"] if self.cluster == "kind" else [])]
 
     @property
     def context(self) -> str:
@@ -240,6 +261,10 @@ def minikube_load_argv(image: str) -> list[str]:
     return ["minikube", "image", "load", "--profile", CLUSTER_NAME, image]
 
 
+def minikube_addon_argv(addon: str) -> list[str]:
+    return ["minikube", "addons", "enable", addon, "--profile", CLUSTER_NAME]
+
+
 def minikube_service_argv() -> list[str]:
     return ["minikube", "service", "storefront", "--namespace", NAMESPACE, "--profile", CLUSTER_NAME, "--url"]
 
@@ -292,7 +317,33 @@ def leak_argv(context: str, pod: str, *, mb_per_second: float, max_mb: int | Non
 
 
 def status_argv(context: str) -> list[str]:
-    return kubectl(context, "get", "statefulsets,replicasets,pods,services,pdb", "--namespace", NAMESPACE, "-o", "wide")
+    return kubectl(
+        context, "get", "statefulsets,replicasets,pods,services,pdb,hpa", "--namespace", NAMESPACE, "-o", "wide"
+    )
+
+
+def deployment_argv(context: str, name: str) -> list[str]:
+    """The Deployment as JSON, or nothing when it does not exist."""
+    return kubectl(
+        context, "get", "deployment", name, "--namespace", NAMESPACE, "--ignore-not-found", "--output", "json"
+    )
+
+
+def set_last_applied_argv(context: str, path: Path) -> list[str]:
+    return kubectl(context, "apply", "set-last-applied", "--filename", str(path))
+
+
+def applied_without_replicas(deployment: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Deployment's last-applied configuration (what `kubectl apply` compares the next apply with) without
+    `spec.replicas`; None when it names no replica count (nothing to forget, or never applied)."""
+    applied = deployment.get("metadata", {}).get("annotations", {}).get(LAST_APPLIED)
+    if not applied:
+        return None
+    configuration: dict[str, Any] = json.loads(applied)
+    if "replicas" not in configuration.get("spec", {}):
+        return None
+    del configuration["spec"]["replicas"]
+    return configuration
 
 
 def content_tag(ref: str, image_id: str) -> str:
@@ -309,16 +360,20 @@ def inspect_id_argv(ref: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Id}}", ref]
 
 
-def pinned_kustomization(overlay: Path, at: Path, images: Sequence[str]) -> str:
-    """A kustomization in `at` that applies `overlay` with exactly these image references."""
+def pinned_kustomization(overlay: Path, at: Path, images: Sequence[str], components: Sequence[Path] = ()) -> str:
+    """A kustomization in `at` that applies `overlay` with exactly these image references (none: the overlay's own)
+    and these components added (kustomize wants both as relative paths)."""
     lines = [
-        "# written by shop_devtools.cluster: the overlay with the images kind-up/minikube-up loaded last",
+        "# written by shop_devtools.cluster: the overlay, the images kind-up/minikube-up loaded last, the components",
         "apiVersion: kustomize.config.k8s.io/v1beta1",
         "kind: Kustomization",
         "resources:",
         f"  - {os.path.relpath(overlay, at)}",
-        "images:",
     ]
+    if components:
+        lines += ["components:", *(f"  - {os.path.relpath(component, at)}" for component in components)]
+    if images:
+        lines.append("images:")
     for ref in images:
         name, tag = ref.rsplit(":", 1)
         lines += [f"  - name: {name}", f"    newTag: {tag}"]
@@ -447,7 +502,18 @@ class Shop:
             raise ClusterError(f"no overlay {path.relative_to(self.root)}")
         if target.monitoring and not (self.root / "k8s" / "components" / "monitoring").is_dir():
             raise ClusterError("--monitoring needs k8s/components/monitoring, which this checkout does not have")
+        if target.autoscaling and target.profile == "fragile":
+            raise ClusterError(
+                "--autoscaling keeps at least 3 payment replicas, which is what --profile fragile takes away: "
+                "autoscaling goes with the resilient profile only"
+            )
+        for component in self.component_dirs(target):
+            if not component.is_dir():
+                raise ClusterError(f"--autoscaling needs {component.relative_to(self.root)}, which is missing")
         return path
+
+    def component_dirs(self, target: Target) -> list[Path]:
+        return [self.root / "k8s" / "components" / name for name in target.components]
 
     def secrets(self) -> None:
         written = generate_secrets(self.generated_dir)
@@ -472,16 +538,32 @@ class Shop:
         return tagged
 
     def deployable(self, target: Target) -> Path:
-        """The overlay, pinned to the images loaded last when there are some (else as it is)."""
+        """The overlay, pinned to the images loaded last when there are some and with the target's components (as
+        it is when there is neither)."""
         overlay = self.overlay_dir(target)
         loaded = self.root / LOADED_IMAGES
-        if not loaded.is_file():
+        images = json.loads(loaded.read_text(encoding="utf-8")) if loaded.is_file() else []
+        components = self.component_dirs(target)
+        if not images and not components:
             return overlay
-        pinned = self.root / DEPLOYED / target.overlay
+        pinned = self.root / DEPLOYED / target.deployment
         pinned.mkdir(parents=True, exist_ok=True)
-        images = json.loads(loaded.read_text(encoding="utf-8"))
-        (pinned / "kustomization.yaml").write_text(pinned_kustomization(overlay, pinned, images), encoding="utf-8")
+        text = pinned_kustomization(overlay, pinned, images, components)
+        (pinned / "kustomization.yaml").write_text(text, encoding="utf-8")
         return pinned
+
+    def forget_applied_replicas(self, context: str, at: Path) -> None:
+        """Takes `spec.replicas` out of what payment's Deployment was last applied with, as `kubectl apply
+        edit-last-applied` would by hand. The autoscaling component drops the field, and `kubectl apply` deletes a
+        field it applied before and no longer gets: the Deployment would fall back to 1 replica until the HPA
+        raised it again. Without it in the last-applied configuration, apply leaves the count to the HPA."""
+        found = self.runner.output(deployment_argv(context, AUTOSCALED))
+        configuration = applied_without_replicas(json.loads(found)) if found.strip() else None
+        if configuration is None:
+            return
+        path = at / f"{AUTOSCALED}-last-applied.json"
+        path.write_text(json.dumps(configuration, indent=2) + "\n", encoding="utf-8")
+        self.runner.run(set_last_applied_argv(context, path))
 
     def require_context(self, cluster: Cluster) -> None:
         contexts = self.runner.output(["kubectl", "config", "get-contexts", "--output", "name"]).split()
@@ -490,10 +572,14 @@ class Shop:
             raise ClusterError(f"no kubectl context {kube_context(cluster)}: create the cluster with `make {up}`")
 
     def deploy(self, target: Target) -> None:
-        require_tools("kubectl")
+        require_tools("kubectl", *(["minikube"] if target.autoscaling and target.cluster == "minikube" else []))
         overlay = self.deployable(target)
         self.require_context(target.cluster)
         self.secrets()
+        if target.autoscaling:
+            if target.cluster == "minikube":
+                self.runner.run(minikube_addon_argv("metrics-server"))
+            self.forget_applied_replicas(target.context, overlay)
         self.runner.run(apply_argv(target.context, overlay))
         workloads = self.runner.output(workloads_argv(target.context)).split()
         if not workloads and not self.runner.dry_run:
@@ -518,6 +604,8 @@ class Shop:
         print(f"\nresilient-shop is up ({target.profile}) on kind: {KIND_SHOP_URL}", flush=True)
         if target.monitoring:
             print(f"Grafana: {KIND_GRAFANA_URL}", flush=True)
+        if target.autoscaling:
+            print(f"payment autoscales: kubectl --context {target.context} -n {NAMESPACE} get hpa -w", flush=True)
 
     def minikube_up(self, target: Target) -> None:
         require_tools("docker", "minikube", "kubectl")
@@ -531,6 +619,8 @@ class Shop:
         self.deploy(target)
         ip = self.runner.output(["minikube", "ip", "--profile", CLUSTER_NAME]).strip() or "127.0.0.1"
         self.remember("minikube", f"http://{ip}:{STOREFRONT_NODE_PORT}")
+        if target.autoscaling:
+            print(f"payment autoscales: kubectl --context {target.context} -n {NAMESPACE} get hpa -w", flush=True)
         print(f"\nresilient-shop is up ({target.profile}) on minikube; its URL:", flush=True)
         print("(with the docker driver on macOS or Windows this keeps a tunnel open: Ctrl-C closes it)", flush=True)
         self.runner.run(minikube_service_argv())
@@ -606,6 +696,11 @@ def parser() -> argparse.ArgumentParser:
     def with_profile(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--profile", choices=get_args(Profile), default="resilient")
         sub.add_argument("--monitoring", action="store_true", help="add Prometheus and Grafana")
+        sub.add_argument(
+            "--autoscaling",
+            action="store_true",
+            help="scale payment on CPU between 3 and 5 replicas (a HorizontalPodAutoscaler, and metrics-server)",
+        )
 
     with_profile(commands.add_parser("kind-up", help="create the kind cluster if needed, build, load, deploy"))
     with_profile(commands.add_parser("minikube-up", help="start minikube if needed, build, load, deploy"))
@@ -622,7 +717,7 @@ def parser() -> argparse.ArgumentParser:
         f"memory limit; {OOM_LEAK_MIB_PER_SECOND:g} outruns it and ends as OOMKilled)",
     )
     leak.add_argument("--max-mb", type=int, default=None, help="stop growing after this many MiB (default: never)")
-    with_cluster(commands.add_parser("status", help="ReplicaSets, pods and Services of namespace shop"))
+    with_cluster(commands.add_parser("status", help="ReplicaSets, pods, Services and HPAs of namespace shop"))
     with_cluster(commands.add_parser("down", help="delete the cluster (every one *-up made by default)"), default=None)
     commands.add_parser("secrets", help="write the random secrets kustomize reads, unless they exist")
     return cli
@@ -634,11 +729,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         shop = Shop(repository_root(), Runner(dry_run=args.dry_run))
         match args.command:
             case "kind-up":
-                shop.kind_up(Target("kind", args.profile, args.monitoring))
+                shop.kind_up(Target("kind", args.profile, args.monitoring, args.autoscaling))
             case "minikube-up":
-                shop.minikube_up(Target("minikube", args.profile, args.monitoring))
+                shop.minikube_up(Target("minikube", args.profile, args.monitoring, args.autoscaling))
             case "deploy":
-                shop.deploy(Target(args.cluster, args.profile, args.monitoring))
+                shop.deploy(Target(args.cluster, args.profile, args.monitoring, args.autoscaling))
             case "leak":
                 shop.leak(args.cluster, mb_per_second=args.mb_per_second, max_mb=args.max_mb)
             case "status":

@@ -14,6 +14,9 @@ Settings, all optional, read from the environment:
 - `SHOP_PG_PORT`: the embedded PostgreSQL's port on 127.0.0.1 (default 5433).
 - `SHOP_STOREFRONT_PORT`, `SHOP_CATALOG_PORT`, `SHOP_USERS_PORT`, `SHOP_PAYMENT_PORT`: the services' ports
   (default 8080, 8081, 8082, 8083).
+- `PAYMENT_REPLICAS`: how many payment processes to run (default 1, at most 5), as the Deployment runs several pods:
+  `payment-1` on `SHOP_PAYMENT_PORT`, `payment-2` on the next port, and so on, all behind storefront (its
+  `STOREFRONT_PAYMENT_URL` lists them). With several, one dying leaves the others taking the checkouts.
 - `POSTGRES_ADMIN_URL`: a superuser URL of an existing PostgreSQL server; when set, no embedded server is started
   and that server gets the databases and roles.
 - `USERS_JWT_PRIVATE_KEY`: the PEM of users' Ed25519 signing key; when unset, one is generated once into
@@ -29,6 +32,12 @@ instead of every process racing to exit at once. On Linux each service also asks
 the launcher dies (`PR_SET_PDEATHSIG`), so even a SIGKILLed launcher leaves no service holding a port.
 PostgreSQL detaches itself (pg_ctl puts it in its own session) and would outlive a SIGKILLed launcher; the next
 run, holding the data directory's lock, finds it and stops it before starting afresh.
+
+Rollout. `SIGUSR1` to the launcher is `kubectl rollout restart deployment/payment` for `make run`: the payment
+replicas are stopped (SIGTERM: they drain) and started again one at a time, the next only once the last is ready
+again. Ports are fixed here, so there is no surge: one replica of N is away at a time (with one, payment is away for
+a few seconds and storefront's retries cover the gap). The drill's `--fault rollout` sends it. The launcher's pid,
+and every process with its URL, is in `<data dir>/run.json` while the shop runs (`shop_devtools.runstate`).
 """
 
 import contextlib
@@ -42,57 +51,40 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, NoReturn, Self
+from typing import NoReturn, Self
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shop_devtools.pg import EmbeddedPostgres
-from shop_devtools.restarts import CRASH_LOOP_SECONDS, RestartPolicy
+from shop_devtools.processes import (
+    LOCAL_HOST,
+    NAME_WIDTH,
+    REPLICATED,
+    SERVICES,
+    Child,
+    Instance,
+    LaunchError,
+    spawn,
+    start_relays,
+    stop_children,
+    wait_until_ready,
+)
+from shop_devtools.runstate import remove
+from shop_devtools.supervisor import publish, supervise
 
-LOCAL_HOST = "127.0.0.1"
 DEFAULT_PG_PORT = 5433
 READY_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 10.0
-POLL_SECONDS = 0.2
 KEY_FILE = "users-jwt-key.pem"
 LOCK_FILE = "run.lock"
+MAX_REPLICAS = 5
 
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    default_port: int
-    upstreams: tuple[str, ...] = ()
-    has_database: bool = True
-
-    @property
-    def module(self) -> str:
-        return f"shop_{self.name}"
-
-    @property
-    def port_variable(self) -> str:
-        return f"SHOP_{self.name.upper()}_PORT"
-
-
-SERVICES = (
-    Service("storefront", 8080, upstreams=("catalog", "users", "payment"), has_database=False),
-    Service("catalog", 8081),
-    Service("users", 8082),
-    Service("payment", 8083, upstreams=("catalog", "users")),
-)
-NAME_WIDTH = max(len(service.name) for service in SERVICES)
 
 log = logging.getLogger("shop_devtools.run")
-
-
-class LaunchError(Exception):
-    """Something prevents the shop from running; the message says what, for a human."""
 
 
 class Shutdown(BaseException):  # a request to stop, like KeyboardInterrupt: not an error
@@ -107,26 +99,47 @@ class Config:
     data_dir: Path
     pg_port: int
     ports: Mapping[str, int]
+    """Each service's port (its first replica's)."""
     admin_url: str | None
     jwt_private_key: str | None
+    payment_replicas: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
         data_dir = Path(env["SHOP_DATA_DIR"]) if env.get("SHOP_DATA_DIR") else repository_root() / ".data"
         ports = {service.name: _port(env, service.port_variable, service.default_port) for service in SERVICES}
-        pg_port = _port(env, "SHOP_PG_PORT", DEFAULT_PG_PORT)
-        if len({*ports.values(), pg_port}) < len(ports) + 1:
-            raise LaunchError(f"two processes were given the same port: {ports}, PostgreSQL {pg_port}")
-        return cls(
+        raw_replicas = env.get("PAYMENT_REPLICAS") or "1"
+        if not raw_replicas.isdigit() or not 1 <= int(raw_replicas) <= MAX_REPLICAS:
+            raise LaunchError(f"PAYMENT_REPLICAS must be a number from 1 to {MAX_REPLICAS}, got {raw_replicas!r}")
+        config = cls(
             data_dir=data_dir.resolve(),
-            pg_port=pg_port,
+            pg_port=_port(env, "SHOP_PG_PORT", DEFAULT_PG_PORT),
             ports=ports,
             admin_url=env.get("POSTGRES_ADMIN_URL") or None,
             jwt_private_key=env.get("USERS_JWT_PRIVATE_KEY") or None,
+            payment_replicas=int(raw_replicas),
         )
+        taken = [instance.port for instance in config.instances()] + [config.pg_port]
+        if len(set(taken)) < len(taken) or max(taken) > 65535:
+            described = ", ".join(f"{i.name} {i.port}" for i in config.instances())
+            raise LaunchError(f"two processes were given the same port: {described}, PostgreSQL {config.pg_port}")
+        return config
+
+    def instances(self, service: str | None = None) -> list[Instance]:
+        """Every process to run (of `service` only, when given): replicas take the ports after their service's."""
+        found = []
+        for each in SERVICES:
+            count = self.payment_replicas if each.name == REPLICATED else 1
+            if service in {None, each.name}:
+                found += [
+                    Instance(each, each.name if count == 1 else f"{each.name}-{n + 1}", self.ports[each.name] + n)
+                    for n in range(count)
+                ]
+        return found
 
     def url(self, service: str) -> str:
-        return f"http://{LOCAL_HOST}:{self.ports[service]}"
+        """The service's URL as its clients are given it: every replica's, separated by commas."""
+        return ",".join(instance.url for instance in self.instances(service))
 
     def public_url(self, service: str) -> str:
         return f"http://localhost:{self.ports[service]}"
@@ -166,19 +179,13 @@ def configure_output() -> None:
     log.propagate = False
 
 
-def relay_output(source: str, stream: IO[bytes]) -> None:
-    """Copies a child's output, line by line, until it closes its end of the pipe."""
-    with stream:
-        for raw in iter(stream.readline, b""):
-            log.info("%s", raw.decode(errors="replace").rstrip(), extra={"source": source})
-
-
 # Signals
 
 
-def install_signal_handlers() -> None:
+def install_signal_handlers() -> threading.Event:
     """The first SIGINT, SIGTERM or SIGHUP (the terminal closed) raises `Shutdown` in the main thread; later ones
-    are ignored, so the clean-up that follows (bounded by STOP_TIMEOUT_SECONDS) is never interrupted half-way."""
+    are ignored, so the clean-up that follows (bounded by STOP_TIMEOUT_SECONDS) is never interrupted half-way.
+    SIGUSR1 asks for a rollout of payment: the returned event is set."""
     first: list[float] = []  # when the first signal came
 
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -191,6 +198,9 @@ def install_signal_handlers() -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handle)
+    rollout = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda signum, frame: rollout.set())
+    return rollout
 
 
 # The data directory, PostgreSQL and the databases
@@ -274,180 +284,29 @@ def check_ports_free(ports: Mapping[str, int]) -> None:
 # The services
 
 
-@dataclass
-class Child:
-    service: Service
-    url: str
-    process: "subprocess.Popen[bytes]"
-    env: Mapping[str, str]
-    started_at: float = field(default_factory=time.monotonic)
-    policy: RestartPolicy = field(default_factory=RestartPolicy)
-    restart_at: float | None = None
-    """When a dead process is due to start again."""
-
-    @property
-    def name(self) -> str:
-        return self.service.name
-
-
 def service_env(
-    service: Service, config: Config, database_urls: Mapping[str, str], key: str, base: Mapping[str, str]
+    instance: Instance, config: Config, database_urls: Mapping[str, str], key: str, base: Mapping[str, str]
 ) -> dict[str, str]:
     """The environment given to the launcher, over the launcher's defaults, under what is per process."""
+    service = instance.service
     prefix = service.name.upper()
     defaults = {"LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1"}
     defaults |= {f"{prefix}_{upstream.upper()}_URL": config.url(upstream) for upstream in service.upstreams}
     if service.name == "users":
         defaults["USERS_JWT_PRIVATE_KEY"] = key
     env = defaults | dict(base)
-    env |= {"HOST": LOCAL_HOST, "PORT": str(config.ports[service.name])}
+    env |= {"HOST": LOCAL_HOST, "PORT": str(instance.port)}
     env.pop("DATABASE_URL", None)
     if service.has_database:
         env["DATABASE_URL"] = database_urls[service.name]
     return env
 
 
-_DIE_WITH_PARENT = """\
-import ctypes, os, runpy, signal, sys
-ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: SIGKILL this process when the launcher dies
-if os.getppid() != int(sys.argv[3]):  # it died before the line above
-    sys.exit(70)
-module, sys.argv = sys.argv[2], sys.argv[:1]
-runpy.run_module(module, run_name="__main__", alter_sys=True)
-"""
-
-
-def _command(module: str) -> list[str]:
-    """`python -m <module>`; on Linux through a first step that asks the kernel to SIGKILL the process when the
-    launcher dies, taken in the child itself (a `preexec_fn` is unsafe once the relay threads run). `ps` still
-    shows `-m <module>`."""
-    if not sys.platform.startswith("linux"):
-        return [sys.executable, "-m", module]
-    return [sys.executable, "-c", _DIE_WITH_PARENT, "-m", module, str(os.getpid())]
-
-
-def _start(service: Service, env: Mapping[str, str]) -> "subprocess.Popen[bytes]":
-    return subprocess.Popen(
-        _command(service.module),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def spawn(service: Service, config: Config, env: Mapping[str, str]) -> Child:
-    process = _start(service, env)
-    log.info("started %s (pid %d) on %s", service.name, process.pid, config.url(service.name))
-    return Child(service, config.url(service.name), process, env)
-
-
-def start_relays(children: list[Child]) -> list[threading.Thread]:
-    threads = []
-    for child in children:
-        assert child.process.stdout is not None
-        thread = threading.Thread(
-            target=relay_output, args=(child.name, child.process.stdout), name=f"relay-{child.name}", daemon=True
-        )
-        thread.start()
-        threads.append(thread)
-    return threads
-
-
-def stop_children(children: list[Child], relays: list[threading.Thread]) -> None:
-    """SIGTERM to every service's process group, SIGKILL to those still there after STOP_TIMEOUT_SECONDS."""
-    running = [child for child in children if child.process.poll() is None]
-    for child in running:
-        _signal_group(child, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    for child in running:
-        try:
-            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %.0f s; killing it", child.name, STOP_TIMEOUT_SECONDS)
-            _signal_group(child, signal.SIGKILL)
-            child.process.wait()
-    for relay in relays:
-        relay.join(timeout=2)
-    if running:
-        log.info("services stopped")
-
-
-def _signal_group(child: Child, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.process.pid, signum)  # the child leads its own group (start_new_session)
-
-
-def check_alive(children: list[Child]) -> None:
-    """While the shop starts, a service that dies stops it: it has never been ready, a restart would not help."""
-    for child in children:
-        code = child.process.poll()
-        if code is not None:
-            raise LaunchError(f"{child.name} {_how(code)} before it was ready; stopping the shop")
-
-
-def wait_until_ready(children: list[Child], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    waiting = {child.name: child for child in children}
-    reasons: dict[str, str] = {}
-    with httpx.Client(timeout=1.0, trust_env=False) as client:
-        while waiting:
-            check_alive(children)
-            for name, child in list(waiting.items()):
-                reasons[name] = _readiness(client, child.url)
-                if not reasons[name]:
-                    del waiting[name]
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                details = "; ".join(f"{name}: {reasons[name]}" for name in waiting)
-                raise LaunchError(f"not ready after {timeout:.0f} s ({details})")
-            time.sleep(POLL_SECONDS)
-
-
-def _readiness(client: httpx.Client, base_url: str) -> str:
-    """'' when the service is ready, else why not."""
-    try:
-        response = client.get(f"{base_url}/ready")
-    except httpx.HTTPError as exc:
-        return type(exc).__name__
-    return "" if response.status_code == 200 else f"{response.status_code} {response.text[:200]}"
-
-
-def _how(code: int) -> str:
-    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-
-
-def supervise(children: list[Child], relays: list[threading.Thread]) -> NoReturn:
-    """Keeps the shop up as a restart policy would (`shop_devtools.restarts`): a dead service is started again
-    after its back-off while the others serve. Ends only by `Shutdown` (a signal) or `LaunchError` (a crash loop)."""
-    while True:
-        now = time.monotonic()
-        for child in children:
-            if child.restart_at is None and (code := child.process.poll()) is not None:
-                delay = child.policy.after_death(now, ran_for=now - child.started_at)
-                if delay is None:
-                    raise LaunchError(
-                        f"{child.name} {_how(code)}, and keeps dying ({len(child.policy.deaths)} times within "
-                        f"{CRASH_LOOP_SECONDS:.0f} s): a crash loop; stopping the shop"
-                    )
-                log.warning(
-                    "%s %s; starting it again in %.0f s (the others go on serving)", child.name, _how(code), delay
-                )
-                child.restart_at = now + delay
-            elif child.restart_at is not None and now >= child.restart_at:
-                child.process, child.started_at, child.restart_at = _start(child.service, child.env), now, None
-                log.info("started %s again (pid %d) on %s", child.name, child.process.pid, child.url)
-                relays += start_relays([child])
-        time.sleep(POLL_SECONDS)
-
-
 def banner(config: Config, postgres: EmbeddedPostgres | None) -> str:
     shop = config.public_url("storefront")
     services = "\n".join(
-        f"    {service.name:<{NAME_WIDTH}}  {config.public_url(service.name)}  (docs: /docs, readiness: /ready)"
-        for service in SERVICES
+        f"    {instance.name:<{NAME_WIDTH}}  http://localhost:{instance.port}  (docs: /docs, readiness: /ready)"
+        for instance in config.instances()
     )
     database = (
         f"embedded PostgreSQL on {LOCAL_HOST}:{postgres.port}, data in {postgres.data_dir}"
@@ -493,20 +352,21 @@ def provision_databases(admin_url: str, expected: Mapping[str, str]) -> None:
 
 def start_database(config: Config, cleanup: contextlib.ExitStack) -> EmbeddedPostgres | None:
     """The embedded server, started (and stopped at clean-up), or None when POSTGRES_ADMIN_URL names a server."""
+    ports = {instance.name: instance.port for instance in config.instances()}
     if config.admin_url:
-        check_ports_free({service.name: config.ports[service.name] for service in SERVICES})
+        check_ports_free(ports)
         return None
     postgres = EmbeddedPostgres(config.data_dir, config.pg_port)
     stop_leftover_postgres(postgres)
-    check_ports_free(
-        {**{service.name: config.ports[service.name] for service in SERVICES}, "PostgreSQL": postgres.port}
-    )
+    check_ports_free({**ports, "PostgreSQL": postgres.port})
     cleanup.callback(stop_postgres, postgres)
     start_postgres(postgres)
     return postgres
 
 
-def launch(config: Config, environ: Mapping[str, str], cleanup: contextlib.ExitStack) -> NoReturn:
+def launch(
+    config: Config, environ: Mapping[str, str], cleanup: contextlib.ExitStack, rollout: threading.Event
+) -> NoReturn:
     """Everything `make run` does, in order; whatever it starts is registered with `cleanup` to be stopped.
 
     The services start as soon as PostgreSQL is up, while the databases are provisioned and migrated: importing a
@@ -523,22 +383,24 @@ def launch(config: Config, environ: Mapping[str, str], cleanup: contextlib.ExitS
     children: list[Child] = []
     relays: list[threading.Thread] = []
     cleanup.callback(stop_children, children, relays)
-    for service in SERVICES:
-        children.append(spawn(service, config, service_env(service, config, urls, key, environ)))
+    for instance in config.instances():
+        children.append(spawn(instance, service_env(instance, config, urls, key, environ)))
     relays += start_relays(children)
     provision_databases(admin_url, urls)
     wait_until_ready(children, READY_TIMEOUT_SECONDS - (time.monotonic() - started))
     log.info("every service is ready, %.1f s after launch", time.monotonic() - started)
     print(banner(config, postgres), flush=True)
-    supervise(children, relays)
+    cleanup.callback(remove, config.data_dir)
+    publish(children, config.data_dir)
+    supervise(children, relays, config.data_dir, rollout)
 
 
 def run(config: Config, environ: Mapping[str, str]) -> int:
     """Runs the shop until a signal (exit status 0) or a failure (1); returns once everything it started stopped."""
-    install_signal_handlers()
+    rollout = install_signal_handlers()
     with contextlib.ExitStack() as cleanup:
         try:
-            launch(config, environ, cleanup)
+            launch(config, environ, cleanup, rollout)
         except Shutdown as stop:
             log.info("received %s; stopping", stop)
             return 0

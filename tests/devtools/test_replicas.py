@@ -1,0 +1,36 @@
+"""`PAYMENT_REPLICAS` in make run's settings: which processes run where, and what storefront is told. Pure."""
+
+import pytest
+
+from shop_devtools.run import Config, LaunchError, service_env
+
+
+def config(**env: str) -> Config:
+    return Config.from_env({"SHOP_DATA_DIR": "/tmp/shop-replicas-test", **env})
+
+
+def test_one_payment_process_by_default_named_as_its_service() -> None:
+    names = [(instance.name, instance.port) for instance in config().instances()]
+    assert names == [("storefront", 8080), ("catalog", 8081), ("users", 8082), ("payment", 8083)]
+    assert config().url("payment") == "http://127.0.0.1:8083"
+
+
+def test_replicas_take_the_ports_after_payments_and_storefront_gets_them_all() -> None:
+    three = config(PAYMENT_REPLICAS="3")
+    payments = three.instances("payment")
+    assert [(p.name, p.port) for p in payments] == [("payment-1", 8083), ("payment-2", 8084), ("payment-3", 8085)]
+    env = service_env(three.instances("storefront")[0], three, {}, "key", {})
+    assert env["STOREFRONT_PAYMENT_URL"] == "http://127.0.0.1:8083,http://127.0.0.1:8084,http://127.0.0.1:8085"
+    second = service_env(payments[1], three, {"payment": "postgresql://payment"}, "key", {})
+    assert (second["PORT"], second["DATABASE_URL"]) == ("8084", "postgresql://payment")
+
+
+@pytest.mark.parametrize("value", ["0", "6", "two", "-1"])
+def test_a_replica_count_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(LaunchError, match="PAYMENT_REPLICAS must be a number from 1 to 5"):
+        config(PAYMENT_REPLICAS=value)
+
+
+def test_a_replica_on_another_services_port_is_refused() -> None:
+    with pytest.raises(LaunchError, match="same port"):
+        config(PAYMENT_REPLICAS="2", SHOP_PAYMENT_PORT="8090", SHOP_CATALOG_PORT="8091")

@@ -1,0 +1,214 @@
+"""`make run`'s services as child processes: which ones (`SERVICES`, each replica an `Instance`), starting one so it
+dies with the launcher, relaying its output, waiting until it is ready, stopping them all.
+
+Each service runs in its own session (`start_new_session=True`): Ctrl-C in the terminal reaches the launcher alone,
+which then stops the services in order (SIGTERM, then SIGKILL after 10 s). On Linux each service also asks the
+kernel to SIGKILL it when the launcher dies (`PR_SET_PDEATHSIG`), so even a SIGKILLed launcher leaves no service
+holding a port.
+"""
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO
+
+import httpx
+
+from shop_devtools.restarts import RestartPolicy
+
+LOCAL_HOST = "127.0.0.1"
+STOP_TIMEOUT_SECONDS = 10.0
+POLL_SECONDS = 0.2
+REPLICATED = "payment"
+"""The one service `PAYMENT_REPLICAS` multiplies (the one the drill's faults are about)."""
+
+log = logging.getLogger("shop_devtools.run")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    default_port: int
+    upstreams: tuple[str, ...] = ()
+    has_database: bool = True
+
+    @property
+    def module(self) -> str:
+        return f"shop_{self.name}"
+
+    @property
+    def port_variable(self) -> str:
+        return f"SHOP_{self.name.upper()}_PORT"
+
+
+SERVICES = (
+    Service("storefront", 8080, upstreams=("catalog", "users", "payment"), has_database=False),
+    Service("catalog", 8081),
+    Service("users", 8082),
+    Service("payment", 8083, upstreams=("catalog", "users")),
+)
+NAME_WIDTH = max(len(service.name) for service in SERVICES)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One process of a service: `payment`, or `payment-1`, `payment-2`, ... when it runs several."""
+
+    service: Service
+    name: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCAL_HOST}:{self.port}"
+
+
+class LaunchError(Exception):
+    """Something prevents the shop from running; the message says what, for a human."""
+
+
+def relay_output(source: str, stream: IO[bytes]) -> None:
+    """Copies a child's output, line by line, until it closes its end of the pipe."""
+    with stream:
+        for raw in iter(stream.readline, b""):
+            log.info("%s", raw.decode(errors="replace").rstrip(), extra={"source": source})
+
+
+@dataclass
+class Child:
+    instance: Instance
+    process: "subprocess.Popen[bytes]"
+    env: Mapping[str, str]
+    started_at: float = field(default_factory=time.monotonic)
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    restart_at: float | None = None
+    """When a dead process is due to start again."""
+    rolling: bool = False
+    """Stopped on purpose by a rollout: its exit is not a death."""
+
+    @property
+    def name(self) -> str:
+        return self.instance.name
+
+    @property
+    def url(self) -> str:
+        return self.instance.url
+
+
+_DIE_WITH_PARENT = """\
+import ctypes, os, runpy, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: SIGKILL this process when the launcher dies
+if os.getppid() != int(sys.argv[3]):  # it died before the line above
+    sys.exit(70)
+module, sys.argv = sys.argv[2], sys.argv[:1]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def _command(module: str) -> list[str]:
+    """`python -m <module>`; on Linux through a first step that asks the kernel to SIGKILL the process when the
+    launcher dies, taken in the child itself (a `preexec_fn` is unsafe once the relay threads run). `ps` still
+    shows `-m <module>`."""
+    if not sys.platform.startswith("linux"):
+        return [sys.executable, "-m", module]
+    return [sys.executable, "-c", _DIE_WITH_PARENT, "-m", module, str(os.getpid())]
+
+
+def start_process(service: Service, env: Mapping[str, str]) -> "subprocess.Popen[bytes]":
+    return subprocess.Popen(
+        _command(service.module),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def spawn(instance: Instance, env: Mapping[str, str]) -> Child:
+    process = start_process(instance.service, env)
+    log.info("started %s (pid %d) on %s", instance.name, process.pid, instance.url)
+    return Child(instance, process, env)
+
+
+def start_relays(children: list[Child]) -> list[threading.Thread]:
+    threads = []
+    for child in children:
+        assert child.process.stdout is not None
+        thread = threading.Thread(
+            target=relay_output, args=(child.name, child.process.stdout), name=f"relay-{child.name}", daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def stop_children(children: list[Child], relays: list[threading.Thread]) -> None:
+    """SIGTERM to every service's process group, SIGKILL to those still there after STOP_TIMEOUT_SECONDS."""
+    running = [child for child in children if child.process.poll() is None]
+    for child in running:
+        signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for child in running:
+        try:
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0f s; killing it", child.name, STOP_TIMEOUT_SECONDS)
+            signal_group(child, signal.SIGKILL)
+            child.process.wait()
+    for relay in relays:
+        relay.join(timeout=2)
+    if running:
+        log.info("services stopped")
+
+
+def signal_group(child: Child, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.process.pid, signum)  # the child leads its own group (start_new_session)
+
+
+def check_alive(children: list[Child]) -> None:
+    """While the shop starts, a service that dies stops it: it has never been ready, a restart would not help."""
+    for child in children:
+        code = child.process.poll()
+        if code is not None:
+            raise LaunchError(f"{child.name} {describe_exit(code)} before it was ready; stopping the shop")
+
+
+def wait_until_ready(children: list[Child], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = {child.name: child for child in children}
+    reasons: dict[str, str] = {}
+    with httpx.Client(timeout=1.0, trust_env=False) as client:
+        while waiting:
+            check_alive(children)
+            for name, child in list(waiting.items()):
+                reasons[name] = readiness(client, child.url)
+                if not reasons[name]:
+                    del waiting[name]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                details = "; ".join(f"{name}: {reasons[name]}" for name in waiting)
+                raise LaunchError(f"not ready after {timeout:.0f} s ({details})")
+            time.sleep(POLL_SECONDS)
+
+
+def readiness(client: httpx.Client, base_url: str) -> str:
+    """'' when the service is ready, else why not."""
+    try:
+        response = client.get(f"{base_url}/ready")
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return "" if response.status_code == 200 else f"{response.status_code} {response.text[:200]}"
+
+
+def describe_exit(code: int) -> str:
+    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
