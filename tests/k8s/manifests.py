@@ -2,10 +2,16 @@
 evaluation on pod labels (what a CNI would allow, for the pods the manifests would run)."""
 
 import base64
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from shop_devtools.quantities import memory_bytes
 
@@ -225,3 +231,19 @@ def iter_kustomize_scripts(manifests: Manifests) -> Iterator[tuple[str, str, str
             command = [*container.get("command", []), *container.get("args", [])]
             if len(command) >= 3 and command[0] in {"sh", "bash"} and command[1] == "-c":
                 yield f"{workload['metadata']['name']}/{container['name']}", command[0], command[2]
+
+
+def validate_strictly(objects: Sequence[Object], version: str, workdir: Path) -> tuple[int, str]:
+    """`kubernetes-validate --strict` of the distinct objects against one Kubernetes version: how many there were,
+    and what the validator said when it refused any (empty when every one is valid)."""
+    unique = {json.dumps(obj, sort_keys=True): obj for obj in objects}
+    path = workdir / f"objects-{version}.yaml"
+    path.write_text(yaml.safe_dump_all(unique.values(), sort_keys=False))
+    result = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", version, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return len(unique), "" if result.returncode == 0 else f"{result.stdout}{result.stderr}" or "refused"

@@ -3,22 +3,27 @@ k8s/components/metrics-server), composed by `Shop.deployable`, which writes the 
 `make deploy` apply; rendered with `kubectl kustomize` and validated like every overlay."""
 
 import copy
-import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
-import yaml
 
 from shop_devtools.cluster import Cluster, Runner, Shop
 from shop_devtools.cluster import Target as DeployTarget
 from shop_load import drill
 from tests.k8s.conftest import MONITORING_MISSING, MONITORING_PRESENT, TARGETS, Render, kustomize
-from tests.k8s.manifests import Manifests, Object, containers, matches, pod_labels, pod_memory_request, pod_spec
+from tests.k8s.manifests import (
+    Manifests,
+    Object,
+    containers,
+    matches,
+    pod_labels,
+    pod_memory_request,
+    pod_spec,
+    validate_strictly,
+)
 from tests.k8s.test_contracts import LAPTOP_MEMORY_REQUESTS
 
 VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
@@ -71,23 +76,13 @@ def key(obj: Object) -> tuple[str, str, str]:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_autoscaled_object_validates_strictly(deployed: Deployed, version: str, tmp_path: Path) -> None:
-    unique: dict[str, Object] = {}
+    objects = []
     for param in AUTOSCALED:
         (target,) = param.values
-        if target.monitoring and not MONITORING_PRESENT:
-            continue
-        for obj in deployed(target).objects:
-            unique.setdefault(json.dumps(obj, sort_keys=True), obj)
-    path = tmp_path / "autoscaled.yaml"
-    path.write_text(yaml.safe_dump_all(unique.values(), sort_keys=False))
-    result = subprocess.run(
-        [sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", version, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, f"{len(unique)} objects against {version}:\n{result.stdout}{result.stderr}"
+        if not (target.monitoring and not MONITORING_PRESENT):
+            objects += deployed(target).objects
+    count, refusal = validate_strictly(objects, version, tmp_path)
+    assert not refusal, f"{count} objects against {version}:\n{refusal}"
 
 
 @pytest.mark.parametrize("target", AUTOSCALED)

@@ -1,17 +1,15 @@
 """Every overlay and every combination of the components renders with `kubectl kustomize`, and every object it
 renders passes `kubernetes-validate --strict` against Kubernetes 1.30 and the newest schema the tool has."""
 
-import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
-import yaml
 
 from tests.k8s.conftest import ALL, KUBECTL_MISSING, MONITORING_PRESENT, TARGETS, Render, Target
+from tests.k8s.manifests import validate_strictly
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
 VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
@@ -43,20 +41,8 @@ def test_a_clean_clone_needs_the_generated_secrets_first(k8s_copy: Path, tmp_pat
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_rendered_object_validates_strictly(render: Render, version: str, tmp_path: Path) -> None:
-    unique: dict[str, dict[str, object]] = {}
-    for target in TARGETS:
-        if target.monitoring and not MONITORING_PRESENT:
-            continue
-        for obj in render(target).objects:
-            unique.setdefault(json.dumps(obj, sort_keys=True), obj)
-    path = tmp_path / "rendered.yaml"
-    path.write_text(yaml.safe_dump_all(unique.values(), sort_keys=False))
-    result = subprocess.run(
-        [sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", version, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, f"{len(unique)} objects against {version}:\n{result.stdout}{result.stderr}"
-    assert len(unique) > 40
+    rendered = [target for target in TARGETS if MONITORING_PRESENT or not target.monitoring]
+    objects = [obj for target in rendered for obj in render(target).objects]
+    count, refusal = validate_strictly(objects, version, tmp_path)
+    assert not refusal, f"{count} objects against {version}:\n{refusal}"
+    assert count > 40

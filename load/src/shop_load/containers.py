@@ -25,12 +25,12 @@ when every check holds; exit 0 with a printed reason when no container engine ca
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack
@@ -49,7 +49,7 @@ from shop_devtools.images import image_name, project_version, repository_root
 from shop_devtools.pg import free_port
 from shop_devtools.quantities import memory_bytes
 from shop_load import containers_db
-from shop_load.containers_db import DatabaseContainer, Outage
+from shop_load.containers_db import DatabaseContainer, EngineEvents, Outage
 from shop_load.customers import Shoppers
 from shop_load.invariants import Ledger, inventory, verify
 
@@ -149,39 +149,18 @@ class Timeline:
         return {k: None if v is None or base is None else round(v - base, 2) for k, v in times.items()}
 
 
-class EventWatcher:
-    """`docker events` of one container, turned into the timeline (oom, die, start, health status)."""
-
-    def __init__(self, engine: Engine, container: str, timeline: Timeline) -> None:
-        self.timeline = timeline
-        self.process = subprocess.Popen(
-            [engine.client, "events", "--filter", f"container={container}", "--format", "{{json .}}"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            event = json.loads(line)
-            at, status = event.get("timeNano", 0) / 1e9, event.get("status", "")
-            t = self.timeline
-            if t.injected is None or at < t.injected:
-                continue
-            if status == "oom" and t.oom_killed is None:
-                t.oom_killed = at
-            elif status == "die" and t.died is None:
-                t.died = at
-            elif status == "start" and t.restarted is None:
-                t.restarted = at
-            elif status == "health_status: unhealthy" and t.unhealthy is None:
-                t.unhealthy = at
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(5)
+def record_event(timeline: Timeline, at: float, action: str) -> None:
+    """One `docker events` action of the leaking container onto the timeline (oom, die, start, health status)."""
+    if timeline.injected is None or at < timeline.injected:
+        return
+    if action == "oom" and timeline.oom_killed is None:
+        timeline.oom_killed = at
+    elif action == "die" and timeline.died is None:
+        timeline.died = at
+    elif action == "start" and timeline.restarted is None:
+        timeline.restarted = at
+    elif action == "health_status: unhealthy" and timeline.unhealthy is None:
+        timeline.unhealthy = at
 
 
 class Shop:
@@ -426,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in shop.ports:
             shop.wait_ready(name)
         problems = check_container_hardening(shop, specs) + containers_db.check_hardening(database)
-        events = EventWatcher(engine, f"{PREFIX}-payment-a", timeline)
+        events = EngineEvents(engine, f"{PREFIX}-payment-a", functools.partial(record_event, timeline))
         cleanup.callback(events.stop)
 
         async def database_fault(clock: Callable[[], float]) -> None:

@@ -544,10 +544,11 @@ def print_outage_summary(report: Mapping[str, Any]) -> None:
 
 
 class EngineEvents:
-    """`docker events` of one container, as (wall clock, action) pairs."""
+    """`docker events` of one container, as (wall clock, action) pairs, each also handed to `on_event` as it comes."""
 
-    def __init__(self, engine: Engine, container: str) -> None:
+    def __init__(self, engine: Engine, container: str, on_event: Callable[[float, str], None] | None = None) -> None:
         self.seen: list[tuple[float, str]] = []
+        self.on_event = on_event
         self.process = subprocess.Popen(
             [engine.client, "events", "--filter", f"container={container}", "--format", "{{json .}}"],
             stdout=subprocess.PIPE,
@@ -560,7 +561,10 @@ class EngineEvents:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             event = json.loads(line)
-            self.seen.append((event.get("timeNano", 0) / 1e9, event.get("status", "")))
+            at, action = event.get("timeNano", 0) / 1e9, event.get("status", "")
+            self.seen.append((at, action))
+            if self.on_event is not None:
+                self.on_event(at, action)
 
     def stop(self) -> list[tuple[float, str]]:
         self.process.terminate()
