@@ -16,7 +16,7 @@ from shop_devtools.pg import free_port
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
 from shopkit import ServiceSettings, SessionDep, create_app, create_client, send_with_retries
-from shopkit.http import KEEPALIVE_EXPIRY_SECONDS
+from shopkit.http import KEEPALIVE_EXPIRY_SECONDS, MAX_RETRY_AFTER_SECONDS, BulkheadFull
 from shopkit.server import KEEP_ALIVE_SECONDS
 from tests.conftest import client_for, running
 
@@ -235,6 +235,42 @@ async def test_a_bulkhead_bounds_the_calls_to_one_service_and_frees_a_slot_per_a
         assert [r.status_code for r in await asyncio.gather(*busy)] == [200, 200]
         answers = await asyncio.gather(*(client.get("/slow") for _ in range(6)))  # slots came back
         assert [r.status_code for r in answers] == [200] * 6
+
+
+async def test_a_full_bulkhead_says_to_come_back_later_the_longer_the_queue_ahead() -> None:
+    """Retry-After from the queue and the rate slots came free: the first of many refused waits longest, the last
+    one 1 s; never longer than a kept-alive connection stays open while the client waits."""
+    release = asyncio.Event()
+    upstream = FastAPI()
+
+    @upstream.get("/quick")
+    async def quick() -> dict[str, str]:
+        return {"status": "done"}
+
+    @upstream.get("/slow")
+    async def slow() -> dict[str, str]:
+        await release.wait()
+        return {"status": "done"}
+
+    async def refused_after(client: httpx.AsyncClient) -> int:
+        with pytest.raises(BulkheadFull) as refused:
+            await client.get("/slow")
+        return refused.value.retry_after
+
+    async with create_client(
+        "http://upstream", timeout=5, transport=httpx.ASGITransport(app=upstream), max_connections=1, pool_timeout=0.3
+    ) as client:
+        for _ in range(2):  # two slots came free in the last 2 s: 1 per second
+            assert (await client.get("/quick")).status_code == 200
+        held = asyncio.create_task(client.get("/slow"))
+        await asyncio.sleep(0.05)
+        waits = await asyncio.gather(*(refused_after(client) for _ in range(7)))
+        release.set()
+        assert (await held).status_code == 200
+
+    assert waits == sorted(waits, reverse=True), "each refused later had fewer ahead of it"
+    assert waits[0] == MAX_RETRY_AFTER_SECONDS < KEEP_ALIVE_SECONDS
+    assert waits[-1] == 1
 
 
 def test_clients_drop_idle_connections_before_the_server_does() -> None:

@@ -73,8 +73,8 @@ class RetryLaterError(UnavailableError):
     """Unavailable for a moment (busy, out of time, a dependency away): the answer tells the client when to come
     back, and a `503` with `Retry-After` is never retried by another service (`shopkit.http`)."""
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"}, **extra)
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **extra)
 
 
 class Overloaded(RetryLaterError):
