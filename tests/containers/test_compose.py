@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import validators
 
-from shop_devtools import images
+from shop_devtools import images, workspace
 from shop_devtools.pg import EmbeddedPostgres, find_bin_dir
 from tests.containers.dockerfile import ROOT, Dockerfile
 from tests.contracts import SERVICES, ServiceContract, service_contracts
@@ -175,7 +175,7 @@ def test_interpolation_has_defaults_for_everything() -> None:
 
 
 def test_images_are_the_ones_make_images_builds() -> None:
-    version = images.project_version(ROOT)
+    version = workspace.project_version(ROOT)
     built = {definition["image"] for _, definition, _ in shop_containers()}
     assert built == set(images.image_names(version))
     dockerfile = Dockerfile.read()

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from shop_devtools.images import repository_root
 from shop_devtools.quantities import memory_bytes
+from shop_devtools.workspace import repository_root
 from shop_load.containers import (
     ContainerSpec,
     container_specs,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shop_devtools.images import repository_root
+from shop_devtools.workspace import repository_root
 from shop_load.containers import render_manifests
 from shop_load.containers_db import (
     CONTEXT,

@@ -12,6 +12,7 @@ import pytest
 
 from shop_devtools import images
 from shop_devtools.images import SERVICES, BuildOptions, ImageError, build_argv, run
+from shop_devtools.workspace import WorkspaceError, project_version
 from tests.containers.dockerfile import ROOT, Dockerfile
 
 
@@ -33,15 +34,15 @@ def test_list_prints_the_four_image_names_with_the_project_version() -> None:
 
 
 def test_the_version_is_the_root_pyprojects() -> None:
-    assert images.project_version(ROOT) == _version()
+    assert project_version(ROOT) == _version()
     assert images.image_names(_version()) == EXPECTED
 
 
 def test_a_version_that_is_no_image_tag_is_refused(tmp_path: Path) -> None:
     for version in ["latest", "1.0+local", ""]:
         (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "x"\nversion = "{version}"\n')
-        with pytest.raises(ImageError, match="not a usable image tag"):
-            images.project_version(tmp_path)
+        with pytest.raises(WorkspaceError, match="not a usable image tag"):
+            project_version(tmp_path)
 
 
 def test_default_build_command() -> None:

@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
+from shop_devtools.workspace import private_key_pem
 from shop_load import sale, wrk
 from shop_load.customers import Customer
 from shop_load.report import percentile, table
@@ -214,18 +215,6 @@ def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
             process.wait(5)
 
 
-def _signing_key() -> str:
-    """A users signing key for the whole bench, so tokens stay valid across the sale's restarts."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    return (
-        Ed25519PrivateKey.generate()
-        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        .decode()
-    )
-
-
 class OwnShop:
     """PostgreSQL + migrated databases (a stock no run exhausts) + the four services on free ports of 127.0.0.1.
     The services can be restarted (`start`) with another provider latency; everything stops on exit."""
@@ -242,7 +231,7 @@ class OwnShop:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.urls: dict[str, str] = {}
         self.starts = 0
-        self._key = _signing_key()
+        self._key = private_key_pem()  # one for the whole bench: tokens stay valid across the sale's restarts
 
     def __enter__(self) -> "OwnShop":
         from shop_devtools.provision import provision

@@ -43,11 +43,11 @@ import httpx
 import psycopg
 import yaml
 
-from shop_devtools.cluster import private_key_pem
 from shop_devtools.engine import Engine, EngineUnavailable
-from shop_devtools.images import image_name, project_version, repository_root
+from shop_devtools.images import image_name
 from shop_devtools.pg import free_port
 from shop_devtools.quantities import memory_bytes
+from shop_devtools.workspace import private_key_pem, project_version, repository_root
 from shop_load import containers_db
 from shop_load.containers_db import DatabaseContainer, EngineEvents, Outage
 from shop_load.customers import Shoppers

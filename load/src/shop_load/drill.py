@@ -37,8 +37,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from shop_devtools.cluster import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_SECOND
-from shop_devtools.images import repository_root
 from shop_devtools.runstate import RunState
+from shop_devtools.workspace import WorkspaceError, repository_root
 from shop_load import browsing, invariants, plot, stock, wrk
 from shop_load.browsing import Browsing, ServerCounter
 from shop_load.customers import Shoppers, ShopUnavailable, watch_lag
@@ -175,7 +175,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ["SHOP_DATA_DIR"]) if os.environ.get("SHOP_DATA_DIR") else repository_root() / ".data",
         help="make run's data directory, where its run.json is (default: $SHOP_DATA_DIR or .data)",
     )
     parser.add_argument("--context", help="kubeconfig context")
@@ -351,9 +350,21 @@ def _process_state(replica: LocalPayment) -> str:
     return ("ready" if tracker.ready else "UNREADY") + (", liveness FAILING" if tracker.liveness_failed else "")
 
 
+def data_dir(options: argparse.Namespace) -> Path:
+    """make run's data directory: --data-dir, else $SHOP_DATA_DIR, else `.data` in the checkout."""
+    if options.data_dir:
+        return Path(options.data_dir)
+    if os.environ.get("SHOP_DATA_DIR"):
+        return Path(os.environ["SHOP_DATA_DIR"])
+    try:
+        return repository_root() / ".data"
+    except WorkspaceError as exc:
+        raise DrillError(f"{exc}; or name make run's data directory with --data-dir") from None
+
+
 def local_replicas(options: argparse.Namespace, clock: Clock) -> tuple[list[LocalPayment], int | None]:
     """The payment replicas to follow and make run's launcher pid, from its run.json (unless --payment-url)."""
-    state = RunState.read(options.data_dir)
+    state = RunState.read(data_dir(options))
     if options.payment_url or state is None or not state.replicas("payment"):
         url = (options.payment_url or "http://localhost:8083").rstrip("/")
         return [LocalPayment(url, options.chaos_token or "", clock)], state.launcher_pid if state else None
@@ -544,7 +555,7 @@ def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
     replicas, launcher = local_replicas(options, clock)
     if options.fault == "rollout" and launcher is None:
         raise DrillError(
-            f"--fault rollout needs make run's launcher: no run.json of a running shop in {options.data_dir}"
+            f"--fault rollout needs make run's launcher: no run.json of a running shop in {data_dir(options)}"
         )
     if not options.chaos_token and options.fault in CHAOS_FAULTS:
         raise DrillError("no chaos token: start the shop with CHAOS_ENABLED=true CHAOS_TOKEN=... and pass the same")

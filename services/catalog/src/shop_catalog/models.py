@@ -62,7 +62,8 @@ class ReservationItem(Base):
     reservation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("reservations.id", ondelete="CASCADE"), primary_key=True
     )
-    sku: Mapped[str] = mapped_column(ForeignKey("products.sku"), primary_key=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("products.sku"), primary_key=True, index=True)
+    """Indexed on its own (the key leads with the reservation): the inventory joins items to products by sku."""
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))

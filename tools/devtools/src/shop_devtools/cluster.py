@@ -35,14 +35,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from shop_devtools.workspace import WorkspaceError, private_key_pem, project_version, repository_root
 
 Cluster = Literal["kind", "minikube"]
 Profile = Literal["resilient", "fragile"]
@@ -150,31 +148,11 @@ def kube_context(cluster: Cluster) -> str:
     return f"kind-{CLUSTER_NAME}" if cluster == "kind" else CLUSTER_NAME
 
 
-def repository_root() -> Path:
-    for directory in Path(__file__).resolve().parents:
-        if (directory / "k8s").is_dir() and (directory / "pyproject.toml").is_file():
-            return directory
-    raise ClusterError("cannot find the repository root (a directory with k8s/ and pyproject.toml)")
-
-
-def project_version(root: Path) -> str:
-    with (root / "pyproject.toml").open("rb") as file:
-        version: str = tomllib.load(file)["project"]["version"]
-    return version
-
-
 # --- secrets -------------------------------------------------------------------------------------------------
 
 
 def database_url(service: str, password: str) -> str:
     return f"postgresql://{service}:{password}@{POSTGRES_HOST}:5432/{service}"
-
-
-def private_key_pem() -> str:
-    key = Ed25519PrivateKey.generate()
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode("ascii")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -742,7 +720,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                 shop.down(args.cluster)
             case "secrets":
                 shop.secrets()
-    except ClusterError as error:
+    except (ClusterError, WorkspaceError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
     return 0

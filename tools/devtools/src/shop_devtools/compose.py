@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shop_devtools.cluster import ClusterError, private_key_pem, require_tools
-from shop_devtools.images import repository_root
+from shop_devtools.cluster import ClusterError, require_tools
+from shop_devtools.workspace import WorkspaceError, private_key_pem, repository_root
 
 
 def env_file(root: Path) -> Path:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                 print("Prometheus http://localhost:9090, Grafana http://localhost:3000", flush=True)
         else:
             run(down_argv(volumes=args.volumes), root)
-    except (ClusterError, subprocess.CalledProcessError) as exc:
+    except (ClusterError, WorkspaceError, subprocess.CalledProcessError) as exc:
         sys.exit(f"compose: {exc}")
 
 

@@ -21,44 +21,25 @@ Environment, all optional:
 
 import argparse
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from shop_devtools.workspace import WorkspaceError, project_version, repository_root
 
 SERVICES = ("catalog", "users", "payment", "storefront")
 """The Dockerfile's targets, one per service."""
 REPOSITORY = "resilient-shop"
 DEFAULT_BASE_IMAGE = "python:3.12-slim-bookworm"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 class ImageError(Exception):
     """Something `make images` cannot do; the message says what to change."""
-
-
-def repository_root() -> Path:
-    """The workspace root: the first directory above this file (or the current one) with the Dockerfile."""
-    here = Path(__file__).resolve()
-    for directory in [*here.parents, Path.cwd(), *Path.cwd().parents]:
-        if (directory / "Dockerfile").is_file() and (directory / "pyproject.toml").is_file():
-            return directory
-    raise ImageError("cannot find the repository root (a directory with Dockerfile and pyproject.toml)")
-
-
-def project_version(root: Path) -> str:
-    """`[project].version` of the root pyproject.toml, checked to be a usable image tag."""
-    with (root / "pyproject.toml").open("rb") as file:
-        version = tomllib.load(file).get("project", {}).get("version")
-    if not isinstance(version, str) or not _TAG.fullmatch(version) or version == "latest":
-        raise ImageError(f"the root pyproject.toml's [project].version {version!r} is not a usable image tag")
-    return version
 
 
 def image_name(service: str, version: str) -> str:
@@ -158,7 +139,7 @@ def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = N
             print("\n".join(image_name(service, project_version(root)) for service in services), flush=True)
             return 0
         names = build(services, root=root, environ=environ, dry_run=args.dry_run)
-    except ImageError as error:
+    except (ImageError, WorkspaceError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
     if not args.dry_run:

@@ -57,9 +57,6 @@ from types import FrameType
 from typing import NoReturn, Self
 from urllib.parse import urlsplit, urlunsplit
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from shop_devtools.pg import EmbeddedPostgres
 from shop_devtools.processes import (
     LOCAL_HOST,
@@ -76,6 +73,7 @@ from shop_devtools.processes import (
 )
 from shop_devtools.runstate import remove
 from shop_devtools.supervisor import publish, supervise
+from shop_devtools.workspace import WorkspaceError, private_key_pem, repository_root
 
 DEFAULT_PG_PORT = 5433
 READY_TIMEOUT_SECONDS = 60.0
@@ -152,12 +150,6 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
         raise LaunchError(f"{name} must be a port number, got {raw!r}")
     return int(raw)
-
-
-def repository_root() -> Path:
-    """The workspace root (where `uv.lock` is) above the current directory, or the current directory."""
-    cwd = Path.cwd()
-    return next((path for path in [cwd, *cwd.parents] if (path / "uv.lock").exists()), cwd)
 
 
 # Output: every line is prefixed with its source ("catalog    | ...", "run        | ...").
@@ -259,11 +251,8 @@ def signing_key(config: Config) -> str:
         return config.jwt_private_key
     path = config.data_dir / KEY_FILE
     if not path.exists():
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
-            file.write(pem)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(private_key_pem())
         log.info("created users' token signing key in %s", path)
     return path.read_text()
 
@@ -413,7 +402,7 @@ def main() -> None:
     configure_output()
     try:
         config = Config.from_env(os.environ)
-    except LaunchError as error:
+    except (LaunchError, WorkspaceError) as error:
         log.error("%s", error)
         raise SystemExit(2) from None
     raise SystemExit(run(config, os.environ))

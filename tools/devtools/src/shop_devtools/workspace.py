@@ -1,0 +1,40 @@
+"""The checkout the tools work in: where its root is, its version, and a fresh signing key for users."""
+
+import re
+import tomllib
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+class WorkspaceError(Exception):
+    """The checkout is not where or what the tools expect; the message says what to do."""
+
+
+def repository_root() -> Path:
+    """The workspace root: the first directory with `uv.lock` and `pyproject.toml` above this file (the tools run
+    from the checkout they are installed from), or else above the current directory."""
+    here, cwd = Path(__file__).resolve(), Path.cwd()
+    for directory in [*here.parents, cwd, *cwd.parents]:
+        if (directory / "uv.lock").is_file() and (directory / "pyproject.toml").is_file():
+            return directory
+    raise WorkspaceError("cannot find the repository root (a directory with uv.lock and pyproject.toml): run from it")
+
+
+def project_version(root: Path) -> str:
+    """`[project].version` of the root pyproject.toml, checked to be a usable image tag."""
+    with (root / "pyproject.toml").open("rb") as file:
+        version = tomllib.load(file).get("project", {}).get("version")
+    if not isinstance(version, str) or not _TAG.fullmatch(version) or version == "latest":
+        raise WorkspaceError(f"the root pyproject.toml's [project].version {version!r} is not a usable image tag")
+    return version
+
+
+def private_key_pem() -> str:
+    """A new Ed25519 key for users to sign tokens with, as the PEM `USERS_JWT_PRIVATE_KEY` takes."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return pem.decode("ascii")
