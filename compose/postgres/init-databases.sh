@@ -5,9 +5,12 @@
 # Usage: init-databases.sh [SERVICE...]   (default: catalog users payment)
 # Connection: libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (an administrator of the server).
 # Each service's role password: <SERVICE>_DB_PASSWORD (e.g. CATALOG_DB_PASSWORD), required.
+# The SQL is the one the Kubernetes StatefulSet runs (k8s/base/postgres/provision.sql; PROVISION_SQL names it in
+# the container), so both grant the same: each role owns its database, PUBLIC may not connect to it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+sql="${PROVISION_SQL:-$here/../../k8s/base/postgres/provision.sql}"
 if [ "$#" -eq 0 ]; then
   set -- catalog users payment
 fi
@@ -25,7 +28,7 @@ for service in "$@"; do
     exit 1
   fi
   psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 \
-    --set=role="$service" --set=password="$password" --set=database="$service" \
-    --file="$here/init-databases.sql"
+    --set=role="$service" --set=password="$password" \
+    --file="$sql"
   echo "init-databases: database $service owned by role $service is ready"
 done

@@ -1,4 +1,8 @@
-"""A database and a role per service, created idempotently, then each service's Alembic migrations."""
+"""A database and a role per service, created idempotently, then each service's Alembic migrations.
+
+The grants are those of `k8s/base/postgres/provision.sql`, which the StatefulSet and docker compose run with psql:
+each role owns its database and PUBLIC may not connect to it, so one service's role cannot reach another's data.
+"""
 
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -41,6 +45,8 @@ def ensure_database(admin_url: str, *, name: str, role: str, password: str, temp
             if template:
                 statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
             conn.execute(statement)
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(sql.Identifier(name), sql.Identifier(role)))
     return url_for(admin_url, user=role, password=password, database=name)
 
 
