@@ -4,6 +4,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shop_catalog.models import ReservationStatus
+
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9][A-Z0-9-]*$")]
 Quantity = Annotated[int, Field(ge=1, le=100, strict=True)]
 
@@ -67,7 +69,7 @@ class ReservationRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    status: str
+    status: ReservationStatus
     items: list[ReservedItem]
     expires_at: datetime
     created_at: datetime

@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from shopkit import new_metadata
+from shopkit import new_metadata, status_column
 
 
 class Base(DeclarativeBase):
@@ -47,7 +47,7 @@ class Payment(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(index=True)
     idempotency_key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[PaymentStatus] = mapped_column(status_column(PaymentStatus), index=True)
     amount_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     card_last4: Mapped[str] = mapped_column(String(4))

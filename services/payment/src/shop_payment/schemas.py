@@ -4,6 +4,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shop_payment.models import PaymentStatus
+
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9][A-Z0-9-]*$")]
 Quantity = Annotated[int, Field(ge=1, le=100, strict=True)]
 
@@ -59,7 +61,7 @@ class PaymentRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    status: str
+    status: PaymentStatus
     amount_cents: int
     currency: str
     items: list[PaymentItemRead]

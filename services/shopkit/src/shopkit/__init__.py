@@ -12,6 +12,7 @@ from shopkit.db import (
     driver_url,
     new_metadata,
     sessionmaker,
+    status_column,
 )
 from shopkit.http import create_client, is_retryable, send_with_retries
 from shopkit.idempotency import IdempotencyKey, fingerprint
@@ -83,5 +84,6 @@ __all__ = [
     "serve",
     "sessionmaker",
     "shared",
+    "status_column",
     "upgrade",
 ]

@@ -1,10 +1,11 @@
 """Async SQLAlchemy 2 + psycopg 3: one engine per process, one session per request."""
 
+import enum
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import Enum, MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 NAMING_CONVENTION = {
@@ -18,6 +19,19 @@ NAMING_CONVENTION = {
 
 def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def status_column(values: type[enum.StrEnum], length: int = 16) -> Enum:
+    """A column of one of `values`, stored as its string value in a VARCHAR (the migrations' type, with a CHECK
+    constraint of their own), read back as the enum member: no native PostgreSQL enum to migrate when one is added."""
+    return Enum(
+        values,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 def driver_url(url: str, *, driver: str = "psycopg") -> str:
