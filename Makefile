@@ -48,8 +48,8 @@ format: install ## format and autofix with ruff
 	$(UV) run --locked ruff format services tools tests load
 	$(UV) run --locked ruff check --fix services tools tests load
 
-typecheck: install ## mypy --strict on services/, tools/ and load/
-	$(UV) run --locked mypy services tools/devtools/src load/src
+typecheck: install ## mypy --strict on services/, tools/, load/ and tests/
+	$(UV) run --locked mypy services tools/devtools/src load/src tests
 
 pytest: install ## the test suite against a real (embedded) PostgreSQL
 	PATH="$(dir $(UV)):$$PATH" $(UV) run --locked pytest $(PYTEST_ARGS)
@@ -84,7 +84,7 @@ compose-up: install ## the same stack with docker compose (run `make images` fir
 compose-down: install ## stop the compose stack (the database volume is kept)
 	$(UV) run --locked python -m shop_devtools.compose down
 
-e2e-containers: install ## container proof: real images, OOM kill and restart, PostgreSQL SIGKILLed and restarted, nothing lost (installs and starts Docker if needed)
+e2e-containers: install ## container proof: real images, OOM kill and restart, PostgreSQL SIGKILLed and restarted, nothing lost (on a running engine; CI: .ci/prepare-containers)
 	$(UV) run --locked python -m shop_load.containers
 
 load: install ## steady shopping traffic (Locust, headless) against SHOP_URL (USERS, RATE spawn rate, DURATION)

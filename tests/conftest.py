@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -140,8 +141,9 @@ async def open_shop(database_urls: Mapping[str, str], **payment_settings: object
     """The four services in-process, wired to each other over ASGI transports, lifespans running."""
     catalog = create_catalog(CatalogSettings(database_url=database_urls["catalog"]))
     users = create_users(UsersSettings(database_url=database_urls["users"]))
+    settings: dict[str, Any] = {"provider_latency_ms": 0, **payment_settings}
     payment = create_payment(
-        PaymentSettings(database_url=database_urls["payment"], **{"provider_latency_ms": 0, **payment_settings}),
+        PaymentSettings(database_url=database_urls["payment"], **settings),
         transports={"catalog": httpx.ASGITransport(app=catalog), "users": httpx.ASGITransport(app=users)},
     )
     storefront = create_storefront(

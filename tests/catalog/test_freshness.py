@@ -58,7 +58,7 @@ def hits() -> float:
 async def listed_stock(catalog: httpx.AsyncClient, sku: str = SKU) -> int:
     response = await catalog.get("/products", params={"limit": 20})
     assert response.status_code == 200
-    return next(item["stock"] for item in response.json()["items"] if item["sku"] == sku)
+    return int(next(item["stock"] for item in response.json()["items"] if item["sku"] == sku))
 
 
 async def reserve(catalog: httpx.AsyncClient, quantity: int, sku: str = SKU) -> None:

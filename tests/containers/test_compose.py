@@ -26,7 +26,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jsonschema import validators
+from jsonschema import validators  # type: ignore[import-untyped]
 
 from shop_devtools import images, workspace
 from shop_devtools.pg import EmbeddedPostgres, find_bin_dir

@@ -1,5 +1,6 @@
 """The embedded PostgreSQL: where its clients reach it, and that it runs wherever the clone is."""
 
+import importlib.util
 import os
 import tomllib
 from pathlib import Path
@@ -8,7 +9,6 @@ import psycopg
 import pytest
 from packaging.markers import Marker
 
-from shop_devtools import pg
 from shop_devtools.pg import SOCKET_PATH_MAX, EmbeddedPostgres, find_bin_dir, free_port
 
 
@@ -65,7 +65,7 @@ def test_the_embedded_server_is_optional_where_pgserver_has_no_wheel() -> None:
 
 def test_without_pgserver_the_machines_postgresql_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("PG_BIN_DIR", raising=False)
-    monkeypatch.setattr(pg.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     for version in ("15", "16"):
         (tmp_path / version / "bin").mkdir(parents=True)
         (tmp_path / version / "bin" / "postgres").touch()

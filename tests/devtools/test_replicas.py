@@ -2,7 +2,8 @@
 
 import pytest
 
-from shop_devtools.run import Config, LaunchError, service_env
+from shop_devtools.processes import LaunchError
+from shop_devtools.run import Config, service_env
 
 
 def config(**env: str) -> Config:

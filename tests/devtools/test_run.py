@@ -353,20 +353,22 @@ def test_a_dying_service_is_started_again_while_the_others_serve_and_a_killed_la
         assert wait_for_exit(launch) == 0, launch.log()
         assert_nothing_left(launch, ports)
 
-    with launched(data_dir, ports) as killed:
-        wait_for_products(killed)
-        wait_for_banner(killed)
-        killed.process.kill()
-        killed.process.wait()
+    with launched(data_dir, ports) as orphaned:
+        wait_for_products(orphaned)
+        wait_for_banner(orphaned)
+        orphaned.process.kill()
+        orphaned.process.wait()
         # The services die with the launcher (PR_SET_PDEATHSIG); PostgreSQL, detached by pg_ctl, outlives it...
-        assert_nothing_left(killed, ports, postgres_stopped=False)
-        assert killed.postmaster is not None
-        assert is_running(killed.postmaster)
+        assert_nothing_left(orphaned, ports, postgres_stopped=False)
+        assert orphaned.postmaster is not None
+        assert is_running(orphaned.postmaster)
 
-        with launched(data_dir, ports) as after:  # ...until the next run stops it (the clean-up of `killed` would too)
+        with launched(
+            data_dir, ports
+        ) as after:  # ...until the next run stops it (the clean-up of `orphaned` would too)
             wait_for_products(after)
             assert after.said("stopping the PostgreSQL a previous run left behind"), after.log()
-            assert not is_running(killed.postmaster)
+            assert not is_running(orphaned.postmaster)
             after.process.send_signal(signal.SIGTERM)
             assert wait_for_exit(after) == 0, after.log()
             assert_nothing_left(after, ports)

@@ -4,10 +4,11 @@ sick pod is noticed and routed around, replicas, retries, drain, rollout, disrup
 import pytest
 
 from shop_devtools import cluster
+from shop_devtools.quantities import memory_bytes
 from shop_load import drill
 from shop_users.security import HASH_CONCURRENCY
 from tests.k8s.conftest import ALL, DEMO, FRAGILE, RESILIENT, Render, Target
-from tests.k8s.manifests import SHOP_SERVICES, Manifests, Object, container_env, memory_bytes, pod_spec
+from tests.k8s.manifests import SHOP_SERVICES, Manifests, Object, container_env, pod_spec
 
 LIVENESS_BUDGET_SECONDS = 20  # SPEC §7: the leak is detected within about 20 s
 READINESS_BUDGET_SECONDS = 6  # and a sick pod leaves the Service within about 5 s

@@ -10,6 +10,7 @@ import signal
 import time
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 import psycopg
@@ -51,7 +52,7 @@ async def test_sigkill_mid_flight_loses_nothing_and_charges_nothing_twice(
 
     async with httpx.AsyncClient(timeout=10) as client:
         buyers = await asyncio.gather(*(login(client, users) for _ in range(10)))
-        checkouts = [
+        checkouts: list[dict[str, Any]] = [
             {
                 "auth": buyers[i % 10],
                 "key": f"checkout-{i}-{uuid.uuid4().hex[:6]}",
@@ -66,9 +67,9 @@ async def test_sigkill_mid_flight_loses_nothing_and_charges_nothing_twice(
         ]
         answers: dict[str, int] = {}
 
-        async def checkout(c: dict[str, object]) -> None:
-            headers = {**c["auth"], "Idempotency-Key": c["key"]}  # type: ignore[dict-item]
-            target: ServiceProcess = c["target"]  # type: ignore[assignment]
+        async def checkout(c: dict[str, Any]) -> None:
+            headers = {**c["auth"], "Idempotency-Key": c["key"]}
+            target: ServiceProcess = c["target"]
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 try:
@@ -95,7 +96,9 @@ async def test_sigkill_mid_flight_loses_nothing_and_charges_nothing_twice(
             return start_service("payment", wait=False, **payment_env)
 
         killed_at = time.monotonic()
-        *_, replacement = await asyncio.gather(*(checkout(c) for c in checkouts), kill_mid_flight())
+        killing = asyncio.create_task(kill_mid_flight())
+        await asyncio.gather(*(checkout(c) for c in checkouts))
+        replacement = await killing
     assert victim.process.returncode == -signal.SIGKILL
 
     # Within 15 s every key has exactly one payment, in a final state (retries or the sweeper finished them).
@@ -135,7 +138,7 @@ async def test_sigkill_mid_flight_loses_nothing_and_charges_nothing_twice(
     assert sold == sum(
         q
         for q in (c["body"]["items"][0]["quantity"] for c in checkouts if by_key.get(c["key"], ("",))[0] == "captured")
-    )  # type: ignore[index]
+    )
     replacement.wait_ready()
     recovered: dict[str, float] = {}
     for process in (survivor, replacement):

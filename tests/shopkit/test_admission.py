@@ -159,7 +159,7 @@ async def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after() -> 
         return int(await session.scalar(text("SELECT 1")) or 0)
 
     nobody_listens = f"postgresql://shop:shop@127.0.0.1:{free_port()}/shop"
-    app = create_app(ServiceSettings(database_url=nobody_listens), title="dbless", routers=[router])  # type: ignore[arg-type]
+    app = create_app(ServiceSettings(database_url=nobody_listens), title="dbless", routers=[router])
     async with running(app), client_for(app, "dbless") as client:
         response = await client.get("/count")
 

@@ -21,7 +21,7 @@ SKU = "KB-ERGO-01"
 
 def stock_of(response: httpx.Response, sku: str = SKU) -> int:
     assert response.status_code == 200, response.text
-    return next(item["stock"] for item in response.json()["items"] if item["sku"] == sku)
+    return int(next(item["stock"] for item in response.json()["items"] if item["sku"] == sku))
 
 
 async def test_a_list_is_kept_for_catalogs_max_age_without_asking_catalog(

@@ -156,7 +156,7 @@ async def test_a_header_that_is_not_ascii_is_never_a_500(
     sku = (await catalog.get("/products")).json()["items"][0]["sku"]
     body = {"items": [{"sku": sku, "quantity": 1}]}
     response = await storefront.post(
-        "/api/reservations", json=body, headers={"Idempotency-Key": "cl\xe9".encode("latin-1")}
+        "/api/reservations", json=body, headers=[(b"Idempotency-Key", "cl\xe9".encode("latin-1"))]
     )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"

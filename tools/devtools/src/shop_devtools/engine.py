@@ -1,54 +1,44 @@
-"""A container engine to prove the images on: the machine's Docker, or Debian's docker.io installed and started here.
+"""The container engine the images are proven on: one that already runs, found here, never installed or started.
 
 Kubernetes cannot run on every machine, but a real container engine can, and it enforces the memory limit and
-restart policy the kubelet would. `Engine.ensure()` reuses a running engine, or installs Debian's `docker.io`
-(when root with apt-get), starts `dockerd` and stops it again at the end. `ensure_base_image()` finds a Python
-base image, or builds one from Debian bookworm with debootstrap when no registry can be reached.
+restart policy the kubelet would. `Engine.find()` returns the engine the docker client reaches (`DOCKER_HOST`,
+else the client's default socket); `base_image()` picks the Python base the images are built on. Getting an
+engine ready is the machine's business: Docker on a laptop, `.ci/prepare-containers` on the CI machine (Debian's
+docker.io, dockerd, and a local Debian bookworm base where no registry gives the Python image). Where either is
+missing, `EngineUnavailable` says what to do.
 """
 
 import os
 import shutil
 import subprocess
-import tempfile
-import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from shop_devtools.images import DEFAULT_BASE_IMAGE
+
 DEBIAN_DOCKER_CLIENT = Path("/usr/bin/docker")  # Debian's client: its `docker build` speaks BuildKit natively
-DEFAULT_BASE_IMAGE = "python:3.12-slim-bookworm"
 LOCAL_BASE_IMAGE = "resilient-shop/base:bookworm-python3.11"
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
+"""Debian bookworm's Python, built by `.ci/prepare-containers` with debootstrap where no registry answers."""
+PREPARE_SCRIPT = ".ci/prepare-containers"
+WHAT_TO_DO = (
+    "install Docker and start it (https://docs.docker.com/get-docker/), or on a Debian machine run "
+    f"{PREPARE_SCRIPT} as root (it installs docker.io, starts dockerd and builds a local base image)"
+)
+PULL_SECONDS = 60
 
 
 class EngineUnavailable(Exception):
-    """No container engine can run here; the message says why."""
+    """No container engine answers here, or it has no Python base image; the message says what to do."""
 
 
 def _run(argv: list[str], *, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check)
 
 
-def _apt_install(*packages: str) -> None:
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise EngineUnavailable(f"{' '.join(packages)} missing and cannot be installed (needs root and apt-get)")
-    print(f"engine | installing Debian's {' '.join(packages)}", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", *packages], check=True, env=env, capture_output=True, timeout=600
-        )
-    except subprocess.CalledProcessError:  # a stale package index: refresh it once and try again
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", *packages], check=True, env=env, capture_output=True, timeout=600
-        )
-
-
-@dataclass
+@dataclass(frozen=True)
 class Engine:
     client: str
-    daemon: subprocess.Popen[bytes] | None = None
-    workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
     @property
     def client_dir(self) -> str:
@@ -57,93 +47,46 @@ class Engine:
     def docker(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run([self.client, *args], timeout=timeout, check=check)
 
-    def responds(self) -> bool:
-        try:
-            return self.docker("info", "--format", "{{.ServerVersion}}", timeout=15, check=False).returncode == 0
-        except subprocess.TimeoutExpired:
-            return False
-
     @classmethod
-    def ensure(cls, workdir: Path) -> "Engine":
-        """A responding engine: the running one, or dockerd started here (installed first if need be)."""
+    def find(cls) -> "Engine":
+        """The engine the docker client reaches; `EngineUnavailable` when there is no client or nothing answers."""
         client = str(DEBIAN_DOCKER_CLIENT) if DEBIAN_DOCKER_CLIENT.exists() else shutil.which("docker")
-        if client and cls(client).responds():
-            print(f"engine | using the running Docker engine ({client})", flush=True)
-            return cls(client, workdir=workdir)
-        if shutil.which("dockerd") is None or not DEBIAN_DOCKER_CLIENT.exists():
-            _apt_install("docker.io")
-        workdir.mkdir(parents=True, exist_ok=True)
-        log = (workdir / "dockerd.log").open("wb")
-        print("engine | starting dockerd", flush=True)
-        daemon = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT)
-        engine = cls(str(DEBIAN_DOCKER_CLIENT), daemon, workdir)
-        deadline = time.monotonic() + 60
-        while not engine.responds():
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                engine.stop()
-                raise EngineUnavailable(f"dockerd did not start; see {workdir / 'dockerd.log'}")
-            time.sleep(0.5)
+        if client is None:
+            raise EngineUnavailable(f"no docker client is installed: {WHAT_TO_DO}")
+        engine = cls(client)
+        try:
+            version = engine.docker("version", "--format", "{{.Server.Version}}", timeout=15, check=False)
+        except subprocess.TimeoutExpired:
+            raise EngineUnavailable(f"the container engine did not answer in 15 s: {WHAT_TO_DO}") from None
+        if version.returncode != 0:
+            said = (version.stderr.strip().splitlines() or [f"`docker version` exited {version.returncode}"])[-1]
+            raise EngineUnavailable(f"no container engine answers ({said}): {WHAT_TO_DO}")
+        where = os.environ.get("DOCKER_HOST") or "the default socket"
+        print(f"engine | using the running Docker engine {version.stdout.strip()} ({client}, {where})", flush=True)
         return engine
-
-    def stop(self) -> None:
-        """Stops dockerd if it was started here; an engine that was already running is left alone."""
-        if self.daemon is not None and self.daemon.poll() is None:
-            print("engine | stopping the dockerd started for this run", flush=True)
-            self.daemon.terminate()
-            try:
-                self.daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait(10)
 
     def has_image(self, image: str) -> bool:
         return self.docker("image", "inspect", image, check=False).returncode == 0
 
-    def ensure_base_image(self) -> str:
-        """`BASE_IMAGE` if set; else the default slim Python image, pulled if a registry answers; else a local one."""
-        if explicit := os.environ.get("BASE_IMAGE"):
+    def base_image(self, environ: Mapping[str, str] = os.environ) -> str:
+        """`BASE_IMAGE` if set; else the slim Python image if the engine has it; else the local Debian base if it has
+        that (built where the Python image could not be pulled); else the Python image, pulled."""
+        if explicit := environ.get("BASE_IMAGE", "").strip():
             return explicit
         if self.has_image(DEFAULT_BASE_IMAGE):
             return DEFAULT_BASE_IMAGE
+        if self.has_image(LOCAL_BASE_IMAGE):
+            print(f"engine | {DEFAULT_BASE_IMAGE} is not here: using {LOCAL_BASE_IMAGE}", flush=True)
+            return LOCAL_BASE_IMAGE
+        print(f"engine | pulling {DEFAULT_BASE_IMAGE}", flush=True)
         try:
-            if self.docker("pull", DEFAULT_BASE_IMAGE, timeout=60, check=False).returncode == 0:
-                return DEFAULT_BASE_IMAGE
+            pulled = self.docker("pull", DEFAULT_BASE_IMAGE, timeout=PULL_SECONDS, check=False).returncode == 0
         except subprocess.TimeoutExpired:
-            pass
-        print(f"engine | {DEFAULT_BASE_IMAGE} cannot be pulled: using a local Debian bookworm base", flush=True)
-        if not self.has_image(LOCAL_BASE_IMAGE):
-            self._build_local_base()
-        return LOCAL_BASE_IMAGE
-
-    def _build_local_base(self) -> None:
-        """Debian bookworm (minbase) with Python 3.11 and pip, imported as an image: a stand-in for `python:*-slim`.
-
-        Debian marks its Python as externally managed (PEP 668); the marker is removed so that pip installs into
-        it the way it does into the official images.
-        """
-        if shutil.which("debootstrap") is None:
-            _apt_install("debootstrap")
-        rootfs = self.workdir / "rootfs"
-        shutil.rmtree(rootfs, ignore_errors=True)
-        mirror = os.environ.get("DEBIAN_MIRROR", DEBIAN_MIRROR)
-        packages = "python3,python3-pip,python3-venv,python-is-python3,ca-certificates"
-        print(f"engine | debootstrap bookworm ({packages}) from {mirror}", flush=True)
-        _run(
-            ["debootstrap", "--variant=minbase", f"--include={packages}", "bookworm", str(rootfs), mirror], timeout=900
+            pulled = False
+        if pulled:
+            return DEFAULT_BASE_IMAGE
+        raise EngineUnavailable(
+            f"no Python base image: {DEFAULT_BASE_IMAGE} cannot be pulled and {LOCAL_BASE_IMAGE} is not here; "
+            f"set BASE_IMAGE to a Python 3.11+ image the engine has, or run {PREPARE_SCRIPT} as root (it builds "
+            f"{LOCAL_BASE_IMAGE} from Debian bookworm)"
         )
-        for marker in (rootfs / "usr" / "lib").glob("python3*/EXTERNALLY-MANAGED"):
-            marker.unlink()
-        for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for entry in (rootfs / cache).glob("*"):
-                if entry.is_file():
-                    entry.unlink()
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(
-            [self.client, "import", "--change", 'CMD ["python3"]', "-", LOCAL_BASE_IMAGE],
-            stdin=tar.stdout,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        tar.wait()
-        shutil.rmtree(rootfs, ignore_errors=True)
