@@ -3,7 +3,8 @@
 #   docker build --target catalog --tag resilient-shop/catalog:0.1.0 .
 #
 # `make images` builds every target, tagged with the version of the root pyproject.toml (shop_devtools.images).
-# Build arguments: BASE_IMAGE (a slim CPython 3.11/3.12 image, the same one for building and running), UV_VERSION.
+# Build arguments: BASE_IMAGE (a slim CPython 3.11 image, the version of .python-version, the same one for building and
+# running), UV_VERSION.
 # Behind a TLS-intercepting proxy, give its CA bundle (a full PEM bundle: it replaces the default trust store for
 # pip and uv during the build) as the BuildKit secret `ca`:
 #
@@ -12,7 +13,7 @@
 # There is deliberately no `# syntax=` line and no `COPY --from=<image>`: both pull from a registry. Everything here
 # is in the Dockerfile frontend that BuildKit ships (Docker 23 or later, or DOCKER_BUILDKIT=1 with buildx).
 
-ARG BASE_IMAGE=python:3.12-slim-bookworm
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # The lock file and every workspace member's pyproject.toml, nothing else: the dependency layers below are rebuilt
 # only when one of these changes, and `uv sync --locked` sees the whole workspace (new members included).

@@ -55,7 +55,7 @@ def test_default_build_command() -> None:
         "--tag",
         "resilient-shop/payment:0.1.0",
         "--build-arg",
-        "BASE_IMAGE=python:3.12-slim-bookworm",
+        "BASE_IMAGE=python:3.11-slim-bookworm",
         "--build-arg",
         "VERSION=0.1.0",
         "--file",

@@ -10,7 +10,7 @@ Images are named `resilient-shop/<service>:<version>`, the version being the roo
 
 Environment, all optional:
 
-- `BASE_IMAGE`: the Python base image of every stage (default `python:3.12-slim-bookworm`).
+- `BASE_IMAGE`: the Python base image of every stage (default `python:3.11-slim-bookworm`).
 - `CA_BUNDLE`: a PEM file of CA certificates, given to the build as the BuildKit secret `ca`, so pip and uv trust
   a TLS-intercepting proxy. It replaces their default trust store for the build: give a full bundle.
 - `DOCKER_BUILD_NETWORK`: the network of the build's RUN steps (`host` when the proxy or the resolver is only
@@ -34,7 +34,7 @@ from shop_devtools.workspace import WorkspaceError, project_version, repository_
 SERVICES = ("catalog", "users", "payment", "storefront")
 """The Dockerfile's targets, one per service."""
 REPOSITORY = "resilient-shop"
-DEFAULT_BASE_IMAGE = "python:3.12-slim-bookworm"
+DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 
 
