@@ -8,12 +8,7 @@ import pytest
 
 from shop_devtools.quantities import memory_bytes
 from shop_devtools.workspace import repository_root
-from shop_load.containers import (
-    ContainerSpec,
-    container_specs,
-    docker_run_argv,
-    render_manifests,
-)
+from shop_load.containers_shop import ContainerSpec, container_specs, docker_run_argv, render_manifests
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
 

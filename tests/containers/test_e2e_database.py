@@ -9,26 +9,22 @@ from pathlib import Path
 import pytest
 
 from shop_devtools.workspace import repository_root
-from shop_load.containers import render_manifests
-from shop_load.containers_db import (
-    CONTEXT,
+from shop_load.containers_db import CONTEXT, DatabaseSpec, build_argv, database_spec, run_argv
+from shop_load.containers_db_outage import (
     DATABASE,
-    DatabaseSpec,
     Outage,
     Sample,
-    build_argv,
-    database_spec,
     lost_or_changed,
     outage_checkouts,
     outage_marks,
     outage_problems,
     pending_finished,
     recovered,
-    run_argv,
     summarize_outage,
     transitions,
 )
-from shop_load.report import Checkout
+from shop_load.containers_shop import render_manifests
+from shop_load.records import Checkout
 from tests.containers.dockerfile import Dockerfile, parse
 
 ROOT = repository_root()

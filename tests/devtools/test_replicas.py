@@ -3,7 +3,8 @@
 import pytest
 
 from shop_devtools.processes import LaunchError
-from shop_devtools.run import Config, service_env
+from shop_devtools.run import service_env
+from shop_devtools.runconfig import Config
 
 
 def config(**env: str) -> Config:

@@ -12,7 +12,7 @@ import pytest
 
 from shop_devtools.cluster import Cluster, Runner, Shop
 from shop_devtools.cluster import Target as DeployTarget
-from shop_load import drill
+from shop_load import drill_args
 from tests.k8s.conftest import MONITORING_MISSING, MONITORING_PRESENT, TARGETS, Render, kustomize
 from tests.k8s.manifests import (
     Manifests,
@@ -118,8 +118,8 @@ def test_a_drill_does_not_make_payment_flap(deployed: Deployed, target: DeployTa
     then goes one pod at a time: the quiet moment while the leaking pod is out of the Service scales nothing down,
     and the replica count the drill reads as it ends is the highest the HPA reached during it."""
     behavior = hpa(deployed(target))["spec"]["behavior"]
-    options = drill.parse_args([])
-    longest_drill = options.warmup + drill.DEFAULTS["kubernetes"]["duration"] + options.cooldown
+    options = drill_args.parse_args([])
+    longest_drill = options.warmup + drill_args.DEFAULTS["kubernetes"]["duration"] + options.cooldown
     down = behavior["scaleDown"]
     assert down["stabilizationWindowSeconds"] >= longest_drill
     assert down["policies"]

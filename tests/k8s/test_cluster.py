@@ -318,7 +318,7 @@ def checkout(tmp_path: Path) -> Path:
 def tools(empty_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for tool in ("docker", "kind", "minikube", "kubectl"):
         fake_tool(empty_path, tool)
-    monkeypatch.setattr(cluster, "ports_in_use", lambda ports: [])
+    monkeypatch.setattr("shop_devtools.cluster.shop.ports_in_use", lambda ports: [])
 
 
 IMAGES = "catalog\nusers\npayment\nstorefront\n"
@@ -374,7 +374,7 @@ def test_kind_up_reuses_an_existing_cluster(checkout: Path, tools: None) -> None
 
 
 def test_kind_up_refuses_host_ports_in_use(checkout: Path, tools: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cluster, "ports_in_use", lambda ports: [8080])
+    monkeypatch.setattr("shop_devtools.cluster.shop.ports_in_use", lambda ports: [8080])
     runner = FakeRunner(outputs={"kind get clusters": ""})
     with pytest.raises(ClusterError, match=r"in use: 8080 \(storefront\)"):
         Shop(checkout, runner).kind_up(Target("kind"))

@@ -5,7 +5,7 @@ import pytest
 
 from shop_devtools import cluster
 from shop_devtools.quantities import memory_bytes
-from shop_load import drill
+from shop_load import drill_args
 from shop_users.security import HASH_CONCURRENCY
 from tests.k8s.conftest import ALL, DEMO, FRAGILE, RESILIENT, Render, Target
 from tests.k8s.manifests import SHOP_SERVICES, Manifests, Object, container_env, pod_spec
@@ -109,12 +109,12 @@ def test_the_default_leaks_end_in_a_liveness_restart_and_the_fast_one_in_an_oom_
     liveness = container["livenessProbe"]
     seconds = liveness["periodSeconds"] + window(liveness) + float(env["SHUTDOWN_DELAY_SECONDS"])
     make_leak = cluster.parser().parse_args(["leak"]).mb_per_second
-    the_drill = drill.leak_rate(drill.parse_args([]), "kubernetes")
+    the_drill = drill_args.leak_rate(drill_args.parse_args([]), "kubernetes")
     for rate in (make_leak, the_drill):
         grown = rate * seconds
         assert grown <= room * (1 - LEAK_MARGIN), f"{rate} MiB/s grows {grown:.0f} MiB of {room:.0f} before the restart"
     assert cluster.OOM_LEAK_MIB_PER_SECOND * window(liveness) > room, "the fast leak outruns liveness"
-    assert drill.leak_rate(drill.parse_args([]), "local") == drill.LOCAL_LEAK_MB_PER_SECOND
+    assert drill_args.leak_rate(drill_args.parse_args([]), "local") == drill_args.LOCAL_LEAK_MB_PER_SECOND
 
 
 @pytest.mark.parametrize("target", ALL)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shop_load import bench, sale, wrk
-from shop_load.report import InvariantResult
+from shop_load import bench_measure, bench_report, bench_shop, sale, sale_readiness, wrk
+from shop_load.records import InvariantResult
 from shop_load.scrape import parse
 from tests.load.conftest import RealShop
 
@@ -48,9 +48,9 @@ shop_payments_total{status="declined"} 1.0
 
 def test_pgbench_summary_and_log_become_transactions_and_latencies() -> None:
     log = ["0 1 5300 0 1700000000 1", "1 1 12000 0 1700000000 2", "garbage"]
-    assert bench.parse_pgbench(PGBENCH_OUTPUT, log) == (8934, 3, 2.0, [5.3, 12.0])
-    with pytest.raises(bench.BenchError, match="no summary"):
-        bench.parse_pgbench("connection refused", [])
+    assert bench_measure.parse_pgbench(PGBENCH_OUTPUT, log) == (8934, 3, 2.0, [5.3, 12.0])
+    with pytest.raises(bench_shop.BenchError, match="no summary"):
+        bench_measure.parse_pgbench("connection refused", [])
 
 
 def test_server_counts_are_read_by_route_and_subtracted() -> None:
@@ -65,8 +65,8 @@ def test_server_counts_are_read_by_route_and_subtracted() -> None:
     assert after.value("shop_payments_total") == 10
 
 
-def _measurement(name: str, ok: int, *, ceiling: str | None = None, cpu: float = 0.1) -> bench.Measurement:
-    return bench.Measurement(
+def _measurement(name: str, ok: int, *, ceiling: str | None = None, cpu: float = 0.1) -> bench_measure.Measurement:
+    return bench_measure.Measurement(
         name, "wrk", 32, 10.0, ok, 1.0, 2.0, 3.0, {200: ok}, "server metrics", cpu, expected_status=200, ceiling=ceiling
     )
 
@@ -89,7 +89,7 @@ def _burst(connections: int, captured: int, **changes: object) -> sale.BurstResu
         checkout_statuses={201: captured, 503: 4},
         browse_statuses={200: 3000},
         payment_statuses={201: captured},
-        readiness={"payment": sale.ProbeCount(polls=50)},
+        readiness={"payment": sale_readiness.ProbeCount(polls=50)},
         invariants=[InvariantResult("stock_conserved", "", True, "ok")],
     )
     for name, value in changes.items():
@@ -99,7 +99,7 @@ def _burst(connections: int, captured: int, **changes: object) -> sale.BurstResu
 
 def test_ratios_are_against_the_ceiling_of_the_same_report_and_each_bar_gets_a_line() -> None:
     ceiling = _measurement("bare FastAPI, same bytes", 10_000)
-    report = bench.BenchReport(2, 32, 10.0)
+    report = bench_report.BenchReport(2, 32, 10.0)
     report.measurements = [
         ceiling,
         _measurement("GET /products?limit=20 (catalog)", 6_000, ceiling=ceiling.name),
@@ -124,15 +124,17 @@ def test_ratios_are_against_the_ceiling_of_the_same_report_and_each_bar_gets_a_l
     ]
     assert report.as_json()["ratios"]["GET /products?limit=20 (catalog)"] == 0.6
     assert not report.invariants_failed()
-    rendered = bench.render(report)
+    rendered = bench_report.render(report)
     assert "generator saturated" in rendered
     assert "SATURATED" in rendered
 
 
 def test_a_readiness_flip_or_a_failed_invariant_is_a_fail() -> None:
-    flipped = _burst(128, 2000, readiness={"payment": sale.ProbeCount(polls=50, not_ready=3, first_failure="x")})
+    flipped = _burst(
+        128, 2000, readiness={"payment": sale_readiness.ProbeCount(polls=50, not_ready=3, first_failure="x")}
+    )
     broken = InvariantResult("one_payment_per_key", "", False, "1 violation(s)")
-    report = bench.BenchReport(2, 32, 10.0, bursts=[flipped])
+    report = bench_report.BenchReport(2, 32, 10.0, bursts=[flipped])
     flipped.invariants = [broken]
     lines = [v.line() for v in report.verdicts()]
     assert "FAIL  acceptance 1: burst 128: payment /ready 200 throughout (3 of 50 polls not 200; first x)" in lines
@@ -180,7 +182,7 @@ def test_a_short_bench_measures_against_its_own_ceilings_and_plays_the_sale(tmp_
         "POST /api/payments (storefront)",
     ]
     assert [m["generator"] for m in measured.values()] == ["wrk"] * 3 + ["pgbench"] + ["wrk"] * 2
-    reads_ceiling, writes_ceiling = measured["bare FastAPI, same bytes"], measured[bench.PGBENCH_NAME]
+    reads_ceiling, writes_ceiling = measured["bare FastAPI, same bytes"], measured[bench_measure.PGBENCH_NAME]
     for name, ceiling in [
         ("GET /products?limit=20 (catalog)", reads_ceiling),
         ("GET /api/products?limit=20 (storefront)", reads_ceiling),
@@ -245,8 +247,8 @@ def test_the_reads_of_a_running_shop(real_shop: RealShop, tmp_path: Path) -> Non
 
 
 def test_the_bench_refuses_other_machines() -> None:
-    with pytest.raises(bench.BenchError, match="only targets this machine"):
-        bench.require_loopback("http://example.com:8080")
+    with pytest.raises(bench_shop.BenchError, match="only targets this machine"):
+        bench_shop.require_loopback("http://example.com:8080")
 
 
 def test_without_wrk_the_bench_says_how_to_install_it_and_exits_2(tmp_path: Path) -> None:

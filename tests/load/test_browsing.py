@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shop_load import browsing
-from shop_load.browsing import Browsing, ServerCounter, browse_paths, requests_total
-from shop_load.report import CounterSample
+from shop_load import browse_counts
+from shop_load.browse_counts import ServerCounter, requests_total
+from shop_load.browsing import Browsing, browse_paths
+from shop_load.records import CounterSample
 from shop_load.shopping import TASK_WEIGHTS
 
 METRICS = """\
@@ -67,7 +68,7 @@ def test_the_sampler_reads_once_a_second_and_once_more_at_the_end() -> None:
         counter, stop = ServerCounter(), asyncio.Event()
         loop = asyncio.get_running_loop()
         started = loop.time()
-        task = asyncio.create_task(browsing.sample_forever(scrape, counter, lambda: loop.time() - started, stop))
+        task = asyncio.create_task(browse_counts.sample_forever(scrape, counter, lambda: loop.time() - started, stop))
         await asyncio.sleep(2.5)
         stop.set()
         await task
@@ -196,7 +197,7 @@ class FakeCluster:
 
 def test_with_a_cluster_every_storefront_pod_is_read_through_the_api() -> None:
     cluster = FakeCluster()
-    scrape = browsing.cluster_scrape(cluster, "app.kubernetes.io/name=storefront")  # type: ignore[arg-type]
+    scrape = browse_counts.cluster_scrape(cluster, "app.kubernetes.io/name=storefront")  # type: ignore[arg-type]
     counter = ServerCounter()
 
     async def main() -> None:

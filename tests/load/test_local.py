@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shop_devtools.runstate import Process, RunState
-from shop_load import drill
+from shop_load import drill_args, drill_targets
 from shop_load.local import ProbeTracker
 
 
@@ -46,9 +46,9 @@ def test_the_local_drill_follows_every_replica_make_run_lists(tmp_path: Path) ->
     RunState(os.getpid(), (Process("storefront", "storefront", "http://127.0.0.1:9000", 999), *replicas)).write(
         tmp_path
     )
-    options = drill.parse_args(["--local", "--fault", "crash", "--data-dir", str(tmp_path), "--chaos-token", "t"])
-    target = drill.choose_target(options, lambda: 0.0)
-    assert isinstance(target, drill.LocalTarget)
+    options = drill_args.parse_args(["--local", "--fault", "crash", "--data-dir", str(tmp_path), "--chaos-token", "t"])
+    target = drill_targets.choose_target(options, lambda: 0.0)
+    assert isinstance(target, drill_targets.LocalTarget)
     assert [(r.name, r.url) for r in target.replicas] == [(r.name, r.url) for r in replicas]
     assert (target.name, target.launcher_pid) == ("payment-1", os.getpid())
 
@@ -57,12 +57,12 @@ def test_a_run_json_whose_launcher_is_gone_is_not_followed(tmp_path: Path) -> No
     beyond_pid_max = 2**22 + 7
     RunState(beyond_pid_max, (Process("payment-1", "payment", "http://127.0.0.1:9001", 1),)).write(tmp_path)
     assert RunState.read(tmp_path) is None
-    options = drill.parse_args(["--local", "--fault", "rollout", "--data-dir", str(tmp_path)])
-    with pytest.raises(drill.DrillError, match="needs make run's launcher"):
-        drill.choose_target(options, lambda: 0.0)
+    options = drill_args.parse_args(["--local", "--fault", "rollout", "--data-dir", str(tmp_path)])
+    with pytest.raises(drill_args.DrillError, match="needs make run's launcher"):
+        drill_targets.choose_target(options, lambda: 0.0)
 
 
 def test_the_database_fault_needs_a_cluster(tmp_path: Path) -> None:
-    options = drill.parse_args(["--local", "--fault", "database", "--data-dir", str(tmp_path)])
-    with pytest.raises(drill.DrillError, match="needs a cluster"):
-        drill.choose_target(options, lambda: 0.0)
+    options = drill_args.parse_args(["--local", "--fault", "database", "--data-dir", str(tmp_path)])
+    with pytest.raises(drill_args.DrillError, match="needs a cluster"):
+        drill_targets.choose_target(options, lambda: 0.0)

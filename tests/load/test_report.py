@@ -16,22 +16,10 @@ from shop_load.invariants import (
     check_stock,
     evaluate,
 )
-from shop_load.report import (
-    Checkout,
-    CounterSample,
-    InvariantResult,
-    Mark,
-    RequestRecord,
-    build_report,
-    compare,
-    counts_between,
-    cumulative_at,
-    latency_phases,
-    per_second,
-    percentile,
-    summary,
-    timeline,
-)
+from shop_load.records import Checkout, CounterSample, InvariantResult, Mark, RequestRecord
+from shop_load.report import build_report
+from shop_load.report_text import compare, summary
+from shop_load.timeline import counts_between, cumulative_at, latency_phases, per_second, percentile, timeline
 
 PAY = "POST /api/payments"
 

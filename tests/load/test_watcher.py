@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from shop_load.report import Mark, timeline
+from shop_load.records import Mark
+from shop_load.timeline import timeline
 from shop_load.watcher import PodWatcher, pod_ready
 from tests.load.conftest import load_recording
 

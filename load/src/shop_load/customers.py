@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from shop_load.report import Checkout, RequestRecord
+from shop_load.records import Checkout, RequestRecord
 from shop_load.shopping import (
     card_for,
     checkout_outcome,

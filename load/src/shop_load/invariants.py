@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from shop_load.customers import Customer
-from shop_load.report import Checkout, InvariantResult
+from shop_load.records import Checkout, InvariantResult
 from shop_load.shopping import RETRYABLE_STATUSES, payment_of
 
 ANSWERED = {"captured": 201, "declined": 402}

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from shop_load.report import Mark
+from shop_load.records import Mark
 
 PROBE_INTERVAL_SECONDS = 0.25
 PROBE_TIMEOUT_SECONDS = 1.0

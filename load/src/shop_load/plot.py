@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from shop_load.report import MARK_LABELS
+from shop_load.timeline import MARK_LABELS
 
 CLIENT_LAG_SHOWN_MS = 100.0
 """The drill's own event-loop lag is drawn when it reached this: then its latencies include it."""

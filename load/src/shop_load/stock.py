@@ -9,12 +9,19 @@ given) is touched, only before the drill, only when the stock on hand would not 
 (`--restock auto`), and only when that database holds exactly the stock the shop's API shows.
 """
 
+import argparse
+import asyncio
 import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import psycopg
+
+from shop_load import invariants
+from shop_load.drill_args import DrillError
 
 UNITS_PER_CHECKOUT = 1.4
 """What a basket of `shopping.pick_basket` takes on average (a quarter of them two lines, some lines two units)."""
@@ -58,3 +65,42 @@ def raise_stock(database_url: str, units: int, expected: Sequence[Mapping[str, A
             raise NotTheShop(f"{len(stored)} products there, stock differing from the {len(shown)} the shop shows")
         cursor = conn.execute("UPDATE products SET stock = %s WHERE stock < %s", (units, units))
         return cursor.rowcount
+
+
+async def restock(
+    options: argparse.Namespace, client: httpx.AsyncClient, base_url: str, mode: str, seconds: float
+) -> str | None:
+    """Raises the stock so the planned sale does not sell out (`--restock`); returns a note for the report."""
+    choice = str(options.restock).strip().lower()
+    if choice in {"0", "off", "no", "never"}:
+        return None
+    loopback = urlsplit(base_url).hostname in {"localhost", "127.0.0.1", "::1"}
+    database_url = options.catalog_database_url or (make_run_database_url() if mode == "local" and loopback else None)
+    try:
+        rows = await invariants.inventory(client)
+    except httpx.HTTPError:
+        return None  # the customers' preparation says what is wrong with the shop
+    needed = units_needed(options.rate, seconds)
+    if choice == "auto":
+        level = restock_level(rows, needed)
+    else:
+        try:
+            level = int(choice)
+        except ValueError:
+            raise DrillError(f"--restock {options.restock!r}: a number of units, auto, or 0") from None
+    on_hand = sum(int(row["stock"]) for row in rows)
+    if level is None or level <= 0:
+        return None
+    if database_url is None:
+        return (
+            f"the shop has {on_hand} units for a sale that may take {needed}: it may sell out (a 409 "
+            "insufficient stock is an answer); --catalog-database-url lets the drill restock first"
+        )
+    try:
+        changed = await asyncio.to_thread(raise_stock, database_url, level, rows)
+    except NotTheShop as exc:
+        return f"did not restock: {database_url.rsplit('@', 1)[-1]} is not this shop's catalog database ({exc})"
+    except Exception as exc:  # psycopg's errors name the server and the reason
+        reason = f"{type(exc).__name__}: {str(exc)[:160]}"
+        return f"could not restock through catalog's database ({reason}); {on_hand} units on hand"
+    return f"restocked before the drill: {changed} products raised to {level} units each in catalog's database"

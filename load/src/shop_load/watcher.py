@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shop_load.report import Mark, ReplicaSetSample
+from shop_load.records import Mark, ReplicaSetSample
 
 PROBE_FAILURES = {
     "Liveness probe failed": "liveness_failed",

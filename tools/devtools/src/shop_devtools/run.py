@@ -7,20 +7,7 @@ PostgreSQL included. A service that dies once the shop is up is started again af
 go on serving, as a restart policy would (`shop_devtools.restarts`); one dying before it was ever ready, or
 dying again and again (a crash loop), stops the shop, and the launcher says which one, how, and exits 1.
 
-Settings, all optional, read from the environment:
-
-- `SHOP_DATA_DIR`: where PostgreSQL's files, its log and the users' signing key live (default: `.data/` at the
-  root of the repository).
-- `SHOP_PG_PORT`: the embedded PostgreSQL's port on 127.0.0.1 (default 5433).
-- `SHOP_STOREFRONT_PORT`, `SHOP_CATALOG_PORT`, `SHOP_USERS_PORT`, `SHOP_PAYMENT_PORT`: the services' ports
-  (default 8080, 8081, 8082, 8083).
-- `PAYMENT_REPLICAS`: how many payment processes to run (default 1, at most 5), as the Deployment runs several pods:
-  `payment-1` on `SHOP_PAYMENT_PORT`, `payment-2` on the next port, and so on, all behind storefront (its
-  `STOREFRONT_PAYMENT_URL` lists them). With several, one dying leaves the others taking the checkouts.
-- `POSTGRES_ADMIN_URL`: a superuser URL of an existing PostgreSQL server; when set, no embedded server is started
-  and that server gets the databases and roles.
-- `USERS_JWT_PRIVATE_KEY`: the PEM of users' Ed25519 signing key; when unset, one is generated once into
-  `<data dir>/users-jwt-key.pem`, so tokens stay valid across restarts.
+Its settings, all optional, are read from the environment (`shop_devtools.runconfig` lists them).
 
 Every other variable reaches every service unchanged (`CHAOS_ENABLED=true CHAOS_TOKEN=... make run`). The launcher
 only supplies defaults (`LOG_FORMAT=console`, each service's URLs of the others) that the environment overrides,
@@ -41,28 +28,21 @@ and every process with its URL, is in `<data dir>/run.json` while the shop runs 
 """
 
 import contextlib
-import fcntl
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from types import FrameType
-from typing import NoReturn, Self
-from urllib.parse import urlsplit, urlunsplit
+from typing import NoReturn
 
+from shop_devtools.database import data_dir_lock, database_urls, provision_databases, start_database
 from shop_devtools.pg import EmbeddedPostgres
 from shop_devtools.processes import (
     LOCAL_HOST,
     NAME_WIDTH,
-    REPLICATED,
-    SERVICES,
     Child,
     Instance,
     LaunchError,
@@ -71,15 +51,13 @@ from shop_devtools.processes import (
     stop_children,
     wait_until_ready,
 )
+from shop_devtools.runconfig import Config
 from shop_devtools.runstate import remove
 from shop_devtools.supervisor import publish, supervise
-from shop_devtools.workspace import WorkspaceError, private_key_pem, repository_root
+from shop_devtools.workspace import WorkspaceError, private_key_pem
 
-DEFAULT_PG_PORT = 5433
 READY_TIMEOUT_SECONDS = 60.0
 KEY_FILE = "users-jwt-key.pem"
-LOCK_FILE = "run.lock"
-MAX_REPLICAS = 5
 
 
 log = logging.getLogger("shop_devtools.run")
@@ -90,66 +68,6 @@ class Shutdown(BaseException):  # a request to stop, like KeyboardInterrupt: not
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
-
-
-@dataclass(frozen=True)
-class Config:
-    data_dir: Path
-    pg_port: int
-    ports: Mapping[str, int]
-    """Each service's port (its first replica's)."""
-    admin_url: str | None
-    jwt_private_key: str | None
-    payment_replicas: int = 1
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Self:
-        data_dir = Path(env["SHOP_DATA_DIR"]) if env.get("SHOP_DATA_DIR") else repository_root() / ".data"
-        ports = {service.name: _port(env, service.port_variable, service.default_port) for service in SERVICES}
-        raw_replicas = env.get("PAYMENT_REPLICAS") or "1"
-        if not raw_replicas.isdigit() or not 1 <= int(raw_replicas) <= MAX_REPLICAS:
-            raise LaunchError(f"PAYMENT_REPLICAS must be a number from 1 to {MAX_REPLICAS}, got {raw_replicas!r}")
-        config = cls(
-            data_dir=data_dir.resolve(),
-            pg_port=_port(env, "SHOP_PG_PORT", DEFAULT_PG_PORT),
-            ports=ports,
-            admin_url=env.get("POSTGRES_ADMIN_URL") or None,
-            jwt_private_key=env.get("USERS_JWT_PRIVATE_KEY") or None,
-            payment_replicas=int(raw_replicas),
-        )
-        taken = [instance.port for instance in config.instances()] + [config.pg_port]
-        if len(set(taken)) < len(taken) or max(taken) > 65535:
-            described = ", ".join(f"{i.name} {i.port}" for i in config.instances())
-            raise LaunchError(f"two processes were given the same port: {described}, PostgreSQL {config.pg_port}")
-        return config
-
-    def instances(self, service: str | None = None) -> list[Instance]:
-        """Every process to run (of `service` only, when given): replicas take the ports after their service's."""
-        found = []
-        for each in SERVICES:
-            count = self.payment_replicas if each.name == REPLICATED else 1
-            if service in {None, each.name}:
-                found += [
-                    Instance(each, each.name if count == 1 else f"{each.name}-{n + 1}", self.ports[each.name] + n)
-                    for n in range(count)
-                ]
-        return found
-
-    def url(self, service: str) -> str:
-        """The service's URL as its clients are given it: every replica's, separated by commas."""
-        return ",".join(instance.url for instance in self.instances(service))
-
-    def public_url(self, service: str) -> str:
-        return f"http://localhost:{self.ports[service]}"
-
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise LaunchError(f"{name} must be a port number, got {raw!r}")
-    return int(raw)
 
 
 # Output: every line is prefixed with its source ("catalog    | ...", "run        | ...").
@@ -195,54 +113,7 @@ def install_signal_handlers() -> threading.Event:
     return rollout
 
 
-# The data directory, PostgreSQL and the databases
-
-
-@contextlib.contextmanager
-def data_dir_lock(data_dir: Path) -> Iterator[None]:
-    """Holds an exclusive lock on the data directory while the shop runs; the kernel releases it however the
-    launcher ends, so a held lock always means another launcher is alive."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / LOCK_FILE).open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LaunchError(f"another `make run` is already using {data_dir}; stop it first") from None
-        yield
-
-
-def stop_leftover_postgres(postgres: EmbeddedPostgres) -> None:
-    """Stops a server a previous launcher started on this data directory but could not stop (it was SIGKILLed)."""
-    if (postgres.pgdata / "postmaster.pid").exists():
-        log.info("stopping the PostgreSQL a previous run left behind")
-        stop_postgres(postgres)
-
-
-def start_postgres(postgres: EmbeddedPostgres) -> None:
-    first = not (postgres.pgdata / "PG_VERSION").exists()
-    log.info(
-        "%s PostgreSQL in %s on %s:%d",
-        "creating and starting" if first else "starting",
-        postgres.pgdata,
-        LOCAL_HOST,
-        postgres.port,
-    )
-    try:
-        postgres.start()
-    except subprocess.CalledProcessError as exc:
-        raise LaunchError(
-            f"PostgreSQL did not start: {(exc.stderr or exc.stdout or '').strip()}\n"
-            f"see {postgres.data_dir / 'postgres.log'}"
-        ) from None
-
-
-def stop_postgres(postgres: EmbeddedPostgres) -> None:
-    try:
-        postgres.stop()
-    except subprocess.CalledProcessError as exc:  # e.g. a stale postmaster.pid whose server is long gone
-        log.warning("pg_ctl stop: %s", (exc.stderr or exc.stdout or "").strip())
-    else:
-        log.info("PostgreSQL stopped")
+# The signing key and the services
 
 
 def signing_key(config: Config) -> str:
@@ -255,22 +126,6 @@ def signing_key(config: Config) -> str:
             file.write(private_key_pem())
         log.info("created users' token signing key in %s", path)
     return path.read_text()
-
-
-def check_ports_free(ports: Mapping[str, int]) -> None:
-    for owner, port in ports.items():
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and PostgreSQL do
-            try:
-                sock.bind((LOCAL_HOST, port))
-            except OSError:
-                raise LaunchError(
-                    f"port {port} ({owner}) is already in use on {LOCAL_HOST}: stop what listens there "
-                    f"(another `make run`?) or choose another port"
-                ) from None
-
-
-# The services
 
 
 def service_env(
@@ -314,43 +169,6 @@ def banner(config: Config, postgres: EmbeddedPostgres | None) -> str:
 
 
 # The whole run
-
-
-def database_urls(admin_url: str) -> dict[str, str]:
-    """The URL `provision` gives each service's role to its database: known before provisioning has run."""
-    parts = urlsplit(admin_url)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")  # no host: a Unix socket, in the query
-    urls = {}
-    for service in SERVICES:
-        if service.has_database:
-            name = service.name  # the role, its password and the database are all named after the service
-            urls[name] = urlunsplit((parts.scheme, f"{name}:{name}@{host}", f"/{name}", parts.query, ""))
-    return urls
-
-
-def provision_databases(admin_url: str, expected: Mapping[str, str]) -> None:
-    # Imported here, not at the top: importing the migrations pulls in every service's models (seconds of CPU),
-    # and doing it while the services start instead of before cuts a warm start by that much.
-    from shop_devtools.provision import provision
-
-    log.info("creating the databases and roles, running the migrations")
-    urls = provision(admin_url)
-    if urls != dict(expected):
-        raise LaunchError(f"provisioning gave other database URLs than the services were given: {urls}")
-
-
-def start_database(config: Config, cleanup: contextlib.ExitStack) -> EmbeddedPostgres | None:
-    """The embedded server, started (and stopped at clean-up), or None when POSTGRES_ADMIN_URL names a server."""
-    ports = {instance.name: instance.port for instance in config.instances()}
-    if config.admin_url:
-        check_ports_free(ports)
-        return None
-    postgres = EmbeddedPostgres(config.data_dir, config.pg_port)
-    stop_leftover_postgres(postgres)
-    check_ports_free({**ports, "PostgreSQL": postgres.port})
-    cleanup.callback(stop_postgres, postgres)
-    start_postgres(postgres)
-    return postgres
 
 
 def launch(

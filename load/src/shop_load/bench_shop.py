@@ -1,0 +1,244 @@
+"""The shop the bench measures, and its customers: its own (an embedded PostgreSQL, migrated databases with a
+stock no run can exhaust, the four services on free ports of 127.0.0.1, restartable for the sale's cold starts) or
+one already running at given loopback URLs; the bare FastAPI app of the read ceiling; customers registered and
+logged in, and one-unit baskets of the most stocked products.
+"""
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+
+from shop_devtools.workspace import private_key_pem
+from shop_load import sale
+from shop_load.customers import Customer
+from shop_load.shopping import APPROVED_CARD, new_credentials
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+BENCH_SKU_STOCK = 100_000_000
+PRODUCTS_PATH = "/products?limit=20"
+CUSTOMERS = 32
+"""Customers of the writes, and of each burst (argon2 makes registering slow on purpose: tokens are reused)."""
+BASKET_PRODUCTS = 20
+"""A burst's baskets are one unit of one of this many products: a sale has hot items, not a single one."""
+
+
+class BenchError(Exception):
+    """The bench cannot run; the message says why."""
+
+
+def require_loopback(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    if host not in LOOPBACK:
+        raise BenchError(f"{url}: the bench only targets this machine (127.0.0.1 or localhost)")
+    return url.rstrip("/")
+
+
+# The shop (own processes, or given URLs)
+
+
+@dataclass
+class Shop:
+    storefront: str
+    catalog: str
+    payment: str
+    database_url: str
+    """The payment database: the write ceiling inserts there, the sale's invariants read there."""
+
+    @property
+    def for_sale(self) -> sale.SaleShop:
+        return sale.SaleShop(self.storefront, self.payment, self.catalog, self.database_url)
+
+
+def _wait_ready(urls: Mapping[str, str], processes: Sequence[subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = dict(urls)
+    with httpx.Client(timeout=1) as client:
+        while waiting:
+            for process in processes:
+                if process.poll() is not None:
+                    raise BenchError(f"a process of the bench exited with {process.returncode}: {process.args!r}")
+            for name, url in list(waiting.items()):
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(url).status_code == 200:
+                        del waiting[name]
+            if time.monotonic() > deadline:
+                raise BenchError(f"not ready after {timeout:.0f} s: {', '.join(waiting)}")
+            if waiting:
+                time.sleep(0.05)
+
+
+def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+class OwnShop:
+    """PostgreSQL + migrated databases (a stock no run exhausts) + the four services on free ports of 127.0.0.1.
+    The services can be restarted (`start`) with another provider latency; everything stops on exit."""
+
+    SERVICES = ("catalog", "users", "payment", "storefront")
+
+    def __init__(self, workdir: Path) -> None:
+        from shop_devtools.pg import EmbeddedPostgres, free_port
+
+        self.workdir = workdir
+        self.postgres = EmbeddedPostgres(workdir / "pg", free_port())
+        self.ports = {name: free_port() for name in self.SERVICES}
+        self.base = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.urls: dict[str, str] = {}
+        self.starts = 0
+        self._key = private_key_pem()  # one for the whole bench: tokens stay valid across the sale's restarts
+
+    def __enter__(self) -> "OwnShop":
+        from shop_devtools.provision import provision
+
+        self.postgres.start()
+        try:
+            self.urls = provision(self.postgres.admin_url())
+            with psycopg.connect(self.urls["catalog"], autocommit=True) as conn:
+                conn.execute("UPDATE products SET stock = %s", (BENCH_SKU_STOCK,))
+        except BaseException:
+            self.postgres.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self.postgres.stop()
+
+    @property
+    def shop(self) -> Shop:
+        return Shop(self.base["storefront"], self.base["catalog"], self.base["payment"], self.urls["payment"])
+
+    @property
+    def pgbench(self) -> Path:
+        return self.postgres.bin_dir / "pgbench"
+
+    def stop(self) -> None:
+        _stop(self.processes)
+        self.processes = []
+
+    def start(self, *, provider_latency_ms: int | None) -> float:
+        """(Re)starts the four services; the seconds from their start until every one is ready."""
+        self.stop()
+        self.starts += 1
+        common = {"HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
+        payment = {
+            "DATABASE_URL": self.urls["payment"],
+            "PAYMENT_CATALOG_URL": self.base["catalog"],
+            "PAYMENT_USERS_URL": self.base["users"],
+        }
+        if provider_latency_ms is not None:
+            payment["PAYMENT_PROVIDER_LATENCY_MS"] = str(provider_latency_ms)
+        envs = {
+            "catalog": {"DATABASE_URL": self.urls["catalog"]},
+            "users": {"DATABASE_URL": self.urls["users"], "USERS_JWT_PRIVATE_KEY": self._key},
+            "payment": payment,
+            "storefront": {
+                "STOREFRONT_CATALOG_URL": self.base["catalog"],
+                "STOREFRONT_USERS_URL": self.base["users"],
+                "STOREFRONT_PAYMENT_URL": self.base["payment"],
+            },
+        }
+        started = time.monotonic()
+        for name, extra in envs.items():
+            env = {**os.environ, **common, **extra, "PORT": str(self.ports[name])}
+            for inherited in ("CHAOS_ENABLED", "PAYMENT_PROVIDER_LATENCY_MS"):
+                if inherited not in extra:
+                    env.pop(inherited, None)
+            with (self.workdir / f"{name}.{self.starts}.log").open("wb") as log:
+                self.processes.append(
+                    subprocess.Popen([sys.executable, "-m", f"shop_{name}"], env=env, stdout=log, stderr=log)
+                )
+        _wait_ready({name: url + "/ready" for name, url in self.base.items()}, self.processes)
+        return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def bare_app(workdir: Path, body: bytes) -> Iterator[str]:
+    from shop_devtools.pg import free_port
+
+    body_file = workdir / "products.json"
+    body_file.write_bytes(body)
+    port = free_port()
+    with (workdir / "bare.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shop_load.bare", "--port", str(port), "--body-file", str(body_file)],
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready({"bare app": url + PRODUCTS_PATH}, [process], timeout=30)
+        yield url
+    finally:
+        _stop([process])
+
+
+# Customers
+
+
+async def _register(storefront: str, count: int) -> list[sale.Shopper]:
+    """`count` customers registered and logged in, two at a time: password hashing (argon2) is meant to be slow."""
+    limit = asyncio.Semaphore(2)
+    async with httpx.AsyncClient(base_url=storefront, timeout=30) as client:
+
+        async def post(path: str, body: Mapping[str, str], expected: int) -> dict[str, Any]:
+            for attempt in range(5):
+                response = await client.post(path, json=body)
+                if response.status_code < 500:
+                    break
+                await asyncio.sleep(0.2 * (attempt + 1))
+            if response.status_code != expected:
+                raise BenchError(f"POST {path} answered {response.status_code} while setting up customers")
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        async def one() -> sale.Shopper:
+            credentials = new_credentials()
+            async with limit:
+                user = await post("/api/users", credentials, 201)
+                login = {"email": credentials["email"], "password": credentials["password"]}
+                token = await post("/api/tokens", login, 200)
+            return sale.Shopper(Customer(credentials["email"], str(token["access_token"])), str(user["id"]))
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def register(storefront: str, count: int) -> list[sale.Shopper]:
+    try:
+        return asyncio.run(_register(storefront, count))
+    except httpx.HTTPError as exc:
+        raise BenchError(f"customers could not be registered at {storefront}: {exc}") from None
+
+
+def baskets(storefront: str, count: int = BASKET_PRODUCTS) -> list[dict[str, Any]]:
+    """One-unit baskets of the `count` products with the most stock, an approved card each."""
+    response = httpx.get(storefront + "/api/products?limit=100", timeout=10)
+    if response.status_code != 200:
+        raise BenchError(f"GET {storefront}/api/products answered {response.status_code}")
+    stocked = sorted((p for p in response.json()["items"] if int(p["stock"]) > 0), key=lambda p: -int(p["stock"]))
+    if not stocked:
+        raise BenchError("no product has stock left to pay for")
+    return [{"items": [{"sku": p["sku"], "quantity": 1}], "card_number": APPROVED_CARD} for p in stocked[:count]]

@@ -1,0 +1,201 @@
+"""Where the drill's fault goes and how its effects are seen: the `Target` interface, make run's local payment
+replicas (`LocalTarget`), and the choice between them and a cluster from the command line.
+"""
+
+import abc
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shop_devtools.runstate import RunState
+from shop_devtools.workspace import WorkspaceError, repository_root
+from shop_load.drill_args import CHAOS_FAULTS, DrillError
+from shop_load.local import LAUNCHER_RESTARTS_NOTE, NO_ORCHESTRATOR_NOTE, LocalPayment
+from shop_load.records import Mark, ReplicaSetSample
+
+Clock = Callable[[], float]
+RECOVERY_WAIT_SECONDS = 30.0
+
+
+class Target(abc.ABC):
+    """Where the fault goes and how its effects are seen: the local process, or one pod of the cluster."""
+
+    mode: str
+    name: str | None = None
+    notes: list[str]
+
+    @abc.abstractmethod
+    async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
+        """Sends the fault and records the injection mark."""
+
+    @abc.abstractmethod
+    def marks(self) -> list[Mark]:
+        """Everything seen so far."""
+
+    @abc.abstractmethod
+    def recovered(self) -> bool:
+        """Whether the fault phase can end before its duration."""
+
+    @abc.abstractmethod
+    def restarts(self) -> int | None:
+        """Container restarts seen (None: unknown)."""
+
+    @abc.abstractmethod
+    async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
+        """After the fault phase: leaves nothing broken behind (and waits for the target to be back)."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stops following the target."""
+
+    def replicasets(self) -> list[ReplicaSetSample]:
+        return []
+
+    def autoscaler(self) -> dict[str, Any] | None:
+        """payment's HorizontalPodAutoscaler as the drill ends (None: there is none)."""
+        return None
+
+    def status(self) -> str:
+        return ""
+
+
+class LocalTarget(Target):
+    """make run's payment replicas (every one make run lists, else the one at --payment-url): the chaos faults go
+    to the first, a rollout to the launcher (`SIGUSR1`), which restarts each replica in turn."""
+
+    def __init__(self, replicas: Sequence[LocalPayment], fault: str, launcher_pid: int | None = None) -> None:
+        self.mode, self.replicas, self.fault, self.launcher_pid = "local", list(replicas), fault, launcher_pid
+        self.payment = self.replicas[0]
+        self.name = self.payment.name
+        self.notes = [NO_ORCHESTRATOR_NOTE if fault in {"leak", "hang"} else LAUNCHER_RESTARTS_NOTE]
+        self.stop_event = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, client: httpx.AsyncClient) -> None:
+        self.tasks = [asyncio.create_task(replica.watch(client, self.stop_event)) for replica in self.replicas]
+
+    async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
+        if fault != "rollout":
+            await self.payment.inject(client, fault, body)
+            return
+        assert self.launcher_pid is not None  # choose_target refuses a rollout without make run's launcher
+        t = self.payment.clock()
+        os.kill(self.launcher_pid, signal.SIGUSR1)
+        names = ", ".join(replica.name or "payment" for replica in self.replicas)
+        detail = f"SIGUSR1 to make run (pid {self.launcher_pid}): rollout restart of {names}, one at a time"
+        self.payment.marks.append(Mark(t, "injected", None, detail))
+
+    def marks(self) -> list[Mark]:
+        return sorted((mark for replica in self.replicas for mark in replica.marks), key=lambda mark: mark.t)
+
+    def recovered(self) -> bool:
+        # A leak never ends by itself here: the fault phase lasts its whole duration. A hang ends by itself, a crash
+        # once the launcher has started the process again, a rollout once every replica was replaced.
+        if self.fault == "rollout":
+            return all(replica.recovered() for replica in self.replicas)
+        return self.fault in {"hang", "crash"} and self.payment.recovered()
+
+    def restarts(self) -> int | None:
+        return sum(replica.tracker.gone and replica.tracker.ready for replica in self.replicas)
+
+    def status(self) -> str:
+        return " | ".join(f"{replica.name or 'payment'}: {_process_state(replica)}" for replica in self.replicas)
+
+    async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
+        """Clears the fault so the local shop recovers (a hang ends by itself, a crashed or rolled replica comes back
+        through the launcher), and waits until every replica is ready again."""
+        if self.fault in {"leak", "hang"} and self.payment.tracker.gone:
+            self.notes.append(
+                "The payment process is gone: make run starts a dead service again after a back-off (see its output)."
+            )
+            return
+        if self.fault == "leak" and not await self.payment.clear(client):
+            self.notes.append("DELETE /chaos failed: the payment process may still carry the fault.")
+            return
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECOVERY_WAIT_SECONDS):
+                    for replica in self.replicas:
+                        await replica.ready_event.wait()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def _process_state(replica: LocalPayment) -> str:
+    tracker = replica.tracker
+    if not tracker.ready and tracker.gone:
+        return "process gone"
+    return ("ready" if tracker.ready else "UNREADY") + (", liveness FAILING" if tracker.liveness_failed else "")
+
+
+def data_dir(options: argparse.Namespace) -> Path:
+    """make run's data directory: --data-dir, else $SHOP_DATA_DIR, else `.data` in the checkout."""
+    if options.data_dir:
+        return Path(options.data_dir)
+    if os.environ.get("SHOP_DATA_DIR"):
+        return Path(os.environ["SHOP_DATA_DIR"])
+    try:
+        return repository_root() / ".data"
+    except WorkspaceError as exc:
+        raise DrillError(f"{exc}; or name make run's data directory with --data-dir") from None
+
+
+def local_replicas(options: argparse.Namespace, clock: Clock) -> tuple[list[LocalPayment], int | None]:
+    """The payment replicas to follow and make run's launcher pid, from its run.json (unless --payment-url)."""
+    state = RunState.read(data_dir(options))
+    if options.payment_url or state is None or not state.replicas("payment"):
+        url = (options.payment_url or "http://localhost:8083").rstrip("/")
+        return [LocalPayment(url, options.chaos_token or "", clock)], state.launcher_pid if state else None
+    replicas = state.replicas("payment")
+    named = len(replicas) > 1
+    payments = [LocalPayment(r.url, options.chaos_token or "", clock, r.name if named else None) for r in replicas]
+    return payments, state.launcher_pid
+
+
+def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
+    if not options.local:
+        from shop_load import kube
+        from shop_load.drill_cluster import ClusterTarget
+
+        api = kube.connect(options.context)
+        cluster = kube.Cluster(api, options.namespace, options.selector, options.container) if api is not None else None
+        if cluster is not None and (options.kubernetes or cluster.reachable()):
+            try:
+                pod = cluster.pick_ready_pod()
+                token = options.chaos_token or cluster.chaos_token(pod)
+                databases = cluster.pods(options.database_selector) if options.fault == "database" else []
+            except kube.ClusterError as exc:
+                raise DrillError(str(exc)) from None
+            except Exception as exc:  # the API client's own errors (ApiException, urllib3) carry the reason
+                raise DrillError(f"the Kubernetes API refused: {exc}") from None
+            if not token and options.fault in CHAOS_FAULTS:
+                raise DrillError("no chaos token: set CHAOS_TOKEN (the pod's CHAOS_TOKEN variable has none either)")
+            if options.fault == "database" and not databases:
+                raise DrillError(f"--fault database: no pod matches {options.database_selector}")
+            database = databases[0] if databases else None
+            return ClusterTarget(
+                cluster, pod, token or "", clock, options.fault, deployment=options.deployment, database=database
+            )
+        if options.kubernetes:
+            raise DrillError("--kubernetes: no reachable cluster with payment pods (check KUBECONFIG and --namespace)")
+    if options.fault == "database":
+        raise DrillError(
+            "--fault database needs a cluster (make kind-up): make run's embedded PostgreSQL has no orchestrator to "
+            "start it again; make e2e-containers shows the same on a container engine"
+        )
+    replicas, launcher = local_replicas(options, clock)
+    if options.fault == "rollout" and launcher is None:
+        raise DrillError(
+            f"--fault rollout needs make run's launcher: no run.json of a running shop in {data_dir(options)}"
+        )
+    if not options.chaos_token and options.fault in CHAOS_FAULTS:
+        raise DrillError("no chaos token: start the shop with CHAOS_ENABLED=true CHAOS_TOKEN=... and pass the same")
+    return LocalTarget(replicas, options.fault, launcher)

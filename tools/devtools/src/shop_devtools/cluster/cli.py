@@ -1,0 +1,115 @@
+"""The shop on a laptop cluster: `python -m shop_devtools.cluster <command>` (behind `make kind-up`, ...).
+
+Commands:
+
+- `kind-up [--profile resilient|fragile] [--monitoring] [--autoscaling]`: creates the kind cluster
+  `resilient-shop` unless it exists (k8s/kind/cluster.yaml: storefront at http://localhost:8080), builds the images
+  (`python -m shop_devtools.images`), tags each by its content, loads those tags into the cluster, then does what
+  `deploy` does with them.
+- `minikube-up [--profile ...] [--monitoring] [--autoscaling]`: the same on the minikube profile `resilient-shop`
+  (`minikube image load`), and prints the URL `minikube service storefront -n shop --url` gives.
+- `deploy [--cluster kind|minikube] [--profile ...] [--monitoring] [--autoscaling]`: writes the secrets if missing,
+  applies the overlay (`kubectl apply -k k8s/overlays/<cluster>[-fragile][-monitoring]`, through a kustomization in
+  .data/deploy/ that pins the loaded images and adds the optional components) and waits until every pod is Ready
+  (`kubectl rollout status` of each StatefulSet and Deployment in namespace shop). `--autoscaling` adds
+  k8s/components/autoscaling (payment's HorizontalPodAutoscaler) and the metrics API it reads: on kind
+  k8s/components/metrics-server, on minikube its `metrics-server` addon.
+- `leak [--cluster ...] [--mb-per-second N] [--max-mb N]`: makes exactly one Ready payment pod leak memory
+  (`POST /chaos/leak` from inside that pod, with the chaos token its environment holds from the `chaos` Secret).
+- `status [--cluster ...]`: ReplicaSets, pods, Services, PodDisruptionBudgets and HorizontalPodAutoscalers of
+  namespace `shop`.
+- `down [--cluster ...]`: deletes the cluster(s) the `*-up` commands created (both when no cluster is named).
+- `secrets`: writes the random secrets kustomize reads (k8s/base/generated/, git-ignored) unless they exist.
+
+Every command prints each external command before running it (`--dry-run` prints them only), talks to the
+cluster through an explicit kubectl context (`kind-resilient-shop` or `resilient-shop`, never whatever context is
+current), and stops with a clear message when a tool it needs (docker, kind, minikube, kubectl) is missing.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import get_args
+
+from shop_devtools.cluster.errors import ClusterError
+from shop_devtools.cluster.runner import Runner
+from shop_devtools.cluster.shop import Shop
+from shop_devtools.cluster.target import Cluster, Profile, Target
+from shop_devtools.workspace import WorkspaceError, repository_root
+
+LIVENESS_LEAK_MIB_PER_SECOND = 3.0
+"""A leak liveness catches: from the memory budget (where /healthz turns 503) to the limit there is room for this
+rate over liveness's window and the drain (tests/k8s/test_profiles.py computes it from the manifests)."""
+OOM_LEAK_MIB_PER_SECOND = 40.0
+"""A leak that outruns liveness and ends as `OOMKilled`, to show the other way a leaking pod dies."""
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog="python -m shop_devtools.cluster", description=__doc__.split("\n\n")[0])
+    cli.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the commands that change the cluster without running them (read-only queries still run)",
+    )
+    commands = cli.add_subparsers(dest="command", required=True, metavar="command")
+
+    def with_cluster(sub: argparse.ArgumentParser, *, default: Cluster | None = "kind") -> None:
+        sub.add_argument("--cluster", choices=get_args(Cluster), default=default)
+
+    def with_profile(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--profile", choices=get_args(Profile), default="resilient")
+        sub.add_argument("--monitoring", action="store_true", help="add Prometheus and Grafana")
+        sub.add_argument(
+            "--autoscaling",
+            action="store_true",
+            help="scale payment on CPU between 3 and 5 replicas (a HorizontalPodAutoscaler, and metrics-server)",
+        )
+
+    with_profile(commands.add_parser("kind-up", help="create the kind cluster if needed, build, load, deploy"))
+    with_profile(commands.add_parser("minikube-up", help="start minikube if needed, build, load, deploy"))
+    deploy = commands.add_parser("deploy", help="apply the overlay to an existing cluster and wait for it")
+    with_cluster(deploy)
+    with_profile(deploy)
+    leak = commands.add_parser("leak", help="make exactly one Ready payment pod leak memory")
+    with_cluster(leak)
+    leak.add_argument(
+        "--mb-per-second",
+        type=float,
+        default=LIVENESS_LEAK_MIB_PER_SECOND,
+        help=f"growth rate in MiB/s (default {LIVENESS_LEAK_MIB_PER_SECOND:g}: liveness restarts the pod before its "
+        f"memory limit; {OOM_LEAK_MIB_PER_SECOND:g} outruns it and ends as OOMKilled)",
+    )
+    leak.add_argument("--max-mb", type=int, default=None, help="stop growing after this many MiB (default: never)")
+    with_cluster(commands.add_parser("status", help="ReplicaSets, pods, Services and HPAs of namespace shop"))
+    with_cluster(commands.add_parser("down", help="delete the cluster (every one *-up made by default)"), default=None)
+    commands.add_parser("secrets", help="write the random secrets kustomize reads, unless they exist")
+    return cli
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        shop = Shop(repository_root(), Runner(dry_run=args.dry_run))
+        match args.command:
+            case "kind-up":
+                shop.kind_up(Target("kind", args.profile, args.monitoring, args.autoscaling))
+            case "minikube-up":
+                shop.minikube_up(Target("minikube", args.profile, args.monitoring, args.autoscaling))
+            case "deploy":
+                shop.deploy(Target(args.cluster, args.profile, args.monitoring, args.autoscaling))
+            case "leak":
+                shop.leak(args.cluster, mb_per_second=args.mb_per_second, max_mb=args.max_mb)
+            case "status":
+                shop.status(args.cluster)
+            case "down":
+                shop.down(args.cluster)
+            case "secrets":
+                shop.secrets()
+    except (ClusterError, WorkspaceError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,143 @@
+"""The external commands the cluster commands run, as argv lists: kind, minikube, kubectl (always with an
+explicit context), docker and the image build; building them runs nothing, so they can be printed, tested and
+run alike."""
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from shop_devtools.cluster.target import CLUSTER_NAME, NAMESPACE, SERVICE_PORTS, Cluster
+
+ROLLOUT_TIMEOUT = "300s"
+MINIKUBE_MEMORY_MB = 4096
+
+LEAK_SCRIPT = """\
+import json, os, sys, urllib.error, urllib.request
+port, rate, cap = sys.argv[1:4]
+body = {"mb_per_second": float(rate)}
+if cap:
+    body["max_mb"] = int(cap)
+request = urllib.request.Request(
+    f"http://127.0.0.1:{port}/chaos/leak",
+    data=json.dumps(body).encode(),
+    method="POST",
+    headers={"Content-Type": "application/json", "X-Chaos-Token": os.environ.get("CHAOS_TOKEN", "")},
+)
+try:
+    with urllib.request.urlopen(request, timeout=10) as response:
+        print(response.status, response.read().decode())
+except urllib.error.HTTPError as error:
+    sys.exit(f"POST /chaos/leak answered {error.code}: {error.read().decode()}")
+"""
+"""Run by the pod's own Python (the image has no curl): the token never leaves the pod."""
+
+
+def kubectl(context: str, *args: str) -> list[str]:
+    return ["kubectl", "--context", context, *args]
+
+
+def kind_create_argv(config: Path) -> list[str]:
+    return ["kind", "create", "cluster", "--name", CLUSTER_NAME, "--config", str(config), "--wait", "120s"]
+
+
+def kind_load_argv(images: Sequence[str]) -> list[str]:
+    return ["kind", "load", "docker-image", "--name", CLUSTER_NAME, *images]
+
+
+def minikube_start_argv() -> list[str]:
+    """With Calico: minikube's default network plugin ignores NetworkPolicies, and the shop relies on them."""
+    return [
+        "minikube",
+        "start",
+        "--profile",
+        CLUSTER_NAME,
+        f"--memory={MINIKUBE_MEMORY_MB}",
+        "--cpus=2",
+        "--cni=calico",
+    ]
+
+
+def minikube_load_argv(image: str) -> list[str]:
+    return ["minikube", "image", "load", "--profile", CLUSTER_NAME, image]
+
+
+def minikube_addon_argv(addon: str) -> list[str]:
+    return ["minikube", "addons", "enable", addon, "--profile", CLUSTER_NAME]
+
+
+def minikube_service_argv() -> list[str]:
+    return ["minikube", "service", "storefront", "--namespace", NAMESPACE, "--profile", CLUSTER_NAME, "--url"]
+
+
+def build_images_argv() -> list[str]:
+    return [sys.executable, "-m", "shop_devtools.images"]
+
+
+def list_images_argv() -> list[str]:
+    return [sys.executable, "-m", "shop_devtools.images", "--list"]
+
+
+def apply_argv(context: str, overlay_dir: Path) -> list[str]:
+    return kubectl(context, "apply", "--kustomize", str(overlay_dir))
+
+
+def workloads_argv(context: str) -> list[str]:
+    return kubectl(context, "get", "statefulsets,deployments", "--namespace", NAMESPACE, "--output", "name")
+
+
+def rollout_argv(context: str, workload: str) -> list[str]:
+    """Returns once every replica of `workload` runs the applied template and is Ready (old ones gone)."""
+    return kubectl(context, "rollout", "status", workload, "--namespace", NAMESPACE, f"--timeout={ROLLOUT_TIMEOUT}")
+
+
+def payment_pods_argv(context: str) -> list[str]:
+    selector = "app.kubernetes.io/name=payment,app.kubernetes.io/part-of=resilient-shop"
+    return kubectl(context, "get", "pods", "--namespace", NAMESPACE, "--selector", selector, "--output", "json")
+
+
+def leak_argv(context: str, pod: str, *, mb_per_second: float, max_mb: int | None) -> list[str]:
+    port = str(SERVICE_PORTS["payment"])
+    cap = "" if max_mb is None else str(max_mb)
+    return kubectl(
+        context,
+        "exec",
+        pod,
+        "--namespace",
+        NAMESPACE,
+        "--container",
+        "payment",
+        "--",
+        "python",
+        "-c",
+        LEAK_SCRIPT,
+        port,
+        str(mb_per_second),
+        cap,
+    )
+
+
+def status_argv(context: str) -> list[str]:
+    return kubectl(
+        context, "get", "statefulsets,replicasets,pods,services,pdb,hpa", "--namespace", NAMESPACE, "-o", "wide"
+    )
+
+
+def deployment_argv(context: str, name: str) -> list[str]:
+    """The Deployment as JSON, or nothing when it does not exist."""
+    return kubectl(
+        context, "get", "deployment", name, "--namespace", NAMESPACE, "--ignore-not-found", "--output", "json"
+    )
+
+
+def set_last_applied_argv(context: str, path: Path) -> list[str]:
+    return kubectl(context, "apply", "set-last-applied", "--filename", str(path))
+
+
+def inspect_id_argv(ref: str) -> list[str]:
+    return ["docker", "image", "inspect", "--format", "{{.Id}}", ref]
+
+
+def down_argv(cluster: Cluster) -> list[str]:
+    if cluster == "kind":
+        return ["kind", "delete", "cluster", "--name", CLUSTER_NAME]
+    return ["minikube", "delete", "--profile", CLUSTER_NAME]

@@ -1,0 +1,77 @@
+"""The secrets kustomize reads (k8s/base/generated/, git-ignored): written once with random values, kept
+afterwards (the PostgreSQL volume remembers its passwords), with the database URLs always derived from
+postgres.env."""
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from shop_devtools.workspace import private_key_pem
+
+DATABASE_SERVICES = ("catalog", "users", "payment")
+POSTGRES_HOST = "postgres.shop.svc"
+
+GENERATED_FILES = (
+    "postgres.env",
+    *(f"{service}-database.env" for service in DATABASE_SERVICES),
+    "users-jwt-private-key.pem",
+    "chaos.env",
+)
+"""What the base's secretGenerator reads from k8s/base/generated/."""
+
+
+def database_url(service: str, password: str) -> str:
+    return f"postgresql://{service}:{password}@{POSTGRES_HOST}:5432/{service}"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value
+    return values
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def _env_text(values: Mapping[str, str]) -> str:
+    return "".join(f"{name}={value}\n" for name, value in values.items())
+
+
+def generate_secrets(generated_dir: Path) -> list[Path]:
+    """Writes the secrets the base's secretGenerator reads, each file only if missing; returns those written.
+
+    Passwords and the chaos token are random (hex: safe in URLs and env files); the users' key is a fresh Ed25519
+    key. Existing files are kept, because the PostgreSQL volume remembers the superuser password it was created
+    with; the DATABASE_URL files are derived from postgres.env, so they always agree with it.
+    """
+    written = []
+    postgres_env = generated_dir / "postgres.env"
+    if not postgres_env.exists():
+        passwords = {"POSTGRES_PASSWORD": secrets.token_hex(24)}
+        passwords |= {f"{service.upper()}_DB_PASSWORD": secrets.token_hex(24) for service in DATABASE_SERVICES}
+        _write_private(postgres_env, _env_text(passwords))
+        written.append(postgres_env)
+    passwords = read_env_file(postgres_env)
+    for service in DATABASE_SERVICES:
+        path = generated_dir / f"{service}-database.env"
+        text = _env_text({"DATABASE_URL": database_url(service, passwords[f"{service.upper()}_DB_PASSWORD"])})
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            _write_private(path, text)
+            written.append(path)
+    key = generated_dir / "users-jwt-private-key.pem"
+    if not key.exists():
+        _write_private(key, private_key_pem())
+        written.append(key)
+    chaos = generated_dir / "chaos.env"
+    if not chaos.exists():
+        _write_private(chaos, _env_text({"CHAOS_TOKEN": secrets.token_hex(32)}))
+        written.append(chaos)
+    return written

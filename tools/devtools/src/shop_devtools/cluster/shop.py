@@ -1,0 +1,244 @@
+"""What each cluster command does, step by step (`Shop`): the secrets, the images built, tagged and loaded, the
+overlay applied and waited for, the leak, the status, the cluster remembered for the Makefile in
+.data/cluster.mk and deleted again."""
+
+import json
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import get_args
+
+from shop_devtools.cluster.commands import (
+    apply_argv,
+    build_images_argv,
+    deployment_argv,
+    down_argv,
+    inspect_id_argv,
+    kind_create_argv,
+    kind_load_argv,
+    leak_argv,
+    list_images_argv,
+    minikube_addon_argv,
+    minikube_load_argv,
+    minikube_service_argv,
+    minikube_start_argv,
+    payment_pods_argv,
+    rollout_argv,
+    set_last_applied_argv,
+    status_argv,
+    workloads_argv,
+)
+from shop_devtools.cluster.errors import ClusterError
+from shop_devtools.cluster.generated_secrets import generate_secrets
+from shop_devtools.cluster.pinning import applied_without_replicas, content_tag, image_refs, pinned_kustomization
+from shop_devtools.cluster.pods import pick_ready_pod, ready_pod_names
+from shop_devtools.cluster.runner import Runner, ports_in_use, require_tools
+from shop_devtools.cluster.target import (
+    CLUSTER_NAME,
+    KIND_GRAFANA_URL,
+    KIND_HOST_PORTS,
+    KIND_SHOP_URL,
+    NAMESPACE,
+    STOREFRONT_NODE_PORT,
+    Cluster,
+    Target,
+    kube_context,
+)
+from shop_devtools.workspace import project_version
+
+DEPLOYED = Path(".data") / "deploy"
+"""The images `kind-up`/`minikube-up` loaded last (`images.json`), and per overlay a kustomization that applies it
+with those tags and the optional components (`<overlay>[-autoscaling]/kustomization.yaml`): what `deploy` applies."""
+LOADED_IMAGES = DEPLOYED / "images.json"
+REMEMBERED = Path(".data") / "cluster.mk"
+"""Written by `kind-up`/`minikube-up`, removed by `down`: which cluster the Makefile's other targets (`leak`,
+`status`, `load`, `drill`) aim at, and the shop's URL there. The Makefile includes it; a variable given on the
+command line (`make drill SHOP_URL=...`) still wins."""
+AUTOSCALED = "payment"
+"""The Deployment k8s/components/autoscaling gives a HorizontalPodAutoscaler (of the same name)."""
+
+
+@dataclass
+class Shop:
+    root: Path
+    runner: Runner
+
+    @property
+    def generated_dir(self) -> Path:
+        return self.root / "k8s" / "base" / "generated"
+
+    def overlay_dir(self, target: Target) -> Path:
+        path = self.root / "k8s" / "overlays" / target.overlay
+        if not path.is_dir():
+            raise ClusterError(f"no overlay {path.relative_to(self.root)}")
+        if target.monitoring and not (self.root / "k8s" / "components" / "monitoring").is_dir():
+            raise ClusterError("--monitoring needs k8s/components/monitoring, which this checkout does not have")
+        if target.autoscaling and target.profile == "fragile":
+            raise ClusterError(
+                "--autoscaling keeps at least 3 payment replicas, which is what --profile fragile takes away: "
+                "autoscaling goes with the resilient profile only"
+            )
+        for component in self.component_dirs(target):
+            if not component.is_dir():
+                raise ClusterError(f"--autoscaling needs {component.relative_to(self.root)}, which is missing")
+        return path
+
+    def component_dirs(self, target: Target) -> list[Path]:
+        return [self.root / "k8s" / "components" / name for name in target.components]
+
+    def secrets(self) -> None:
+        written = generate_secrets(self.generated_dir)
+        for path in written:
+            print(f"wrote {path.relative_to(self.root)}", flush=True)
+        if not written:
+            print(f"secrets: {self.generated_dir.relative_to(self.root)}/ is complete, kept as it is", flush=True)
+
+    def images(self) -> list[str]:
+        """Builds the images and tags each by its content (`content_tag`); returns those references, which are what
+        gets loaded into the cluster and deployed."""
+        self.runner.run(build_images_argv())
+        tagged = []
+        for ref in image_refs(self.runner.output(list_images_argv()), project_version(self.root)):
+            by_content = content_tag(ref, self.runner.output(inspect_id_argv(ref))) if not self.runner.dry_run else ref
+            if by_content != ref:
+                self.runner.run(["docker", "tag", ref, by_content])
+            tagged.append(by_content)
+        if not self.runner.dry_run:
+            (self.root / LOADED_IMAGES).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / LOADED_IMAGES).write_text(json.dumps(tagged, indent=2) + "\n", encoding="utf-8")
+        return tagged
+
+    def deployable(self, target: Target) -> Path:
+        """The overlay, pinned to the images loaded last when there are some and with the target's components (as
+        it is when there is neither)."""
+        overlay = self.overlay_dir(target)
+        loaded = self.root / LOADED_IMAGES
+        images = json.loads(loaded.read_text(encoding="utf-8")) if loaded.is_file() else []
+        components = self.component_dirs(target)
+        if not images and not components:
+            return overlay
+        pinned = self.root / DEPLOYED / target.deployment
+        pinned.mkdir(parents=True, exist_ok=True)
+        text = pinned_kustomization(overlay, pinned, images, components)
+        (pinned / "kustomization.yaml").write_text(text, encoding="utf-8")
+        return pinned
+
+    def forget_applied_replicas(self, context: str, at: Path) -> None:
+        """Takes `spec.replicas` out of what payment's Deployment was last applied with, as `kubectl apply
+        edit-last-applied` would by hand. The autoscaling component drops the field, and `kubectl apply` deletes a
+        field it applied before and no longer gets: the Deployment would fall back to 1 replica until the HPA
+        raised it again. Without it in the last-applied configuration, apply leaves the count to the HPA."""
+        found = self.runner.output(deployment_argv(context, AUTOSCALED))
+        configuration = applied_without_replicas(json.loads(found)) if found.strip() else None
+        if configuration is None:
+            return
+        path = at / f"{AUTOSCALED}-last-applied.json"
+        path.write_text(json.dumps(configuration, indent=2) + "\n", encoding="utf-8")
+        self.runner.run(set_last_applied_argv(context, path))
+
+    def require_context(self, cluster: Cluster) -> None:
+        contexts = self.runner.output(["kubectl", "config", "get-contexts", "--output", "name"]).split()
+        if kube_context(cluster) not in contexts:
+            up = "kind-up" if cluster == "kind" else "minikube-up"
+            raise ClusterError(f"no kubectl context {kube_context(cluster)}: create the cluster with `make {up}`")
+
+    def deploy(self, target: Target) -> None:
+        require_tools("kubectl", *(["minikube"] if target.autoscaling and target.cluster == "minikube" else []))
+        overlay = self.deployable(target)
+        self.require_context(target.cluster)
+        self.secrets()
+        if target.autoscaling:
+            if target.cluster == "minikube":
+                self.runner.run(minikube_addon_argv("metrics-server"))
+            self.forget_applied_replicas(target.context, overlay)
+        self.runner.run(apply_argv(target.context, overlay))
+        workloads = self.runner.output(workloads_argv(target.context)).split()
+        if not workloads and not self.runner.dry_run:
+            raise ClusterError(f"nothing to wait for: no StatefulSet or Deployment in namespace {NAMESPACE}")
+        for workload in workloads:
+            self.runner.run(rollout_argv(target.context, workload))
+
+    def kind_up(self, target: Target) -> None:
+        require_tools("docker", "kind", "kubectl")
+        self.overlay_dir(target)
+        clusters = self.runner.output(["kind", "get", "clusters"]).split()
+        if CLUSTER_NAME in clusters:
+            print(f"kind cluster {CLUSTER_NAME} exists: reusing it", flush=True)
+        else:
+            if busy := ports_in_use(KIND_HOST_PORTS):
+                names = ", ".join(f"{port} ({KIND_HOST_PORTS[port]})" for port in busy)
+                raise ClusterError(f"the kind cluster publishes these ports on 127.0.0.1, which are in use: {names}")
+            self.runner.run(kind_create_argv(self.root / "k8s" / "kind" / "cluster.yaml"))
+        self.runner.run(kind_load_argv(self.images()))
+        self.deploy(target)
+        self.remember("kind", KIND_SHOP_URL)
+        print(f"\nresilient-shop is up ({target.profile}) on kind: {KIND_SHOP_URL}", flush=True)
+        if target.monitoring:
+            print(f"Grafana: {KIND_GRAFANA_URL}", flush=True)
+        if target.autoscaling:
+            print(f"payment autoscales: kubectl --context {target.context} -n {NAMESPACE} get hpa -w", flush=True)
+
+    def minikube_up(self, target: Target) -> None:
+        require_tools("docker", "minikube", "kubectl")
+        self.overlay_dir(target)
+        if self.runner.succeeds(["minikube", "status", "--profile", CLUSTER_NAME]):
+            print(f"minikube profile {CLUSTER_NAME} is running: reusing it", flush=True)
+        else:
+            self.runner.run(minikube_start_argv())
+        for image in self.images():
+            self.runner.run(minikube_load_argv(image))
+        self.deploy(target)
+        ip = self.runner.output(["minikube", "ip", "--profile", CLUSTER_NAME]).strip() or "127.0.0.1"
+        self.remember("minikube", f"http://{ip}:{STOREFRONT_NODE_PORT}")
+        if target.autoscaling:
+            print(f"payment autoscales: kubectl --context {target.context} -n {NAMESPACE} get hpa -w", flush=True)
+        print(f"\nresilient-shop is up ({target.profile}) on minikube; its URL:", flush=True)
+        print("(with the docker driver on macOS or Windows this keeps a tunnel open: Ctrl-C closes it)", flush=True)
+        self.runner.run(minikube_service_argv())
+
+    def leak(self, cluster: Cluster, *, mb_per_second: float, max_mb: int | None) -> None:
+        require_tools("kubectl")
+        context = kube_context(cluster)
+        pods = json.loads(self.runner.output(payment_pods_argv(context)))
+        pod = pick_ready_pod(pods)
+        print(
+            f"leaking {mb_per_second} MiB/s in {pod}, 1 of {len(ready_pod_names(pods))} Ready payment pods", flush=True
+        )
+        self.runner.run(leak_argv(context, pod, mb_per_second=mb_per_second, max_mb=max_mb))
+        print(f"watch it: kubectl --context {context} get rs,pods -n {NAMESPACE} -w", flush=True)
+
+    def status(self, cluster: Cluster) -> None:
+        require_tools("kubectl")
+        self.runner.run(status_argv(kube_context(cluster)))
+        if cluster == "kind":
+            print(f"\nshop: {KIND_SHOP_URL}", flush=True)
+        else:
+            print(f"\nshop: the URL `{shlex.join(minikube_service_argv())}` prints", flush=True)
+
+    def remember(self, cluster: Cluster, shop_url: str) -> None:
+        lines = [
+            "# written by `make kind-up` / `make minikube-up`, removed by `make down`: what the other targets aim at",
+            f"CLUSTER = {cluster}",
+            f"SHOP_URL = {shop_url}",
+            f"KUBE_CONTEXT = {kube_context(cluster)}",
+        ]
+        if not self.runner.dry_run:
+            path = self.root / REMEMBERED
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"make leak, status, load and drill now aim at {cluster} ({shop_url}): {REMEMBERED}", flush=True)
+
+    def down(self, cluster: Cluster | None) -> None:
+        """Deletes the named cluster, or each one whose tool is installed (deleting a missing one is a no-op)."""
+        if not self.runner.dry_run:
+            (self.root / REMEMBERED).unlink(missing_ok=True)
+        if cluster is not None:
+            require_tools(cluster)
+            self.runner.run(down_argv(cluster))
+            return
+        present = [name for name in get_args(Cluster) if shutil.which(name)]
+        if not present:
+            require_tools(*get_args(Cluster))
+        for name in present:
+            self.runner.run(down_argv(name))

@@ -1,0 +1,91 @@
+"""`make run`'s settings (`Config`): where the data lives, the ports, how many payment replicas, an existing
+PostgreSQL to use instead of the embedded one and users' signing key, read once from the environment and checked
+(a bad number or two processes on one port stop the launcher before it starts anything); and every process they
+make, with its port and URL.
+
+Settings, all optional, read from the environment:
+
+- `SHOP_DATA_DIR`: where PostgreSQL's files, its log and the users' signing key live (default: `.data/` at the
+  root of the repository).
+- `SHOP_PG_PORT`: the embedded PostgreSQL's port on 127.0.0.1 (default 5433).
+- `SHOP_STOREFRONT_PORT`, `SHOP_CATALOG_PORT`, `SHOP_USERS_PORT`, `SHOP_PAYMENT_PORT`: the services' ports
+  (default 8080, 8081, 8082, 8083).
+- `PAYMENT_REPLICAS`: how many payment processes to run (default 1, at most 5), as the Deployment runs several pods:
+  `payment-1` on `SHOP_PAYMENT_PORT`, `payment-2` on the next port, and so on, all behind storefront (its
+  `STOREFRONT_PAYMENT_URL` lists them). With several, one dying leaves the others taking the checkouts.
+- `POSTGRES_ADMIN_URL`: a superuser URL of an existing PostgreSQL server; when set, no embedded server is started
+  and that server gets the databases and roles.
+- `USERS_JWT_PRIVATE_KEY`: the PEM of users' Ed25519 signing key; when unset, one is generated once into
+  `<data dir>/users-jwt-key.pem`, so tokens stay valid across restarts.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+from shop_devtools.processes import REPLICATED, SERVICES, Instance, LaunchError
+from shop_devtools.workspace import repository_root
+
+DEFAULT_PG_PORT = 5433
+MAX_REPLICAS = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    pg_port: int
+    ports: Mapping[str, int]
+    """Each service's port (its first replica's)."""
+    admin_url: str | None
+    jwt_private_key: str | None
+    payment_replicas: int = 1
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        data_dir = Path(env["SHOP_DATA_DIR"]) if env.get("SHOP_DATA_DIR") else repository_root() / ".data"
+        ports = {service.name: _port(env, service.port_variable, service.default_port) for service in SERVICES}
+        raw_replicas = env.get("PAYMENT_REPLICAS") or "1"
+        if not raw_replicas.isdigit() or not 1 <= int(raw_replicas) <= MAX_REPLICAS:
+            raise LaunchError(f"PAYMENT_REPLICAS must be a number from 1 to {MAX_REPLICAS}, got {raw_replicas!r}")
+        config = cls(
+            data_dir=data_dir.resolve(),
+            pg_port=_port(env, "SHOP_PG_PORT", DEFAULT_PG_PORT),
+            ports=ports,
+            admin_url=env.get("POSTGRES_ADMIN_URL") or None,
+            jwt_private_key=env.get("USERS_JWT_PRIVATE_KEY") or None,
+            payment_replicas=int(raw_replicas),
+        )
+        taken = [instance.port for instance in config.instances()] + [config.pg_port]
+        if len(set(taken)) < len(taken) or max(taken) > 65535:
+            described = ", ".join(f"{i.name} {i.port}" for i in config.instances())
+            raise LaunchError(f"two processes were given the same port: {described}, PostgreSQL {config.pg_port}")
+        return config
+
+    def instances(self, service: str | None = None) -> list[Instance]:
+        """Every process to run (of `service` only, when given): replicas take the ports after their service's."""
+        found = []
+        for each in SERVICES:
+            count = self.payment_replicas if each.name == REPLICATED else 1
+            if service in {None, each.name}:
+                found += [
+                    Instance(each, each.name if count == 1 else f"{each.name}-{n + 1}", self.ports[each.name] + n)
+                    for n in range(count)
+                ]
+        return found
+
+    def url(self, service: str) -> str:
+        """The service's URL as its clients are given it: every replica's, separated by commas."""
+        return ",".join(instance.url for instance in self.instances(service))
+
+    def public_url(self, service: str) -> str:
+        return f"http://localhost:{self.ports[service]}"
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise LaunchError(f"{name} must be a port number, got {raw!r}")
+    return int(raw)
