@@ -16,6 +16,8 @@ from prometheus_client import REGISTRY
 
 from shop_catalog.main import create_app
 from shop_catalog.settings import CatalogSettings
+from shop_catalog.state import CatalogState
+from shopkit import state_of
 from tests.conftest import client_for, running
 
 SKU = "KB-ERGO-01"  # the first product by sku: on the first page of every list
@@ -37,7 +39,8 @@ async def catalog_instance(url: str, **settings: Any) -> AsyncIterator[httpx.Asy
 
 def listening(app: FastAPI) -> Awaitable[bool]:
     async def check() -> bool:
-        return bool(app.state.product_listener.connected and app.state.product_cache.enabled)
+        catalog = state_of(app).own(CatalogState)
+        return bool(catalog.product_listener and catalog.product_listener.connected and catalog.product_cache.enabled)
 
     return check()
 
@@ -136,7 +139,8 @@ async def test_without_its_listening_connection_the_catalog_reads_the_database(
     catalog: httpx.AsyncClient, database_urls: Mapping[str, str]
 ) -> None:
     app: FastAPI = catalog.app  # type: ignore[attr-defined]
-    listener = app.state.product_listener
+    listener = state_of(app).own(CatalogState).product_listener
+    assert listener is not None
     await listed_stock(catalog)
     listener.url = NOTHING_LISTENS  # its next connection attempts fail
     async with await psycopg.AsyncConnection.connect(database_urls["catalog"], autocommit=True) as connection:
@@ -146,7 +150,7 @@ async def test_without_its_listening_connection_the_catalog_reads_the_database(
         )
 
     async def suspended() -> bool:
-        return not app.state.product_cache.enabled
+        return not state_of(app).own(CatalogState).product_cache.enabled
 
     await eventually(suspended)
     for stock in (11, 12):
@@ -173,7 +177,7 @@ async def test_without_the_trigger_the_cache_stays_off(database_urls: Mapping[st
     app = create_app(CatalogSettings(database_url=url, sweep_interval_seconds=3600))
     async with running(app), client_for(app, "catalog") as catalog:
         await asyncio.sleep(0.5)
-        assert not app.state.product_cache.enabled
+        assert not state_of(app).own(CatalogState).product_cache.enabled
         before = hits()
         await listed_stock(catalog)
         await set_stock_directly(url, 5)
@@ -187,7 +191,7 @@ async def test_the_cache_can_be_turned_off(database_urls: Mapping[str, str]) -> 
         await listed_stock(catalog)
         await listed_stock(catalog)
         assert hits() == before
-        assert not hasattr(catalog.app.state, "product_listener")  # type: ignore[attr-defined]
+        assert state_of(catalog.app).own(CatalogState).product_listener is None  # type: ignore[attr-defined]
 
 
 async def test_the_max_age_for_caches_in_front_is_a_setting(database_urls: Mapping[str, str]) -> None:

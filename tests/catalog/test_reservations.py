@@ -13,6 +13,7 @@ import pytest
 from shop_catalog import service
 from shop_catalog.main import create_app
 from shop_catalog.settings import CatalogSettings
+from shopkit import state_of
 from tests.conftest import client_for, running
 from tests.payment.test_payments import assert_problem
 
@@ -82,9 +83,9 @@ async def test_expired_reservations_give_their_stock_back(catalog: httpx.AsyncCl
     held = (await reserve(catalog, [{"sku": SKU, "quantity": 4}])).json()
     app = catalog.app  # type: ignore[attr-defined]
 
-    async with app.state.sessionmaker() as session, session.begin():
+    async with state_of(app).database.sessionmaker() as session, session.begin():
         assert await service.expire_due(session) == 0
-    async with app.state.sessionmaker() as session, session.begin():
+    async with state_of(app).database.sessionmaker() as session, session.begin():
         assert await service.expire_due(session, now=datetime.now(UTC) + timedelta(minutes=6)) == 1
 
     assert await inventory(catalog) == before

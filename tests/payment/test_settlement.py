@@ -8,6 +8,8 @@ from collections.abc import Mapping
 import psycopg
 from prometheus_client import REGISTRY
 
+from shop_payment.state import PaymentState
+from shopkit import state_of
 from tests.conftest import open_shop, register_and_login
 from tests.payment.test_concurrency import count
 from tests.payment.test_payments import SKU, assert_problem, pay, payment_body
@@ -64,7 +66,8 @@ def _recovered_by_retry() -> float:
 async def test_a_retry_waits_for_a_live_lease_and_takes_over_an_expired_one(database_urls: Mapping[str, str]) -> None:
     settings = {"provider_latency_ms": 3000, "pending_lease_seconds": 1.5, "pending_wait_seconds": 0.3}
     async with open_shop(database_urls, **settings) as shop:
-        shop.apps["payment"].state.payments.sweep_once = _never  # only the retry may finish it here
+        payments = state_of(shop.apps["payment"]).own(PaymentState).payments
+        payments.sweep_once = _never  # type: ignore[method-assign]  # only the retry may finish it here
         auth = await register_and_login(shop.users)
         key, body = f"checkout-{uuid.uuid4()}", payment_body(quantity=2)
         stock_before = (await shop.catalog.get(f"/products/{SKU}")).json()["stock"]
@@ -79,7 +82,7 @@ async def test_a_retry_waits_for_a_live_lease_and_takes_over_an_expired_one(data
         assert waited.headers["retry-after"] == "1"
 
         await asyncio.sleep(1.6)  # the lease runs out
-        shop.apps["payment"].state.payments.provider.latency_seconds = 0
+        payments.provider.latency_seconds = 0
         recovered = _recovered_by_retry()
         finished = await pay(shop, auth, body, key=key)
 

@@ -15,7 +15,7 @@ from starlette.types import Message
 from shop_devtools.pg import free_port
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
-from shopkit import ServiceSettings, SessionDep, create_app, create_client, send_with_retries
+from shopkit import ServiceSettings, SessionDep, create_app, create_client, send_with_retries, state_of
 from shopkit.http import KEEPALIVE_EXPIRY_SECONDS, MAX_RETRY_AFTER_SECONDS, BulkheadFull
 from shopkit.server import KEEP_ALIVE_SECONDS
 from tests.conftest import client_for, running
@@ -97,7 +97,7 @@ def calling_app(**settings: object) -> FastAPI:
 
     @router.get("/call/{path}")
     async def call(path: str, request: Request) -> JSONResponse:
-        upstream: httpx.AsyncClient = request.app.state.http["echo"]
+        upstream = state_of(request).upstreams["echo"]
         response = await send_with_retries(upstream, upstream.build_request("GET", f"/{path}"))
         return JSONResponse(response.json(), status_code=response.status_code)
 
@@ -128,7 +128,7 @@ async def test_a_shedding_upstream_is_not_retried_and_its_retry_after_is_passed_
         async def record(request: httpx.Request) -> None:
             calls.append(request)
 
-        app.state.http["echo"].event_hooks["request"].append(record)
+        state_of(app).upstreams["echo"].event_hooks["request"].append(record)
         response = await client.get("/call/shed")
 
     assert response.status_code == 503
@@ -140,7 +140,7 @@ async def test_readiness_does_not_wait_behind_a_busy_pool(database_urls: Mapping
     app = create_payment(PaymentSettings(database_url=database_urls["payment"], db_pool_size=1))
     async with running(app), client_for(app, "payment") as client:
         assert (await client.get("/ready")).status_code == 200
-        held = [await app.state.engine.connect()]  # DB_POOL_SIZE=1: every pooled connection
+        held = [await state_of(app).database.engine.connect()]  # DB_POOL_SIZE=1: every pooled connection
         try:
             started = time.monotonic()
             ready = await client.get("/ready")

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from shopkit import ServiceSettings, create_app
+from shopkit import ServiceSettings, create_app, state_of
 from tests.conftest import client_for, running
 
 CHAOS_TOKEN = "in-process-chaos-token-42"
@@ -34,7 +34,7 @@ async def test_chaos_needs_the_right_token(method: str, path: str) -> None:
         assert (await client.request(method, path)).status_code == 401
         assert (await client.request(method, path, headers={"X-Chaos-Token": "wrong"})).status_code == 403
         assert "/chaos" not in (await client.get("/openapi.json")).text
-        assert app.state.probes.forced_unready is False
+        assert state_of(app).probes.forced_unready is False
 
 
 async def test_a_capped_leak_grows_then_stops_and_clearing_frees_it() -> None:
@@ -61,4 +61,6 @@ async def test_bad_chaos_bodies_are_422() -> None:
         for body in ({"mb_per_second": -1}, {"mb_per_second": "fast"}, {"max_mb": 0}, {"unknown": 1}):
             assert (await client.post("/chaos/leak", json=body, headers=headers)).status_code == 422
         assert (await client.post("/chaos/hang", json={"seconds": 0}, headers=headers)).status_code == 422
-        assert app.state.chaos.leak_task is None
+        chaos = state_of(app).chaos
+        assert chaos is not None
+        assert chaos.leak_task is None

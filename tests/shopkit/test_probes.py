@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shopkit import ServiceSettings, create_app
+from shopkit import ServiceSettings, create_app, state_of
 from shopkit.probes import cgroup_memory_limit, memory_budget
 from tests.conftest import client_for, running
 
@@ -44,7 +44,7 @@ async def test_probes_of_a_healthy_service_without_database() -> None:
         assert (await client.get("/ready")).json() == {"status": "ready"}
         metrics = (await client.get("/metrics")).text
         assert "shop_resident_memory_bytes" in metrics
-        app.state.probes.draining = True
+        state_of(app).probes.draining = True
         assert (await client.get("/ready")).json() == {"status": "unready", "reason": "draining: shutting down"}
         assert (await client.get("/healthz")).status_code == 200
 
@@ -56,7 +56,7 @@ async def test_readiness_follows_the_database_and_migrations(database_urls: Mapp
     app = create_catalog(CatalogSettings(database_url=database_urls["catalog"]))
     async with running(app), client_for(app, "catalog") as client:
         assert (await client.get("/ready")).status_code == 200
-        async with app.state.engine.begin() as conn:
+        async with state_of(app).database.engine.begin() as conn:
             from sqlalchemy import text
 
             await conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from shop_users.main import create_app
 from shop_users.security import TokenKeys
 from shop_users.settings import UsersSettings
+from shop_users.state import UsersState
+from shopkit import state_of
 from tests.conftest import client_for, running
 
 
@@ -37,5 +39,4 @@ async def users(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def keys(app: FastAPI) -> TokenKeys:
-    keys: TokenKeys = app.state.keys
-    return keys
+    return state_of(app).own(UsersState).keys

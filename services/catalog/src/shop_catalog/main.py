@@ -5,13 +5,13 @@ from collections.abc import AsyncIterator, Mapping
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware import Middleware
 
 import shopkit
 from shop_catalog import freshness, service
 from shop_catalog.routers import products, reservations
 from shop_catalog.settings import CatalogSettings
+from shop_catalog.state import CatalogState
 
 MIGRATIONS = "shop_catalog:migrations"
 
@@ -22,10 +22,11 @@ def create_app(
     settings = settings or CatalogSettings()
     cache = shopkit.ResponseCache(max_age=settings.cache_max_age_seconds, enabled=False)
     cached = settings.cache_enabled and settings.cache_max_age_seconds > 0 and settings.database_url is not None
+    catalog = CatalogState(settings, cache)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+        maker = shopkit.state_of(app).database.sessionmaker
 
         async def expire_reservations() -> None:
             async with maker() as session, session.begin():
@@ -34,8 +35,8 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             if cached:
                 assert settings.database_url is not None
-                app.state.product_listener = freshness.Listener(settings.database_url.get_secret_value(), cache)
-                await stack.enter_async_context(freshness.invalidated_by_notifications(app.state.product_listener))
+                catalog.product_listener = freshness.Listener(settings.database_url.get_secret_value(), cache)
+                await stack.enter_async_context(freshness.invalidated_by_notifications(catalog.product_listener))
             await stack.enter_async_context(
                 shopkit.periodically(
                     expire_reservations, every=settings.sweep_interval_seconds, name="reservation_sweep"
@@ -52,7 +53,7 @@ def create_app(
         transports=transports,
         middleware=[Middleware(shopkit.ResponseCacheMiddleware, cache=cache, paths={"/products"})] if cached else [],
     )
-    app.state.product_cache = cache
+    shopkit.state_of(app).own_state = catalog
     return app
 
 

@@ -3,9 +3,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shop_payment.auth import JwksVerifier, Principal
+from shop_payment.auth import Principal
 from shop_payment.service import Payments
-from shopkit import UnauthorizedError
+from shop_payment.state import PaymentState
+from shopkit import UnauthorizedError, state_of
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -15,13 +16,11 @@ async def _current_user(
 ) -> Principal:
     if credentials is None:
         raise UnauthorizedError("A bearer token is required.")
-    verifier: JwksVerifier = request.app.state.verifier
-    return await verifier.verify(credentials.credentials)
+    return await state_of(request).own(PaymentState).verifier.verify(credentials.credentials)
 
 
 async def _payments(request: Request) -> Payments:
-    payments: Payments = request.app.state.payments
-    return payments
+    return state_of(request).own(PaymentState).payments
 
 
 CurrentUser = Annotated[Principal, Depends(_current_user)]

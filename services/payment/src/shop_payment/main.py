@@ -14,6 +14,7 @@ from shop_payment.provider import SimulatedProvider
 from shop_payment.routers import payments
 from shop_payment.service import Payments
 from shop_payment.settings import PaymentSettings
+from shop_payment.state import PaymentState
 
 MIGRATIONS = "shop_payment:migrations"
 
@@ -25,8 +26,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.verifier = JwksVerifier(
-            app.state.http["users"],
+        state = shopkit.state_of(app)
+        verifier = JwksVerifier(
+            state.upstreams["users"],
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             cache_seconds=settings.jwks_cache_seconds,
@@ -39,15 +41,15 @@ def create_app(
             application_name="resilient-shop-provider",
         )
         service = Payments(
-            app.state.sessionmaker,
-            CatalogClient(app.state.http["catalog"]),
+            state.database.sessionmaker,
+            CatalogClient(state.upstreams["catalog"]),
             SimulatedProvider(
                 shopkit.sessionmaker(provider_engine), latency_seconds=settings.provider_latency_ms / 1000
             ),
             lease=timedelta(seconds=settings.pending_lease_seconds),
             pending_wait_seconds=settings.pending_wait_seconds,
         )
-        app.state.payments = service
+        state.own_state = PaymentState(verifier, service)
 
         async def finish_abandoned_payments() -> None:
             while await service.sweep_once():

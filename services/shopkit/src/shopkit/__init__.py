@@ -35,12 +35,14 @@ from shopkit.problems import (
 )
 from shopkit.server import configure_process, run_service, serve
 from shopkit.settings import ServiceSettings, shared
+from shopkit.state import Database, ServiceState, Upstreams, state_of
 
 __all__ = [
     "PROBLEM_JSON",
     "AutocommitSessionDep",
     "CachedResponse",
     "ConflictError",
+    "Database",
     "ForbiddenError",
     "IdempotencyKey",
     "NotFoundError",
@@ -50,12 +52,14 @@ __all__ = [
     "ResponseCacheMiddleware",
     "RetryLaterError",
     "ServiceSettings",
+    "ServiceState",
     "SessionDep",
     "ShopError",
     "UnauthorizedError",
     "UnavailableError",
     "UnprocessableError",
     "UpstreamError",
+    "Upstreams",
     "autocommit",
     "autocommit_engine",
     "cgroup_memory_limit",
@@ -84,6 +88,7 @@ __all__ = [
     "serve",
     "sessionmaker",
     "shared",
+    "state_of",
     "status_column",
     "upgrade",
 ]

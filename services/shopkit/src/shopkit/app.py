@@ -32,6 +32,7 @@ from shopkit.probes import (
 from shopkit.probes import router as probes_router
 from shopkit.problems import install_problem_handlers
 from shopkit.settings import ServiceSettings
+from shopkit.state import Database, ServiceState, Upstreams, store_state
 
 ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -73,7 +74,7 @@ def create_app(
 
     `migrations` names the service's Alembic scripts (`"shop_catalog:migrations"`): readiness then requires the
     database to be at their head. `upstreams` maps a name to a base URL; the lifespan opens one client per name
-    in `app.state.http` (`transports` lets tests route a name to an in-process app). `middleware` runs innermost,
+    in the state's `upstreams` (`transports` lets tests route a name to an in-process app). `middleware` runs innermost,
     inside the metrics, request logging and body limit, so what it answers is still counted and logged.
     `api_docs=False` leaves `/openapi.json` and `/docs` to the service (the storefront publishes the whole shop's).
     """
@@ -82,6 +83,7 @@ def create_app(
             settings.memory_budget_bytes, settings.memory_budget_fraction, cgroup_memory_limit()
         )
     )
+    state = ServiceState(settings, probes, chaos=ChaosState(probes) if settings.chaos_enabled else None)
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,14 +94,13 @@ def create_app(
                 stack.push_async_callback(engine.dispose)
                 probe_engine = create_engine(url, pool_size=1, application_name="resilient-shop-probe", pre_ping=True)
                 stack.push_async_callback(probe_engine.dispose)
-                app.state.engine = engine
-                app.state.sessionmaker = sessionmaker(engine)
-                app.state.autocommit_sessionmaker = autocommit(app.state.sessionmaker)
+                maker = sessionmaker(engine)
+                state.database = Database(engine, maker, autocommit(maker))
                 expected = head_revision(migrations) if migrations else None
                 probes.readiness_checks[:] = [database_check(probe_engine, expected)]
-            if settings.chaos_enabled:
-                stack.callback(app.state.chaos.clear)
-            app.state.http = {}
+            if state.chaos is not None:
+                stack.callback(state.chaos.clear)
+            clients: dict[str, httpx.AsyncClient] = {}
             for name, base_url in (upstreams or {}).items():
                 transport = (transports or {}).get(name)
                 client = create_client(
@@ -108,7 +109,8 @@ def create_app(
                     transport=transport,
                     max_connections=settings.upstream_max_connections,
                 )
-                app.state.http[name] = await stack.enter_async_context(client)
+                clients[name] = await stack.enter_async_context(client)
+            state.upstreams = Upstreams(clients)
             if lifespan is not None:
                 await stack.enter_async_context(lifespan(app))
             # What start-up made (modules, routes, pools) lives as long as the process: frozen out of the collector's
@@ -125,8 +127,7 @@ def create_app(
         docs_url="/docs" if api_docs else None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.probes = probes
+    store_state(app, state)
     install_problem_handlers(app)
     install_openapi(app)
     for extra in reversed(middleware):
@@ -140,7 +141,6 @@ def create_app(
     install_metrics(app, probes)
     app.include_router(probes_router)
     if settings.chaos_enabled:
-        app.state.chaos = ChaosState(probes)
         app.include_router(chaos_router)
         log.warning("chaos_enabled", service=title)
     for router in routers:

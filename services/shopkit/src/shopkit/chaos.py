@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shopkit.probes import ProbeState
 from shopkit.problems import ForbiddenError, UnauthorizedError
+from shopkit.state import state_of
 
 CRASH_EXIT_CODE = 70
 LEAK_TICK_SECONDS = 0.1
@@ -89,7 +90,9 @@ class ChaosState:
 
 
 async def _require_token(request: Request, token: Annotated[str | None, Header(alias="X-Chaos-Token")] = None) -> None:
-    expected = request.app.state.settings.chaos_token.get_secret_value()
+    configured = state_of(request).settings.chaos_token
+    assert configured is not None  # the settings refuse chaos without a token
+    expected = configured.get_secret_value()
     if not token:
         raise UnauthorizedError("The X-Chaos-Token header is required.")
     if not hmac.compare_digest(token.encode(), expected.encode()):
@@ -97,8 +100,9 @@ async def _require_token(request: Request, token: Annotated[str | None, Header(a
 
 
 async def _chaos(request: Request) -> ChaosState:
-    state: ChaosState = request.app.state.chaos
-    return state
+    chaos = state_of(request).chaos
+    assert chaos is not None  # the router is mounted only with chaos enabled
+    return chaos
 
 
 ChaosDep = Annotated[ChaosState, Depends(_chaos)]

@@ -8,6 +8,8 @@ from fastapi import Depends, Request
 from sqlalchemy import Enum, MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from shopkit.state import state_of
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -87,8 +89,7 @@ def autocommit(maker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[As
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Commits when the route returns (before the response is sent) and rolls back when it raises."""
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with maker() as session:
+    async with state_of(request).database.sessionmaker() as session:
         try:
             yield session
             await session.commit()
@@ -101,8 +102,7 @@ SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")
 
 
 async def _autocommit_session(request: Request) -> AsyncIterator[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = request.app.state.autocommit_sessionmaker
-    async with maker() as session:
+    async with state_of(request).database.autocommit_sessionmaker() as session:
         yield session
 
 

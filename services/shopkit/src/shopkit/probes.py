@@ -21,6 +21,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shopkit.state import state_of
+
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """Returns why the service is not ready, or None when this part is fine."""
 
@@ -96,8 +98,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _state(request: Request) -> ProbeState:
-    state: ProbeState = request.app.state.probes
-    return state
+    return state_of(request).probes
 
 
 @router.get("/healthz")

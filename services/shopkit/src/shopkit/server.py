@@ -22,6 +22,7 @@ from shopkit.logging import configure_logging
 from shopkit.migrations import upgrade
 from shopkit.probes import ProbeState
 from shopkit.settings import ServiceSettings
+from shopkit.state import state_of
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +71,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         server_header=False,
     )
-    server = DrainingServer(config, app.state.probes, settings.shutdown_delay_seconds)
+    server = DrainingServer(config, state_of(app).probes, settings.shutdown_delay_seconds)
     server.run()
 
 

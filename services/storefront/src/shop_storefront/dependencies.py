@@ -1,20 +1,19 @@
 from typing import Annotated
 
-import httpx
 from fastapi import Depends, Request
 
 from shop_storefront.settings import StorefrontSettings
+from shop_storefront.state import StorefrontState
+from shopkit import Upstreams, state_of
 
 
 async def _settings(request: Request) -> StorefrontSettings:
-    settings: StorefrontSettings = request.app.state.settings
-    return settings
+    return state_of(request).own(StorefrontState).settings
 
 
-async def _upstreams(request: Request) -> dict[str, httpx.AsyncClient]:
-    clients: dict[str, httpx.AsyncClient] = request.app.state.http
-    return clients
+async def _upstreams(request: Request) -> Upstreams:
+    return state_of(request).upstreams
 
 
 SettingsDep = Annotated[StorefrontSettings, Depends(_settings)]
-UpstreamsDep = Annotated[dict[str, httpx.AsyncClient], Depends(_upstreams)]
+UpstreamsDep = Annotated[Upstreams, Depends(_upstreams)]

@@ -12,6 +12,7 @@ from shop_storefront import proxy
 from shop_storefront.openapi import PublicApi
 from shop_storefront.routers import api, docs, shop
 from shop_storefront.settings import StorefrontSettings
+from shop_storefront.state import StorefrontState
 
 CACHED_PATHS = frozenset({"/api/products"})
 """The product list: kept as long as catalog says it may be (`Cache-Control: max-age`), so a hit never calls it."""
@@ -27,11 +28,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        proxy.instrument(app.state.http)
-        app.state.public_api = PublicApi(app.state.http, version=app.version)
+        state = shopkit.state_of(app)
+        proxy.instrument(state.upstreams)
+        state.own_state = StorefrontState(settings, cache, PublicApi(state.upstreams, version=app.version))
         yield
 
-    app = shopkit.create_app(
+    return shopkit.create_app(
         settings,
         title="storefront",
         routers=[docs.router, api.router, shop.router],
@@ -41,8 +43,6 @@ def create_app(
         middleware=caching if settings.cache_max_age_seconds > 0 else [],
         api_docs=False,
     )
-    app.state.product_cache = cache
-    return app
 
 
 def serve() -> None:

@@ -7,19 +7,18 @@ from shop_users import service
 from shop_users.exceptions import InvalidTokenError, MissingTokenError
 from shop_users.models import User
 from shop_users.security import Passwords, TokenKeys
-from shopkit import SessionDep
+from shop_users.state import UsersState
+from shopkit import SessionDep, state_of
 
 bearer = HTTPBearer(auto_error=False, description="An access token from `POST /tokens`.")
 
 
 async def _keys(request: Request) -> TokenKeys:
-    keys: TokenKeys = request.app.state.keys
-    return keys
+    return state_of(request).own(UsersState).keys
 
 
 async def _passwords(request: Request) -> Passwords:
-    passwords: Passwords = request.app.state.passwords
-    return passwords
+    return state_of(request).own(UsersState).passwords
 
 
 KeysDep = Annotated[TokenKeys, Depends(_keys)]

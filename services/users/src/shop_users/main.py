@@ -12,6 +12,7 @@ import shopkit
 from shop_users.routers import jwks, tokens, users
 from shop_users.security import Passwords, TokenKeys, load_private_key
 from shop_users.settings import UsersSettings
+from shop_users.state import UsersState
 
 MIGRATIONS = "shop_users:migrations"
 
@@ -42,9 +43,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.keys = load_keys(settings)
-        app.state.passwords = Passwords()
-        log.info("jwt_key_loaded", kid=app.state.keys.jwk["kid"])
+        keys = load_keys(settings)
+        shopkit.state_of(app).own_state = UsersState(keys, Passwords())
+        log.info("jwt_key_loaded", kid=keys.jwk["kid"])
         yield
 
     return shopkit.create_app(

@@ -1,0 +1,14 @@
+"""The storefront's own state, made by its lifespan and kept in its `shopkit.ServiceState`."""
+
+from dataclasses import dataclass
+
+from shop_storefront.openapi import PublicApi
+from shop_storefront.settings import StorefrontSettings
+from shopkit import ResponseCache
+
+
+@dataclass(frozen=True)
+class StorefrontState:
+    settings: StorefrontSettings
+    product_cache: ResponseCache
+    public_api: PublicApi
