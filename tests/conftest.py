@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from shop_catalog.main import create_app as create_catalog
 from shop_catalog.settings import CatalogSettings
 from shop_devtools.pg import EmbeddedPostgres, free_port
-from shop_devtools.provision import SERVICE_DATABASES, drop_database, ensure_database, provision
+from shop_devtools.provision import drop_database, ensure_database, provision
+from shop_devtools.topology import BY_NAME, DATABASES
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
 from shop_storefront.main import create_app as create_storefront
@@ -24,7 +25,8 @@ from shop_storefront.settings import StorefrontSettings
 from shop_users.main import create_app as create_users
 from shop_users.settings import UsersSettings
 
-SERVICES = tuple(db.service for db in SERVICE_DATABASES)
+SERVICES = tuple(service.name for service in DATABASES)
+"""The services with a database."""
 
 
 @pytest.fixture(scope="session")
@@ -139,22 +141,18 @@ def data_dir(tmp_path: Path) -> Path:
 @asynccontextmanager
 async def open_shop(database_urls: Mapping[str, str], **payment_settings: object) -> AsyncIterator[Shop]:
     """The four services in-process, wired to each other over ASGI transports, lifespans running."""
-    catalog = create_catalog(CatalogSettings(database_url=database_urls["catalog"]))
-    users = create_users(UsersSettings(database_url=database_urls["users"]))
+    apps: dict[str, FastAPI] = {}
+
+    def upstreams_of(service: str) -> dict[str, httpx.AsyncBaseTransport]:
+        return {name: httpx.ASGITransport(app=apps[name]) for name in BY_NAME[service].upstreams}
+
+    apps["catalog"] = create_catalog(CatalogSettings(database_url=database_urls["catalog"]))
+    apps["users"] = create_users(UsersSettings(database_url=database_urls["users"]))
     settings: dict[str, Any] = {"provider_latency_ms": 0, **payment_settings}
-    payment = create_payment(
-        PaymentSettings(database_url=database_urls["payment"], **settings),
-        transports={"catalog": httpx.ASGITransport(app=catalog), "users": httpx.ASGITransport(app=users)},
+    apps["payment"] = create_payment(
+        PaymentSettings(database_url=database_urls["payment"], **settings), transports=upstreams_of("payment")
     )
-    storefront = create_storefront(
-        StorefrontSettings(),
-        transports={
-            "catalog": httpx.ASGITransport(app=catalog),
-            "users": httpx.ASGITransport(app=users),
-            "payment": httpx.ASGITransport(app=payment),
-        },
-    )
-    apps = {"catalog": catalog, "users": users, "payment": payment, "storefront": storefront}
+    apps["storefront"] = create_storefront(StorefrontSettings(), transports=upstreams_of("storefront"))
     async with AsyncExitStack() as stack:
         for app in apps.values():
             await stack.enter_async_context(running(app))

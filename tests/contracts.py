@@ -2,7 +2,8 @@
 the environment names each service reads, its console script, its port and its routes.
 
 Everything here is computed from the services themselves (their settings classes, installed entry points and
-FastAPI apps), never restated, so a renamed setting or route breaks the deployment tests that rely on it.
+FastAPI apps), never restated, so a renamed setting or route breaks the deployment tests that rely on it; which
+services there are comes from `shop_devtools.topology`.
 """
 
 import importlib
@@ -17,9 +18,10 @@ from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 from starlette.routing import Match
 
+from shop_devtools.topology import CALLEES_FIRST
 from shopkit import ServiceSettings
 
-SERVICES = ("catalog", "users", "payment", "storefront")
+SERVICES = tuple(service.name for service in CALLEES_FIRST)
 
 
 def accepted_env_names(settings_class: type[BaseSettings]) -> set[str]:

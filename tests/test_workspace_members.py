@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from shop_devtools.provision import SERVICE_DATABASES
+from shop_devtools.topology import CALLEES_FIRST, DATABASES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).with_name("member_probe.py")
-SERVICES = ("catalog", "users", "payment", "storefront")
+SERVICES = tuple(service.name for service in CALLEES_FIRST)
 
 
 def _help(*argv: str) -> list[str]:
@@ -50,7 +51,7 @@ COMMANDS: dict[str, list[list[str]]] = {
 images and the other members run."""
 
 MIGRATIONS: dict[str, list[str]] = {
-    **{f"shop-{service}": [f"shop_{service}:migrations"] for service in SERVICES if service != "storefront"},
+    **{f"shop-{service.name}": [service.migrations] for service in DATABASES},
     "shop-devtools": PROVISIONED,
     "shop-load": PROVISIONED,
 }

@@ -26,10 +26,11 @@ import pytest
 
 from shop_devtools.pg import EmbeddedPostgres, find_bin_dir
 from shop_devtools.runstate import RunState
+from shop_devtools.topology import SERVICES as TOPOLOGY
 
 pytestmark = pytest.mark.process
 
-SERVICES = ("storefront", "catalog", "users", "payment")
+SERVICES = tuple(service.name for service in TOPOLOGY)
 COLD_START_BUDGET = 60.0
 WARM_START_BUDGET = 10.0
 WARM_START_SLACK = 1.5

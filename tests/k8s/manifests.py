@@ -14,11 +14,12 @@ from typing import Any
 import yaml
 
 from shop_devtools.quantities import memory_bytes
+from shop_devtools.topology import DATABASES, SERVICES
 
 Object = dict[str, Any]
 
-SHOP_SERVICES = ("storefront", "catalog", "users", "payment")
-DATABASE_SERVICES = ("catalog", "users", "payment")
+SHOP_SERVICES = tuple(service.name for service in SERVICES)
+DATABASE_SERVICES = tuple(service.name for service in DATABASES)
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 
 

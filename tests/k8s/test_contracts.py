@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from shop_catalog.main import create_app as create_catalog
 from shop_catalog.settings import CatalogSettings
 from shop_devtools.cluster import image_refs
+from shop_devtools.topology import SERVICES
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
 from shop_storefront.main import create_app as create_storefront
@@ -197,11 +198,9 @@ def test_service_urls_and_database_urls_point_at_what_is_rendered(render: Render
     manifests = render(target)
     env = {service: container_env(app_container(manifests, service), manifests) for service in SHOP_SERVICES}
     upstreams = {
-        ("payment", "PAYMENT_CATALOG_URL"): "catalog",
-        ("payment", "PAYMENT_USERS_URL"): "users",
-        ("storefront", "STOREFRONT_CATALOG_URL"): "catalog",
-        ("storefront", "STOREFRONT_USERS_URL"): "users",
-        ("storefront", "STOREFRONT_PAYMENT_URL"): "payment",
+        (service.name, service.upstream_setting(upstream)): upstream
+        for service in SERVICES
+        for upstream in service.upstreams
     }
     for (service, name), upstream in upstreams.items():
         url = urlsplit(env[service][name])

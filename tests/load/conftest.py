@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.process.conftest import ServiceProcess, StartService, start_service
+from shop_devtools.topology import CALLEES_FIRST
+from tests.process.conftest import ServiceProcess, StartService, start_service, wiring
 
 __all__ = ["CHAOS_TOKEN", "FIXTURES", "RealShop", "load_recording", "start_service"]
 
@@ -35,25 +36,12 @@ class RealShop:
 @pytest.fixture
 def real_shop(start_service: StartService, database_urls: Mapping[str, str]) -> RealShop:
     chaos = {"CHAOS_ENABLED": "true", "CHAOS_TOKEN": CHAOS_TOKEN, "MEMORY_BUDGET_BYTES": str(MEMORY_BUDGET_BYTES)}
-    catalog = start_service("catalog", wait=False, DATABASE_URL=database_urls["catalog"], **chaos)
-    users = start_service("users", wait=False, DATABASE_URL=database_urls["users"], **chaos)
-    payment = start_service(
-        "payment",
-        wait=False,
-        DATABASE_URL=database_urls["payment"],
-        PAYMENT_CATALOG_URL=catalog.url,
-        PAYMENT_USERS_URL=users.url,
-        PAYMENT_PROVIDER_LATENCY_MS="20",
-        **chaos,
-    )
-    storefront = start_service(
-        "storefront",
-        wait=False,
-        STOREFRONT_CATALOG_URL=catalog.url,
-        STOREFRONT_USERS_URL=users.url,
-        STOREFRONT_PAYMENT_URL=payment.url,
-        **chaos,
-    )
-    for process in (catalog, users, payment, storefront):
+    started: dict[str, ServiceProcess] = {}
+    for service in CALLEES_FIRST:
+        env = wiring(service, database_urls, started) | chaos
+        if service.name == "payment":
+            env["PAYMENT_PROVIDER_LATENCY_MS"] = "20"
+        started[service.name] = start_service(service.name, wait=False, **env)
+    for process in started.values():
         process.wait_ready(timeout=60)
-    return RealShop(catalog, users, payment, storefront, database_urls)
+    return RealShop(**started, database_urls=database_urls)

@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shop_devtools.pg import EmbeddedPostgres
+from shop_devtools.topology import CALLEES_FIRST
 from tests.conftest import ClonedDatabases
 from tests.monitoring.promql import dashboard_expressions, grouping_labels, matchers, metric_names, rule_expressions
 from tests.process.conftest import ServiceProcess, launch
@@ -30,7 +31,7 @@ PROMETHEUS_SERIES = {"up": {"job", "instance"}, "ALERTS": {"alertname", "alertst
 ONLY_AFTER_A_CRASH = {"shop_payments_recovered_total"}
 """Counters a service declares at start but that get a sample only once a payment is recovered after its owner
 died, which needs a payment process killed mid-payment (tests/process/test_kill.py)."""
-SERVICES = ("catalog", "users", "payment", "storefront")
+SERVICES = tuple(service.name for service in CALLEES_FIRST)
 APPROVED, DECLINED = "4242424242424242", "4000000000000002"
 CHAOS_TOKEN = "a-token-for-tests-0123456789"
 HIGHR_BUCKETS_AT_LEAST = 10

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from shop_devtools.pg import free_port
+from shop_devtools.topology import BY_NAME, CALLEES_FIRST, Service
 
 
 @dataclass
@@ -65,7 +66,7 @@ def launch(name: str, logs: Path, **env: str) -> ServiceProcess:
     log_path = logs / f"{name}-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", f"shop_{name}"], env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+            [sys.executable, "-m", BY_NAME[name].module], env=full_env, stdout=log_file, stderr=subprocess.STDOUT
         )
     return ServiceProcess(name, port, process, log_path, env)
 
@@ -90,26 +91,23 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
                 service.process.wait(5)
 
 
+def wiring(service: Service, database_urls: Mapping[str, str], started: Mapping[str, ServiceProcess]) -> dict[str, str]:
+    """What `make run` tells a service of the shop: its database, and where the (started) services it calls are."""
+    env = {"DATABASE_URL": database_urls[service.name]} if service.has_database else {}
+    return env | {service.upstream_setting(upstream): started[upstream].url for upstream in service.upstreams}
+
+
 def start_shop(
     start_service: StartService, database_urls: Mapping[str, str], *, provider_latency_ms: int = 0
 ) -> dict[str, ServiceProcess]:
     """The four services wired as `make run` wires them, on `database_urls`."""
-    catalog = start_service("catalog", DATABASE_URL=database_urls["catalog"])
-    users = start_service("users", DATABASE_URL=database_urls["users"])
-    payment = start_service(
-        "payment",
-        DATABASE_URL=database_urls["payment"],
-        PAYMENT_CATALOG_URL=catalog.url,
-        PAYMENT_USERS_URL=users.url,
-        PAYMENT_PROVIDER_LATENCY_MS=str(provider_latency_ms),
-    )
-    storefront = start_service(
-        "storefront",
-        STOREFRONT_CATALOG_URL=catalog.url,
-        STOREFRONT_USERS_URL=users.url,
-        STOREFRONT_PAYMENT_URL=payment.url,
-    )
-    return {"catalog": catalog, "users": users, "payment": payment, "storefront": storefront}
+    started: dict[str, ServiceProcess] = {}
+    for service in CALLEES_FIRST:
+        env = wiring(service, database_urls, started)
+        if service.name == "payment":
+            env["PAYMENT_PROVIDER_LATENCY_MS"] = str(provider_latency_ms)
+        started[service.name] = start_service(service.name, **env)
+    return started
 
 
 @pytest.fixture

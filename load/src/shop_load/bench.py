@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from shop_devtools.topology import BY_NAME
 from shop_load import sale, wrk
 from shop_load.bench_measure import bench_reads, bench_writes
 from shop_load.bench_report import BenchReport, render
@@ -80,8 +81,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="checkouts sent again at once after a 503 (default: after its Retry-After, as the shop asks)",
     )
     parser.add_argument("--storefront-url", help="bench a running shop instead of starting one")
-    parser.add_argument("--catalog-url", default="http://127.0.0.1:8081")
-    parser.add_argument("--payment-url", default="http://127.0.0.1:8083")
+    parser.add_argument("--catalog-url", default=f"http://127.0.0.1:{BY_NAME['catalog'].port}")
+    parser.add_argument("--payment-url", default=f"http://127.0.0.1:{BY_NAME['payment'].port}")
     parser.add_argument("--database-url", help="the running shop's payment database (write ceiling, invariants)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     return parser.parse_args(argv)

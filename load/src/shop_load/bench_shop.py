@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
+from shop_devtools.topology import BY_NAME, CALLEES_FIRST
 from shop_devtools.workspace import private_key_pem
 from shop_load import sale
 from shop_load.customers import Customer
@@ -94,7 +95,7 @@ class OwnShop:
     """PostgreSQL + migrated databases (a stock no run exhausts) + the four services on free ports of 127.0.0.1.
     The services can be restarted (`start`) with another provider latency; everything stops on exit."""
 
-    SERVICES = ("catalog", "users", "payment", "storefront")
+    SERVICES = tuple(service.name for service in CALLEES_FIRST)
 
     def __init__(self, workdir: Path) -> None:
         from shop_devtools.pg import EmbeddedPostgres, free_port
@@ -144,23 +145,13 @@ class OwnShop:
         self.stop()
         self.starts += 1
         common = {"HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
-        payment = {
-            "DATABASE_URL": self.urls["payment"],
-            "PAYMENT_CATALOG_URL": self.base["catalog"],
-            "PAYMENT_USERS_URL": self.base["users"],
-        }
+        envs: dict[str, dict[str, str]] = {}
+        for service in CALLEES_FIRST:
+            envs[service.name] = {"DATABASE_URL": self.urls[service.name]} if service.has_database else {}
+            envs[service.name] |= {service.upstream_setting(name): self.base[name] for name in service.upstreams}
+        envs["users"]["USERS_JWT_PRIVATE_KEY"] = self._key
         if provider_latency_ms is not None:
-            payment["PAYMENT_PROVIDER_LATENCY_MS"] = str(provider_latency_ms)
-        envs = {
-            "catalog": {"DATABASE_URL": self.urls["catalog"]},
-            "users": {"DATABASE_URL": self.urls["users"], "USERS_JWT_PRIVATE_KEY": self._key},
-            "payment": payment,
-            "storefront": {
-                "STOREFRONT_CATALOG_URL": self.base["catalog"],
-                "STOREFRONT_USERS_URL": self.base["users"],
-                "STOREFRONT_PAYMENT_URL": self.base["payment"],
-            },
-        }
+            envs["payment"]["PAYMENT_PROVIDER_LATENCY_MS"] = str(provider_latency_ms)
         started = time.monotonic()
         for name, extra in envs.items():
             env = {**os.environ, **common, **extra, "PORT": str(self.ports[name])}
@@ -169,7 +160,7 @@ class OwnShop:
                     env.pop(inherited, None)
             with (self.workdir / f"{name}.{self.starts}.log").open("wb") as log:
                 self.processes.append(
-                    subprocess.Popen([sys.executable, "-m", f"shop_{name}"], env=env, stdout=log, stderr=log)
+                    subprocess.Popen([sys.executable, "-m", BY_NAME[name].module], env=env, stdout=log, stderr=log)
                 )
         _wait_ready({name: url + "/ready" for name, url in self.base.items()}, self.processes)
         return time.monotonic() - started

@@ -19,10 +19,11 @@ from shop_devtools.engine import Engine
 from shop_devtools.images import image_name
 from shop_devtools.pg import free_port
 from shop_devtools.quantities import memory_bytes
+from shop_devtools.topology import BY_NAME, CALLEES_FIRST
 from shop_devtools.workspace import private_key_pem
 from shop_load.containers_db import DatabaseContainer
 
-SERVICES = ("catalog", "users", "payment", "storefront")
+SERVICES = tuple(service.name for service in CALLEES_FIRST)
 OVERLAY = "k8s/overlays/kind"
 SECRET_OR_ROUTING = frozenset({"HOST", "PORT", "DATABASE_URL", "CHAOS_TOKEN", "CHAOS_ENABLED", "USERS_JWT_PRIVATE_KEY"})
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -109,32 +110,21 @@ class Shop:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def start(self, specs: Mapping[str, ContainerSpec], version: str) -> None:
-        payments = f"{self.url('payment-a')},{self.url('payment-b')}"
+        urls = {name: self.url(name) for name in ("catalog", "users")}
+        urls["payment"] = f"{self.url('payment-a')},{self.url('payment-b')}"
         common = {"CHAOS_ENABLED": "true", "CHAOS_TOKEN": self.chaos_token}
-        plan = {
-            "catalog": ("catalog", {"DATABASE_URL": self.database_urls["catalog"]}),
-            "users": (
-                "users",
-                {"DATABASE_URL": self.database_urls["users"], "USERS_JWT_PRIVATE_KEY": private_key_pem()},
-            ),
+        plan: dict[str, tuple[str, dict[str, str]]] = {
+            "catalog": ("catalog", {}),
+            "users": ("users", {"USERS_JWT_PRIVATE_KEY": private_key_pem()}),
             "payment-a": ("payment", {}),
             "payment-b": ("payment", {}),
-            "storefront": (
-                "storefront",
-                {
-                    "STOREFRONT_CATALOG_URL": self.url("catalog"),
-                    "STOREFRONT_USERS_URL": self.url("users"),
-                    "STOREFRONT_PAYMENT_URL": payments,
-                },
-            ),
+            "storefront": ("storefront", {}),
         }
-        for name, (service, env) in plan.items():
-            if service == "payment":
-                env = {
-                    "DATABASE_URL": self.database_urls["payment"],
-                    "PAYMENT_CATALOG_URL": self.url("catalog"),
-                    "PAYMENT_USERS_URL": self.url("users"),
-                }
+        for name, (service, extra) in plan.items():
+            wired = BY_NAME[service]
+            env = {"DATABASE_URL": self.database_urls[service]} if wired.has_database else {}
+            env |= {wired.upstream_setting(upstream): urls[upstream] for upstream in wired.upstreams}
+            env |= extra
             argv = docker_run_argv(
                 specs[service],
                 name=f"{PREFIX}-{name}",

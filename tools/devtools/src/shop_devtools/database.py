@@ -13,8 +13,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from shop_devtools.pg import EmbeddedPostgres
-from shop_devtools.processes import LOCAL_HOST, SERVICES, LaunchError
+from shop_devtools.processes import LOCAL_HOST, LaunchError
 from shop_devtools.runconfig import Config
+from shop_devtools.topology import DATABASES
 
 LOCK_FILE = "run.lock"
 
@@ -87,10 +88,9 @@ def database_urls(admin_url: str) -> dict[str, str]:
     parts = urlsplit(admin_url)
     host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")  # no host: a Unix socket, in the query
     urls = {}
-    for service in SERVICES:
-        if service.has_database:
-            name = service.name  # the role, its password and the database are all named after the service
-            urls[name] = urlunsplit((parts.scheme, f"{name}:{name}@{host}", f"/{name}", parts.query, ""))
+    for service in DATABASES:
+        name = service.name  # the role, its password and the database are all named after the service
+        urls[name] = urlunsplit((parts.scheme, f"{name}:{name}@{host}", f"/{name}", parts.query, ""))
     return urls
 
 

@@ -29,10 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from shop_devtools.topology import CALLEES_FIRST
 from shop_devtools.workspace import WorkspaceError, project_version, repository_root
 
-SERVICES = ("catalog", "users", "payment", "storefront")
-"""The Dockerfile's targets, one per service."""
+SERVICES = tuple(service.name for service in CALLEES_FIRST)
+"""The Dockerfile's targets, one per service, in the order they are built."""
 REPOSITORY = "resilient-shop"
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")

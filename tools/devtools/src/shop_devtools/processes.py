@@ -1,5 +1,6 @@
-"""`make run`'s services as child processes: which ones (`SERVICES`, each replica an `Instance`), starting one so it
-dies with the launcher, relaying its output, waiting until it is ready, stopping them all.
+"""`make run`'s services as child processes: which ones (`shop_devtools.topology`'s `SERVICES`, each replica an
+`Instance`), starting one so it dies with the launcher, relaying its output, waiting until it is ready, stopping
+them all.
 
 Each service runs in its own session (`start_new_session=True`): Ctrl-C in the terminal reaches the launcher alone,
 which then stops the services in order (SIGTERM, then SIGKILL after 10 s). On Linux each service also asks the
@@ -22,6 +23,7 @@ from typing import IO
 import httpx
 
 from shop_devtools.restarts import RestartPolicy
+from shop_devtools.topology import SERVICES, Service
 
 LOCAL_HOST = "127.0.0.1"
 STOP_TIMEOUT_SECONDS = 10.0
@@ -31,29 +33,6 @@ REPLICATED = "payment"
 
 log = logging.getLogger("shop_devtools.run")
 
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    default_port: int
-    upstreams: tuple[str, ...] = ()
-    has_database: bool = True
-
-    @property
-    def module(self) -> str:
-        return f"shop_{self.name}"
-
-    @property
-    def port_variable(self) -> str:
-        return f"SHOP_{self.name.upper()}_PORT"
-
-
-SERVICES = (
-    Service("storefront", 8080, upstreams=("catalog", "users", "payment"), has_database=False),
-    Service("catalog", 8081),
-    Service("users", 8082),
-    Service("payment", 8083, upstreams=("catalog", "users")),
-)
 NAME_WIDTH = max(len(service.name) for service in SERVICES)
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from shop_devtools.topology import DATABASES
 from shopkit.migrations import upgrade
 
 
@@ -19,11 +20,7 @@ class ServiceDatabase:
     migrations: str
 
 
-SERVICE_DATABASES = (
-    ServiceDatabase("catalog", "shop_catalog:migrations"),
-    ServiceDatabase("users", "shop_users:migrations"),
-    ServiceDatabase("payment", "shop_payment:migrations"),
-)
+SERVICE_DATABASES = tuple(ServiceDatabase(service.name, service.migrations) for service in DATABASES)
 
 
 def url_for(admin_url: str, *, user: str, password: str, database: str) -> str:

@@ -133,9 +133,8 @@ def service_env(
 ) -> dict[str, str]:
     """The environment given to the launcher, over the launcher's defaults, under what is per process."""
     service = instance.service
-    prefix = service.name.upper()
     defaults = {"LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1"}
-    defaults |= {f"{prefix}_{upstream.upper()}_URL": config.url(upstream) for upstream in service.upstreams}
+    defaults |= {service.upstream_setting(upstream): config.url(upstream) for upstream in service.upstreams}
     if service.name == "users":
         defaults["USERS_JWT_PRIVATE_KEY"] = key
     env = defaults | dict(base)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from shop_devtools.processes import REPLICATED, SERVICES, Instance, LaunchError
+from shop_devtools.processes import REPLICATED, Instance, LaunchError
+from shop_devtools.topology import SERVICES, Service
 from shop_devtools.workspace import repository_root
 
 DEFAULT_PG_PORT = 5433
@@ -44,7 +45,7 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
         data_dir = Path(env["SHOP_DATA_DIR"]) if env.get("SHOP_DATA_DIR") else repository_root() / ".data"
-        ports = {service.name: _port(env, service.port_variable, service.default_port) for service in SERVICES}
+        ports = {service.name: _port(env, port_variable(service), service.port) for service in SERVICES}
         raw_replicas = env.get("PAYMENT_REPLICAS") or "1"
         if not raw_replicas.isdigit() or not 1 <= int(raw_replicas) <= MAX_REPLICAS:
             raise LaunchError(f"PAYMENT_REPLICAS must be a number from 1 to {MAX_REPLICAS}, got {raw_replicas!r}")
@@ -80,6 +81,11 @@ class Config:
 
     def public_url(self, service: str) -> str:
         return f"http://localhost:{self.ports[service]}"
+
+
+def port_variable(service: Service) -> str:
+    """The setting of the service's port: `SHOP_CATALOG_PORT`."""
+    return f"SHOP_{service.name.upper()}_PORT"
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

@@ -7,9 +7,10 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from shop_devtools.topology import DATABASES
 from shop_devtools.workspace import private_key_pem
 
-DATABASE_SERVICES = ("catalog", "users", "payment")
+DATABASE_SERVICES = tuple(service.name for service in DATABASES)
 POSTGRES_HOST = "postgres.shop.svc"
 
 GENERATED_FILES = (

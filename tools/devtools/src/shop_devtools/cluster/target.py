@@ -5,13 +5,15 @@ cluster's, the namespace, the services' ports, the image repository and the URLs
 from dataclasses import dataclass
 from typing import Literal
 
+from shop_devtools.topology import SERVICES
+
 Cluster = Literal["kind", "minikube"]
 Profile = Literal["resilient", "fragile"]
 
 CLUSTER_NAME = "resilient-shop"
 """The kind cluster's name and the minikube profile's."""
 NAMESPACE = "shop"
-SERVICE_PORTS = {"storefront": 8080, "catalog": 8081, "users": 8082, "payment": 8083}
+SERVICE_PORTS = {service.name: service.port for service in SERVICES}
 IMAGE_REPOSITORY = "resilient-shop"
 KIND_HOST_PORTS = {8080: "storefront", 3000: "Grafana"}
 KIND_SHOP_URL = "http://localhost:8080"

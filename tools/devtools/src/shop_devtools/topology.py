@@ -1,0 +1,66 @@
+"""The shop's topology, written once: its services, each with its package, its port, the services it calls (and the
+setting that tells it where each one is) and whether it has a database migrated by Alembic.
+
+`make run`, the images, the cluster commands, provisioning, the bench, the container proof and the tests take what
+they need from here; tests/devtools/test_topology.py checks it against the services' packages and settings, the
+rendered manifests and the migrations on disk. Pure data: importing it imports no service.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    """Where it listens unless told otherwise: its settings' default, `make run`'s, the container's and the
+    Kubernetes Service's port alike."""
+    upstreams: tuple[str, ...] = ()
+    """The services it calls, each found through the setting `upstream_setting(upstream)` names."""
+    has_database: bool = True
+
+    @property
+    def module(self) -> str:
+        """Its package, which `python -m` serves (`shop_catalog`)."""
+        return f"shop_{self.name}"
+
+    @property
+    def migrations(self) -> str:
+        """Its Alembic script location (`shop_catalog:migrations`); only a service with a database has one."""
+        if not self.has_database:
+            raise ValueError(f"{self.name} has no database, hence no migrations")
+        return f"{self.module}:migrations"
+
+    def upstream_setting(self, upstream: str) -> str:
+        """The environment name of the URL (or comma-separated URLs) of `upstream`: `PAYMENT_CATALOG_URL`."""
+        if upstream not in self.upstreams:
+            raise ValueError(f"{self.name} does not call {upstream}")
+        return f"{self.name.upper()}_{upstream.upper()}_URL"
+
+
+SERVICES = (
+    Service("storefront", 8080, upstreams=("catalog", "users", "payment"), has_database=False),
+    Service("catalog", 8081),
+    Service("users", 8082),
+    Service("payment", 8083, upstreams=("catalog", "users")),
+)
+"""Every service, in the order `make run` starts them."""
+
+BY_NAME: Mapping[str, Service] = {service.name: service for service in SERVICES}
+
+DATABASES = tuple(service for service in SERVICES if service.has_database)
+"""The services with a database (a role, a database and migrations each)."""
+
+
+def _callees_first(services: tuple[Service, ...]) -> tuple[Service, ...]:
+    ordered: list[Service] = []
+    while len(ordered) < len(services):
+        done = {service.name for service in ordered}
+        ordered.append(next(s for s in services if s.name not in done and done.issuperset(s.upstreams)))
+    return tuple(ordered)
+
+
+CALLEES_FIRST = _callees_first(SERVICES)
+"""Every service, each after the ones it calls (catalog, users, payment, storefront): the order the images are built
+in and the bench and the container proof start them."""
