@@ -16,6 +16,7 @@ from shop_devtools.pg import free_port
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
 from shopkit import ServiceSettings, SessionDep, create_app, create_client, send_with_retries, state_of
+from shopkit import http as shopkit_http
 from shopkit.http import KEEPALIVE_EXPIRY_SECONDS, MAX_RETRY_AFTER_SECONDS, BulkheadFull
 from shopkit.server import KEEP_ALIVE_SECONDS
 from tests.conftest import client_for, running
@@ -271,6 +272,26 @@ async def test_a_full_bulkhead_says_to_come_back_later_the_longer_the_queue_ahea
     assert waits == sorted(waits, reverse=True), "each refused later had fewer ahead of it"
     assert waits[0] == MAX_RETRY_AFTER_SECONDS < KEEP_ALIVE_SECONDS
     assert waits[-1] == 1
+
+
+async def test_a_bulkhead_remembers_only_the_last_window_of_freed_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rate behind Retry-After is over a short window; what fell out of it is dropped as answers come, not only
+    when a request is refused, so a process that never refuses does not keep a timestamp per answer forever."""
+    monkeypatch.setattr(shopkit_http, "FREED_WINDOW_SECONDS", 0.05)
+    upstream = FastAPI()
+
+    @upstream.get("/quick")
+    async def quick() -> dict[str, str]:
+        return {"status": "done"}
+
+    async with create_client("http://upstream", timeout=5, transport=httpx.ASGITransport(app=upstream)) as client:
+        for _ in range(20):
+            assert (await client.get("/quick")).status_code == 200
+        await asyncio.sleep(0.1)
+        assert (await client.get("/quick")).status_code == 200
+        bulkhead = client._transport
+        assert isinstance(bulkhead, shopkit_http.BulkheadTransport)
+        assert len(bulkhead._freed) == 1
 
 
 def test_clients_drop_idle_connections_before_the_server_does() -> None:

@@ -160,15 +160,20 @@ class BulkheadTransport(httpx.AsyncBaseTransport):
 
     def _release(self) -> None:
         self._slots.release()
-        self._freed.append(time.monotonic())
+        self._forget_freed_before(now := time.monotonic())
+        self._freed.append(now)
+
+    def _forget_freed_before(self, now: float) -> None:
+        """Keeps only the last FREED_WINDOW_SECONDS of freed slots: the deque stays as long as a window's answers,
+        however long the process runs without refusing anything."""
+        while self._freed and self._freed[0] < now - FREED_WINDOW_SECONDS:
+            self._freed.popleft()
 
     def retry_after(self) -> int:
         """Half the time the requests waiting now (and this one) take to get a slot at the rate slots came free
         lately: clients told so come back while the queue ahead still has work, never to an idle bulkhead. 1 s when
         slots come free fast enough, at most MAX_RETRY_AFTER_SECONDS (also when none came free lately)."""
-        now = time.monotonic()
-        while self._freed and self._freed[0] < now - FREED_WINDOW_SECONDS:
-            self._freed.popleft()
+        self._forget_freed_before(time.monotonic())
         rate = len(self._freed) / FREED_WINDOW_SECONDS
         if rate == 0:
             return 1 if self._waiting == 0 else MAX_RETRY_AFTER_SECONDS
