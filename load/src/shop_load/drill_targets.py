@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from shop_devtools.runstate import RunState
+from shop_devtools.topology import BY_NAME
 from shop_devtools.workspace import WorkspaceError, repository_root
 from shop_load.drill_args import CHAOS_FAULTS, DrillError
 from shop_load.local import LAUNCHER_RESTARTS_NOTE, NO_ORCHESTRATOR_NOTE, LocalPayment
@@ -151,10 +152,11 @@ def data_dir(options: argparse.Namespace) -> Path:
 def local_replicas(options: argparse.Namespace, clock: Clock) -> tuple[list[LocalPayment], int | None]:
     """The payment replicas to follow and make run's launcher pid, from its run.json (unless --payment-url)."""
     state = RunState.read(data_dir(options))
-    if options.payment_url or state is None or not state.replicas("payment"):
-        url = (options.payment_url or "http://localhost:8083").rstrip("/")
+    replicas = state.replicas("payment") if state else []
+    if options.payment_url or not replicas:
+        url = (options.payment_url or f"http://localhost:{BY_NAME['payment'].port}").rstrip("/")
         return [LocalPayment(url, options.chaos_token or "", clock)], state.launcher_pid if state else None
-    replicas = state.replicas("payment")
+    assert state is not None
     named = len(replicas) > 1
     payments = [LocalPayment(r.url, options.chaos_token or "", clock, r.name if named else None) for r in replicas]
     return payments, state.launcher_pid
