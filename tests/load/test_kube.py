@@ -4,12 +4,13 @@ there is no cluster to use."""
 import base64
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
 
 from shop_load import kube
+from shop_load.drill_cluster import ClusterTarget
 from tests.load.conftest import load_recording
 
 
@@ -123,3 +124,37 @@ def test_the_database_fault_deletes_the_pod_with_no_grace_period(monkeypatch: py
     )
     target.kill_pod("postgres-0")
     assert deleted == [("postgres-0", "shop", 0)]  # SIGKILL at once, no preStop, no graceful shutdown
+
+
+class WatchRecorder:
+    """Stands in for the Kubernetes client's side of `kube.Cluster` where the drill only asks what to watch."""
+
+    container = None
+
+    def __init__(self) -> None:
+        self.watched: list[str | None] = []
+
+    def http_port(self, pod: Any) -> int:
+        return 8083
+
+    def watch(self, sink: Any, stop: Any, also: str | None = None) -> list[Any]:
+        self.watched.append(also)
+        return []
+
+
+def test_the_database_fault_follows_the_database_pods_by_the_selector_that_found_them() -> None:
+    """Not by the killed pod's labels: its successor of the same name may carry another controller-revision-hash."""
+    recorder = WatchRecorder()
+    labels = {"app.kubernetes.io/name": "postgres", "controller-revision-hash": "postgres-7c9d"}
+    database = {"metadata": {"name": "postgres-0", "labels": labels}}
+    ClusterTarget(
+        cast(kube.Cluster, recorder),
+        recorded_pod(),
+        "",
+        lambda: 0.0,
+        "database",
+        database=database,
+        database_selector="app.kubernetes.io/name=postgres",
+    )
+    ClusterTarget(cast(kube.Cluster, recorder), recorded_pod(), "token", lambda: 0.0, "leak")
+    assert recorder.watched == ["app.kubernetes.io/name=postgres", None]

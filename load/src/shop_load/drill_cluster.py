@@ -36,7 +36,10 @@ class ClusterTarget(Target):
         *,
         deployment: str = "payment",
         database: Mapping[str, Any] | None = None,
+        database_selector: str | None = None,
     ) -> None:
+        """`database` (the pod the database fault kills, found by `database_selector`) is watched too, by that
+        selector: the pod the StatefulSet starts in its place has the same name but not all the same labels."""
         self.mode, self.cluster, self.token, self.clock, self.fault = "kubernetes", cluster, token, clock, fault
         self.pod = self.name = str(pod["metadata"]["name"])
         self.port = cluster.http_port(pod)
@@ -52,8 +55,7 @@ class ClusterTarget(Target):
         self.stop_event = threading.Event()
         self.injected: list[Mark] = []
         self.pod_marks: list[Mark] = []
-        also = ",".join(f"{k}={v}" for k, v in database["metadata"]["labels"].items()) if database else None
-        self.threads = cluster.watch(self._sink, self.stop_event, also=also)
+        self.threads = cluster.watch(self._sink, self.stop_event, also=database_selector if database else None)
 
     def _sink(self, kind: str, event_type: str, obj: Mapping[str, Any]) -> None:
         self.events.put((self.clock(), kind, event_type, obj))

@@ -184,7 +184,14 @@ def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
                 raise DrillError(f"--fault database: no pod matches {options.database_selector}")
             database = databases[0] if databases else None
             return ClusterTarget(
-                cluster, pod, token or "", clock, options.fault, deployment=options.deployment, database=database
+                cluster,
+                pod,
+                token or "",
+                clock,
+                options.fault,
+                deployment=options.deployment,
+                database=database,
+                database_selector=options.database_selector,
             )
         if options.kubernetes:
             raise DrillError("--kubernetes: no reachable cluster with payment pods (check KUBECONFIG and --namespace)")
