@@ -39,12 +39,14 @@ RUN --mount=type=secret,id=ca,required=false \
 WORKDIR /src
 COPY --from=manifests /src ./
 
-# One build stage per service: third-party dependencies from uv.lock first (their own layer), then shopkit and the
-# service installed as regular (non-editable) packages into /opt/venv, bytecode compiled.
+# One build stage per service: third-party dependencies from uv.lock first (their own layer), then the contracts,
+# shopkit (which imports them) and the service installed as regular (non-editable) packages into /opt/venv, bytecode
+# compiled.
 FROM builder AS build-catalog
 RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
     if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi \
     && uv sync --locked --no-dev --no-install-workspace --package shop-catalog
+COPY services/contracts services/contracts
 COPY services/shopkit services/shopkit
 COPY services/catalog services/catalog
 RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
@@ -55,6 +57,7 @@ FROM builder AS build-users
 RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
     if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi \
     && uv sync --locked --no-dev --no-install-workspace --package shop-users
+COPY services/contracts services/contracts
 COPY services/shopkit services/shopkit
 COPY services/users services/users
 RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
@@ -65,6 +68,7 @@ FROM builder AS build-payment
 RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
     if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi \
     && uv sync --locked --no-dev --no-install-workspace --package shop-payment
+COPY services/contracts services/contracts
 COPY services/shopkit services/shopkit
 COPY services/payment services/payment
 RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
@@ -75,6 +79,7 @@ FROM builder AS build-storefront
 RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
     if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi \
     && uv sync --locked --no-dev --no-install-workspace --package shop-storefront
+COPY services/contracts services/contracts
 COPY services/shopkit services/shopkit
 COPY services/storefront services/storefront
 RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \

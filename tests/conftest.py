@@ -31,12 +31,8 @@ SERVICES = tuple(service.name for service in DATABASES)
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"), free_port(), fast_and_unsafe=True)
-    server.start()
-    try:
+    with EmbeddedPostgres(tmp_path_factory.mktemp("postgres"), free_port(), fast_and_unsafe=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

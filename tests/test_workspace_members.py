@@ -32,6 +32,7 @@ PROVISIONED = [database.migrations for database in SERVICE_DATABASES]
 
 COMMANDS: dict[str, list[list[str]]] = {
     "shopkit": [],  # a library: imported, never run
+    "shop-contracts": [],  # a library too
     **{f"shop-{service}": [_help(f"shop-{service}"), _help("python", "-m", f"shop_{service}")] for service in SERVICES},
     # shop-run has no options (it starts the shop): the probe loads it, and these run what it starts
     "shop-devtools": [_help("python", "-m", f"shop_devtools.{module}") for module in ("cluster", "images", "compose")]

@@ -93,7 +93,9 @@ def test_dependencies_come_from_the_lock_in_their_own_layer(service: str) -> Non
     assert "--no-install-workspace" in deps
     assert "--no-editable" in install
     assert all(deps_line < line < install_line for line, _ in copies), "sources are copied between the two syncs"
-    assert sorted(source for _, source in copies) == sorted(["services/shopkit", f"services/{service}"])
+    assert sorted(source for _, source in copies) == sorted(
+        ["services/contracts", "services/shopkit", f"services/{service}"]
+    )
     # The manifests the dependency layer sees: the lock file and the workspace's pyproject.toml files only.
     builder = DOCKERFILE.by_name["builder"]
     assert [i.flags().get("from") for i in builder.all("COPY")] == ["manifests"]
@@ -159,6 +161,7 @@ def test_dockerignore_sends_the_workspace_manifests_and_sources_only() -> None:
     for name in ["uv.lock", "pyproject.toml", *(f"services/{s}/src/shop_{s}/main.py" for s in SERVICES)]:
         assert ignore.included(name), name
     assert ignore.included("services/shopkit/src/shopkit/app.py")
+    assert ignore.included("services/contracts/src/shop_contracts/__init__.py")
     for name in [
         ".venv/bin/python",
         ".git/HEAD",
@@ -235,3 +238,4 @@ def test_build_stages_install_every_service_from_the_context_alone(tmp_path: Pat
         (entry_points,) = package_dir.parent.glob(f"{contract.package}-*.dist-info/entry_points.txt")
         assert f"{contract.console_script} = {contract.package}.main:serve" in entry_points.read_text(encoding="utf-8")
         assert list(package_dir.parent.glob("shopkit/app.py")), "shopkit is installed beside it"
+        assert list(package_dir.parent.glob("shop_contracts/__init__.py")), "and the contracts shopkit imports"

@@ -376,9 +376,7 @@ def test_a_dying_service_is_started_again_while_the_others_serve_and_a_killed_la
 
 
 def test_an_existing_server_is_used_and_left_running(data_dir: Path, ports: Ports) -> None:
-    server = EmbeddedPostgres(data_dir.parent / "server", ports.postgres, fast_and_unsafe=True)
-    server.start()
-    try:
+    with EmbeddedPostgres(data_dir.parent / "server", ports.postgres, fast_and_unsafe=True) as server:
         with launched(data_dir, ports, POSTGRES_ADMIN_URL=server.admin_url()) as launch:
             wait_for_products(launch)
             assert not (data_dir / "pgdata").exists()
@@ -389,8 +387,6 @@ def test_an_existing_server_is_used_and_left_running(data_dir: Path, ports: Port
             assert wait_for_exit(launch) == 0, launch.log()
             assert_nothing_left(launch, ports, postgres_stopped=False)
         assert port_open(ports.postgres), "the launcher stops only the server it started"
-    finally:
-        server.stop()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")

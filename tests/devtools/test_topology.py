@@ -6,12 +6,13 @@ import importlib
 import importlib.resources
 import importlib.util
 import shutil
+import tomllib
 from urllib.parse import urlsplit
 
 import pytest
 
-from shop_devtools.cluster import generate_secrets
-from shop_devtools.topology import BY_NAME, CALLEES_FIRST, DATABASES, SERVICES, Service
+from shop_devtools.cluster.generated_secrets import generate_secrets
+from shop_devtools.topology import BY_NAME, CALLEES_FIRST, DATABASES, LIBRARIES, SERVICES, Service
 from tests.contracts import ServiceContract
 from tests.k8s.conftest import K8S, REPO, kustomize
 from tests.k8s.manifests import Manifests
@@ -29,10 +30,21 @@ def kind_manifests(tmp_path_factory: pytest.TempPathFactory) -> Manifests:
 
 
 def test_every_service_on_disk_is_in_the_topology_once() -> None:
-    on_disk = {path.name for path in (REPO / "services").iterdir() if (path / "src" / f"shop_{path.name}").is_dir()}
-    assert sorted(BY_NAME) == sorted(on_disk)
+    on_disk = {path.name for path in (REPO / "services").iterdir() if (path / "pyproject.toml").is_file()}
+    assert sorted([*BY_NAME, *LIBRARIES]) == sorted(on_disk)
     assert len(BY_NAME) == len(SERVICES)
     assert len({service.port for service in SERVICES}) == len(SERVICES)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_library_is_imported_never_run(library: str) -> None:
+    with (REPO / "services" / library / "pyproject.toml").open("rb") as file:
+        project = tomllib.load(file)["project"]
+    assert "scripts" not in project
+    assert "gui-scripts" not in project
+    assert "entry-points" not in project
+    assert not list((REPO / "services" / library / "src").glob("*/__main__.py"))
+    assert not list((REPO / "services" / library / "src").glob("*/main.py"))
 
 
 def test_each_one_calls_only_services_started_before_it_in_callees_first() -> None:

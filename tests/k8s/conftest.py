@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shop_devtools.cluster import generate_secrets
+from shop_devtools.cluster.generated_secrets import generate_secrets
 from tests.k8s.manifests import Manifests
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,15 +1,13 @@
 """`python -m shop_devtools.cluster`, without a cluster: the commands it would run, its refusal when a tool is
-missing, the secrets it writes, and which payment pod `leak` picks from `kubectl get pods -o json` output."""
+missing, the secrets it writes, which payment pod `leak` picks from the API's pod list and what it sends there."""
 
-import http.server
 import json
 import re
 import shutil
 import stat
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,24 +15,30 @@ from typing import Any
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kubernetes import client
 
-from shop_devtools import cluster
-from shop_devtools.cluster import ClusterError, Runner, Shop, Target
+from shop_devtools.cluster import cli, commands
+from shop_devtools.cluster.errors import ClusterError
+from shop_devtools.cluster.generated_secrets import GENERATED_FILES, generate_secrets, read_env_file
+from shop_devtools.cluster.pinning import LAST_APPLIED, image_refs
+from shop_devtools.cluster.pods import is_ready, pick_ready_pod, ready_pods
+from shop_devtools.cluster.runner import Runner
+from shop_devtools.cluster.shop import REMEMBERED, Shop
+from shop_devtools.cluster.target import Cluster, Profile, Target
 from shop_users.security import load_private_key
 from shop_users.settings import UsersSettings
 from shopkit.settings import PLACEHOLDER_SECRETS
 from tests.k8s.conftest import K8S, REPO
+from tests.k8s.fake_api import PAYMENT_PORT, SECRET_TOKEN, FakeApi, Sent, payment_pods
 
-PODS = json.loads((Path(__file__).parent / "data" / "payment-pods.json").read_text())
+PODS = payment_pods()
 CONTEXTS = {"kind": "kind-resilient-shop", "minikube": "resilient-shop"}
 
 
 @pytest.mark.parametrize("cluster_name", ["kind", "minikube"])
 @pytest.mark.parametrize("profile", ["resilient", "fragile"])
 @pytest.mark.parametrize("monitoring", [False, True])
-def test_every_target_has_its_overlay(
-    cluster_name: cluster.Cluster, profile: cluster.Profile, monitoring: bool
-) -> None:
+def test_every_target_has_its_overlay(cluster_name: Cluster, profile: Profile, monitoring: bool) -> None:
     target = Target(cluster_name, profile, monitoring)
     assert (K8S / "overlays" / target.overlay / "kustomization.yaml").is_file()
     assert target.context == CONTEXTS[cluster_name]
@@ -44,25 +48,23 @@ def test_every_target_has_its_overlay(
 
 def test_kubectl_commands_always_name_their_context(tmp_path: Path) -> None:
     context = "kind-resilient-shop"
-    commands = [
-        cluster.apply_argv(context, tmp_path),
-        cluster.workloads_argv(context),
-        cluster.rollout_argv(context, "deployment.apps/payment"),
-        cluster.payment_pods_argv(context),
-        cluster.leak_argv(context, "payment-1", mb_per_second=4, max_mb=None),
-        cluster.status_argv(context),
+    argvs = [
+        commands.apply_argv(context, tmp_path),
+        commands.workloads_argv(context),
+        commands.rollout_argv(context, "deployment.apps/payment"),
+        commands.status_argv(context),
     ]
-    for argv in commands:
+    for argv in argvs:
         assert argv[:3] == ["kubectl", "--context", context]
-    for argv in commands[1:]:  # the applied objects carry their namespace themselves
+    for argv in argvs[1:]:  # the applied objects carry their namespace themselves
         assert argv[argv.index("--namespace") + 1] == "shop"
 
 
 def test_apply_and_wait_commands(tmp_path: Path) -> None:
     overlay = tmp_path / "overlays" / "kind"
-    assert cluster.apply_argv("c", overlay) == ["kubectl", "--context", "c", "apply", "--kustomize", str(overlay)]
-    assert cluster.workloads_argv("c")[3:5] == ["get", "statefulsets,deployments"]
-    assert cluster.rollout_argv("c", "statefulset.apps/postgres") == [
+    assert commands.apply_argv("c", overlay) == ["kubectl", "--context", "c", "apply", "--kustomize", str(overlay)]
+    assert commands.workloads_argv("c")[3:5] == ["get", "statefulsets,deployments"]
+    assert commands.rollout_argv("c", "statefulset.apps/postgres") == [
         "kubectl", "--context", "c", "rollout", "status", "statefulset.apps/postgres", "--namespace", "shop",
         "--timeout=300s",
     ]  # fmt: skip
@@ -70,118 +72,75 @@ def test_apply_and_wait_commands(tmp_path: Path) -> None:
 
 def test_kind_and_minikube_commands() -> None:
     config = REPO / "k8s" / "kind" / "cluster.yaml"
-    assert cluster.kind_create_argv(config) == [
+    assert commands.kind_create_argv(config) == [
         "kind", "create", "cluster", "--name", "resilient-shop", "--config", str(config), "--wait", "120s",
     ]  # fmt: skip
-    assert cluster.kind_load_argv(["resilient-shop/catalog:0.1.0"]) == [
+    assert commands.kind_load_argv(["resilient-shop/catalog:0.1.0"]) == [
         "kind", "load", "docker-image", "--name", "resilient-shop", "resilient-shop/catalog:0.1.0",
     ]  # fmt: skip
-    assert cluster.minikube_load_argv("resilient-shop/users:0.1.0") == [
+    assert commands.minikube_load_argv("resilient-shop/users:0.1.0") == [
         "minikube", "image", "load", "--profile", "resilient-shop", "resilient-shop/users:0.1.0",
     ]  # fmt: skip
-    assert cluster.minikube_service_argv() == [
+    assert commands.minikube_service_argv() == [
         "minikube", "service", "storefront", "--namespace", "shop", "--profile", "resilient-shop", "--url",
     ]  # fmt: skip
-    assert cluster.down_argv("kind") == ["kind", "delete", "cluster", "--name", "resilient-shop"]
-    assert cluster.down_argv("minikube") == ["minikube", "delete", "--profile", "resilient-shop"]
-    assert cluster.build_images_argv() == [sys.executable, "-m", "shop_devtools.images"]
-    assert cluster.list_images_argv()[-1] == "--list"
+    assert commands.down_argv("kind") == ["kind", "delete", "cluster", "--name", "resilient-shop"]
+    assert commands.down_argv("minikube") == ["minikube", "delete", "--profile", "resilient-shop"]
+    assert commands.build_images_argv() == [sys.executable, "-m", "shop_devtools.images"]
+    assert commands.list_images_argv()[-1] == "--list"
 
 
 def test_image_refs_from_the_images_listing() -> None:
     listed = "catalog\nusers\n\npayment\nstorefront\n"
-    assert cluster.image_refs(listed, "0.1.0") == [
+    assert image_refs(listed, "0.1.0") == [
         "resilient-shop/catalog:0.1.0",
         "resilient-shop/users:0.1.0",
         "resilient-shop/payment:0.1.0",
         "resilient-shop/storefront:0.1.0",
     ]
-    assert cluster.image_refs("resilient-shop/catalog:0.2.0\n", "0.1.0") == ["resilient-shop/catalog:0.2.0"]
+    assert image_refs("resilient-shop/catalog:0.2.0\n", "0.1.0") == ["resilient-shop/catalog:0.2.0"]
     with pytest.raises(ClusterError, match="never latest"):
-        cluster.image_refs("resilient-shop/catalog:latest\n", "0.1.0")
+        image_refs("resilient-shop/catalog:latest\n", "0.1.0")
     with pytest.raises(ClusterError, match="never latest"):
-        cluster.image_refs("localhost:5000/catalog\n", "0.1.0")
+        image_refs("localhost:5000/catalog\n", "0.1.0")
     with pytest.raises(ClusterError, match="no image"):
-        cluster.image_refs("\n", "0.1.0")
+        image_refs("\n", "0.1.0")
 
 
-def test_pod_selection_from_kubectl_json() -> None:
+def test_pod_selection_from_the_api_pod_list() -> None:
     """Unready, terminating and pending pods are never picked; of the Ready ones, exactly one, the same each time."""
-    assert cluster.ready_pod_names(PODS) == ["payment-6f9c8d7b5c-m2n8r", "payment-6f9c8d7b5c-zt5vh"]
-    assert cluster.pick_ready_pod(PODS) == "payment-6f9c8d7b5c-m2n8r"
-    none_ready = {**PODS, "items": [pod for pod in PODS["items"] if not cluster.is_ready(pod)]}
-    with pytest.raises(ClusterError, match=r"no Ready payment pod \(3 payment pods"):
-        cluster.pick_ready_pod(none_ready)
-    with pytest.raises(ClusterError, match="no Ready payment pod"):
-        cluster.pick_ready_pod({"apiVersion": "v1", "kind": "List", "items": []})
+    names = ["payment-6f9c8d7b5c-m2n8r", "payment-6f9c8d7b5c-zt5vh"]
+    assert [pod["metadata"]["name"] for pod in ready_pods(PODS)] == names
+    assert [pod["metadata"]["name"] for pod in ready_pods(reversed(PODS))] == names
+    assert pick_ready_pod(PODS, selector="s", namespace="shop")["metadata"]["name"] == names[0]
+    none_ready = [pod for pod in PODS if not is_ready(pod)]
+    with pytest.raises(ClusterError, match=r"no Ready pod among the 3 matching s in namespace shop"):
+        pick_ready_pod(none_ready, selector="s", namespace="shop")
+    with pytest.raises(ClusterError, match="no Ready pod among the 0"):
+        pick_ready_pod([], selector="s", namespace="shop")
 
 
-# --- the leak script, run against a stand-in of the pod's chaos endpoint ------------------------------------
-
-
-@dataclass
-class Recorded:
-    requests: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
-    status: int = 202
-
-
-@pytest.fixture
-def chaos_endpoint() -> Iterator[tuple[int, Recorded]]:
-    recorded = Recorded()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            recorded.requests.append((self.path, dict(self.headers.items()), body))
-            answer = json.dumps({"leak": {"active": True}}).encode()
-            self.send_response(recorded.status)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], recorded
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def run_leak_script(port: int, token: str, rate: str, cap: str) -> subprocess.CompletedProcess[str]:
-    argv = cluster.leak_argv("ctx", "payment-1", mb_per_second=float(rate), max_mb=int(cap) if cap else None)
-    script, args = argv[argv.index("-c") + 1], argv[argv.index("-c") + 2 :]
-    assert args[0] == "8083"
-    env = {"CHAOS_TOKEN": token, "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-c", script, str(port), *args[1:]], env=env, capture_output=True, text=True, timeout=30
-    )
-
-
-def test_leak_script_posts_to_the_chaos_endpoint_with_the_pods_token(chaos_endpoint: tuple[int, Recorded]) -> None:
-    port, recorded = chaos_endpoint
-    result = run_leak_script(port, "token-from-the-secret", "4", "")
-    assert result.returncode == 0, result.stderr
-    result = run_leak_script(port, "token-from-the-secret", "8", "200")
-    assert result.returncode == 0, result.stderr
-    (path, headers, body), (_, _, capped) = recorded.requests
-    assert path == "/chaos/leak"
-    assert headers["X-Chaos-Token"] == "token-from-the-secret"
-    assert headers["Content-Type"] == "application/json"
-    assert body == {"mb_per_second": 4.0}
-    assert capped == {"mb_per_second": 8.0, "max_mb": 200}
-
-
-def test_leak_script_fails_when_the_endpoint_refuses(chaos_endpoint: tuple[int, Recorded]) -> None:
-    port, recorded = chaos_endpoint
-    recorded.status = 403
-    result = run_leak_script(port, "wrong", "4", "")
-    assert result.returncode == 1
-    assert "answered 403" in result.stderr
+@pytest.mark.parametrize(
+    ("change", "ready"),
+    [
+        ({}, True),
+        ({"status": {"phase": "Pending"}}, False),
+        ({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}, False),
+        ({"status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}, False),
+        ({"metadata": {"deletionTimestamp": "2026-11-25T09:05:00Z"}}, False),
+    ],
+    ids=["running and ready", "pending", "not ready", "no ready condition", "being deleted"],
+)
+def test_a_ready_pod_runs_has_its_ready_condition_true_and_is_not_being_deleted(
+    change: dict[str, dict[str, Any]], ready: bool
+) -> None:
+    pod: dict[str, Any] = {
+        "metadata": {"name": "payment-1"},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    for part, fields in change.items():
+        pod[part] = {**pod[part], **fields}
+    assert is_ready(pod) is ready
 
 
 # --- missing tools ---------------------------------------------------------------------------------------------
@@ -201,7 +160,6 @@ def empty_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["kind-up"], ["docker", "kind", "kubectl"]),
         (["minikube-up", "--profile", "fragile"], ["docker", "minikube", "kubectl"]),
         (["deploy"], ["kubectl"]),
-        (["leak"], ["kubectl"]),
         (["status"], ["kubectl"]),
         (["down"], ["kind", "minikube"]),
         (["down", "--cluster", "minikube"], ["minikube"]),
@@ -210,7 +168,7 @@ def empty_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_missing_tool_stops_the_command_and_is_named(
     argv: list[str], tools: list[str], empty_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cluster.run(argv) == 1
+    assert cli.run(argv) == 1
     error = capsys.readouterr().err
     for tool in tools:
         assert f"{tool} is required but was not found on PATH" in error
@@ -220,7 +178,7 @@ def test_a_missing_tool_stops_the_command_and_is_named(
 def test_only_the_missing_tool_is_named(empty_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fake_tool(empty_path, "docker")
     fake_tool(empty_path, "kubectl")
-    assert cluster.run(["kind-up"]) == 1
+    assert cli.run(["kind-up"]) == 1
     error = capsys.readouterr().err
     assert "kind is required" in error
     assert "docker is required" not in error
@@ -239,47 +197,47 @@ def fake_tool(directory: Path, name: str) -> None:
 
 def test_secrets_are_random_valid_private_and_kept(tmp_path: Path) -> None:
     generated = tmp_path / "generated"
-    written = cluster.generate_secrets(generated)
-    assert sorted(path.name for path in written) == sorted(cluster.GENERATED_FILES)
+    written = generate_secrets(generated)
+    assert sorted(path.name for path in written) == sorted(GENERATED_FILES)
     for path in written:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
     pem = (generated / "users-jwt-private-key.pem").read_text()
     assert pem.startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8
     assert isinstance(load_private_key(pem), Ed25519PrivateKey)
-    token = cluster.read_env_file(generated / "chaos.env")["CHAOS_TOKEN"]
+    token = read_env_file(generated / "chaos.env")["CHAOS_TOKEN"]
     assert len(token) == 64
     assert token.lower() not in PLACEHOLDER_SECRETS
     settings = UsersSettings(
         environment="production", jwt_private_key=pem, chaos_enabled=True, chaos_token=token, database_url="x"
     )
     assert settings.is_production
-    passwords = cluster.read_env_file(generated / "postgres.env")
+    passwords = read_env_file(generated / "postgres.env")
     assert set(passwords) == {"POSTGRES_PASSWORD", "CATALOG_DB_PASSWORD", "USERS_DB_PASSWORD", "PAYMENT_DB_PASSWORD"}
     assert len(set(passwords.values())) == 4
     for service in ("catalog", "users", "payment"):
-        url = cluster.read_env_file(generated / f"{service}-database.env")["DATABASE_URL"]
+        url = read_env_file(generated / f"{service}-database.env")["DATABASE_URL"]
         assert (
             url
             == f"postgresql://{service}:{passwords[service.upper() + '_DB_PASSWORD']}@postgres.shop.svc:5432/{service}"
         )
 
     before = {path.name: path.read_text() for path in generated.iterdir()}
-    assert cluster.generate_secrets(generated) == []  # a second run keeps every value: the volume remembers them
+    assert generate_secrets(generated) == []  # a second run keeps every value: the volume remembers them
     assert {path.name: path.read_text() for path in generated.iterdir()} == before
     (generated / "payment-database.env").unlink()
-    assert cluster.generate_secrets(generated) == [generated / "payment-database.env"]
+    assert generate_secrets(generated) == [generated / "payment-database.env"]
     assert (generated / "payment-database.env").read_text() == before["payment-database.env"]
 
     other = tmp_path / "other"
-    cluster.generate_secrets(other)
-    assert cluster.read_env_file(other / "chaos.env")["CHAOS_TOKEN"] != token
+    generate_secrets(other)
+    assert read_env_file(other / "chaos.env")["CHAOS_TOKEN"] != token
     assert (other / "users-jwt-private-key.pem").read_text() != pem
 
 
 def test_generated_secrets_are_git_ignored() -> None:
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
-    for name in cluster.GENERATED_FILES:
+    for name in GENERATED_FILES:
         path = f"k8s/base/generated/{name}"
         result = subprocess.run(["git", "check-ignore", "--quiet", path], cwd=REPO, check=False, timeout=30)
         assert result.returncode == 0, f"{path} is not git-ignored"
@@ -340,21 +298,19 @@ def test_kind_up_creates_builds_loads_applies_and_waits(checkout: Path, tools: N
         }
     )
     Shop(checkout, runner).kind_up(Target("kind", "fragile"))
-    commands = [" ".join(argv) for argv in runner.ran]
-    assert commands[0].startswith("kind create cluster --name resilient-shop --config ")
-    assert commands[0].split("--config ")[1].split()[0] == str(checkout / "k8s" / "kind" / "cluster.yaml")
-    assert commands[1] == f"{sys.executable} -m shop_devtools.images"
+    ran = [" ".join(argv) for argv in runner.ran]
+    assert ran[0].startswith("kind create cluster --name resilient-shop --config ")
+    assert ran[0].split("--config ")[1].split()[0] == str(checkout / "k8s" / "kind" / "cluster.yaml")
+    assert ran[1] == f"{sys.executable} -m shop_devtools.images"
     names = IMAGES.split()
-    assert commands[2:6] == [f"docker tag resilient-shop/{n}:0.1.0 resilient-shop/{n}:{CONTENT}" for n in names]
-    assert commands[6] == "kind load docker-image --name resilient-shop " + " ".join(
+    assert ran[2:6] == [f"docker tag resilient-shop/{n}:0.1.0 resilient-shop/{n}:{CONTENT}" for n in names]
+    assert ran[6] == "kind load docker-image --name resilient-shop " + " ".join(
         f"resilient-shop/{name}:{CONTENT}" for name in names
     )
     pinned = checkout / ".data" / "deploy" / "kind-fragile"
-    assert commands[7] == f"kubectl --context kind-resilient-shop apply --kustomize {pinned}"
-    assert [command.split(" rollout status ")[1].split()[0] for command in commands[8:]] == WORKLOADS.split()
-    assert sorted(path.name for path in (checkout / "k8s" / "base" / "generated").iterdir()) == sorted(
-        cluster.GENERATED_FILES
-    )
+    assert ran[7] == f"kubectl --context kind-resilient-shop apply --kustomize {pinned}"
+    assert [command.split(" rollout status ")[1].split()[0] for command in ran[8:]] == WORKLOADS.split()
+    assert sorted(path.name for path in (checkout / "k8s" / "base" / "generated").iterdir()) == sorted(GENERATED_FILES)
 
 
 def test_kind_up_reuses_an_existing_cluster(checkout: Path, tools: None) -> None:
@@ -395,7 +351,7 @@ def test_minikube_up_loads_each_image_and_prints_the_service_url(checkout: Path,
     assert runner.ran[0][:2] == ["minikube", "start"]
     loads = [argv[-1] for argv in runner.ran if argv[:3] == ["minikube", "image", "load"]]
     assert loads == [f"resilient-shop/{name}:{CONTENT}" for name in IMAGES.split()]
-    assert runner.ran[-1] == cluster.minikube_service_argv()
+    assert runner.ran[-1] == commands.minikube_service_argv()
     assert any(argv[:3] == ["kubectl", "--context", "resilient-shop"] and "apply" in argv for argv in runner.ran)
 
 
@@ -406,7 +362,7 @@ def test_the_up_commands_remember_their_cluster_and_down_forgets_it(checkout: Pa
         "statefulsets,deployments": WORKLOADS,
         "minikube ip": "192.168.49.2\n",
     }
-    remembered = checkout / cluster.REMEMBERED
+    remembered = checkout / REMEMBERED
     Shop(checkout, FakeRunner(outputs={**outputs, "get-contexts": "kind-resilient-shop"})).kind_up(Target("kind"))
     assert "CLUSTER = kind\nSHOP_URL = http://localhost:8080\nKUBE_CONTEXT = kind-resilient-shop\n" in (
         remembered.read_text()
@@ -455,18 +411,100 @@ def test_monitoring_needs_its_component(checkout: Path, tools: None) -> None:
         Shop(checkout, FakeRunner()).deploy(Target("kind", monitoring=True))
 
 
-def test_leak_targets_exactly_one_ready_payment_pod(checkout: Path, tools: None) -> None:
-    runner = FakeRunner(outputs={"get pods": json.dumps(PODS)})
+def test_leak_sends_one_leak_to_exactly_one_ready_payment_pod_with_the_secrets_token(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = FakeApi().install(monkeypatch)
+    runner = FakeRunner()
     Shop(checkout, runner).leak("kind", mb_per_second=4, max_mb=None)
-    (argv,) = runner.ran
-    assert argv == cluster.leak_argv("kind-resilient-shop", "payment-6f9c8d7b5c-m2n8r", mb_per_second=4, max_mb=None)
-    assert argv[argv.index("--") + 1 : argv.index("--") + 3] == ["python", "-c"]
+    Shop(checkout, runner).leak("minikube", mb_per_second=8, max_mb=200)
+    assert runner.ran == [], "no kubectl: the Kubernetes client talks to the pod"
+    assert api.contexts == ["kind-resilient-shop", "resilient-shop"]
+    assert api.listed == [("shop", "app.kubernetes.io/name=payment")] * 2
+    token = {"X-Chaos-Token": SECRET_TOKEN}
+    assert api.sent == [
+        Sent("payment-6f9c8d7b5c-m2n8r", PAYMENT_PORT, "POST", "/chaos/leak", {"mb_per_second": 4.0}, token),
+        Sent(
+            "payment-6f9c8d7b5c-m2n8r",
+            PAYMENT_PORT,
+            "POST",
+            "/chaos/leak",
+            {"mb_per_second": 8.0, "max_mb": 200},
+            token,
+        ),
+    ]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "leaking 4 MiB/s in payment-6f9c8d7b5c-m2n8r, 1 of 2 Ready payment pods"
+    assert (
+        out[1] == "POST /chaos/leak {'mb_per_second': 4.0} to payment-6f9c8d7b5c-m2n8r through the API's port-forward"
+    )
+    assert out[2] == "watch it: kubectl --context kind-resilient-shop get rs,pods -n shop -w"
+    assert out[5] == "watch it: kubectl --context resilient-shop get rs,pods -n shop -w"
+
+
+def test_a_dry_run_leak_picks_the_pod_and_sends_nothing(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = FakeApi().install(monkeypatch)
+    Shop(checkout, FakeRunner(dry_run=True)).leak("kind", mb_per_second=4, max_mb=None)
+    assert api.sent == []
+    assert "in payment-6f9c8d7b5c-m2n8r, 1 of 2 Ready payment pods" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (
+            404,
+            r"chaos is disabled at pod payment-6f9c8d7b5c-m2n8r \(POST /chaos/leak answered 404\): start the shop with",
+        ),
+        (403, r"pod payment-6f9c8d7b5c-m2n8r refused the chaos token \(403\)"),
+        (500, r"POST /chaos/leak at pod payment-6f9c8d7b5c-m2n8r answered 500: .*answered by the fake pod"),
+    ],
+)
+def test_a_refused_leak_is_an_error_saying_what_to_do(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, status: int, says: str
+) -> None:
+    FakeApi(status=status).install(monkeypatch)
+    with pytest.raises(ClusterError, match=says):
+        Shop(checkout, FakeRunner()).leak("kind", mb_per_second=4, max_mb=None)
+
+
+def test_leak_with_no_ready_payment_pod_says_so(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeApi(pods=[pod for pod in payment_pods() if not is_ready(pod)]).install(monkeypatch)
+    with pytest.raises(ClusterError, match=r"no Ready pod among the 3 matching app\.kubernetes\.io/name=payment"):
+        Shop(checkout, FakeRunner()).leak("kind", mb_per_second=4, max_mb=None)
+
+
+def test_leak_refused_by_the_api_says_why(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeApi().install(monkeypatch)
+
+    def forbidden(*_: Any, **__: Any) -> Any:
+        raise client.exceptions.ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(client.CoreV1Api, "read_namespaced_secret", forbidden)
+    with pytest.raises(ClusterError, match=r"the Kubernetes API of context kind-resilient-shop refused: \(403\)"):
+        Shop(checkout, FakeRunner()).leak("kind", mb_per_second=4, max_mb=None)
+
+
+@pytest.mark.parametrize(("name", "up"), [("kind", "make kind-up"), ("minikube", "make minikube-up")])
+def test_leak_needs_the_clusters_context(
+    name: Cluster, up: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "contexts": []}))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.chdir(REPO)
+    assert cli.run(["leak", "--cluster", name]) == 1
+    error = capsys.readouterr().err
+    assert f"no kubectl context {CONTEXTS[name]}: create the cluster with `{up}`" in error
+    assert "Traceback" not in error
 
 
 def test_down_deletes_what_the_up_commands_created(checkout: Path, tools: None) -> None:
     runner = FakeRunner()
     Shop(checkout, runner).down(None)
-    assert runner.ran == [cluster.down_argv("kind"), cluster.down_argv("minikube")]
+    assert runner.ran == [commands.down_argv("kind"), commands.down_argv("minikube")]
 
 
 def test_dry_run_prints_and_runs_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -500,8 +538,8 @@ def applied_components(applied: Path) -> list[str]:
 
 def test_autoscaling_adds_no_overlay_and_is_a_flag_of_every_up_command() -> None:
     for command in (["kind-up"], ["minikube-up"], ["deploy", "--cluster", "minikube"]):
-        assert cluster.parser().parse_args([*command, "--autoscaling"]).autoscaling is True
-        assert cluster.parser().parse_args(command).autoscaling is False
+        assert cli.parser().parse_args([*command, "--autoscaling"]).autoscaling is True
+        assert cli.parser().parse_args(command).autoscaling is False
     autoscaled = Target("kind", monitoring=True, autoscaling=True)
     assert autoscaled.overlay == Target("kind", monitoring=True).overlay == "kind-monitoring"
     assert autoscaled.deployment == "kind-monitoring-autoscaling"
@@ -535,7 +573,7 @@ def test_autoscaling_on_minikube_enables_its_addon_instead_of_our_metrics_server
     runner = FakeRunner(outputs=outputs, checks={"minikube status": True})
     Shop(checkout, runner).minikube_up(Target("minikube", autoscaling=True))
     addon = ["minikube", "addons", "enable", "metrics-server", "--profile", "resilient-shop"]
-    assert cluster.minikube_addon_argv("metrics-server") == addon
+    assert commands.minikube_addon_argv("metrics-server") == addon
     applies = [i for i, argv in enumerate(runner.ran) if "apply" in argv]
     assert runner.ran.index(addon) < applies[0], "the metrics API is there before the HPA asks for it"
     assert applied_components(Path(runner.ran[applies[0]][-1])) == ["autoscaling"]
@@ -562,7 +600,7 @@ def test_autoscaling_refuses_the_fragile_profile(checkout: Path, tools: None) ->
 
 
 def deployment_json(last_applied: dict[str, Any] | None) -> str:
-    annotations = {cluster.LAST_APPLIED: json.dumps(last_applied) + "\n"} if last_applied is not None else {}
+    annotations = {LAST_APPLIED: json.dumps(last_applied) + "\n"} if last_applied is not None else {}
     return json.dumps({"kind": "Deployment", "metadata": {"name": "payment", "annotations": annotations}})
 
 
@@ -587,12 +625,12 @@ def test_turning_autoscaling_on_forgets_the_applied_replica_count_first(checkout
     )
     Shop(checkout, runner).deploy(Target("kind", autoscaling=True))
     applied = checkout / ".data" / "deploy" / "kind-autoscaling"
-    forget = cluster.set_last_applied_argv("kind-resilient-shop", applied / "payment-last-applied.json")
+    forget = commands.set_last_applied_argv("kind-resilient-shop", applied / "payment-last-applied.json")
     assert forget == [
         "kubectl", "--context", "kind-resilient-shop", "apply", "set-last-applied", "--filename",
         str(applied / "payment-last-applied.json"),
     ]  # fmt: skip
-    assert runner.ran.index(forget) < runner.ran.index(cluster.apply_argv("kind-resilient-shop", applied))
+    assert runner.ran.index(forget) < runner.ran.index(commands.apply_argv("kind-resilient-shop", applied))
     remembered = json.loads((applied / "payment-last-applied.json").read_text())
     assert remembered == {**APPLIED_PAYMENT, "spec": {"revisionHistoryLimit": 5}}
 
@@ -627,4 +665,4 @@ def test_without_autoscaling_deploy_leaves_the_replica_count_alone(checkout: Pat
 
 
 def test_status_lists_the_autoscaler() -> None:
-    assert "hpa" in cluster.status_argv("kind-resilient-shop")[4].split(",")
+    assert "hpa" in commands.status_argv("kind-resilient-shop")[4].split(",")

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from shop_devtools import cluster
+from shop_devtools.cluster.target import CLUSTER_NAME, KIND_HOST_PORTS, KIND_SHOP_URL
 from tests.k8s.conftest import K8S, MONITORING_MISSING, MONITORING_PRESENT, TARGETS, Render
 
 CONFIG = yaml.safe_load((K8S / "kind" / "cluster.yaml").read_text())
@@ -27,13 +27,13 @@ def node_port(render: Render, target_id: str, service: str) -> int:
 def test_kind_config_is_the_cluster_the_tool_creates() -> None:
     assert CONFIG["kind"] == "Cluster"
     assert CONFIG["apiVersion"] == "kind.x-k8s.io/v1alpha4"
-    assert CONFIG["name"] == cluster.CLUSTER_NAME
-    assert set(mappings().values()) == set(cluster.KIND_HOST_PORTS)
+    assert CONFIG["name"] == CLUSTER_NAME
+    assert set(mappings().values()) == set(KIND_HOST_PORTS)
 
 
 def test_storefront_is_at_localhost_8080(render: Render) -> None:
     assert mappings()[node_port(render, "overlay:kind", "storefront")] == 8080
-    assert cluster.KIND_SHOP_URL == "http://localhost:8080"
+    assert KIND_SHOP_URL == "http://localhost:8080"
 
 
 @pytest.mark.skipif(not MONITORING_PRESENT, reason=MONITORING_MISSING)

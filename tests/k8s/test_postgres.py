@@ -25,12 +25,8 @@ PROVISION = K8S / "base" / "postgres" / "provision.sh"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     """A server of its own: provisioning creates the roles `catalog`, `users`, `payment`, which the shared test
     server's databases also use."""
-    postgres = EmbeddedPostgres(tmp_path_factory.mktemp("provision"), free_port(), fast_and_unsafe=True)
-    postgres.start()
-    try:
+    with EmbeddedPostgres(tmp_path_factory.mktemp("provision"), free_port(), fast_and_unsafe=True) as postgres:
         yield postgres
-    finally:
-        postgres.stop()
 
 
 def provision(server: EmbeddedPostgres, passwords: dict[str, str]) -> str:

@@ -3,7 +3,8 @@ sick pod is noticed and routed around, replicas, retries, drain, rollout, disrup
 
 import pytest
 
-from shop_devtools import cluster
+from shop_devtools.chaos import OOM_LEAK_MIB_PER_SECOND
+from shop_devtools.cluster import cli
 from shop_devtools.quantities import memory_bytes
 from shop_load import drill_args
 from shop_users.security import HASH_CONCURRENCY
@@ -77,7 +78,7 @@ def test_memory_limits_let_liveness_catch_the_leak_before_the_oom_killer(render:
     budget (MEMORY_BUDGET_FRACTION of its limit, where /healthz turns 503) and its limit (the OOM kill); the budget
     leaves room above a service at its busiest (and, for users, above its concurrent argon2 hashes)."""
     manifests = render(target)
-    leak_rate_mib = cluster.parser().parse_args(["leak"]).mb_per_second
+    leak_rate_mib = cli.parser().parse_args(["leak"]).mb_per_second
     for service in SHOP_SERVICES:
         container = app_container(manifests, service)
         env = container_env(container, manifests)
@@ -108,12 +109,12 @@ def test_the_default_leaks_end_in_a_liveness_restart_and_the_fast_one_in_an_oom_
     room = limit * (1 - float(env["MEMORY_BUDGET_FRACTION"]))
     liveness = container["livenessProbe"]
     seconds = liveness["periodSeconds"] + window(liveness) + float(env["SHUTDOWN_DELAY_SECONDS"])
-    make_leak = cluster.parser().parse_args(["leak"]).mb_per_second
+    make_leak = cli.parser().parse_args(["leak"]).mb_per_second
     the_drill = drill_args.leak_rate(drill_args.parse_args([]), "kubernetes")
     for rate in (make_leak, the_drill):
         grown = rate * seconds
         assert grown <= room * (1 - LEAK_MARGIN), f"{rate} MiB/s grows {grown:.0f} MiB of {room:.0f} before the restart"
-    assert cluster.OOM_LEAK_MIB_PER_SECOND * window(liveness) > room, "the fast leak outruns liveness"
+    assert OOM_LEAK_MIB_PER_SECOND * window(liveness) > room, "the fast leak outruns liveness"
     assert drill_args.leak_rate(drill_args.parse_args([]), "local") == drill_args.LOCAL_LEAK_MB_PER_SECOND
 
 

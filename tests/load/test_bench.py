@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,7 @@ import pytest
 from shop_load import bench_measure, bench_report, bench_shop, sale, sale_readiness, wrk
 from shop_load.records import InvariantResult
 from shop_load.scrape import parse
-from tests.load.conftest import RealShop
-
-ROOT = Path(__file__).parents[2]
+from tests.load.conftest import RealShop, run_python
 
 PGBENCH_OUTPUT = """\
 pgbench (16.2)
@@ -143,15 +140,7 @@ def test_a_readiness_flip_or_a_failed_invariant_is_a_fail() -> None:
 
 
 def _bench(args: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shop_load.bench", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_python(["-m", "shop_load.bench", *args], timeout=timeout, **env)
 
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")

@@ -1,14 +1,19 @@
-"""The drill without a cluster: the local payment processes' probe answers → marks, and which processes it follows
-(make run's run.json). Pure."""
+"""The drill without a cluster: the local payment processes' probe answers → marks, which processes it follows
+(make run's run.json), and the faults it sends one (to shopkit's chaos router in process)."""
 
 import os
 from pathlib import Path
 
 import pytest
 
+from shop_devtools.chaos import ChaosRefused
 from shop_devtools.runstate import Process, RunState
 from shop_load import drill_args, drill_targets
-from shop_load.local import ProbeTracker
+from shop_load.local import LocalPayment, ProbeTracker
+from shopkit import ServiceSettings, create_app
+from tests.conftest import client_for, running
+
+CHAOS_TOKEN = "local-drill-chaos-token-0123456789"
 
 
 def test_a_leak_is_seen_as_unready_then_liveness_failing_then_ready_after_clearing() -> None:
@@ -66,3 +71,30 @@ def test_the_database_fault_needs_a_cluster(tmp_path: Path) -> None:
     options = drill_args.parse_args(["--local", "--fault", "database", "--data-dir", str(tmp_path)])
     with pytest.raises(drill_args.DrillError, match="needs a cluster"):
         drill_targets.choose_target(options, lambda: 0.0)
+
+
+async def test_the_local_drill_checks_injects_and_clears_through_the_chaos_api() -> None:
+    app = create_app(ServiceSettings(chaos_enabled=True, chaos_token=CHAOS_TOKEN), title="payment", routers=[])
+    async with running(app), client_for(app, "payment") as client:
+        payment = LocalPayment("http://payment", CHAOS_TOKEN, lambda: 1.0, "payment-1")
+        await payment.check(client)
+        assert await payment.inject(client, "unready", None) == "POST /chaos/unready"
+        assert (await client.get("/ready")).status_code == 503
+        assert await payment.clear(client)
+        assert (await client.get("/ready")).status_code == 200
+        assert [(m.kind, m.pod, m.detail) for m in payment.marks] == [
+            ("injected", "payment-1", "POST /chaos/unready"),
+            ("fault_cleared", "payment-1", "DELETE /chaos"),
+        ]
+        wrong = LocalPayment("http://payment", "wrong", lambda: 1.0)
+        with pytest.raises(ChaosRefused, match=r"refused the chaos token \(403\)"):
+            await wrong.check(client)
+        assert not await wrong.clear(client)
+        assert wrong.marks == []
+
+
+async def test_the_local_drill_says_chaos_is_disabled() -> None:
+    app = create_app(ServiceSettings(), title="payment", routers=[])
+    async with running(app), client_for(app, "payment") as client:
+        with pytest.raises(ChaosRefused, match=r"chaos is disabled at http://payment .*CHAOS_ENABLED=true"):
+            await LocalPayment("http://payment", CHAOS_TOKEN, lambda: 1.0).check(client)

@@ -3,32 +3,15 @@ under uvicorn, with chaos enabled and a 250 MB memory budget), each bounded in t
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.load.conftest import CHAOS_TOKEN, RealShop
+from tests.load.conftest import CHAOS_TOKEN, RealShop, run_python
 
 pytestmark = pytest.mark.process
-
-ROOT = Path(__file__).parents[2]
-
-
-def run(args: list[str], *, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_the_drill_against_the_local_shop_detects_the_leak_and_checks_the_invariants(
@@ -45,7 +28,7 @@ def test_the_drill_against_the_local_shop_detects_the_leak_and_checks_the_invari
         "--restock", "300", "--catalog-database-url", real_shop.database_urls["catalog"],
     ]  # fmt: skip
     no_cluster = {"KUBECONFIG": str(tmp_path / "no-kubeconfig"), "KUBERNETES_SERVICE_HOST": ""}
-    result = run(drill, timeout=150, CHAOS_TOKEN=CHAOS_TOKEN, DRILL_OUT=str(out), **no_cluster)
+    result = run_python(drill, timeout=150, CHAOS_TOKEN=CHAOS_TOKEN, DRILL_OUT=str(out), **no_cluster)
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -104,7 +87,7 @@ def test_the_drill_against_the_local_shop_detects_the_leak_and_checks_the_invari
             "(SELECT id FROM payments WHERE status = 'captured' ORDER BY created_at LIMIT 1) RETURNING id"
         ).fetchone()
     assert changed is not None
-    check = run(["-m", "shop_load.drill", "--check", str(out / "drill-resilient.ledger.json")], timeout=60)
+    check = run_python(["-m", "shop_load.drill", "--check", str(out / "drill-resilient.ledger.json")], timeout=60)
     assert check.returncode == 1, check.stdout + check.stderr
     assert "FAIL  answered_payments_stored" in check.stdout
     assert f"payment {changed[0]}" in check.stdout
@@ -117,7 +100,7 @@ def test_a_short_locust_run_has_no_failures(real_shop: RealShop, tmp_path: Path)
         "-m", "locust", "-f", "load/locustfile.py", "--headless", "-u", "3", "-r", "3", "-t", "5s",
         "--host", real_shop.storefront.url, "--only-summary", "--csv", str(tmp_path / "locust"),
     ]  # fmt: skip
-    result = run(locust, timeout=90)
+    result = run_python(locust, timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
     with (tmp_path / "locust_stats.csv").open() as stats:
         rows = {row["Name"]: row for row in csv.DictReader(stats)}

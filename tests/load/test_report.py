@@ -8,14 +8,8 @@ import pytest
 
 from shop_load import plot
 from shop_load.customers import Customer
-from shop_load.invariants import (
-    Ledger,
-    Observed,
-    check_answered_payments,
-    check_one_payment_per_key,
-    check_stock,
-    evaluate,
-)
+from shop_load.invariants import Ledger, Observed, evaluate
+from shop_load.invariants_checks import check_answered_payments, check_one_payment_per_key, check_stock
 from shop_load.records import Checkout, CounterSample, InvariantResult, Mark, RequestRecord
 from shop_load.report import build_report
 from shop_load.report_text import compare, summary

@@ -4,11 +4,9 @@
 from datetime import datetime
 from typing import Any
 
-import pytest
-
 from shop_load.records import Mark
 from shop_load.timeline import timeline
-from shop_load.watcher import PodWatcher, pod_ready
+from shop_load.watcher import PodWatcher
 from tests.load.conftest import load_recording
 
 
@@ -122,10 +120,14 @@ def test_a_deleted_pod_is_recovered_when_its_replicaset_is_whole_again() -> None
     assert watcher.recovered(pod["metadata"]["name"])
 
 
-@pytest.mark.parametrize(("status", "ready"), [("True", True), ("False", False)])
-def test_pod_ready_reads_the_ready_condition(status: str, ready: bool) -> None:
-    pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": status}]}}
-    assert pod_ready(pod) is ready
+def test_a_pod_is_ready_by_the_rule_the_pick_uses() -> None:
+    """Ready is `shop_devtools.cluster.pods.is_ready` (tests/k8s/test_cluster.py): a pod being deleted that still
+    says Ready is out of traffic already, and is seen unready."""
+    watcher = PodWatcher()
+    watcher.apply(0.0, "Pod", "ADDED", pod("payment-a", True))
+    terminating = pod("payment-a", True)
+    terminating["metadata"]["deletionTimestamp"] = "2026-11-25T09:05:00Z"
+    assert [mark.kind for mark in watcher.apply(1.0, "Pod", "MODIFIED", terminating)] == ["unready"]
 
 
 def replicaset(name: str, desired: int, ready: int) -> dict[str, Any]:
@@ -134,7 +136,10 @@ def replicaset(name: str, desired: int, ready: int) -> dict[str, Any]:
 
 def pod(name: str, ready: bool) -> dict[str, Any]:
     condition = {"type": "Ready", "status": "True" if ready else "False"}
-    return {"metadata": {"name": name}, "status": {"conditions": [condition], "containerStatuses": []}}
+    return {
+        "metadata": {"name": name},
+        "status": {"phase": "Running", "conditions": [condition], "containerStatuses": []},
+    }
 
 
 def test_a_rollout_is_done_when_only_new_replicasets_run_pods_all_ready() -> None:

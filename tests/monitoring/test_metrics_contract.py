@@ -22,7 +22,7 @@ from shop_devtools.pg import EmbeddedPostgres
 from shop_devtools.topology import CALLEES_FIRST
 from tests.conftest import ClonedDatabases
 from tests.monitoring.promql import dashboard_expressions, grouping_labels, matchers, metric_names, rule_expressions
-from tests.process.conftest import ServiceProcess, launch
+from tests.process.conftest import ServiceProcess, launch, wiring
 
 pytestmark = pytest.mark.process
 
@@ -103,30 +103,12 @@ def scrapes(
     databases, logs = ClonedDatabases(postgres), tmp_path_factory.mktemp("service-logs")
     services: dict[str, ServiceProcess] = {}
     try:
-        services["catalog"] = launch("catalog", logs, DATABASE_URL=databases["catalog"])
-        services["users"] = launch("users", logs, DATABASE_URL=databases["users"])
-        for service in services.values():
-            service.wait_ready()
-        catalog, users = services["catalog"].url, services["users"].url
-        services["payment"] = launch(
-            "payment",
-            logs,
-            DATABASE_URL=databases["payment"],
-            PAYMENT_CATALOG_URL=catalog,
-            PAYMENT_USERS_URL=users,
-            PAYMENT_PROVIDER_LATENCY_MS="0",
-            CHAOS_ENABLED="true",
-            CHAOS_TOKEN=CHAOS_TOKEN,
-        )
-        services["payment"].wait_ready()
-        services["storefront"] = launch(
-            "storefront",
-            logs,
-            STOREFRONT_CATALOG_URL=catalog,
-            STOREFRONT_USERS_URL=users,
-            STOREFRONT_PAYMENT_URL=services["payment"].url,
-        )
-        services["storefront"].wait_ready()
+        for name in SERVICES:
+            env = wiring(name, databases, services)
+            if name == "payment":
+                env |= {"PAYMENT_PROVIDER_LATENCY_MS": "0", "CHAOS_ENABLED": "true", "CHAOS_TOKEN": CHAOS_TOKEN}
+            services[name] = launch(name, logs, **env)
+            services[name].wait_ready()
         with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
             drive_traffic(client, services)
             texts = {}

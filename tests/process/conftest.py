@@ -1,59 +1,55 @@
 """Real service processes (uvicorn under `python -m shop_<service>`), for what only a process can show:
-signals, memory, crashes. Every process a test starts is killed at the end, whatever happened."""
+signals, memory, crashes. They are started, wired, waited for and stopped by `make run`'s launcher
+(`shop_devtools.processes`), each with its output in a file. Every process a test starts is killed at the end,
+whatever happened."""
 
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
+from shop_devtools import processes
 from shop_devtools.pg import free_port
-from shop_devtools.topology import BY_NAME, CALLEES_FIRST, Service
+from shop_devtools.topology import BY_NAME, CALLEES_FIRST
 
 
 @dataclass
 class ServiceProcess:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
+    child: processes.Child
     log_path: Path
+    name: str
+    """The service's name, or what a test calls this replica."""
     env: dict[str, str] = field(default_factory=dict)
+    """What the test set, over the launcher's defaults."""
+
+    @property
+    def port(self) -> int:
+        return self.child.instance.port
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.child.process
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.child.url
 
     def wait_ready(self, timeout: float = 30.0) -> float:
         """Seconds from now until `/ready` answers 200."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name} not ready after {timeout}s:\n{self.log()}")
+        try:
+            return processes.wait_until_ready([self.child], timeout, poll=0.05)
+        except processes.LaunchError as error:
+            raise AssertionError(f"{error}:\n{self.log()}") from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        processes.stop_children([self.child])
 
 
 StartService = Callable[..., ServiceProcess]
@@ -61,14 +57,10 @@ StartService = Callable[..., ServiceProcess]
 
 def launch(name: str, logs: Path, **env: str) -> ServiceProcess:
     """`python -m shop_<name>` on a free port, its output in `logs`; the caller stops it."""
-    port = free_port()
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_FORMAT": "json", **env}
-    log_path = logs / f"{name}-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", BY_NAME[name].module], env=full_env, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    return ServiceProcess(name, port, process, log_path, env)
+    instance = processes.Instance(BY_NAME[name], name, free_port())
+    full_env = {**os.environ, "HOST": processes.LOCAL_HOST, "PORT": str(instance.port), "LOG_FORMAT": "json", **env}
+    log_path = logs / f"{name}-{instance.port}.log"
+    return ServiceProcess(processes.spawn(instance, full_env, output=log_path), log_path, name, env)
 
 
 @pytest.fixture
@@ -86,15 +78,13 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
         yield start
     finally:
         for service in started:
-            if service.process.poll() is None:
-                service.process.kill()
-                service.process.wait(5)
+            processes.signal_group(service.child, signal.SIGKILL)
+            service.process.wait(5)
 
 
-def wiring(service: Service, database_urls: Mapping[str, str], started: Mapping[str, ServiceProcess]) -> dict[str, str]:
+def wiring(service: str, database_urls: Mapping[str, str], started: Mapping[str, ServiceProcess]) -> dict[str, str]:
     """What `make run` tells a service of the shop: its database, and where the (started) services it calls are."""
-    env = {"DATABASE_URL": database_urls[service.name]} if service.has_database else {}
-    return env | {service.upstream_setting(upstream): started[upstream].url for upstream in service.upstreams}
+    return processes.wiring(BY_NAME[service], database_urls, {name: each.url for name, each in started.items()})
 
 
 def start_shop(
@@ -103,7 +93,7 @@ def start_shop(
     """The four services wired as `make run` wires them, on `database_urls`."""
     started: dict[str, ServiceProcess] = {}
     for service in CALLEES_FIRST:
-        env = wiring(service, database_urls, started)
+        env = wiring(service.name, database_urls, started)
         if service.name == "payment":
             env["PAYMENT_PROVIDER_LATENCY_MS"] = str(provider_latency_ms)
         started[service.name] = start_service(service.name, **env)

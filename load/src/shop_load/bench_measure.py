@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shop_load import sale, wrk
+from shop_load import sale, wrk, wrk_report
 from shop_load.bench_shop import CUSTOMERS, PRODUCTS_PATH, BenchError, Shop, baskets, register
 from shop_load.scrape import Scrape, scrape
 from shop_load.timeline import percentile
@@ -62,7 +62,7 @@ class Measurement:
 
     @property
     def generator_saturated(self) -> bool:
-        return self.generator_cpu_fraction >= wrk.SATURATED_CPU_PER_THREAD
+        return self.generator_cpu_fraction >= wrk_report.SATURATED_CPU_PER_THREAD
 
     @classmethod
     def from_wrk(

@@ -8,10 +8,9 @@ import asyncio
 import contextlib
 import os
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from shop_devtools.topology import BY_NAME, CALLEES_FIRST
+from shop_devtools import processes
+from shop_devtools.topology import CALLEES_FIRST
 from shop_devtools.workspace import private_key_pem
 from shop_load import sale
 from shop_load.customers import Customer
@@ -30,6 +30,7 @@ BENCH_SKU_STOCK = 100_000_000
 PRODUCTS_PATH = "/products?limit=20"
 CUSTOMERS = 32
 """Customers of the writes, and of each burst (argon2 makes registering slow on purpose: tokens are reused)."""
+READY_TIMEOUT_SECONDS = 60.0
 BASKET_PRODUCTS = 20
 """A burst's baskets are one unit of one of this many products: a sale has hot items, not a single one."""
 
@@ -61,36 +62,6 @@ class Shop:
         return sale.SaleShop(self.storefront, self.payment, self.catalog, self.database_url)
 
 
-def _wait_ready(urls: Mapping[str, str], processes: Sequence[subprocess.Popen[bytes]], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    waiting = dict(urls)
-    with httpx.Client(timeout=1) as client:
-        while waiting:
-            for process in processes:
-                if process.poll() is not None:
-                    raise BenchError(f"a process of the bench exited with {process.returncode}: {process.args!r}")
-            for name, url in list(waiting.items()):
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(url).status_code == 200:
-                        del waiting[name]
-            if time.monotonic() > deadline:
-                raise BenchError(f"not ready after {timeout:.0f} s: {', '.join(waiting)}")
-            if waiting:
-                time.sleep(0.05)
-
-
-def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
 class OwnShop:
     """PostgreSQL + migrated databases (a stock no run exhausts) + the four services on free ports of 127.0.0.1.
     The services can be restarted (`start`) with another provider latency; everything stops on exit."""
@@ -104,7 +75,7 @@ class OwnShop:
         self.postgres = EmbeddedPostgres(workdir / "pg", free_port())
         self.ports = {name: free_port() for name in self.SERVICES}
         self.base = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.children: list[processes.Child] = []
         self.urls: dict[str, str] = {}
         self.starts = 0
         self._key = private_key_pem()  # one for the whole bench: tokens stay valid across the sale's restarts
@@ -137,33 +108,45 @@ class OwnShop:
         return self.postgres.bin_dir / "pgbench"
 
     def stop(self) -> None:
-        _stop(self.processes)
-        self.processes = []
+        processes.stop_children(self.children)
+        self.children = []
 
     def start(self, *, provider_latency_ms: int | None) -> float:
         """(Re)starts the four services; the seconds from their start until every one is ready."""
         self.stop()
         self.starts += 1
         common = {"HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
-        envs: dict[str, dict[str, str]] = {}
-        for service in CALLEES_FIRST:
-            envs[service.name] = {"DATABASE_URL": self.urls[service.name]} if service.has_database else {}
-            envs[service.name] |= {service.upstream_setting(name): self.base[name] for name in service.upstreams}
-        envs["users"]["USERS_JWT_PRIVATE_KEY"] = self._key
-        if provider_latency_ms is not None:
-            envs["payment"]["PAYMENT_PROVIDER_LATENCY_MS"] = str(provider_latency_ms)
+        inherited = {k: v for k, v in os.environ.items() if k not in {"CHAOS_ENABLED", "PAYMENT_PROVIDER_LATENCY_MS"}}
         started = time.monotonic()
-        for name, extra in envs.items():
-            env = {**os.environ, **common, **extra, "PORT": str(self.ports[name])}
-            for inherited in ("CHAOS_ENABLED", "PAYMENT_PROVIDER_LATENCY_MS"):
-                if inherited not in extra:
-                    env.pop(inherited, None)
-            with (self.workdir / f"{name}.{self.starts}.log").open("wb") as log:
-                self.processes.append(
-                    subprocess.Popen([sys.executable, "-m", BY_NAME[name].module], env=env, stdout=log, stderr=log)
-                )
-        _wait_ready({name: url + "/ready" for name, url in self.base.items()}, self.processes)
+        for service in CALLEES_FIRST:
+            env = inherited | common | processes.wiring(service, self.urls, self.base)
+            env["PORT"] = str(self.ports[service.name])
+            if service.name == "users":
+                env["USERS_JWT_PRIVATE_KEY"] = self._key
+            if service.name == "payment" and provider_latency_ms is not None:
+                env["PAYMENT_PROVIDER_LATENCY_MS"] = str(provider_latency_ms)
+            instance = processes.Instance(service, service.name, self.ports[service.name])
+            self.children.append(
+                processes.spawn(instance, env, output=self.workdir / f"{service.name}.{self.starts}.log")
+            )
+        try:
+            processes.wait_until_ready(self.children, READY_TIMEOUT_SECONDS, poll=0.05)
+        except processes.LaunchError as error:
+            raise BenchError(f"the bench's shop did not start: {error} (logs in {self.workdir})") from None
         return time.monotonic() - started
+
+
+@dataclass
+class BareApp:
+    """The read ceiling's app (`shop_load.bare`), answering `/ready` as every other path."""
+
+    port: int
+    process: "subprocess.Popen[bytes]" = field(init=False)
+    name = "bare app"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 @contextlib.contextmanager
@@ -172,19 +155,16 @@ def bare_app(workdir: Path, body: bytes) -> Iterator[str]:
 
     body_file = workdir / "products.json"
     body_file.write_bytes(body)
-    port = free_port()
-    with (workdir / "bare.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "shop_load.bare", "--port", str(port), "--body-file", str(body_file)],
-            stdout=log,
-            stderr=log,
-        )
+    bare = BareApp(free_port())
+    args = ("--port", str(bare.port), "--body-file", str(body_file))
+    bare.process = processes.start_process("shop_load.bare", os.environ, output=workdir / "bare.log", args=args)
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready({"bare app": url + PRODUCTS_PATH}, [process], timeout=30)
-        yield url
+        processes.wait_until_ready([bare], timeout=30, poll=0.05)
+        yield bare.url
+    except processes.LaunchError as error:
+        raise BenchError(f"the bare app did not start: {error}") from None
     finally:
-        _stop([process])
+        processes.stop_children([bare])
 
 
 # Customers

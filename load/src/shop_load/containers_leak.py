@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import httpx
 import psycopg
 
+from shop_devtools.chaos import Chaos, over_http
 from shop_load.containers_shop import Shop
 from shop_load.customers import Shoppers
 from shop_load.invariants import Ledger, inventory, verify
@@ -88,12 +89,7 @@ async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline, the
         while True:
             elapsed = time.monotonic() - traffic_started
             if timeline.injected is None and elapsed >= args.warmup:
-                response = await client.post(
-                    victim + "/chaos/leak",
-                    json={"mb_per_second": args.leak_mb_per_second},
-                    headers={"X-Chaos-Token": shop.chaos_token},
-                )
-                response.raise_for_status()
+                await Chaos(over_http(client, victim), shop.chaos_token, victim).leak(args.leak_mb_per_second)
                 timeline.injected = time.time()
                 print(f"e2e    | leak injected into payment-a at {args.leak_mb_per_second} MB/s", flush=True)
             try:

@@ -18,6 +18,7 @@ import yaml
 from shop_devtools.engine import Engine
 from shop_devtools.images import image_name
 from shop_devtools.pg import free_port
+from shop_devtools.processes import POLL_SECONDS, readiness, wiring
 from shop_devtools.quantities import memory_bytes
 from shop_devtools.topology import BY_NAME, CALLEES_FIRST
 from shop_devtools.workspace import private_key_pem
@@ -121,10 +122,7 @@ class Shop:
             "storefront": ("storefront", {}),
         }
         for name, (service, extra) in plan.items():
-            wired = BY_NAME[service]
-            env = {"DATABASE_URL": self.database_urls[service]} if wired.has_database else {}
-            env |= {wired.upstream_setting(upstream): urls[upstream] for upstream in wired.upstreams}
-            env |= extra
+            env = wiring(BY_NAME[service], self.database_urls, urls) | extra
             argv = docker_run_argv(
                 specs[service],
                 name=f"{PREFIX}-{name}",
@@ -137,13 +135,11 @@ class Shop:
 
     def wait_ready(self, name: str, timeout: float = 60) -> float:
         started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            try:
-                if httpx.get(self.url(name) + "/ready", timeout=1).status_code == 200:
+        with httpx.Client(timeout=1.0, trust_env=False) as client:
+            while time.monotonic() - started < timeout:
+                if not readiness(client, self.url(name)):
                     return time.monotonic() - started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+                time.sleep(POLL_SECONDS)
         logs = self.engine.docker("logs", "--tail", "30", f"{PREFIX}-{name}", check=False)
         raise RuntimeError(f"{name} not ready after {timeout}s:\n{logs.stdout}{logs.stderr}")
 

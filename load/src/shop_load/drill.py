@@ -25,43 +25,33 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
-from shop_load import browse_counts, browsing, invariants, plot, stock, wrk
+from shop_devtools.chaos import ChaosRefused
+from shop_load import browse_counts, browsing, invariants, stock, wrk
 from shop_load.browse_counts import ServerCounter
 from shop_load.browsing import Browsing
 from shop_load.customers import Shoppers, ShopUnavailable, watch_lag
-from shop_load.drill_args import CHAOS_FAULTS, DEFAULTS, LAUNCHER_FAULTS, DrillError, fault_body, parse_args
+from shop_load.drill_args import CHAOS_FAULTS, DEFAULTS, DrillError, fault_body, parse_args
 from shop_load.drill_cluster import ClusterTarget
 from shop_load.drill_progress import Progress, wait_phase
+from shop_load.drill_results import (
+    EXIT_CANNOT_RUN,
+    EXIT_INVARIANT,
+    EXIT_OK,
+    drill_settings,
+    failed_names,
+    print_invariants,
+    write_results,
+)
 from shop_load.drill_targets import LocalTarget, choose_target
-from shop_load.local import ChaosRefused
 from shop_load.records import InvariantResult
 from shop_load.report import build_report
-from shop_load.report_text import compare, summary, table
+from shop_load.report_text import compare
 
 CONNECTIONS_PER_CLIENT = 16
 """The checkouts share several httpx clients of this many connections: one pool of hundreds costs a core."""
-EXIT_OK, EXIT_INVARIANT, EXIT_CANNOT_RUN = 0, 1, 2
-
-
-def report_paths(out: Path, profile: str) -> dict[str, Path]:
-    stem = out / f"drill-{profile}"
-    return {"json": stem.with_suffix(".json"), "png": stem.with_suffix(".png"), "ledger": Path(f"{stem}.ledger.json")}
-
-
-def print_invariants(results: Sequence[InvariantResult]) -> None:
-    rows = [("PASS" if r.ok else "FAIL", r.name, r.detail) for r in results]
-    print(table(rows, ("", "invariant", "")))
-    for result in results:
-        for problem in result.problems[1:]:
-            print(f"  {result.name}: {problem}")
-
-
-def failed_names(results: Sequence[InvariantResult]) -> list[str]:
-    return [r.name for r in results if not r.ok]
 
 
 async def drill(options: argparse.Namespace) -> int:
@@ -202,31 +192,7 @@ async def drill(options: argparse.Namespace) -> int:
     if not options.no_check:
         print("checking the invariants against the shop's API ...", file=sys.stderr, flush=True)
         results = await invariants.verify(ledger, settle_seconds=options.settle)
-    settings = {
-        "profile": options.profile,
-        "mode": mode,
-        "fault": options.fault,
-        "fault_body": fault_body(options, mode, duration),
-        "url": base_url,
-        "payment_url": ",".join(r.url for r in target.replicas) if isinstance(target, LocalTarget) else None,
-        "namespace": options.namespace if mode == "kubernetes" else None,
-        "rate": options.rate,
-        "browse_rate": options.browse_rate,
-        "browse_connections": browse.connections if browse is not None else None,
-        "max_in_flight": options.max_in_flight,
-        "customers": options.customers,
-        "warmup_s": options.warmup,
-        "duration_s": duration,
-        "cooldown_s": options.cooldown,
-        "retry_for_s": options.retry_for,
-        "reservation_ttl_s": options.reservation_ttl,
-        "restock": str(options.restock),
-        "orchestrator": "kubernetes"
-        if mode == "kubernetes"
-        else "make run"
-        if options.fault in LAUNCHER_FAULTS
-        else None,
-    }
+    settings = drill_settings(options, target, mode, duration, base_url, browse)
     out_of_stock = sum(c.outcome == "out_of_stock" for c in shoppers.checkouts)
     if out_of_stock:
         notes.append(
@@ -254,21 +220,7 @@ async def drill(options: argparse.Namespace) -> int:
         client_cpu_seconds=client_cpu,
         autoscaler=target.autoscaler(),
     )
-    paths = report_paths(options.out, options.profile)
-    options.out.mkdir(parents=True, exist_ok=True)
-    paths["json"].write_text(json.dumps(report, indent=1) + "\n")
-    ledger.save(paths["ledger"])
-    plot.render(report, paths["png"])
-    print(summary(report))
-    print(f"\nreport: {paths['json']}\ntimeline: {paths['png']}\nledger: {paths['ledger']}")
-    other = report_paths(options.out, "fragile" if options.profile == "resilient" else "resilient")["json"]
-    if other.exists():
-        with contextlib.suppress(KeyError, TypeError, ValueError):  # a report of an older drill lacks some figures
-            print("\n" + compare([json.loads(p.read_text()) for p in sorted([paths["json"], other], reverse=True)]))
-    if results is not None and (failed := failed_names(results)):
-        print(f"\nINVARIANT FAILED: {', '.join(failed)}")
-        return EXIT_INVARIANT
-    return EXIT_OK
+    return write_results(options, report, ledger, results)
 
 
 async def check_only(options: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shop_devtools.cluster import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_SECOND
+from shop_devtools.chaos import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_SECOND, leak_body
 
 DEFAULTS = {"local": {"duration": 30.0}, "kubernetes": {"duration": 180.0}}
 CHAOS_FAULTS = ("leak", "hang", "crash")
@@ -148,7 +148,7 @@ def leak_rate(options: argparse.Namespace, mode: str) -> float:
 def fault_body(options: argparse.Namespace, mode: str, duration: float) -> dict[str, Any] | None:
     if options.fault == "leak":
         cap = options.leak_max_mb if options.leak_max_mb is not None else (1024 if mode == "local" else None)
-        return {"mb_per_second": leak_rate(options, mode), "max_mb": cap}
+        return leak_body(leak_rate(options, mode), cap)
     if options.fault == "hang":
         return {"seconds": options.hang_seconds or (duration if mode == "local" else 120.0)}
     return None

@@ -1,5 +1,6 @@
-"""The drill's target on a cluster (`ClusterTarget`): one payment pod for the chaos faults, the payment
-Deployment for a rollout, the database pod for its fault, followed through the Kubernetes API.
+"""The drill's target on a cluster (`ClusterTarget`): one payment pod for the chaos faults (sent through a
+port-forward of the Kubernetes API: `shop_devtools.kube`, `shop_devtools.chaos`), the payment Deployment for a
+rollout, the database pod for its fault, followed through the Kubernetes API.
 """
 
 import asyncio
@@ -13,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from shop_devtools.chaos import Chaos, ChaosRefused
 from shop_load.drill_args import CHAOS_FAULTS
 from shop_load.drill_targets import Clock, Target
-from shop_load.local import ChaosRefused
 from shop_load.records import Mark, ReplicaSetSample
 from shop_load.watcher import PodWatcher
 
 if TYPE_CHECKING:
-    from shop_load.kube import Cluster
+    from shop_devtools.kube import Cluster
 
 
 class ClusterTarget(Target):
@@ -40,9 +41,9 @@ class ClusterTarget(Target):
     ) -> None:
         """`database` (the pod the database fault kills, found by `database_selector`) is watched too, by that
         selector: the pod the StatefulSet starts in its place has the same name but not all the same labels."""
-        self.mode, self.cluster, self.token, self.clock, self.fault = "kubernetes", cluster, token, clock, fault
+        self.mode, self.cluster, self.clock, self.fault = "kubernetes", cluster, clock, fault
         self.pod = self.name = str(pod["metadata"]["name"])
-        self.port = cluster.http_port(pod)
+        self.chaos = Chaos(cluster.transport(self.pod, cluster.http_port(pod)), token, f"pod {self.pod}")
         self.deployment, self.rolled_from = deployment, set[str]()
         self.database = str(database["metadata"]["name"]) if database else None
         if fault == "rollout":
@@ -83,18 +84,8 @@ class ClusterTarget(Target):
             await asyncio.to_thread(self.cluster.kill_pod, self.database)
             self.injected.append(Mark(t, "injected", self.database, "pod deleted with no grace period: SIGKILL"))
             return
-        status, text = await asyncio.to_thread(
-            self.cluster.request,
-            self.pod,
-            self.port,
-            "POST",
-            f"/chaos/{fault}",
-            body=body,
-            headers={"X-Chaos-Token": self.token},
-        )
-        if status >= 300:
-            raise ChaosRefused(f"POST /chaos/{fault} on pod {self.pod} answered {status}: {text[:200]}")
-        self.injected.append(Mark(t, "injected", self.pod, f"POST /chaos/{fault} {dict(body) if body else ''}"))
+        detail = await self.chaos.inject(fault, body)
+        self.injected.append(Mark(t, "injected", self.pod, detail))
 
     def marks(self) -> list[Mark]:
         self.drain()
@@ -142,15 +133,8 @@ class ClusterTarget(Target):
             return  # a rollout or a killed database pod leaves nothing to clear
         pod = self.watcher.pods.get(self.pod)
         if pod is not None and pod.restarts == 0 and not pod.deleted:  # the fault is still in it: take it out
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(
-                    self.cluster.request,
-                    self.pod,
-                    self.port,
-                    "DELETE",
-                    "/chaos",
-                    headers={"X-Chaos-Token": self.token},
-                )
+            with contextlib.suppress(ChaosRefused):
+                await self.chaos.clear()
                 self.injected.append(Mark(self.clock(), "fault_cleared", self.pod, "DELETE /chaos (no restart seen)"))
             self.notes.append(f"pod {self.pod} did not restart within the fault phase; the drill cleared its fault.")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from shop_devtools.cluster import ClusterError
 from shop_devtools.runstate import RunState
 from shop_devtools.topology import BY_NAME
 from shop_devtools.workspace import WorkspaceError, repository_root
@@ -164,7 +165,7 @@ def local_replicas(options: argparse.Namespace, clock: Clock) -> tuple[list[Loca
 
 def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
     if not options.local:
-        from shop_load import kube
+        from shop_devtools import kube
         from shop_load.drill_cluster import ClusterTarget
 
         api = kube.connect(options.context)
@@ -174,7 +175,7 @@ def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
                 pod = cluster.pick_ready_pod()
                 token = options.chaos_token or cluster.chaos_token(pod)
                 databases = cluster.pods(options.database_selector) if options.fault == "database" else []
-            except kube.ClusterError as exc:
+            except ClusterError as exc:
                 raise DrillError(str(exc)) from None
             except Exception as exc:  # the API client's own errors (ApiException, urllib3) carry the reason
                 raise DrillError(f"the Kubernetes API refused: {exc}") from None

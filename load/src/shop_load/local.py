@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from shop_devtools.chaos import Chaos, ChaosRefused, over_http
 from shop_load.records import Mark
 
 PROBE_INTERVAL_SECONDS = 0.25
@@ -32,10 +33,6 @@ NO_ORCHESTRATOR_NOTE = (
     "DELETE /chaos (a hang ends by itself). On Kubernetes, readiness would remove the pod from the Service and "
     "liveness would restart its container."
 )
-
-
-class ChaosRefused(Exception):
-    """The chaos endpoint refused the fault (disabled, wrong token, unreachable); the message says what to do."""
 
 
 def _describe(status: int | None, detail: str) -> str:
@@ -102,43 +99,27 @@ class LocalPayment:
     ready_event: asyncio.Event = field(default_factory=asyncio.Event)
     """Set while the last poll found the process ready."""
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"X-Chaos-Token": self.token}
+    def chaos(self, client: httpx.AsyncClient) -> Chaos:
+        return Chaos(over_http(client, self.url), self.token, self.url)
 
     async def check(self, client: httpx.AsyncClient) -> None:
-        """Fails early, with what to do, when the payment process or its chaos endpoint is not usable."""
-        try:
-            response = await client.get(self.url + "/chaos", headers=self.headers, timeout=5)
-        except httpx.HTTPError as exc:
-            raise ChaosRefused(f"the payment process at {self.url} does not answer ({type(exc).__name__})") from None
-        if response.status_code == 404:
-            raise ChaosRefused(
-                f"chaos is disabled at {self.url}: start the shop with CHAOS_ENABLED=true CHAOS_TOKEN=..."
-            )
-        if response.status_code in {401, 403}:
-            raise ChaosRefused(f"{self.url} refused the chaos token: pass the shop's CHAOS_TOKEN (--chaos-token)")
-        if response.status_code != 200:
-            raise ChaosRefused(f"GET {self.url}/chaos answered {response.status_code}")
+        """Fails early, with what to do (`ChaosRefused`), when the payment process or its chaos endpoint is not
+        usable."""
+        await self.chaos(client).status()
 
     async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> str:
         t = self.clock()
-        response = await client.post(f"{self.url}/chaos/{fault}", json=body, headers=self.headers, timeout=5)
-        if response.status_code >= 300:
-            raise ChaosRefused(f"POST /chaos/{fault} answered {response.status_code}: {response.text[:200]}")
-        detail = f"POST /chaos/{fault} {dict(body) if body else ''}".strip()
+        detail = await self.chaos(client).inject(fault, body)
         self.marks.append(Mark(t, "injected", self.name, detail))
         return detail
 
     async def clear(self, client: httpx.AsyncClient) -> bool:
         try:
-            response = await client.delete(self.url + "/chaos", headers=self.headers, timeout=5)
-        except httpx.HTTPError:
+            await self.chaos(client).clear()
+        except ChaosRefused:
             return False
-        if response.status_code == 200:
-            self.marks.append(Mark(self.clock(), "fault_cleared", self.name, "DELETE /chaos"))
-            return True
-        return False
+        self.marks.append(Mark(self.clock(), "fault_cleared", self.name, "DELETE /chaos"))
+        return True
 
     async def watch(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from shop_contracts import CUSTOMER_RETRYABLE_STATUSES, ProblemType
+
 APPROVED_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 
@@ -26,10 +28,8 @@ TASK_WEIGHTS: Mapping[str, int] = {
 
 SEARCH_TERMS = ("keyboard", "usb", "monitor", "desk", "wireless", "cable", "lamp", "ssd", "mouse", "speaker")
 
-RETRYABLE_STATUSES = frozenset({502, 503, 504})
-"""Answers after which a customer retries with the same Idempotency-Key: the payment may or may not exist yet."""
-
-INSUFFICIENT_STOCK = "insufficient-stock"
+RETRYABLE_STATUSES = CUSTOMER_RETRYABLE_STATUSES
+"""Answers after which a customer retries with the same Idempotency-Key (`shop_contracts.retries`)."""
 
 
 def new_credentials() -> dict[str, str]:
@@ -84,7 +84,7 @@ def checkout_outcome(status: int | None, body: object) -> str:
         return "captured"
     if status == 402:
         return "declined"
-    if status == 409 and problem_slug(body) == INSUFFICIENT_STOCK:
+    if status == 409 and problem_slug(body) == ProblemType.INSUFFICIENT_STOCK:
         return "out_of_stock"
     if status is None or status in RETRYABLE_STATUSES:
         return "retry"

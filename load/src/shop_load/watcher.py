@@ -6,8 +6,8 @@ client's `watch.stream` hands that JSON over as `raw_object`, so the watcher see
 and tests can replay recordings of real objects.
 
 What becomes a mark on the timeline:
-- a pod's `Ready` condition turning False (`unready`: the Service stops sending it traffic) and True again
-  after that (`ready_again`);
+- a pod ceasing to be Ready (`unready`: the Service stops sending it traffic) and Ready again after that
+  (`ready_again`), Ready as `make leak` and the drill's pick read it (`shop_devtools.cluster.pods.is_ready`);
 - a container's termination, from `state.terminated` or `lastState.terminated`: `oom_killed` when the reason is
   `OOMKilled` (the kernel killed it at its memory limit, exit code 137), `terminated` otherwise;
 - a container's `restartCount` growing (`restarted`);
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shop_devtools.cluster.pods import is_ready
 from shop_load.records import Mark, ReplicaSetSample
 
 PROBE_FAILURES = {
@@ -49,17 +50,6 @@ def _get(obj: Mapping[str, Any] | None, *path: str) -> Any:
             return None
         current = current.get(key)
     return current
-
-
-def pod_ready(pod: Mapping[str, Any]) -> bool:
-    for condition in _get(pod, "status", "conditions") or []:
-        if condition.get("type") == "Ready":
-            return bool(condition.get("status") == "True")
-    return False
-
-
-def is_terminating(pod: Mapping[str, Any]) -> bool:
-    return _get(pod, "metadata", "deletionTimestamp") is not None
 
 
 @dataclass
@@ -123,7 +113,7 @@ class PodWatcher:
 
     def _pod(self, t: float, event_type: str, pod: Mapping[str, Any]) -> list[Mark]:
         name = str(_get(pod, "metadata", "name"))
-        ready = pod_ready(pod) and not is_terminating(pod)
+        ready = is_ready(pod)
         statuses = [
             s
             for s in _get(pod, "status", "containerStatuses") or []

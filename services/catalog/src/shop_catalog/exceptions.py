@@ -1,3 +1,4 @@
+from shop_contracts import ProblemType
 from shopkit import ConflictError, NotFoundError, UnprocessableError
 
 
@@ -10,16 +11,16 @@ class ReservationNotFound(NotFoundError):
 
 
 class UnknownSku(UnprocessableError):
-    title, slug = "Unknown product", "unknown-sku"
+    title, slug = "Unknown product", ProblemType.UNKNOWN_SKU
 
 
 class InsufficientStock(ConflictError):
-    title, slug = "Insufficient stock", "insufficient-stock"
+    title, slug = "Insufficient stock", ProblemType.INSUFFICIENT_STOCK
 
 
 class IdempotencyKeyReused(ConflictError):
-    title, slug = "Idempotency key reused", "idempotency-key-reused"
+    title, slug = "Idempotency key reused", ProblemType.IDEMPOTENCY_KEY_REUSED
 
 
 class InvalidReservationState(ConflictError):
-    title, slug = "Reservation is not in a state that allows this", "invalid-reservation-state"
+    title, slug = "Reservation is not in a state that allows this", ProblemType.INVALID_RESERVATION_STATE

@@ -1,13 +1,10 @@
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from shop_catalog.models import ReservationStatus
-
-Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9][A-Z0-9-]*$")]
-Quantity = Annotated[int, Field(ge=1, le=100, strict=True)]
+from shop_contracts import LineItems
 
 
 class ProductRead(BaseModel):
@@ -35,25 +32,10 @@ class InventoryRead(BaseModel):
     sold: int
 
 
-class LineItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    sku: Sku
-    quantity: Quantity
-
-
 class ReservationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: Annotated[list[LineItem], Field(min_length=1, max_length=50)]
-
-    @field_validator("items")
-    @classmethod
-    def _one_line_per_sku(cls, items: list[LineItem]) -> list[LineItem]:
-        skus = [item.sku for item in items]
-        if len(skus) != len(set(skus)):
-            raise ValueError("each sku may appear in one line only")
-        return items
+    items: LineItems
 
 
 class ReservedItem(BaseModel):

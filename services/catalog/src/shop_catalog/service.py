@@ -22,7 +22,8 @@ from shop_catalog.exceptions import (
 )
 from shop_catalog.metrics import RESERVATIONS
 from shop_catalog.models import Product, Reservation, ReservationItem, ReservationStatus
-from shop_catalog.schemas import InventoryRead, LineItem
+from shop_catalog.schemas import InventoryRead
+from shop_contracts import LineItem
 from shopkit import fingerprint
 
 log = structlog.get_logger(__name__)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from shop_contracts import LineItem, ProblemType
 from shop_payment.exceptions import DependencyUnavailable, IdempotencyKeyReused, InsufficientStock, UnknownSku
-from shop_payment.schemas import LineItem
 from shopkit import PROBLEM_JSON, UpstreamError, send_with_retries
 
 log = structlog.get_logger(__name__)
@@ -59,11 +59,11 @@ class CatalogClient:
                 ],
             )
         slug, detail = _problem_slug(response), response.json().get("detail", "")
-        if slug == "insufficient-stock":
+        if slug == ProblemType.INSUFFICIENT_STOCK:
             raise InsufficientStock(detail)
-        if slug == "unknown-sku":
+        if slug == ProblemType.UNKNOWN_SKU:
             raise UnknownSku(detail)
-        if slug == "idempotency-key-reused":
+        if slug == ProblemType.IDEMPOTENCY_KEY_REUSED:
             raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
         log.error("catalog_rejected_reservation", status=response.status_code, slug=slug)
         raise UpstreamError("The catalog rejected the reservation.")
@@ -74,7 +74,7 @@ class CatalogClient:
         response = await self._post(f"/reservations/{reservation_id}/{action}", key=f"{action}:{reservation_id}")
         if response.status_code == 200:
             return str(response.json()["status"])
-        if _problem_slug(response) == "invalid-reservation-state":
+        if _problem_slug(response) == ProblemType.INVALID_RESERVATION_STATE:
             return "conflict"
         log.error("catalog_rejected_finish", action=action, status=response.status_code)
         raise UpstreamError(f"The catalog refused to {action} reservation {reservation_id}.")

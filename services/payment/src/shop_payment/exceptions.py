@@ -1,3 +1,4 @@
+from shop_contracts import ProblemType
 from shopkit import ConflictError, NotFoundError, RetryLaterError, ShopError, UnprocessableError
 
 
@@ -6,15 +7,15 @@ class PaymentNotFound(NotFoundError):
 
 
 class IdempotencyKeyReused(ConflictError):
-    title, slug = "Idempotency key reused", "idempotency-key-reused"
+    title, slug = "Idempotency key reused", ProblemType.IDEMPOTENCY_KEY_REUSED
 
 
 class InsufficientStock(ConflictError):
-    title, slug = "Insufficient stock", "insufficient-stock"
+    title, slug = "Insufficient stock", ProblemType.INSUFFICIENT_STOCK
 
 
 class UnknownSku(UnprocessableError):
-    title, slug = "Unknown product", "unknown-sku"
+    title, slug = "Unknown product", ProblemType.UNKNOWN_SKU
 
 
 class PaymentDeclined(ShopError):

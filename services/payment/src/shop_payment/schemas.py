@@ -4,10 +4,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shop_contracts import LineItems
 from shop_payment.models import PaymentStatus
-
-Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9][A-Z0-9-]*$")]
-Quantity = Annotated[int, Field(ge=1, le=100, strict=True)]
 
 
 def luhn_valid(number: str) -> bool:
@@ -20,26 +18,11 @@ def luhn_valid(number: str) -> bool:
     return total % 10 == 0
 
 
-class LineItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    sku: Sku
-    quantity: Quantity
-
-
 class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: Annotated[list[LineItem], Field(min_length=1, max_length=50)]
+    items: LineItems
     card_number: Annotated[str, Field(min_length=12, max_length=19, pattern=r"^[0-9]+$", strict=True)]
-
-    @field_validator("items")
-    @classmethod
-    def _one_line_per_sku(cls, items: list[LineItem]) -> list[LineItem]:
-        skus = [item.sku for item in items]
-        if len(skus) != len(set(skus)):
-            raise ValueError("each sku may appear in one line only")
-        return items
 
     @field_validator("card_number")
     @classmethod

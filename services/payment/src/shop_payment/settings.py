@@ -1,6 +1,7 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shop_contracts import JWT_AUDIENCE, JWT_ISSUER
 from shopkit import ServiceSettings, shared
 
 
@@ -12,8 +13,8 @@ class PaymentSettings(ServiceSettings):
     port: int = Field(8083, ge=1, le=65535, validation_alias=shared("PORT"))
     catalog_url: str = "http://127.0.0.1:8081"
     users_url: str = "http://127.0.0.1:8082"
-    jwt_issuer: str = "resilient-shop-users"
-    jwt_audience: str = "resilient-shop"
+    jwt_issuer: str = JWT_ISSUER
+    jwt_audience: str = JWT_AUDIENCE
     jwks_cache_seconds: float = Field(300.0, ge=0)
     provider_latency_ms: int = Field(150, ge=0, le=60_000)
     pending_lease_seconds: float = Field(5.0, gt=0, le=3600)

@@ -10,13 +10,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import httpx
 import structlog
 
+from shop_contracts import SERVICE_RETRYABLE_STATUSES
 from shopkit import deadlines
 from shopkit.logging import REQUEST_ID_HEADER, current_request_id
 from shopkit.server import KEEP_ALIVE_SECONDS
-
-RETRYABLE_STATUSES = frozenset({502, 503})
-"""Answers worth another try; a 503 with `Retry-After` is not one: that service is shedding load, and a retry
-would add to the load it sheds. The caller passes the answer on and the client comes back when told."""
 
 KEEPALIVE_EXPIRY_SECONDS = 2.0
 """An idle connection to another service is dropped after this, well before the server drops it
@@ -52,7 +49,7 @@ async def _propagate_deadline(request: httpx.Request) -> None:
 
 
 def _should_retry(response: httpx.Response) -> bool:
-    return response.status_code in RETRYABLE_STATUSES and not (
+    return response.status_code in SERVICE_RETRYABLE_STATUSES and not (
         response.status_code == 503 and "retry-after" in response.headers
     )
 

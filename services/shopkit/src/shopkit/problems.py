@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from shop_contracts import PROBLEM_BASE
+
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://resilient-shop.dev/problems/"
 
 log = structlog.get_logger(__name__)
 

@@ -5,6 +5,7 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shop_contracts import JWT_AUDIENCE, JWT_ISSUER
 from shop_users.security import load_private_key
 from shopkit import ServiceSettings, shared
 
@@ -23,8 +24,8 @@ class UsersSettings(ServiceSettings):
     """PEM of the Ed25519 key tokens are signed with (`USERS_JWT_PRIVATE_KEY`); `\\n` escapes are accepted.
     Unset in development means an ephemeral key per process; production refuses to start without one."""
     token_ttl_seconds: int = Field(3600, ge=60, le=7 * 86_400)
-    jwt_issuer: str = Field("resilient-shop-users", min_length=1)
-    jwt_audience: str = Field("resilient-shop", min_length=1)
+    jwt_issuer: str = Field(JWT_ISSUER, min_length=1)
+    jwt_audience: str = Field(JWT_AUDIENCE, min_length=1)
 
     def secrets_to_check(self) -> dict[str, SecretStr | None]:
         return {**super().secrets_to_check(), "USERS_JWT_PRIVATE_KEY": self.jwt_private_key}

@@ -8,14 +8,13 @@ docker-compose.yml), then `docker compose up --detach --wait`. Build the images 
 """
 
 import argparse
-import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 from shop_devtools.cluster import ClusterError, require_tools
-from shop_devtools.workspace import WorkspaceError, private_key_pem, repository_root
+from shop_devtools.workspace import WorkspaceError, private_key_pem, repository_root, write_private
 
 
 def env_file(root: Path) -> Path:
@@ -24,9 +23,7 @@ def env_file(root: Path) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         escaped = private_key_pem().strip().replace("\n", "\\n")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(f"USERS_JWT_PRIVATE_KEY={escaped}\n")
+        write_private(path, f"USERS_JWT_PRIVATE_KEY={escaped}\n", replace=False)
         print(f"wrote the users service's signing key to {path}", flush=True)
     return path
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 UNPRIVILEGED_USER = "nobody"  # initdb and postgres refuse to run as root
 SOCKET_PATH_MAX = 107  # a Unix socket's path, without the NUL that ends it
@@ -126,3 +127,11 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
             self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop")
+
+    def __enter__(self) -> Self:
+        """Started; stopped again when the block ends, however it ends."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

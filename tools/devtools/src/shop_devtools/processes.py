@@ -1,6 +1,8 @@
-"""`make run`'s services as child processes: which ones (`shop_devtools.topology`'s `SERVICES`, each replica an
-`Instance`), starting one so it dies with the launcher, relaying its output, waiting until it is ready, stopping
-them all.
+"""The one launcher of the shop's processes: `make run`, the bench and the process tests all start a service here
+(`spawn`: `python -m shop_<service>`, each replica an `Instance`), wire it as `make run` does (`wiring`), wait until
+it is ready (`wait_until_ready`) and stop it (`stop_children`). Output goes to the launcher's log (relayed line by
+line, `make run`) or to a file (the bench, the tests). The container proof starts the same services as containers
+through the engine, with the same `wiring` and the same `readiness`.
 
 Each service runs in its own session (`start_new_session=True`): Ctrl-C in the terminal reaches the launcher alone,
 which then stops the services in order (SIGTERM, then SIGKILL after 10 s). On Linux each service also asks the
@@ -16,9 +18,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from pathlib import Path
+from typing import IO, Protocol
 
 import httpx
 
@@ -65,6 +68,8 @@ class Child:
     instance: Instance
     process: "subprocess.Popen[bytes]"
     env: Mapping[str, str]
+    output: Path | None = None
+    """Where its output goes (appended); None: a pipe, relayed to the launcher's log (`start_relays`)."""
     started_at: float = field(default_factory=time.monotonic)
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     restart_at: float | None = None
@@ -86,41 +91,61 @@ import ctypes, os, runpy, signal, sys
 ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: SIGKILL this process when the launcher dies
 if os.getppid() != int(sys.argv[3]):  # it died before the line above
     sys.exit(70)
-module, sys.argv = sys.argv[2], sys.argv[:1]
+module, sys.argv = sys.argv[2], sys.argv[:1] + sys.argv[4:]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
-def _command(module: str) -> list[str]:
-    """`python -m <module>`; on Linux through a first step that asks the kernel to SIGKILL the process when the
-    launcher dies, taken in the child itself (a `preexec_fn` is unsafe once the relay threads run). `ps` still
-    shows `-m <module>`."""
+def _command(module: str, args: Sequence[str]) -> list[str]:
+    """`python -m <module> <args>`; on Linux through a first step that asks the kernel to SIGKILL the process when
+    the launcher dies, taken in the child itself (a `preexec_fn` is unsafe once the relay threads run). `ps` still
+    shows `-m <module>`. The kernel watches the thread that starts the process: start them from the main thread."""
     if not sys.platform.startswith("linux"):
-        return [sys.executable, "-m", module]
-    return [sys.executable, "-c", _DIE_WITH_PARENT, "-m", module, str(os.getpid())]
+        return [sys.executable, "-m", module, *args]
+    return [sys.executable, "-c", _DIE_WITH_PARENT, "-m", module, str(os.getpid()), *args]
 
 
-def start_process(service: Service, env: Mapping[str, str]) -> "subprocess.Popen[bytes]":
-    return subprocess.Popen(
-        _command(service.module),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+def start_process(
+    module: str, env: Mapping[str, str], *, output: Path | None = None, args: Sequence[str] = ()
+) -> "subprocess.Popen[bytes]":
+    """`python -m <module>` in its own session, dying with the launcher; its output piped (`output` None) or
+    appended to `output`."""
+    with contextlib.ExitStack() as files:
+        sink = files.enter_context(output.open("ab")) if output else subprocess.PIPE
+        return subprocess.Popen(
+            _command(module, args),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
-def spawn(instance: Instance, env: Mapping[str, str]) -> Child:
-    process = start_process(instance.service, env)
+def spawn(instance: Instance, env: Mapping[str, str], *, output: Path | None = None) -> Child:
+    """Starts one process of a service; `restart` starts it again with the same environment and output."""
+    process = start_process(instance.service.module, env, output=output)
     log.info("started %s (pid %d) on %s", instance.name, process.pid, instance.url)
-    return Child(instance, process, env)
+    return Child(instance, process, env, output)
+
+
+def restart(child: Child) -> None:
+    child.process = start_process(child.instance.service.module, child.env, output=child.output)
+    child.started_at, child.restart_at = time.monotonic(), None
+
+
+def wiring(service: Service, database_urls: Mapping[str, str], urls: Mapping[str, str]) -> dict[str, str]:
+    """What the shop tells a service: its database (`DATABASE_URL`) and where each service it calls is (`urls`: a
+    URL, or comma-separated URLs of replicas, by service name)."""
+    env = {"DATABASE_URL": database_urls[service.name]} if service.has_database else {}
+    return env | {service.upstream_setting(upstream): urls[upstream] for upstream in service.upstreams}
 
 
 def start_relays(children: list[Child]) -> list[threading.Thread]:
     threads = []
     for child in children:
-        assert child.process.stdout is not None
+        if child.process.stdout is None:  # its output goes to a file
+            continue
         thread = threading.Thread(
             target=relay_output, args=(child.name, child.process.stdout), name=f"relay-{child.name}", daemon=True
         )
@@ -129,7 +154,20 @@ def start_relays(children: list[Child]) -> list[threading.Thread]:
     return threads
 
 
-def stop_children(children: list[Child], relays: list[threading.Thread]) -> None:
+class Running(Protocol):
+    """A started process the launcher can wait for and stop: a service's `Child`, or the bench's bare app."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def process(self) -> "subprocess.Popen[bytes]": ...
+
+
+def stop_children(children: Sequence[Running], relays: Sequence[threading.Thread] = ()) -> None:
     """SIGTERM to every service's process group, SIGKILL to those still there after STOP_TIMEOUT_SECONDS."""
     running = [child for child in children if child.process.poll() is None]
     for child in running:
@@ -148,12 +186,12 @@ def stop_children(children: list[Child], relays: list[threading.Thread]) -> None
         log.info("services stopped")
 
 
-def signal_group(child: Child, signum: int) -> None:
+def signal_group(child: Running, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.process.pid, signum)  # the child leads its own group (start_new_session)
 
 
-def check_alive(children: list[Child]) -> None:
+def check_alive(children: Sequence[Running]) -> None:
     """While the shop starts, a service that dies stops it: it has never been ready, a restart would not help."""
     for child in children:
         code = child.process.poll()
@@ -161,8 +199,11 @@ def check_alive(children: list[Child]) -> None:
             raise LaunchError(f"{child.name} {describe_exit(code)} before it was ready; stopping the shop")
 
 
-def wait_until_ready(children: list[Child], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+def wait_until_ready(children: Sequence[Running], timeout: float, poll: float = POLL_SECONDS) -> float:
+    """Polls each one's `/ready` until every one answers 200; the seconds that took. `LaunchError` when one dies
+    first or `timeout` passes (the message says what each last answered)."""
+    started = time.monotonic()
+    deadline = started + timeout
     waiting = {child.name: child for child in children}
     reasons: dict[str, str] = {}
     with httpx.Client(timeout=1.0, trust_env=False) as client:
@@ -173,11 +214,12 @@ def wait_until_ready(children: list[Child], timeout: float) -> None:
                 if not reasons[name]:
                     del waiting[name]
             if not waiting:
-                return
+                return time.monotonic() - started
             if time.monotonic() > deadline:
                 details = "; ".join(f"{name}: {reasons[name]}" for name in waiting)
                 raise LaunchError(f"not ready after {timeout:.0f} s ({details})")
-            time.sleep(POLL_SECONDS)
+            time.sleep(poll)
+    return time.monotonic() - started
 
 
 def readiness(client: httpx.Client, base_url: str) -> str:

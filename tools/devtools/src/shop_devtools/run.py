@@ -50,11 +50,12 @@ from shop_devtools.processes import (
     start_relays,
     stop_children,
     wait_until_ready,
+    wiring,
 )
 from shop_devtools.runconfig import Config
 from shop_devtools.runstate import remove
 from shop_devtools.supervisor import publish, supervise
-from shop_devtools.workspace import WorkspaceError, private_key_pem
+from shop_devtools.workspace import WorkspaceError, private_key_pem, write_private
 
 READY_TIMEOUT_SECONDS = 60.0
 KEY_FILE = "users-jwt-key.pem"
@@ -122,8 +123,7 @@ def signing_key(config: Config) -> str:
         return config.jwt_private_key
     path = config.data_dir / KEY_FILE
     if not path.exists():
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
-            file.write(private_key_pem())
+        write_private(path, private_key_pem(), replace=False)
         log.info("created users' token signing key in %s", path)
     return path.read_text()
 
@@ -133,16 +133,16 @@ def service_env(
 ) -> dict[str, str]:
     """The environment given to the launcher, over the launcher's defaults, under what is per process."""
     service = instance.service
-    defaults = {"LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1"}
-    defaults |= {service.upstream_setting(upstream): config.url(upstream) for upstream in service.upstreams}
+    wired = wiring(service, database_urls, {upstream: config.url(upstream) for upstream in service.upstreams})
+    own = {"HOST": LOCAL_HOST, "PORT": str(instance.port)}
+    if service.has_database:
+        own["DATABASE_URL"] = wired.pop("DATABASE_URL")
+    defaults = {"LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1"} | wired  # the upstreams' URLs, overridable
     if service.name == "users":
         defaults["USERS_JWT_PRIVATE_KEY"] = key
     env = defaults | dict(base)
-    env |= {"HOST": LOCAL_HOST, "PORT": str(instance.port)}
     env.pop("DATABASE_URL", None)
-    if service.has_database:
-        env["DATABASE_URL"] = database_urls[service.name]
-    return env
+    return env | own
 
 
 def banner(config: Config, postgres: EmbeddedPostgres | None) -> str:

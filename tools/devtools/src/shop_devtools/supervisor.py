@@ -26,8 +26,8 @@ from shop_devtools.processes import (
     describe_exit,
     log,
     readiness,
+    restart,
     signal_group,
-    start_process,
     start_relays,
 )
 from shop_devtools.restarts import CRASH_LOOP_SECONDS
@@ -41,9 +41,8 @@ def supervise(
     after its back-off while the others serve; `rollout` set (SIGUSR1) replaces the payment replicas one at a time.
     Ends only by `Shutdown` (a signal) or `LaunchError` (a crash loop)."""
 
-    def restart(child: Child) -> None:
-        child.process = start_process(child.instance.service, child.env)
-        child.started_at, child.restart_at = time.monotonic(), None
+    def start(child: Child) -> None:
+        restart(child)
         relays.extend(start_relays([child]))
         publish(children, data_dir)
 
@@ -58,7 +57,7 @@ def supervise(
                     log.info("rollout of %s requested: %d replica(s), one at a time", REPLICATED, len(rolling.waiting))
                 else:
                     log.info("a rollout is already under way")
-            if rolling is not None and rolling.step(now, client, restart):
+            if rolling is not None and rolling.step(now, client, start):
                 log.info("rollout of %s done in %.1f s", REPLICATED, now - rolling.started)
                 rolling = None
             for child in children:
@@ -67,7 +66,7 @@ def supervise(
                 if child.restart_at is None and (code := child.process.poll()) is not None:
                     child.restart_at = now + back_off(child, code, now)
                 elif child.restart_at is not None and now >= child.restart_at:
-                    restart(child)
+                    start(child)
                     log.info("started %s again (pid %d) on %s", child.name, child.process.pid, child.url)
             time.sleep(POLL_SECONDS)
 

@@ -49,6 +49,10 @@ SERVICES = (
 
 BY_NAME: Mapping[str, Service] = {service.name: service for service in SERVICES}
 
+LIBRARIES = ("shopkit", "contracts")
+"""The other members under services/: libraries the services import (shopkit the plumbing, contracts what services
+and clients agree on). No entry points, no image of their own: every image installs both beside its service."""
+
 DATABASES = tuple(service for service in SERVICES if service.has_database)
 """The services with a database (a role, a database and migrations each)."""
 

@@ -1,5 +1,7 @@
-"""The checkout the tools work in: where its root is, its version, and a fresh signing key for users."""
+"""The checkout the tools work in: where its root is, its version, a fresh signing key for users, and files only
+their owner may read (`write_private`) to keep such secrets in."""
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -38,3 +40,21 @@ def private_key_pem() -> str:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return pem.decode("ascii")
+
+
+def write_private(path: Path, text: str, *, replace: bool) -> None:
+    """Writes `text` to `path` as a file only its owner can read or write: mode 0600 whatever the umask, and
+    whatever mode a file it rewrites had (the mode is set on the open file, before `text` is in it).
+
+    `replace=False` creates the file and refuses an existing one (`FileExistsError`; `O_EXCL`): of two launchers
+    creating the same secret at once, exactly one writes it and the other fails instead of overwriting what the
+    first may already have handed out; the loser should read the winner's file (once it is complete) or stop.
+    `replace=True` creates or rewrites in place (`O_TRUNC`): two launchers writing at once both succeed and the
+    file ends as the last one wrote it, or, when their texts differ in length, as a mix of both; so replace only
+    what every writer derives alike (a database URL from its password file), never a fresh random secret.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(fd, 0o600)
+        file.write(text)

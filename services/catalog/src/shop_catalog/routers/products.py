@@ -5,11 +5,13 @@ from fastapi import APIRouter, Path, Query, Response
 from shop_catalog import service
 from shop_catalog.dependencies import SettingsDep
 from shop_catalog.schemas import InventoryRead, ProductPage, ProductRead
+from shop_contracts import SKU_MAX_LENGTH
 from shopkit import SessionDep, problems
 
 router = APIRouter(tags=["products"])
 
-SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
+SkuPath = Annotated[str, Path(min_length=1, max_length=SKU_MAX_LENGTH)]
+"""Any SKU-sized string, not only the well-formed ones a `LineItem` takes: one that names no product is a 404."""
 
 
 @router.get("/products")

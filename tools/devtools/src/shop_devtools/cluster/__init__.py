@@ -1,129 +1,13 @@
 """The shop on a laptop cluster (kind or minikube), behind `make kind-up`, `deploy`, `leak`, `status` and `down`:
-`python -m shop_devtools.cluster <command>` (`cli`, which lists the commands) runs what `shop` does with the
+`python -m shop_devtools.cluster <command>` (`__main__`; `cli` lists the commands) runs what `shop` does with the
 target's names (`target`), the generated secrets (`generated_secrets`), the external commands as argv lists
-(`commands`), the images and configuration pinned for applying (`pinning`), the pod `leak` picks (`pods`), and the
-runner that prints and runs each command (`runner`). What the rest of the project uses is re-exported here."""
+(`commands`), the images and configuration pinned for applying (`pinning`), the Ready rule and the pod a fault
+goes to (`pods`), and the runner that prints and runs each command (`runner`). `leak` talks to the pod through
+the Kubernetes client (`shop_devtools.kube`) and the chaos API's client (`shop_devtools.chaos`).
 
-from shop_devtools.cluster.cli import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_SECOND, main, parser, run
-from shop_devtools.cluster.commands import (
-    LEAK_SCRIPT,
-    MINIKUBE_MEMORY_MB,
-    ROLLOUT_TIMEOUT,
-    apply_argv,
-    build_images_argv,
-    deployment_argv,
-    down_argv,
-    inspect_id_argv,
-    kind_create_argv,
-    kind_load_argv,
-    kubectl,
-    leak_argv,
-    list_images_argv,
-    minikube_addon_argv,
-    minikube_load_argv,
-    minikube_service_argv,
-    minikube_start_argv,
-    payment_pods_argv,
-    rollout_argv,
-    set_last_applied_argv,
-    status_argv,
-    workloads_argv,
-)
+Exported here is what other packages use: the error the command line prints, and the check for a tool on PATH."""
+
 from shop_devtools.cluster.errors import ClusterError
-from shop_devtools.cluster.generated_secrets import (
-    DATABASE_SERVICES,
-    GENERATED_FILES,
-    POSTGRES_HOST,
-    database_url,
-    generate_secrets,
-    read_env_file,
-)
-from shop_devtools.cluster.pinning import (
-    LAST_APPLIED,
-    applied_without_replicas,
-    content_tag,
-    image_refs,
-    pinned_kustomization,
-)
-from shop_devtools.cluster.pods import is_ready, pick_ready_pod, ready_pod_names
-from shop_devtools.cluster.runner import TOOL_HINTS, Runner, require_tools
-from shop_devtools.cluster.shop import AUTOSCALED, DEPLOYED, LOADED_IMAGES, REMEMBERED, Shop
-from shop_devtools.cluster.target import (
-    CLUSTER_NAME,
-    IMAGE_REPOSITORY,
-    KIND_GRAFANA_URL,
-    KIND_HOST_PORTS,
-    KIND_SHOP_URL,
-    NAMESPACE,
-    SERVICE_PORTS,
-    STOREFRONT_NODE_PORT,
-    Cluster,
-    Profile,
-    Target,
-    kube_context,
-)
+from shop_devtools.cluster.runner import require_tools
 
-__all__ = [
-    "AUTOSCALED",
-    "CLUSTER_NAME",
-    "DATABASE_SERVICES",
-    "DEPLOYED",
-    "GENERATED_FILES",
-    "IMAGE_REPOSITORY",
-    "KIND_GRAFANA_URL",
-    "KIND_HOST_PORTS",
-    "KIND_SHOP_URL",
-    "LAST_APPLIED",
-    "LEAK_SCRIPT",
-    "LIVENESS_LEAK_MIB_PER_SECOND",
-    "LOADED_IMAGES",
-    "MINIKUBE_MEMORY_MB",
-    "NAMESPACE",
-    "OOM_LEAK_MIB_PER_SECOND",
-    "POSTGRES_HOST",
-    "REMEMBERED",
-    "ROLLOUT_TIMEOUT",
-    "SERVICE_PORTS",
-    "STOREFRONT_NODE_PORT",
-    "TOOL_HINTS",
-    "Cluster",
-    "ClusterError",
-    "Profile",
-    "Runner",
-    "Shop",
-    "Target",
-    "applied_without_replicas",
-    "apply_argv",
-    "build_images_argv",
-    "content_tag",
-    "database_url",
-    "deployment_argv",
-    "down_argv",
-    "generate_secrets",
-    "image_refs",
-    "inspect_id_argv",
-    "is_ready",
-    "kind_create_argv",
-    "kind_load_argv",
-    "kube_context",
-    "kubectl",
-    "leak_argv",
-    "list_images_argv",
-    "main",
-    "minikube_addon_argv",
-    "minikube_load_argv",
-    "minikube_service_argv",
-    "minikube_start_argv",
-    "parser",
-    "payment_pods_argv",
-    "pick_ready_pod",
-    "pinned_kustomization",
-    "read_env_file",
-    "ready_pod_names",
-    "require_tools",
-    "rollout_argv",
-    "run",
-    "set_last_applied_argv",
-    "status_argv",
-    "workloads_argv",
-]
+__all__ = ["ClusterError", "require_tools"]

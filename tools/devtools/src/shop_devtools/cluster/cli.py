@@ -15,15 +15,17 @@ Commands:
   k8s/components/autoscaling (payment's HorizontalPodAutoscaler) and the metrics API it reads: on kind
   k8s/components/metrics-server, on minikube its `metrics-server` addon.
 - `leak [--cluster ...] [--mb-per-second N] [--max-mb N]`: makes exactly one Ready payment pod leak memory
-  (`POST /chaos/leak` from inside that pod, with the chaos token its environment holds from the `chaos` Secret).
+  (`POST /chaos/leak` to that pod through a port-forward of the Kubernetes API, with the chaos token its
+  `CHAOS_TOKEN` variable holds from the `chaos` Secret).
 - `status [--cluster ...]`: ReplicaSets, pods, Services, PodDisruptionBudgets and HorizontalPodAutoscalers of
   namespace `shop`.
 - `down [--cluster ...]`: deletes the cluster(s) the `*-up` commands created (both when no cluster is named).
 - `secrets`: writes the random secrets kustomize reads (k8s/base/generated/, git-ignored) unless they exist.
 
-Every command prints each external command before running it (`--dry-run` prints them only), talks to the
-cluster through an explicit kubectl context (`kind-resilient-shop` or `resilient-shop`, never whatever context is
-current), and stops with a clear message when a tool it needs (docker, kind, minikube, kubectl) is missing.
+Every command prints each external command before running it (`--dry-run` prints them only, and `leak` sends
+nothing), talks to the cluster through an explicit kubectl context (`kind-resilient-shop` or `resilient-shop`,
+never whatever context is current), and stops with a clear message when a tool it needs (docker, kind, minikube,
+kubectl) is missing.
 """
 
 import argparse
@@ -31,17 +33,12 @@ import sys
 from collections.abc import Sequence
 from typing import get_args
 
+from shop_devtools.chaos import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_SECOND
 from shop_devtools.cluster.errors import ClusterError
 from shop_devtools.cluster.runner import Runner
 from shop_devtools.cluster.shop import Shop
 from shop_devtools.cluster.target import Cluster, Profile, Target
 from shop_devtools.workspace import WorkspaceError, repository_root
-
-LIVENESS_LEAK_MIB_PER_SECOND = 3.0
-"""A leak liveness catches: from the memory budget (where /healthz turns 503) to the limit there is room for this
-rate over liveness's window and the drain (tests/k8s/test_profiles.py computes it from the manifests)."""
-OOM_LEAK_MIB_PER_SECOND = 40.0
-"""A leak that outruns liveness and ends as `OOMKilled`, to show the other way a leaking pod dies."""
 
 
 def parser() -> argparse.ArgumentParser:

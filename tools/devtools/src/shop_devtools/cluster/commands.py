@@ -1,35 +1,16 @@
 """The external commands the cluster commands run, as argv lists: kind, minikube, kubectl (always with an
 explicit context), docker and the image build; building them runs nothing, so they can be printed, tested and
-run alike."""
+run alike. kubectl stays for what the user would type too (`apply -k` needs the kustomize built into kubectl,
+`rollout status`, `get`); `leak` uses the Kubernetes client instead (`shop_devtools.kube`)."""
 
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from shop_devtools.cluster.target import CLUSTER_NAME, NAMESPACE, SERVICE_PORTS, Cluster
+from shop_devtools.cluster.target import CLUSTER_NAME, NAMESPACE, Cluster
 
 ROLLOUT_TIMEOUT = "300s"
 MINIKUBE_MEMORY_MB = 4096
-
-LEAK_SCRIPT = """\
-import json, os, sys, urllib.error, urllib.request
-port, rate, cap = sys.argv[1:4]
-body = {"mb_per_second": float(rate)}
-if cap:
-    body["max_mb"] = int(cap)
-request = urllib.request.Request(
-    f"http://127.0.0.1:{port}/chaos/leak",
-    data=json.dumps(body).encode(),
-    method="POST",
-    headers={"Content-Type": "application/json", "X-Chaos-Token": os.environ.get("CHAOS_TOKEN", "")},
-)
-try:
-    with urllib.request.urlopen(request, timeout=10) as response:
-        print(response.status, response.read().decode())
-except urllib.error.HTTPError as error:
-    sys.exit(f"POST /chaos/leak answered {error.code}: {error.read().decode()}")
-"""
-"""Run by the pod's own Python (the image has no curl): the token never leaves the pod."""
 
 
 def kubectl(context: str, *args: str) -> list[str]:
@@ -88,32 +69,6 @@ def workloads_argv(context: str) -> list[str]:
 def rollout_argv(context: str, workload: str) -> list[str]:
     """Returns once every replica of `workload` runs the applied template and is Ready (old ones gone)."""
     return kubectl(context, "rollout", "status", workload, "--namespace", NAMESPACE, f"--timeout={ROLLOUT_TIMEOUT}")
-
-
-def payment_pods_argv(context: str) -> list[str]:
-    selector = "app.kubernetes.io/name=payment,app.kubernetes.io/part-of=resilient-shop"
-    return kubectl(context, "get", "pods", "--namespace", NAMESPACE, "--selector", selector, "--output", "json")
-
-
-def leak_argv(context: str, pod: str, *, mb_per_second: float, max_mb: int | None) -> list[str]:
-    port = str(SERVICE_PORTS["payment"])
-    cap = "" if max_mb is None else str(max_mb)
-    return kubectl(
-        context,
-        "exec",
-        pod,
-        "--namespace",
-        NAMESPACE,
-        "--container",
-        "payment",
-        "--",
-        "python",
-        "-c",
-        LEAK_SCRIPT,
-        port,
-        str(mb_per_second),
-        cap,
-    )
 
 
 def status_argv(context: str) -> list[str]:

@@ -2,13 +2,12 @@
 afterwards (the PostgreSQL volume remembers its passwords), with the database URLs always derived from
 postgres.env."""
 
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 from shop_devtools.topology import DATABASES
-from shop_devtools.workspace import private_key_pem
+from shop_devtools.workspace import private_key_pem, write_private
 
 DATABASE_SERVICES = tuple(service.name for service in DATABASES)
 POSTGRES_HOST = "postgres.shop.svc"
@@ -35,13 +34,6 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-
-
 def _env_text(values: Mapping[str, str]) -> str:
     return "".join(f"{name}={value}\n" for name, value in values.items())
 
@@ -54,25 +46,26 @@ def generate_secrets(generated_dir: Path) -> list[Path]:
     with; the DATABASE_URL files are derived from postgres.env, so they always agree with it.
     """
     written = []
+    generated_dir.mkdir(parents=True, exist_ok=True)
     postgres_env = generated_dir / "postgres.env"
     if not postgres_env.exists():
         passwords = {"POSTGRES_PASSWORD": secrets.token_hex(24)}
         passwords |= {f"{service.upper()}_DB_PASSWORD": secrets.token_hex(24) for service in DATABASE_SERVICES}
-        _write_private(postgres_env, _env_text(passwords))
+        write_private(postgres_env, _env_text(passwords), replace=True)
         written.append(postgres_env)
     passwords = read_env_file(postgres_env)
     for service in DATABASE_SERVICES:
         path = generated_dir / f"{service}-database.env"
         text = _env_text({"DATABASE_URL": database_url(service, passwords[f"{service.upper()}_DB_PASSWORD"])})
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            _write_private(path, text)
+            write_private(path, text, replace=True)
             written.append(path)
     key = generated_dir / "users-jwt-private-key.pem"
     if not key.exists():
-        _write_private(key, private_key_pem())
+        write_private(key, private_key_pem(), replace=True)
         written.append(key)
     chaos = generated_dir / "chaos.env"
     if not chaos.exists():
-        _write_private(chaos, _env_text({"CHAOS_TOKEN": secrets.token_hex(32)}))
+        write_private(chaos, _env_text({"CHAOS_TOKEN": secrets.token_hex(32)}), replace=True)
         written.append(chaos)
     return written

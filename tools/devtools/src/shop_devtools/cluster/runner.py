@@ -45,8 +45,8 @@ class Runner:
 
     @staticmethod
     def display(argv: Sequence[str]) -> str:
-        """The command as a shell would take it, with a multi-line script argument shown as '<script>'."""
-        return " ".join("'<script>'" if "\n" in arg else shlex.quote(arg) for arg in argv)
+        """The command as a shell would take it."""
+        return shlex.join(argv)
 
     def show(self, argv: Sequence[str]) -> None:
         print(f"$ {self.display(argv)}", flush=True)

@@ -1,14 +1,18 @@
 """What each cluster command does, step by step (`Shop`): the secrets, the images built, tagged and loaded, the
-overlay applied and waited for, the leak, the status, the cluster remembered for the Makefile in
-.data/cluster.mk and deleted again."""
+overlay applied and waited for, the leak (through the Kubernetes client: `shop_devtools.kube`), the status, the
+cluster remembered for the Makefile in .data/cluster.mk and deleted again."""
 
+import asyncio
 import json
 import shlex
 import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
+from shop_devtools import kube
+from shop_devtools.chaos import Chaos, ChaosRefused, Send
 from shop_devtools.cluster.commands import (
     apply_argv,
     build_images_argv,
@@ -17,13 +21,11 @@ from shop_devtools.cluster.commands import (
     inspect_id_argv,
     kind_create_argv,
     kind_load_argv,
-    leak_argv,
     list_images_argv,
     minikube_addon_argv,
     minikube_load_argv,
     minikube_service_argv,
     minikube_start_argv,
-    payment_pods_argv,
     rollout_argv,
     set_last_applied_argv,
     status_argv,
@@ -32,7 +34,7 @@ from shop_devtools.cluster.commands import (
 from shop_devtools.cluster.errors import ClusterError
 from shop_devtools.cluster.generated_secrets import generate_secrets
 from shop_devtools.cluster.pinning import applied_without_replicas, content_tag, image_refs, pinned_kustomization
-from shop_devtools.cluster.pods import pick_ready_pod, ready_pod_names
+from shop_devtools.cluster.pods import ready_pods
 from shop_devtools.cluster.runner import Runner, ports_in_use, require_tools
 from shop_devtools.cluster.target import (
     CLUSTER_NAME,
@@ -59,10 +61,32 @@ AUTOSCALED = "payment"
 """The Deployment k8s/components/autoscaling gives a HorizontalPodAutoscaler (of the same name)."""
 
 
+def payment_cluster(cluster: Cluster) -> kube.Cluster:
+    """The payment pods of the cluster, through the Kubernetes client and the cluster's own kubeconfig context."""
+    api = kube.connect(kube_context(cluster))
+    if api is None:
+        raise ClusterError(missing_context(cluster))
+    return kube.Cluster(api, NAMESPACE, container="payment")
+
+
+def missing_context(cluster: Cluster) -> str:
+    up = "kind-up" if cluster == "kind" else "minikube-up"
+    return f"no kubectl context {kube_context(cluster)}: create the cluster with `make {up}`"
+
+
+async def not_sent(
+    method: str, path: str, body: Mapping[str, Any] | None, headers: Mapping[str, str]
+) -> tuple[int, str]:
+    """The transport of `--dry-run`: sends nothing, as if accepted."""
+    return 202, "{}"
+
+
 @dataclass
 class Shop:
     root: Path
     runner: Runner
+    connect: Callable[[Cluster], kube.Cluster] = payment_cluster
+    """How `leak` reaches the payment pods."""
 
     @property
     def generated_dir(self) -> Path:
@@ -140,8 +164,7 @@ class Shop:
     def require_context(self, cluster: Cluster) -> None:
         contexts = self.runner.output(["kubectl", "config", "get-contexts", "--output", "name"]).split()
         if kube_context(cluster) not in contexts:
-            up = "kind-up" if cluster == "kind" else "minikube-up"
-            raise ClusterError(f"no kubectl context {kube_context(cluster)}: create the cluster with `make {up}`")
+            raise ClusterError(missing_context(cluster))
 
     def deploy(self, target: Target) -> None:
         require_tools("kubectl", *(["minikube"] if target.autoscaling and target.cluster == "minikube" else []))
@@ -198,14 +221,31 @@ class Shop:
         self.runner.run(minikube_service_argv())
 
     def leak(self, cluster: Cluster, *, mb_per_second: float, max_mb: int | None) -> None:
-        require_tools("kubectl")
+        """`POST /chaos/leak` to exactly one Ready payment pod (the one the drill would pick), through a port-forward
+        of the Kubernetes API, with the token the pod's `CHAOS_TOKEN` variable holds."""
         context = kube_context(cluster)
-        pods = json.loads(self.runner.output(payment_pods_argv(context)))
-        pod = pick_ready_pod(pods)
+        payment = self.connect(cluster)
+        try:
+            pods = payment.payment_pods()
+            pod = payment.pick_ready_pod(pods)
+            token = payment.chaos_token(pod)
+        except ClusterError:
+            raise
+        except Exception as exc:  # the client's own errors (ApiException, urllib3) carry the reason
+            raise ClusterError(f"the Kubernetes API of context {context} refused: {exc}") from None
+        name = str(pod["metadata"]["name"])
+        if not token:
+            raise ClusterError(f"pod {name} has no CHAOS_TOKEN in its environment: chaos is off in this deployment")
+        print(f"leaking {mb_per_second} MiB/s in {name}, 1 of {len(ready_pods(pods))} Ready payment pods", flush=True)
+        send: Send = not_sent if self.runner.dry_run else payment.transport(name, payment.http_port(pod))
+        try:
+            sent = asyncio.run(Chaos(send, token, f"pod {name}").leak(mb_per_second, max_mb))
+        except ChaosRefused as refused:
+            raise ClusterError(str(refused)) from None
         print(
-            f"leaking {mb_per_second} MiB/s in {pod}, 1 of {len(ready_pod_names(pods))} Ready payment pods", flush=True
+            f"{sent} to {name} through the API's port-forward" + (" (dry run: not sent)" * self.runner.dry_run),
+            flush=True,
         )
-        self.runner.run(leak_argv(context, pod, mb_per_second=mb_per_second, max_mb=max_mb))
         print(f"watch it: kubectl --context {context} get rs,pods -n {NAMESPACE} -w", flush=True)
 
     def status(self, cluster: Cluster) -> None:

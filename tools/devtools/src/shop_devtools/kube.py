@@ -1,14 +1,20 @@
-"""The drill with a cluster: the Kubernetes API through the official client, never `kubectl` text.
+"""The shop's one Kubernetes client for what runs against a live cluster (`make leak` and the drill): the API
+through the official client, never `kubectl` text. (`make kind-up`, `deploy` and `status` stay `kubectl`, the tool
+the user types too: `apply -k` needs the kustomize built into it.)
 
-- Finds the payment pods (`app.kubernetes.io/name=payment` in namespace `shop`) and picks exactly one Ready pod.
-- Sends the fault to that pod's chaos endpoint through an API port-forward (the client's `portforward`), with the
-  token from `CHAOS_TOKEN` or, failing that, from the Secret the pod's `CHAOS_TOKEN` variable refers to.
+- Finds the payment pods (`app.kubernetes.io/name=payment` in namespace `shop`) and picks exactly one Ready pod
+  (`shop_devtools.cluster.pods`).
+- Gives a transport to that pod's chaos endpoint (`transport`, for `shop_devtools.chaos.Chaos`) through an API
+  port-forward (the client's `portforward`); the token is `CHAOS_TOKEN` or, failing that, what the pod's
+  `CHAOS_TOKEN` variable holds (a literal or a Secret's key).
 - Watches pods, their Events and the ReplicaSets with `watch.Watch().stream(...)` in background threads; every
-  notification goes, with its time of arrival, to a sink that feeds the pure `PodWatcher`.
+  notification goes, with its time of arrival, to a sink (the drill's, which feeds its pure
+  `PodWatcher`).
 - Reads payment's HorizontalPodAutoscaler (autoscaling/v2), when the cluster has one (`make kind-up
   AUTOSCALING=1`), for the replica count the report shows.
 """
 
+import asyncio
 import base64
 import http.client
 import json
@@ -22,17 +28,16 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.stream import portforward
 
-from shop_load.watcher import is_terminating, pod_ready
+from shop_devtools.chaos import ChaosRefused, Send
+from shop_devtools.cluster.errors import ClusterError
+from shop_devtools.cluster.pods import pick_ready_pod
+from shop_devtools.cluster.target import NAMESPACE
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 WATCH_WINDOW_SECONDS = 30
 """Each watch call ends after this and is started again (from the last resource version) until the drill stops."""
 
 Sink = Callable[[str, str, Mapping[str, Any]], None]
-
-
-class ClusterError(Exception):
-    """The cluster cannot run the drill; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +78,10 @@ def connect(context: str | None = None) -> Any | None:
 
 @dataclass
 class Cluster:
+    """The payment pods (`selector`) of one namespace, and what the drill does to them and their Deployment."""
+
     api: Any
-    namespace: str = "shop"
+    namespace: str = NAMESPACE
     selector: str = "app.kubernetes.io/name=payment"
     container: str | None = None
 
@@ -103,11 +110,10 @@ class Cluster:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector, _request_timeout=10)
         return [self._raw(pod) for pod in pods.items]
 
-    def pick_ready_pod(self) -> dict[str, Any]:
-        ready = [pod for pod in self.payment_pods() if pod_ready(pod) and not is_terminating(pod)]
-        if not ready:
-            raise ClusterError(f"no Ready pod matches {self.selector} in namespace {self.namespace}")
-        return sorted(ready, key=lambda pod: pod["metadata"]["name"])[0]
+    def pick_ready_pod(self, among: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The payment pod a fault goes to, of `among` (default: the payment pods listed now)."""
+        pods = self.payment_pods() if among is None else among
+        return dict(pick_ready_pod(pods, selector=self.selector, namespace=self.namespace))
 
     def autoscaler(self, name: str = "payment") -> Autoscaler | None:
         """The namespace's HorizontalPodAutoscaler `name`; None when there is none (autoscaling is not deployed)."""
@@ -181,6 +187,19 @@ class Cluster:
         finally:
             connection.close()
             forward.close()
+
+    def transport(self, pod: str, port: int) -> Send:
+        """The chaos requests' transport to `pod` itself: `request` in a thread; any failure is a `ChaosRefused`."""
+
+        async def send(
+            method: str, path: str, body: Mapping[str, Any] | None, headers: Mapping[str, str]
+        ) -> tuple[int, str]:
+            try:
+                return await asyncio.to_thread(self.request, pod, port, method, path, body=body, headers=headers)
+            except Exception as exc:  # the API's, the websocket's and the socket's own errors alike
+                raise ChaosRefused(f"pod {pod} does not answer through an API port-forward: {exc}") from None
+
+        return send
 
     def rollout_restart(self, deployment: str) -> None:
         """What `kubectl rollout restart` does: a new pod-template annotation, so the Deployment rolls every pod."""

@@ -1,16 +1,18 @@
-"""The drill's Kubernetes side that needs no cluster: finding the pod's port and chaos token, and deciding that
-there is no cluster to use."""
+"""shop_devtools.kube, the one Kubernetes client (`make leak` and the drill), without a cluster: the pod's port
+and chaos token, the transport to a pod's chaos endpoint, the autoscaler, the rollout and the database faults,
+and deciding that there is no cluster to use."""
 
+import asyncio
 import base64
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from kubernetes import client
 
-from shop_load import kube
-from shop_load.drill_cluster import ClusterTarget
+from shop_devtools import kube
+from shop_devtools.chaos import Chaos, ChaosRefused
 from tests.load.conftest import load_recording
 
 
@@ -126,35 +128,27 @@ def test_the_database_fault_deletes_the_pod_with_no_grace_period(monkeypatch: py
     assert deleted == [("postgres-0", "shop", 0)]  # SIGKILL at once, no preStop, no graceful shutdown
 
 
-class WatchRecorder:
-    """Stands in for the Kubernetes client's side of `kube.Cluster` where the drill only asks what to watch."""
+def test_the_transport_carries_the_chaos_request_to_the_pod_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = cluster()
+    sent: list[tuple[Any, ...]] = []
 
-    container = None
+    def request(pod: str, port: int, method: str, path: str, **options: Any) -> tuple[int, str]:
+        sent.append((pod, port, method, path, options["body"], options["headers"]))
+        return 202, "{}"
 
-    def __init__(self) -> None:
-        self.watched: list[str | None] = []
-
-    def http_port(self, pod: Any) -> int:
-        return 8083
-
-    def watch(self, sink: Any, stop: Any, also: str | None = None) -> list[Any]:
-        self.watched.append(also)
-        return []
+    monkeypatch.setattr(target, "request", request)
+    chaos = Chaos(target.transport("payment-1", 8083), "s3cret-token", "pod payment-1")
+    assert asyncio.run(chaos.inject("hang", {"seconds": 5.0})) == "POST /chaos/hang {'seconds': 5.0}"
+    assert sent == [("payment-1", 8083, "POST", "/chaos/hang", {"seconds": 5.0}, {"X-Chaos-Token": "s3cret-token"})]
 
 
-def test_the_database_fault_follows_the_database_pods_by_the_selector_that_found_them() -> None:
-    """Not by the killed pod's labels: its successor of the same name may carry another controller-revision-hash."""
-    recorder = WatchRecorder()
-    labels = {"app.kubernetes.io/name": "postgres", "controller-revision-hash": "postgres-7c9d"}
-    database = {"metadata": {"name": "postgres-0", "labels": labels}}
-    ClusterTarget(
-        cast(kube.Cluster, recorder),
-        recorded_pod(),
-        "",
-        lambda: 0.0,
-        "database",
-        database=database,
-        database_selector="app.kubernetes.io/name=postgres",
-    )
-    ClusterTarget(cast(kube.Cluster, recorder), recorded_pod(), "token", lambda: 0.0, "leak")
-    assert recorder.watched == ["app.kubernetes.io/name=postgres", None]
+def test_a_pod_the_port_forward_cannot_reach_is_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = cluster()
+
+    def request(*_: Any, **__: Any) -> tuple[int, str]:
+        raise client.exceptions.ApiException(status=404, reason="pods payment-1 not found")
+
+    monkeypatch.setattr(target, "request", request)
+    chaos = Chaos(target.transport("payment-1", 8083), "t", "pod payment-1")
+    with pytest.raises(ChaosRefused, match=r"pod payment-1 does not answer through an API port-forward: \(404\)"):
+        asyncio.run(chaos.clear())
