@@ -1,17 +1,27 @@
 """A database and a role per service, created idempotently, then each service's Alembic migrations.
 
-The grants are those of `k8s/base/postgres/provision.sql`, which the StatefulSet and docker compose run with psql:
-each role owns its database and PUBLIC may not connect to it, so one service's role cannot reach another's data.
+The role, the database and the grants are made by `k8s/base/postgres/provision.sql`, run with psql, the script the
+StatefulSet and docker compose run too: each role owns its database and PUBLIC may not connect to it, so one
+service's role cannot reach another's data.
 """
 
+import os
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
+from shop_devtools.pg import find_bin_dir
 from shop_devtools.topology import DATABASES
+from shop_devtools.workspace import repository_root
 from shopkit.migrations import upgrade
+
+
+class ProvisionError(Exception):
+    """psql could not provision a database; the message holds what it said."""
 
 
 @dataclass(frozen=True)
@@ -30,20 +40,28 @@ def url_for(admin_url: str, *, user: str, password: str, database: str) -> str:
     return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
 
 
+def provision_sql() -> Path:
+    return repository_root() / "k8s" / "base" / "postgres" / "provision.sql"
+
+
 def ensure_database(admin_url: str, *, name: str, role: str, password: str, template: str | None = None) -> str:
-    """Creates `role` and database `name` owned by it unless they exist; returns the role's URL to it."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
-            )
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            statement = sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(role))
-            if template:
-                statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
-            conn.execute(statement)
-        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(sql.Identifier(name), sql.Identifier(role)))
+    """Creates `role` and database `name` owned by it (a copy of `template`, when given) unless they exist, sets the
+    role's password and the grants (`provision.sql`); returns the role's URL to it."""
+    variables = {"role": role, "password": password, "database": name} | ({"template": template} if template else {})
+    psql = subprocess.run(
+        [
+            str(find_bin_dir() / "psql"),
+            *("--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", f"--file={provision_sql()}"),
+            *(f"--set={key}={value}" for key, value in variables.items()),
+            admin_url,
+        ],
+        env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if psql.returncode != 0:
+        raise ProvisionError(f"provisioning database {name} failed: {(psql.stderr or psql.stdout).strip()}")
     return url_for(admin_url, user=role, password=password, database=name)
 
 
