@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from shop_contracts import CUSTOMER_RETRYABLE_STATUSES
 from shop_load.customers import Customer
 from shop_load.invariants_checks import (
     ANSWERED,
@@ -43,7 +44,6 @@ from shop_load.invariants_checks import (
     check_stock,
 )
 from shop_load.records import Checkout, InvariantResult
-from shop_load.shopping import RETRYABLE_STATUSES
 
 
 @dataclass
@@ -135,7 +135,7 @@ async def _replay(
     async with limit:
         while True:
             status, body = await _json(client, "POST", "/api/payments", json=checkout.body, headers=headers)
-            if (status is not None and status not in RETRYABLE_STATUSES) or time.monotonic() > deadline:
+            if (status is not None and status not in CUSTOMER_RETRYABLE_STATUSES) or time.monotonic() > deadline:
                 return status, body
             await asyncio.sleep(0.5)
 

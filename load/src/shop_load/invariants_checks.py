@@ -5,8 +5,9 @@ what they are judged from): pure functions of the checkouts the customers made a
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from shop_contracts import CUSTOMER_RETRYABLE_STATUSES
 from shop_load.records import Checkout, InvariantResult
-from shop_load.shopping import RETRYABLE_STATUSES, payment_of
+from shop_load.shopping import payment_of
 
 ANSWERED = {"captured": 201, "declined": 402}
 DESCRIPTIONS = {
@@ -64,7 +65,7 @@ def check_one_payment_per_key(
             ids: list[str | None] = [checkout.payment_id, str(payment.get("id"))]
         elif checkout.outcome in {"failed", "pending"}:  # the customer gave up: finished by sending the key again
             status, body = replays.get(checkout.key, (None, None))
-            if status is None or status in RETRYABLE_STATUSES:
+            if status is None or status in CUSTOMER_RETRYABLE_STATUSES:
                 problems.append(f"key {checkout.key} still has no final answer ({status})")
                 continue
             payment = payment_of(status, body)

@@ -28,9 +28,6 @@ TASK_WEIGHTS: Mapping[str, int] = {
 
 SEARCH_TERMS = ("keyboard", "usb", "monitor", "desk", "wireless", "cable", "lamp", "ssd", "mouse", "speaker")
 
-RETRYABLE_STATUSES = CUSTOMER_RETRYABLE_STATUSES
-"""Answers after which a customer retries with the same Idempotency-Key (`shop_contracts.retries`)."""
-
 
 def new_credentials() -> dict[str, str]:
     """A throw-away customer: unique email, random password, a name."""
@@ -86,7 +83,7 @@ def checkout_outcome(status: int | None, body: object) -> str:
         return "declined"
     if status == 409 and problem_slug(body) == ProblemType.INSUFFICIENT_STOCK:
         return "out_of_stock"
-    if status is None or status in RETRYABLE_STATUSES:
+    if status is None or status in CUSTOMER_RETRYABLE_STATUSES:
         return "retry"
     return "rejected"
 
