@@ -51,7 +51,7 @@ def generate_secrets(generated_dir: Path) -> list[Path]:
     if not postgres_env.exists():
         passwords = {"POSTGRES_PASSWORD": secrets.token_hex(24)}
         passwords |= {f"{service.upper()}_DB_PASSWORD": secrets.token_hex(24) for service in DATABASE_SERVICES}
-        write_private(postgres_env, _env_text(passwords), replace=True)
+        write_private(postgres_env, _env_text(passwords), replace=False)
         written.append(postgres_env)
     passwords = read_env_file(postgres_env)
     for service in DATABASE_SERVICES:
@@ -62,10 +62,10 @@ def generate_secrets(generated_dir: Path) -> list[Path]:
             written.append(path)
     key = generated_dir / "users-jwt-private-key.pem"
     if not key.exists():
-        write_private(key, private_key_pem(), replace=True)
+        write_private(key, private_key_pem(), replace=False)
         written.append(key)
     chaos = generated_dir / "chaos.env"
     if not chaos.exists():
-        write_private(chaos, _env_text({"CHAOS_TOKEN": secrets.token_hex(32)}), replace=True)
+        write_private(chaos, _env_text({"CHAOS_TOKEN": secrets.token_hex(32)}), replace=False)
         written.append(chaos)
     return written
