@@ -38,7 +38,9 @@ def test_the_drill_against_the_local_shop_detects_the_leak_and_checks_the_invari
     assert steps["injected"] < steps["unready"] < steps["injected"] + 10, "readiness turned 503 within 10 s"
     assert steps["injected"] < steps["liveness_failed"] < steps["injected"] + 10, "liveness turned 503 within 10 s"
     assert steps["fault_cleared"] is not None
-    assert steps["ready_again"] > steps["fault_cleared"]
+    assert steps["ready_again"] >= steps["fault_cleared"], (
+        "ready again only once the fault is cleared (times in 0.01 s)"
+    )
     assert steps["restarted"] is None
     assert report["restarts"] == 0
     assert report["settings"]["mode"] == "local"  # no cluster reachable: detected, not asked for

@@ -133,9 +133,10 @@ class ClusterTarget(Target):
             return  # a rollout or a killed database pod leaves nothing to clear
         pod = self.watcher.pods.get(self.pod)
         if pod is not None and pod.restarts == 0 and not pod.deleted:  # the fault is still in it: take it out
+            sent = self.clock()
             with contextlib.suppress(ChaosRefused):
                 await self.chaos.clear()
-                self.injected.append(Mark(self.clock(), "fault_cleared", self.pod, "DELETE /chaos (no restart seen)"))
+                self.injected.append(Mark(sent, "fault_cleared", self.pod, "DELETE /chaos (no restart seen)"))
             self.notes.append(f"pod {self.pod} did not restart within the fault phase; the drill cleared its fault.")
 
     def stop(self) -> None:

@@ -114,11 +114,14 @@ class LocalPayment:
         return detail
 
     async def clear(self, client: httpx.AsyncClient) -> bool:
+        """`DELETE /chaos`, marked when it was sent (as `inject` is): a /ready poll that answers 200 because of it is
+        served after the process applied it, so "Ready again" never comes before "fault cleared" on the timeline."""
+        t = self.clock()
         try:
             await self.chaos(client).clear()
         except ChaosRefused:
             return False
-        self.marks.append(Mark(self.clock(), "fault_cleared", self.name, "DELETE /chaos"))
+        self.marks.append(Mark(t, "fault_cleared", self.name, "DELETE /chaos"))
         return True
 
     async def watch(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
