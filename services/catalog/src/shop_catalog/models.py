@@ -1,22 +1,15 @@
-import enum
 import uuid
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from shop_contracts import ReservationStatus
 from shopkit import new_metadata, status_column
 
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
-
-
-class ReservationStatus(enum.StrEnum):
-    HELD = "held"
-    COMMITTED = "committed"
-    RELEASED = "released"
-    EXPIRED = "expired"
 
 
 class Product(Base):

@@ -3,8 +3,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from shop_catalog.models import ReservationStatus
-from shop_contracts import LineItems
+from shop_contracts import LineItems, ReservationStatus
 
 
 class ProductRead(BaseModel):

@@ -21,9 +21,9 @@ from shop_catalog.exceptions import (
     UnknownSku,
 )
 from shop_catalog.metrics import RESERVATIONS
-from shop_catalog.models import Product, Reservation, ReservationItem, ReservationStatus
+from shop_catalog.models import Product, Reservation, ReservationItem
 from shop_catalog.schemas import InventoryRead
-from shop_contracts import LineItem
+from shop_contracts import LineItem, ReservationStatus
 from shopkit import fingerprint
 
 log = structlog.get_logger(__name__)

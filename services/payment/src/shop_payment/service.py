@@ -29,6 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningUpdate
 
+from shop_contracts import ReservationStatus
 from shop_payment.catalog import CatalogClient
 from shop_payment.exceptions import IdempotencyKeyReused, PaymentNotFound, PaymentPending
 from shop_payment.metrics import OLDEST_PENDING, PAYMENTS, RECOVERED
@@ -277,7 +278,7 @@ class Payments:
             outcome = await self.provider.charge(claim.id, claim.card_token, claim.amount_cents)
             approved = outcome == "approved"
             reservation_status = await self.catalog.finish(claim.reservation_id, sold=approved)
-            if approved and reservation_status == "committed":
+            if approved and reservation_status == ReservationStatus.COMMITTED:
                 status, reason = PaymentStatus.CAPTURED, None
             elif approved:  # the reservation expired before the capture could be recorded: the charge is voided
                 status, reason = PaymentStatus.DECLINED, "reservation_expired"

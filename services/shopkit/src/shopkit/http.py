@@ -136,16 +136,14 @@ class BulkheadTransport(httpx.AsyncBaseTransport):
         wait = request.extensions.get("timeout", {}).get("pool")
         self._waiting += 1
         try:
-            async with asyncio.timeout(wait):
-                await self._slots.acquire()
+            try:
+                async with asyncio.timeout(wait):
+                    await self._slots.acquire()
+            finally:
+                self._waiting -= 1
         except TimeoutError:
-            self._waiting -= 1
             message = f"all {self.size} connections stayed busy"
             raise BulkheadFull(message, request=request, retry_after=self.retry_after()) from None
-        except BaseException:
-            self._waiting -= 1
-            raise
-        self._waiting -= 1
         try:
             response = await self.inner.handle_async_request(request)
         except BaseException:

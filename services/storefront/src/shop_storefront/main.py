@@ -30,7 +30,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = shopkit.state_of(app)
         proxy.instrument(state.upstreams)
-        state.own_state = StorefrontState(settings, cache, PublicApi(state.upstreams, version=app.version))
+        state.own_state = StorefrontState(settings, PublicApi(state.upstreams, version=app.version))
         yield
 
     return shopkit.create_app(

@@ -4,11 +4,9 @@ from dataclasses import dataclass
 
 from shop_storefront.openapi import PublicApi
 from shop_storefront.settings import StorefrontSettings
-from shopkit import ResponseCache
 
 
 @dataclass(frozen=True)
 class StorefrontState:
     settings: StorefrontSettings
-    product_cache: ResponseCache
     public_api: PublicApi
