@@ -10,9 +10,8 @@ import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from shop_devtools.pg import EmbeddedPostgres
+from shop_devtools.pg import EmbeddedPostgres, url_for
 from shop_devtools.processes import LOCAL_HOST, LaunchError
 from shop_devtools.runconfig import Config
 from shop_devtools.topology import DATABASES
@@ -85,13 +84,8 @@ def check_ports_free(ports: Mapping[str, int]) -> None:
 
 def database_urls(admin_url: str) -> dict[str, str]:
     """The URL `provision` gives each service's role to its database: known before provisioning has run."""
-    parts = urlsplit(admin_url)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")  # no host: a Unix socket, in the query
-    urls = {}
-    for service in DATABASES:
-        name = service.name  # the role, its password and the database are all named after the service
-        urls[name] = urlunsplit((parts.scheme, f"{name}:{name}@{host}", f"/{name}", parts.query, ""))
-    return urls
+    # the role, its password and the database are all named after the service
+    return {s.name: url_for(admin_url, user=s.name, password=s.name, database=s.name) for s in DATABASES}
 
 
 def provision_databases(admin_url: str, expected: Mapping[str, str]) -> None:

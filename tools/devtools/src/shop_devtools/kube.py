@@ -143,24 +143,26 @@ class Cluster:
 
     def chaos_token(self, pod: Mapping[str, Any]) -> str | None:
         """CHAOS_TOKEN as the pod's container gets it: a literal value or a Secret key reference."""
-        for variable in self._container(pod).get("env") or []:
+        container = self._container(pod)
+        for variable in container.get("env") or []:
             if variable.get("name") != "CHAOS_TOKEN":
                 continue
             if variable.get("value"):
                 return str(variable["value"])
             ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
             if ref:
-                secret = self.core.read_namespaced_secret(ref["name"], self.namespace, _request_timeout=10)
-                encoded = (secret.data or {}).get(ref["key"])
-                return base64.b64decode(encoded).decode() if encoded else None
-        for source in self._container(pod).get("envFrom") or []:
+                return self._secret_value(ref["name"], ref["key"])
+        for source in container.get("envFrom") or []:
             ref = source.get("secretRef")
-            if ref:
-                secret = self.core.read_namespaced_secret(ref["name"], self.namespace, _request_timeout=10)
-                encoded = (secret.data or {}).get("CHAOS_TOKEN")
-                if encoded:
-                    return base64.b64decode(encoded).decode()
+            if ref and (token := self._secret_value(ref["name"], "CHAOS_TOKEN")):
+                return token
         return None
+
+    def _secret_value(self, name: str, key: str) -> str | None:
+        """One key of a Secret of the namespace, decoded; None when the Secret has no such key."""
+        secret = self.core.read_namespaced_secret(name, self.namespace, _request_timeout=10)
+        encoded = (secret.data or {}).get(key)
+        return base64.b64decode(encoded).decode() if encoded else None
 
     def request(
         self,

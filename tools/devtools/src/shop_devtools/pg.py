@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit, urlunsplit
 
 UNPRIVILEGED_USER = "nobody"  # initdb and postgres refuse to run as root
 SOCKET_PATH_MAX = 107  # a Unix socket's path, without the NUL that ends it
@@ -41,6 +42,14 @@ def find_bin_dir(system: Path = SYSTEM_POSTGRESQL) -> Path:
         "to the directory holding initdb and pg_ctl, or run against a server: POSTGRES_ADMIN_URL=postgresql://... "
         "make run"
     )
+
+
+def url_for(admin_url: str, *, user: str, password: str, database: str) -> str:
+    """`admin_url` (a TCP address, or a Unix socket named in its query) as `user` with `password` on `database`."""
+    parts = urlsplit(admin_url)
+    host = parts.hostname or ""  # none: a Unix socket, named in the query (`?host=/dir&port=5433`)
+    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
 
 
 def free_port() -> int:

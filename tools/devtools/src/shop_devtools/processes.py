@@ -74,8 +74,6 @@ class Child:
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     restart_at: float | None = None
     """When a dead process is due to start again."""
-    rolling: bool = False
-    """Stopped on purpose by a rollout: its exit is not a death."""
 
     @property
     def name(self) -> str:

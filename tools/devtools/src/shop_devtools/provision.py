@@ -9,12 +9,11 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
-from shop_devtools.pg import find_bin_dir
+from shop_devtools.pg import find_bin_dir, url_for
 from shop_devtools.topology import DATABASES
 from shop_devtools.workspace import repository_root
 from shopkit.migrations import upgrade
@@ -31,13 +30,6 @@ class ServiceDatabase:
 
 
 SERVICE_DATABASES = tuple(ServiceDatabase(service.name, service.migrations) for service in DATABASES)
-
-
-def url_for(admin_url: str, *, user: str, password: str, database: str) -> str:
-    parts = urlsplit(admin_url)
-    host = parts.hostname or ""  # none: a Unix socket, named in the query (`?host=/dir&port=5433`)
-    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
 
 
 def provision_sql() -> Path:

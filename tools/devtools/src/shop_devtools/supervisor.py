@@ -61,7 +61,7 @@ def supervise(
                 log.info("rollout of %s done in %.1f s", REPLICATED, now - rolling.started)
                 rolling = None
             for child in children:
-                if child.rolling:
+                if rolling is not None and child is rolling.current:  # stopped on purpose: not a death
                     continue
                 if child.restart_at is None and (code := child.process.poll()) is not None:
                     child.restart_at = now + back_off(child, code, now)
@@ -108,7 +108,7 @@ class Rollout:
             if not self.waiting:
                 return True
             child = self.current = self.waiting.pop(0)
-            child.rolling, self.stopped_at = True, now
+            self.stopped_at = now
             log.info("rollout: stopping %s (pid %d); it drains, then starts again", child.name, child.process.pid)
             signal_group(child, signal.SIGTERM)
         elif child.started_at < self.stopped_at:  # the old process
@@ -119,8 +119,8 @@ class Rollout:
                 signal_group(child, signal.SIGKILL)
         elif child.process.poll() is not None:
             log.warning("rollout: %s died while starting; the restart policy takes it from here", child.name)
-            child.rolling, self.current = False, None
+            self.current = None
         elif not readiness(client, child.url):
             log.info("rollout: %s is ready again", child.name)
-            child.rolling, self.current = False, None
+            self.current = None
         return False

@@ -1,11 +1,9 @@
 """What a command aims at: the cluster (kind or minikube), the profile and the optional parts (a `Target`, which
 names the overlay, the components and the kubectl context), and the names the shop has in that cluster: the
-cluster's, the namespace, the services' ports, the image repository and the URLs on the host."""
+cluster's, the namespace, the image repository and the URLs on the host."""
 
 from dataclasses import dataclass
 from typing import Literal
-
-from shop_devtools.topology import SERVICES
 
 Cluster = Literal["kind", "minikube"]
 Profile = Literal["resilient", "fragile"]
@@ -13,7 +11,6 @@ Profile = Literal["resilient", "fragile"]
 CLUSTER_NAME = "resilient-shop"
 """The kind cluster's name and the minikube profile's."""
 NAMESPACE = "shop"
-SERVICE_PORTS = {service.name: service.port for service in SERVICES}
 IMAGE_REPOSITORY = "resilient-shop"
 KIND_HOST_PORTS = {8080: "storefront", 3000: "Grafana"}
 KIND_SHOP_URL = "http://localhost:8080"
