@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shop_load import bench_measure, bench_report, bench_shop, sale, sale_readiness, wrk
+from shop_load import bench_measure, bench_report, bench_shop, sale, sale_readiness, sale_records, wrk_report
 from shop_load.records import InvariantResult
 from shop_load.scrape import parse
 from tests.load.conftest import RealShop, run_python
@@ -68,12 +68,12 @@ def _measurement(name: str, ok: int, *, ceiling: str | None = None, cpu: float =
     )
 
 
-def _burst(connections: int, captured: int, **changes: object) -> sale.BurstResult:
-    checkout = wrk.parse_report(
+def _burst(connections: int, captured: int, **changes: object) -> sale_records.BurstResult:
+    checkout = wrk_report.parse_report(
         'WRK_JSON {"requests": 10, "duration_us": 10000000, "statuses": {"201": 10}, "socket_errors": 0,'
         ' "timeouts": 0, "p50_us": 1000, "p99_us": 2000, "max_us": 3000, "retry_after_503": 4, "bare_503": 0}'
     )
-    result = sale.BurstResult(
+    result = sale_records.BurstResult(
         connections=connections,
         seconds=10,
         cold_start_seconds=2.0,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shop_load import wrk
+from shop_load import wrk, wrk_report
 
 LINE = (
     'WRK_JSON {"requests": 12, "duration_us": 2000000, "statuses": {"201": 9, "503": 3}, "socket_errors": 1,'
@@ -24,7 +24,7 @@ needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not i
 
 
 def test_the_report_line_is_parsed_into_a_result() -> None:
-    result = wrk.parse_report(
+    result = wrk_report.parse_report(
         "Running 2s test @ http://x\n" + LINE + "\n", generator_cpu_seconds=0.5, threads=1, connections=4
     )
     assert result.requests == 12
@@ -42,23 +42,23 @@ def test_the_report_line_is_parsed_into_a_result() -> None:
 
 def test_no_answer_means_no_percentiles() -> None:
     empty = LINE.replace('"requests": 12', '"requests": 0').replace('"p50_us": 1500', '"p50_us": null')
-    assert wrk.parse_report(empty).p50_ms is None
+    assert wrk_report.parse_report(empty).p50_ms is None
 
 
 def test_the_last_report_line_counts_and_a_missing_one_is_an_error() -> None:
     later = LINE.replace('"requests": 12', '"requests": 13')
-    assert wrk.parse_report(f"{LINE}\n{later}\n").requests == 13
+    assert wrk_report.parse_report(f"{LINE}\n{later}\n").requests == 13
     with pytest.raises(wrk.WrkError, match="no WRK_JSON line"):
-        wrk.parse_report("Running 2s test\n  Latency 1ms\n")
+        wrk_report.parse_report("Running 2s test\n  Latency 1ms\n")
     with pytest.raises(wrk.WrkError, match="not what the scripts print"):
-        wrk.parse_report('WRK_JSON {"requests": 1}\n')
+        wrk_report.parse_report('WRK_JSON {"requests": 1}\n')
 
 
 @pytest.mark.parametrize(
     ("cpu", "threads", "saturated"), [(1.8, 1, True), (1.7, 1, False), (3.6, 2, True), (2.0, 2, False)]
 )
 def test_a_generator_busy_90_percent_of_each_thread_is_saturated(cpu: float, threads: int, saturated: bool) -> None:
-    result = wrk.parse_report(LINE, generator_cpu_seconds=cpu, threads=threads)
+    result = wrk_report.parse_report(LINE, generator_cpu_seconds=cpu, threads=threads)
     assert result.generator_saturated is saturated
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shop_load import sale, wrk, wrk_report
+from shop_load import sale, sale_records, wrk, wrk_report
 from shop_load.bench_shop import CUSTOMERS, PRODUCTS_PATH, BenchError, Shop, baskets, register
 from shop_load.scrape import Scrape, scrape
 from shop_load.timeline import percentile
@@ -109,7 +109,7 @@ class Measurement:
         }
 
 
-def _write_tokens(path: Path, shoppers: Sequence[sale.Shopper]) -> Path:
+def _write_tokens(path: Path, shoppers: Sequence[sale_records.Shopper]) -> Path:
     path.write_text("".join(s.customer.token + "\n" for s in shoppers))
     return path
 

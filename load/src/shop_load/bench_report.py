@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shop_load import sale, sale_readiness
+from shop_load import sale, sale_readiness, sale_records
 from shop_load.bench_measure import Measurement
 from shop_load.report_text import table
 
@@ -31,7 +31,7 @@ class BenchReport:
     connections: int
     seconds: float
     measurements: list[Measurement] = field(default_factory=list)
-    bursts: list[sale.BurstResult] = field(default_factory=list)
+    bursts: list[sale_records.BurstResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def ratio(self, name_part: str) -> float | None:
@@ -182,7 +182,7 @@ def render_measurements(measurements: Sequence[Measurement]) -> str:
     return table(rows, header)
 
 
-def render_bursts(bursts: Sequence[sale.BurstResult]) -> str:
+def render_bursts(bursts: Sequence[sale_records.BurstResult]) -> str:
     rows = []
     for b in bursts:
         probe = b.readiness.get("payment", sale_readiness.ProbeCount())

@@ -21,7 +21,7 @@ import psycopg
 from shop_devtools import processes
 from shop_devtools.topology import CALLEES_FIRST
 from shop_devtools.workspace import private_key_pem
-from shop_load import sale
+from shop_load import sale_records
 from shop_load.customers import Customer
 from shop_load.shopping import APPROVED_CARD, new_credentials
 
@@ -58,8 +58,8 @@ class Shop:
     """The payment database: the write ceiling inserts there, the sale's invariants read there."""
 
     @property
-    def for_sale(self) -> sale.SaleShop:
-        return sale.SaleShop(self.storefront, self.payment, self.catalog, self.database_url)
+    def for_sale(self) -> sale_records.SaleShop:
+        return sale_records.SaleShop(self.storefront, self.payment, self.catalog, self.database_url)
 
 
 class OwnShop:
@@ -170,7 +170,7 @@ def bare_app(workdir: Path, body: bytes) -> Iterator[str]:
 # Customers
 
 
-async def _register(storefront: str, count: int) -> list[sale.Shopper]:
+async def _register(storefront: str, count: int) -> list[sale_records.Shopper]:
     """`count` customers registered and logged in, two at a time: password hashing (argon2) is meant to be slow."""
     limit = asyncio.Semaphore(2)
     async with httpx.AsyncClient(base_url=storefront, timeout=30) as client:
@@ -186,18 +186,18 @@ async def _register(storefront: str, count: int) -> list[sale.Shopper]:
             answer: dict[str, Any] = response.json()
             return answer
 
-        async def one() -> sale.Shopper:
+        async def one() -> sale_records.Shopper:
             credentials = new_credentials()
             async with limit:
                 user = await post("/api/users", credentials, 201)
                 login = {"email": credentials["email"], "password": credentials["password"]}
                 token = await post("/api/tokens", login, 200)
-            return sale.Shopper(Customer(credentials["email"], str(token["access_token"])), str(user["id"]))
+            return sale_records.Shopper(Customer(credentials["email"], str(token["access_token"])), str(user["id"]))
 
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-def register(storefront: str, count: int) -> list[sale.Shopper]:
+def register(storefront: str, count: int) -> list[sale_records.Shopper]:
     try:
         return asyncio.run(_register(storefront, count))
     except httpx.HTTPError as exc:

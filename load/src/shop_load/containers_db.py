@@ -42,8 +42,8 @@ from typing import Any
 
 import psycopg
 
+from shop_devtools import images
 from shop_devtools.engine import Engine
-from shop_devtools.images import REPOSITORY
 from shop_devtools.pg import free_port
 from shop_devtools.provision import provision
 from shop_devtools.quantities import memory_bytes
@@ -57,7 +57,7 @@ STATEFULSET = "postgres"
 
 
 def image_name(version: str) -> str:
-    return f"{REPOSITORY}/postgres:{version}"
+    return images.image_name("postgres", version)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 
 from shop_devtools.cluster import ClusterError
+from shop_devtools.runconfig import default_data_dir
 from shop_devtools.runstate import RunState
 from shop_devtools.topology import BY_NAME
-from shop_devtools.workspace import WorkspaceError, repository_root
-from shop_load.drill_args import CHAOS_FAULTS, DrillError
+from shop_devtools.workspace import WorkspaceError
+from shop_load.drill_args import CHAOS_FAULTS, LAUNCHER_FAULTS, DrillError
 from shop_load.local import LAUNCHER_RESTARTS_NOTE, NO_ORCHESTRATOR_NOTE, LocalPayment
 from shop_load.records import Mark, ReplicaSetSample
 
@@ -76,7 +77,7 @@ class LocalTarget(Target):
         self.mode, self.replicas, self.fault, self.launcher_pid = "local", list(replicas), fault, launcher_pid
         self.payment = self.replicas[0]
         self.name = self.payment.name
-        self.notes = [NO_ORCHESTRATOR_NOTE if fault in {"leak", "hang"} else LAUNCHER_RESTARTS_NOTE]
+        self.notes = [LAUNCHER_RESTARTS_NOTE if fault in LAUNCHER_FAULTS else NO_ORCHESTRATOR_NOTE]
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -113,7 +114,7 @@ class LocalTarget(Target):
     async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
         """Clears the fault so the local shop recovers (a hang ends by itself, a crashed or rolled replica comes back
         through the launcher), and waits until every replica is ready again."""
-        if self.fault in {"leak", "hang"} and self.payment.tracker.gone:
+        if self.fault not in LAUNCHER_FAULTS and self.payment.tracker.gone:
             self.notes.append(
                 "The payment process is gone: make run starts a dead service again after a back-off (see its output)."
             )
@@ -142,10 +143,8 @@ def data_dir(options: argparse.Namespace) -> Path:
     """make run's data directory: --data-dir, else $SHOP_DATA_DIR, else `.data` in the checkout."""
     if options.data_dir:
         return Path(options.data_dir)
-    if os.environ.get("SHOP_DATA_DIR"):
-        return Path(os.environ["SHOP_DATA_DIR"])
     try:
-        return repository_root() / ".data"
+        return default_data_dir(os.environ)
     except WorkspaceError as exc:
         raise DrillError(f"{exc}; or name make run's data directory with --data-dir") from None
 

@@ -41,10 +41,7 @@ from shop_load.sale_readiness import ReadinessWatch
 from shop_load.sale_records import BurstResult, SaleShop, Shopper
 from shop_load.scrape import Scrape, scrape
 
-__all__ = [
-    "ANSWER_BOUND_SECONDS", "API_HANDLER", "BROWSE_PATH", "PAYMENTS_HANDLER", "SETTLE_SECONDS",
-    "BurstResult", "SaleShop", "Shopper", "burst",
-]  # fmt: skip
+__all__ = ["ANSWER_BOUND_SECONDS", "API_HANDLER", "BROWSE_PATH", "PAYMENTS_HANDLER", "SETTLE_SECONDS", "burst"]
 
 API_HANDLER = "/api/{path:path}"
 """Storefront's one gateway route: checkouts are its POSTs, browsing its GETs."""

@@ -1,5 +1,5 @@
 """What the sale is played against (`SaleShop`, `Shopper`) and what one burst measured (`BurstResult`);
-`shop_load.sale` plays it and re-exports these names.
+`shop_load.sale` plays it.
 """
 
 from dataclasses import asdict, dataclass, field

@@ -28,7 +28,7 @@ from typing import IO, TypedDict, Unpack
 from shop_load.wrk_report import WrkError, WrkResult, parse_report
 
 __all__ = [
-    "SCRIPTS", "WrkError", "WrkOptions", "WrkResult", "WrkRun", "parse_report", "require_wrk", "run", "start",
+    "SCRIPTS", "WrkError", "WrkOptions", "WrkResult", "WrkRun", "require_wrk", "run", "start",
 ]  # fmt: skip
 
 SCRIPTS = Path(__file__).with_name("wrk")

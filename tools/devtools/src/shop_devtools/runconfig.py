@@ -44,7 +44,7 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
-        data_dir = Path(env["SHOP_DATA_DIR"]) if env.get("SHOP_DATA_DIR") else repository_root() / ".data"
+        data_dir = default_data_dir(env)
         ports = {service.name: _port(env, port_variable(service), service.port) for service in SERVICES}
         raw_replicas = env.get("PAYMENT_REPLICAS") or "1"
         if not raw_replicas.isdigit() or not 1 <= int(raw_replicas) <= MAX_REPLICAS:
@@ -81,6 +81,11 @@ class Config:
 
     def public_url(self, service: str) -> str:
         return f"http://localhost:{self.ports[service]}"
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """`SHOP_DATA_DIR`, else `.data` at the root of the checkout (`WorkspaceError` outside one)."""
+    return Path(env["SHOP_DATA_DIR"]) if env.get("SHOP_DATA_DIR") else repository_root() / ".data"
 
 
 def port_variable(service: Service) -> str:
