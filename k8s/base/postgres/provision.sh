@@ -2,7 +2,8 @@
 # Run by the `provision` container beside PostgreSQL at every start of its pod: waits for the server, then for
 # each service creates its role and database unless they exist and sets the role's password from the Secret
 # (so a changed Secret is followed, and a second run changes nothing). Then it marks itself done (the container's
-# readiness probe) and idles until the pod stops. `provision.sh --once` provisions and exits.
+# readiness probe) and idles until the pod stops. `provision.sh --once` provisions and exits: docker compose's
+# one-shot `postgres-init` runs it so.
 #
 # Connection: the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD (the superuser); passwords of the services'
 # roles: CATALOG_DB_PASSWORD, USERS_DB_PASSWORD, PAYMENT_DB_PASSWORD.

@@ -1,8 +1,8 @@
 -- One role and one database per service, created when missing; the role's password follows the Secret.
 -- psql variables: `role`, `password`, and optionally `database` (default: the role's name) and `template` (a
 -- database to copy when creating it: the tests' per-test clones). Run once per service by provision.sh (the
--- StatefulSet), compose/postgres/init-databases.sh (docker compose) and shop_devtools.provision (make run, the
--- bench, the container proof, the tests): the one provisioning script.
+-- StatefulSet, and docker compose with --once) and shop_devtools.provision (make run, the bench, the container
+-- proof, the tests): the one provisioning script.
 \if :{?database}
 \else
   \set database :role
