@@ -45,7 +45,7 @@ from shop_load import containers_db, containers_db_fault, containers_db_outage
 from shop_load.containers_db import DatabaseContainer
 from shop_load.containers_db_fault import EngineEvents
 from shop_load.containers_db_outage import Outage
-from shop_load.containers_leak import ANSWERED, Timeline, check_invariants, record_event, scenario
+from shop_load.containers_leak import Timeline, check_invariants, record_event, scenario
 from shop_load.containers_shop import (
     CA_BUNDLE,
     PREFIX,
@@ -57,6 +57,7 @@ from shop_load.containers_shop import (
     render_manifests,
 )
 from shop_load.customers import Shoppers
+from shop_load.records import FINAL_OUTCOMES
 
 DATABASE_USERS = ("catalog", "users", "payment-a", "payment-b")
 """The containers that need the database to be ready (storefront does not)."""
@@ -157,7 +158,7 @@ def print_summary(report: dict[str, Any]) -> None:
 
 def summarize(shoppers: Shoppers, timeline: Timeline, problems: list[str], seconds: float) -> dict[str, Any]:
     checkouts = shoppers.checkouts
-    answered = [c for c in checkouts if c.outcome in ANSWERED]
+    answered = [c for c in checkouts if c.outcome in FINAL_OUTCOMES]
     first_try = [c for c in answered if c.attempts == 1]
     killed_or_unhealthy = timeline.oom_killed or timeline.died or timeline.unhealthy or timeline.liveness_failed
     if killed_or_unhealthy is None:

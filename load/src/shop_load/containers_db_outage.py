@@ -7,11 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shop_load.records import Checkout
+from shop_load.records import FINAL_OUTCOMES, Checkout
 
 DATABASE = "database"
 """The database's own target in the samples, beside the services' names."""
-ANSWERED = frozenset({"captured", "declined", "out_of_stock"})
 
 
 def lost_or_changed(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
@@ -181,7 +180,7 @@ def outage_checkouts(checkouts: Sequence[Checkout], start: float, end: float) ->
     """The checkouts the outage touched: started before everything was ready again and not answered before the kill
     (times on the customers' clock)."""
     touched = [c for c in checkouts if c.t <= end and (c.finished is None or c.finished >= start)]
-    answered = [c for c in touched if c.outcome in ANSWERED]
+    answered = [c for c in touched if c.outcome in FINAL_OUTCOMES]
     waits = [c.finished - c.t for c in answered if c.finished is not None]
     return {
         "touched": len(touched),

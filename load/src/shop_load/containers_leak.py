@@ -17,8 +17,8 @@ from shop_devtools.chaos import Chaos, over_http
 from shop_load.containers_shop import Shop
 from shop_load.customers import Shoppers
 from shop_load.invariants import Ledger, inventory, verify
+from shop_load.records import FINAL_OUTCOMES
 
-ANSWERED = frozenset({"captured", "declined", "out_of_stock"})
 """A checkout's final answers; `failed` (gave up) and `rejected` are not."""
 
 
@@ -105,7 +105,7 @@ async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline, the
                 break
             if elapsed - reported >= 5:
                 reported = elapsed
-                answered = sum(1 for c in shoppers.checkouts if c.outcome in ANSWERED)
+                answered = sum(1 for c in shoppers.checkouts if c.outcome in FINAL_OUTCOMES)
                 print(f"e2e    | {elapsed:5.1f}s  checkouts {len(shoppers.checkouts)}  answered {answered}", flush=True)
             await asyncio.sleep(0.25)
         if then is not None and timeline.ready_again is not None:

@@ -11,6 +11,7 @@ from typing import TextIO
 from shop_load.browse_counts import ServerCounter
 from shop_load.customers import Shoppers
 from shop_load.drill_targets import Clock, Target
+from shop_load.records import FINAL_OUTCOMES
 from shop_load.timeline import counts_between
 
 RECENT_SECONDS = 5.0
@@ -30,7 +31,7 @@ class Progress:
     def show(self, t: float, shoppers: Shoppers) -> None:
         records, checkouts = shoppers.records, shoppers.checkouts
         failed = sum(not r.ok for r in records)
-        final = sum(c.outcome in {"captured", "declined", "out_of_stock"} for c in checkouts)
+        final = sum(c.outcome in FINAL_OUTCOMES for c in checkouts)
         gave_up = sum(c.outcome == "failed" for c in checkouts)
         recent = sum(c.t >= t - RECENT_SECONDS for c in checkouts[-int(RECENT_SECONDS * shoppers.rate * 2 + 10) :])
         line = (

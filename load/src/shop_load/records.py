@@ -28,6 +28,10 @@ class RequestRecord:
     error: str | None = None
 
 
+FINAL_OUTCOMES = frozenset({"captured", "declined", "out_of_stock"})
+"""A checkout's outcomes that are the shop's final answer (the others: failed, rejected, pending)."""
+
+
 @dataclass(slots=True)
 class Checkout:
     """One customer's payment attempt under one Idempotency-Key, however many requests it took."""

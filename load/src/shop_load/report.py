@@ -9,7 +9,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from shop_load.records import Checkout, CounterSample, InvariantResult, Mark, ReplicaSetSample, RequestRecord
+from shop_load.records import (
+    FINAL_OUTCOMES,
+    Checkout,
+    CounterSample,
+    InvariantResult,
+    Mark,
+    ReplicaSetSample,
+    RequestRecord,
+)
 from shop_load.timeline import (
     CHECKOUT_ENDPOINT,
     counts_between,
@@ -29,7 +37,7 @@ def checkout_summary(checkouts: Sequence[Checkout]) -> dict[str, Any]:
     counts = {name: 0 for name in ("captured", "declined", "out_of_stock", "failed", "rejected", "pending")}
     for checkout in checkouts:
         counts[checkout.outcome] = counts.get(checkout.outcome, 0) + 1
-    answered = counts["captured"] + counts["declined"] + counts["out_of_stock"]
+    answered = sum(counts[outcome] for outcome in FINAL_OUTCOMES)
     total = len(checkouts)
     return {
         "total": total,
@@ -54,9 +62,6 @@ def by_endpoint(records: Sequence[RequestRecord]) -> dict[str, dict[str, Any]]:
             "statuses": dict(sorted(statuses.items())),
         }
     return result
-
-
-ANSWERED_OUTCOMES = frozenset({"captured", "declined", "out_of_stock"})
 
 
 def load_summary(
@@ -85,7 +90,7 @@ def load_summary(
             "max_in_flight": settings.get("max_in_flight"),
             "requests": len(tries),
             "retries": len(tries) - len(checkouts),
-            "answered_first_try": sum(c.attempts == 1 and c.outcome in ANSWERED_OUTCOMES for c in checkouts),
+            "answered_first_try": sum(c.attempts == 1 and c.outcome in FINAL_OUTCOMES for c in checkouts),
         },
         "client": dict(client) if client is not None else None,
         "browses": None,
