@@ -152,3 +152,20 @@ def test_a_pod_the_port_forward_cannot_reach_is_a_refusal(monkeypatch: pytest.Mo
     chaos = Chaos(target.transport("payment-1", 8083), "t", "pod payment-1")
     with pytest.raises(ChaosRefused, match=r"pod payment-1 does not answer through an API port-forward: \(404\)"):
         asyncio.run(chaos.clear())
+
+
+def test_the_apis_own_errors_become_one_cluster_error_naming_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shop_devtools.cluster import ClusterError
+
+    target = kube.Cluster(client.ApiClient(client.Configuration()), "shop", context="kind-resilient-shop")
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise client.exceptions.ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(target.core, "list_namespaced_pod", refuse)
+    monkeypatch.setattr(target.core, "read_namespaced_secret", refuse)
+    with pytest.raises(ClusterError, match=r"the Kubernetes API of context kind-resilient-shop refused: \(403\)"):
+        target.pick_ready_pod()
+    pod = recorded_pod()
+    with pytest.raises(ClusterError, match=r"refused: \(403\)"):
+        target.chaos_token(pod)

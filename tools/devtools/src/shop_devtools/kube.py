@@ -16,11 +16,12 @@ the user types too: `apply -k` needs the kustomize built into it.)
 
 import asyncio
 import base64
+import contextlib
 import http.client
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,8 @@ class Cluster:
     namespace: str = NAMESPACE
     selector: str = "app.kubernetes.io/name=payment"
     container: str | None = None
+    context: str | None = None
+    """The kubeconfig context `api` was made from, named in errors."""
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)
@@ -105,9 +108,19 @@ class Cluster:
     def payment_pods(self) -> list[dict[str, Any]]:
         return self.pods(self.selector)
 
+    @contextlib.contextmanager
+    def _refusals(self) -> Iterator[None]:
+        """The client's own errors (ApiException, urllib3's), which carry the reason, as one `ClusterError`."""
+        try:
+            yield
+        except Exception as exc:
+            where = f" of context {self.context}" if self.context else ""
+            raise ClusterError(f"the Kubernetes API{where} refused: {exc}") from None
+
     def pods(self, selector: str) -> list[dict[str, Any]]:
         """The namespace's pods matching `selector` (the storefront pods, for their /metrics)."""
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector, _request_timeout=10)
+        with self._refusals():
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector, _request_timeout=10)
         return [self._raw(pod) for pod in pods.items]
 
     def pick_ready_pod(self, among: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -160,7 +173,8 @@ class Cluster:
 
     def _secret_value(self, name: str, key: str) -> str | None:
         """One key of a Secret of the namespace, decoded; None when the Secret has no such key."""
-        secret = self.core.read_namespaced_secret(name, self.namespace, _request_timeout=10)
+        with self._refusals():
+            secret = self.core.read_namespaced_secret(name, self.namespace, _request_timeout=10)
         encoded = (secret.data or {}).get(key)
         return base64.b64decode(encoded).decode() if encoded else None
 
