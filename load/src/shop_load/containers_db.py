@@ -43,7 +43,7 @@ from typing import Any
 import psycopg
 
 from shop_devtools import images
-from shop_devtools.engine import Engine
+from shop_devtools.engine import Engine, pod_constraints
 from shop_devtools.pg import free_port
 from shop_devtools.provision import provision
 from shop_devtools.quantities import memory_bytes
@@ -116,11 +116,7 @@ def run_argv(spec: DatabaseSpec, *, name: str, image: str, volume: str, port: in
     """`docker run` of the database: the pod's user, limits and mounts, the named volume, restarts, 127.0.0.1."""
     argv = [
         "run", "--detach", "--name", name,
-        "--user", f"{spec.run_as_user}:{spec.run_as_user}",
-        "--read-only",
-        "--memory", str(spec.memory_limit_bytes), "--memory-swap", str(spec.memory_limit_bytes),
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--restart", "always",
+        *pod_constraints(spec.run_as_user, spec.memory_limit_bytes),
         "--volume", f"{volume}:{spec.data_mount}",
         "--publish", f"127.0.0.1:{port}:{SERVER_PORT}",
         "--env", f"PGDATA={spec.pgdata}",

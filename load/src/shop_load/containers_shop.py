@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
-from shop_devtools.engine import Engine
+from shop_devtools.engine import Engine, pod_constraints
 from shop_devtools.images import image_name
 from shop_devtools.pg import free_port
 from shop_devtools.processes import POLL_SECONDS, readiness, wiring
@@ -84,11 +84,8 @@ def docker_run_argv(spec: ContainerSpec, *, name: str, image: str, port: int, en
     probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)"
     argv = [
         "run", "--detach", "--name", name, "--network", "host",
-        "--read-only", "--tmpfs", "/tmp:rw,size=16m",  # noqa: S108 - the container's own tmpfs
-        "--user", f"{spec.run_as_user}:{spec.run_as_user}",
-        "--memory", str(spec.memory_limit_bytes), "--memory-swap", str(spec.memory_limit_bytes),
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--restart", "always",
+        *pod_constraints(spec.run_as_user, spec.memory_limit_bytes),
+        "--tmpfs", "/tmp:rw,size=16m",  # noqa: S108 - the container's own tmpfs
         "--health-cmd", f'python -c "{probe}"', "--health-interval", "2s", "--health-timeout", "2s",
         "--health-retries", "3",
     ]  # fmt: skip

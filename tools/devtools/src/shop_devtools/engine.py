@@ -28,6 +28,18 @@ WHAT_TO_DO = (
 PULL_SECONDS = 60
 
 
+def pod_constraints(run_as_user: int, memory_limit_bytes: int) -> list[str]:
+    """`docker run` flags for what the pod spec asks of a container: its user, a read-only root, the memory limit
+    (no swap), no capabilities, no privilege gain, and the kubelet's restart policy."""
+    return [
+        "--user", f"{run_as_user}:{run_as_user}",
+        "--read-only",
+        "--memory", str(memory_limit_bytes), "--memory-swap", str(memory_limit_bytes),
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--restart", "always",
+    ]  # fmt: skip
+
+
 class EngineUnavailable(Exception):
     """No container engine answers here, or it has no Python base image; the message says what to do."""
 
