@@ -58,6 +58,21 @@ def test_the_local_drill_follows_every_replica_make_run_lists(tmp_path: Path) ->
     assert (target.name, target.launcher_pid) == ("payment-1", os.getpid())
 
 
+def test_restarts_are_the_replicas_make_run_runs_a_new_process_for(tmp_path: Path) -> None:
+    """From run.json's pids, not from the probes: a replica replaced between two polls still counts."""
+    replicas = [Process(f"payment-{n}", "payment", f"http://127.0.0.1:{9000 + n}", 1000 + n) for n in (1, 2)]
+    RunState(os.getpid(), tuple(replicas)).write(tmp_path)
+    options = drill_args.parse_args(["--local", "--fault", "rollout", "--data-dir", str(tmp_path)])
+    target = drill_targets.choose_target(options, lambda: 0.0)
+    assert isinstance(target, drill_targets.LocalTarget)
+    assert target.restarts() == 0
+    RunState(os.getpid(), (replicas[0], Process("payment-2", "payment", replicas[1].url, 2002))).write(tmp_path)
+    assert not any(replica.tracker.gone for replica in target.replicas), "no poll saw the port closed"
+    assert target.restarts() == 1
+    target.replicas[1].tracker.ready = False
+    assert target.restarts() == 0, "a new process counts once it is ready"
+
+
 def test_a_run_json_whose_launcher_is_gone_is_not_followed(tmp_path: Path) -> None:
     beyond_pid_max = 2**22 + 7
     RunState(beyond_pid_max, (Process("payment-1", "payment", "http://127.0.0.1:9001", 1),)).write(tmp_path)

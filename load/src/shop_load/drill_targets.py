@@ -73,8 +73,16 @@ class LocalTarget(Target):
     """make run's payment replicas (every one make run lists, else the one at --payment-url): the chaos faults go
     to the first, a rollout to the launcher (`SIGUSR1`), which restarts each replica in turn."""
 
-    def __init__(self, replicas: Sequence[LocalPayment], fault: str, launcher_pid: int | None = None) -> None:
+    def __init__(
+        self,
+        replicas: Sequence[LocalPayment],
+        fault: str,
+        launcher_pid: int | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
         self.mode, self.replicas, self.fault, self.launcher_pid = "local", list(replicas), fault, launcher_pid
+        self.data_dir = data_dir
+        """make run's data directory, whose run.json says which process serves each replica now."""
         self.payment = self.replicas[0]
         self.name = self.payment.name
         self.notes = [LAUNCHER_RESTARTS_NOTE if fault in LAUNCHER_FAULTS else NO_ORCHESTRATOR_NOTE]
@@ -106,6 +114,13 @@ class LocalTarget(Target):
         return self.fault in {"hang", "crash"} and self.payment.recovered()
 
     def restarts(self) -> int | None:
+        """Replicas started again (and ready) since the drill began. make run's run.json names each one's process,
+        so a replaced process counts however briefly its port was closed; without it, the replicas the probes saw
+        gone (connection refused) and back."""
+        state = RunState.read(self.data_dir) if self.data_dir else None
+        if state is not None and all(replica.pid is not None for replica in self.replicas):
+            now = {process.url: process.pid for process in state.replicas("payment")}
+            return sum(now.get(r.url, r.pid) != r.pid and r.tracker.ready for r in self.replicas)
         return sum(replica.tracker.gone and replica.tracker.ready for replica in self.replicas)
 
     def status(self) -> str:
@@ -158,7 +173,8 @@ def local_replicas(options: argparse.Namespace, clock: Clock) -> tuple[list[Loca
         return [LocalPayment(url, options.chaos_token or "", clock)], state.launcher_pid if state else None
     assert state is not None
     named = len(replicas) > 1
-    payments = [LocalPayment(r.url, options.chaos_token or "", clock, r.name if named else None) for r in replicas]
+    token = options.chaos_token or ""
+    payments = [LocalPayment(r.url, token, clock, r.name if named else None, r.pid) for r in replicas]
     return payments, state.launcher_pid
 
 
@@ -205,4 +221,4 @@ def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
         )
     if not options.chaos_token and options.fault in CHAOS_FAULTS:
         raise DrillError("no chaos token: start the shop with CHAOS_ENABLED=true CHAOS_TOKEN=... and pass the same")
-    return LocalTarget(replicas, options.fault, launcher)
+    return LocalTarget(replicas, options.fault, launcher, data_dir(options))

@@ -94,6 +94,8 @@ class LocalPayment:
     clock: Callable[[], float]
     name: str | None = None
     """The replica's name on the timeline (`payment-2`), when make run runs several."""
+    pid: int | None = None
+    """Its process when the drill began, as make run's run.json listed it (None: not started by make run)."""
     marks: list[Mark] = field(default_factory=list)
     tracker: ProbeTracker = field(default_factory=ProbeTracker)
     ready_event: asyncio.Event = field(default_factory=asyncio.Event)
