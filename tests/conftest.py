@@ -2,6 +2,7 @@
 four services wired together in-process (each one's HTTP client to another goes through that app's ASGI
 transport, so every call between services is a real HTTP exchange with a real app, never a mock)."""
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 
 from shop_catalog.main import create_app as create_catalog
 from shop_catalog.settings import CatalogSettings
+from shop_devtools.credentials import bearer, new_credentials
 from shop_devtools.pg import EmbeddedPostgres, free_port
 from shop_devtools.provision import drop_database, ensure_database, provision
 from shop_devtools.topology import BY_NAME, DATABASES
@@ -27,6 +29,17 @@ from shop_users.settings import UsersSettings
 
 SERVICES = tuple(service.name for service in DATABASES)
 """The services with a database."""
+
+CREDENTIALS = new_credentials()
+"""The shop's own credentials for this test session, in the environment as a deployment gives them: every service
+built in a test (in-process or as a process) reads them from there."""
+AS_PAYMENT = bearer(CREDENTIALS["PAYMENT_CREDENTIAL"])
+AS_STOREFRONT = bearer(CREDENTIALS["STOREFRONT_CREDENTIAL"])
+AS_OPERATOR = bearer(CREDENTIALS["OPERATOR_CREDENTIAL"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(CREDENTIALS)
 
 
 @pytest.fixture(scope="session")
@@ -115,18 +128,21 @@ async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
         yield app
 
 
-def client_for(app: FastAPI, name: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+def client_for(app: FastAPI, name: str, headers: Mapping[str, str] | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}", headers=headers)
 
 
 @dataclass
 class Shop:
     catalog: httpx.AsyncClient
+    """With payment's credential; the inventory is read with `headers=AS_OPERATOR`."""
     users: httpx.AsyncClient
     payment: httpx.AsyncClient
     storefront: httpx.AsyncClient
     apps: dict[str, FastAPI]
     database_urls: Mapping[str, str]
+    wires: Mapping[str, FaultInjector]
+    """The storefront's wires to each service: what the gateway sent, and faults to inject on them."""
 
 
 @pytest.fixture
@@ -142,18 +158,27 @@ async def open_shop(database_urls: Mapping[str, str], **payment_settings: object
     def upstreams_of(service: str) -> dict[str, httpx.AsyncBaseTransport]:
         return {name: httpx.ASGITransport(app=apps[name]) for name in BY_NAME[service].upstreams}
 
+    def gateway_wires() -> dict[str, FaultInjector]:
+        return {name: FaultInjector(transport) for name, transport in upstreams_of("storefront").items()}
+
     apps["catalog"] = create_catalog(CatalogSettings(database_url=database_urls["catalog"]))
     apps["users"] = create_users(UsersSettings(database_url=database_urls["users"]))
     settings: dict[str, Any] = {"provider_latency_ms": 0, **payment_settings}
     apps["payment"] = create_payment(
         PaymentSettings(database_url=database_urls["payment"], **settings), transports=upstreams_of("payment")
     )
-    apps["storefront"] = create_storefront(StorefrontSettings(), transports=upstreams_of("storefront"))
+    wires = gateway_wires()
+    apps["storefront"] = create_storefront(StorefrontSettings(), transports=wires)
     async with AsyncExitStack() as stack:
         for app in apps.values():
             await stack.enter_async_context(running(app))
-        clients = {name: await stack.enter_async_context(client_for(app, name)) for name, app in apps.items()}
-        yield Shop(**clients, apps=apps, database_urls=database_urls)
+        # The catalog as payment calls it: its reservations answer payment's credential only.
+        identities = {"catalog": AS_PAYMENT}
+        clients = {
+            name: await stack.enter_async_context(client_for(app, name, identities.get(name)))
+            for name, app in apps.items()
+        }
+        yield Shop(**clients, apps=apps, database_urls=database_urls, wires=wires)
 
 
 @pytest.fixture

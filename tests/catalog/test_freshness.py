@@ -18,7 +18,7 @@ from shop_catalog.main import create_app
 from shop_catalog.settings import CatalogSettings
 from shop_catalog.state import CatalogState
 from shopkit import state_of
-from tests.conftest import client_for, running
+from tests.conftest import AS_OPERATOR, AS_PAYMENT, client_for, running
 
 SKU = "KB-ERGO-01"  # the first product by sku: on the first page of every list
 NOTIFY_BOUND = 2.0
@@ -30,7 +30,7 @@ NOTHING_LISTENS = "postgresql://catalog:catalog@127.0.0.1:9/catalog"
 async def catalog_instance(url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A running catalog whose product cache is listening (so a test starts from the steady state)."""
     app = create_app(CatalogSettings(database_url=url, sweep_interval_seconds=3600, **settings))
-    async with running(app), client_for(app, "catalog") as client:
+    async with running(app), client_for(app, "catalog", AS_PAYMENT) as client:
         client.app = app  # type: ignore[attr-defined]
         if settings.get("cache_enabled", True):
             await eventually(lambda: listening(app))
@@ -94,9 +94,10 @@ async def test_the_list_is_served_from_the_cache_and_says_how_long_others_may_ke
     assert second.headers["cache-control"] == first.headers["cache-control"] == "public, max-age=1"
     assert second.headers["content-type"] == "application/json"
     for uncached in (f"/products/{SKU}", "/inventory"):
-        response = await catalog.get(uncached)
+        response = await catalog.get(uncached, headers=AS_OPERATOR)
+        assert response.status_code == 200
         assert "public" not in response.headers.get("cache-control", "")
-        await catalog.get(uncached)
+        await catalog.get(uncached, headers=AS_OPERATOR)
     assert hits() == before + 1
 
 

@@ -14,7 +14,7 @@ from shop_catalog import service
 from shop_catalog.main import create_app
 from shop_catalog.settings import CatalogSettings
 from shopkit import state_of
-from tests.conftest import client_for, running
+from tests.conftest import AS_OPERATOR, AS_PAYMENT, client_for, running
 from tests.payment.test_payments import assert_problem
 
 SKU = "MS-VERT-02"
@@ -23,7 +23,7 @@ SKU = "MS-VERT-02"
 @pytest.fixture
 async def catalog(database_urls: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(CatalogSettings(database_url=database_urls["catalog"], sweep_interval_seconds=3600))
-    async with running(app), client_for(app, "catalog") as client:
+    async with running(app), client_for(app, "catalog", AS_PAYMENT) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
 
@@ -35,7 +35,7 @@ async def reserve(catalog: httpx.AsyncClient, items: list[dict[str, Any]], key: 
 
 
 async def inventory(catalog: httpx.AsyncClient, sku: str = SKU) -> dict[str, int]:
-    rows = {row["sku"]: row for row in (await catalog.get("/inventory")).json()}
+    rows = {row["sku"]: row for row in (await catalog.get("/inventory", headers=AS_OPERATOR)).json()}
     return {k: v for k, v in rows[sku].items() if k != "sku"}
 
 
@@ -99,7 +99,7 @@ async def test_the_sweeper_expires_reservations_in_the_background(database_urls:
         database_url=database_urls["catalog"], reservation_ttl_seconds=1, sweep_interval_seconds=0.2
     )
     app = create_app(settings)
-    async with running(app), client_for(app, "catalog") as catalog:
+    async with running(app), client_for(app, "catalog", AS_PAYMENT) as catalog:
         before = await inventory(catalog)
         held = (await reserve(catalog, [{"sku": SKU, "quantity": 1}])).json()
         for _ in range(50):

@@ -7,7 +7,7 @@ import httpx
 import psycopg
 
 from shopkit import PROBLEM_JSON
-from tests.conftest import Shop, register_and_login
+from tests.conftest import AS_OPERATOR, Shop, register_and_login
 
 APPROVED = "4242424242424242"
 DECLINED = "4000000000000002"
@@ -58,7 +58,7 @@ async def test_approved_card_captures_at_the_catalog_price_and_sells_the_stock(s
     assert payment["items"] == [{"sku": SKU, "quantity": 2, "unit_price_cents": price}]
     assert payment["card_last4"] == "4242"
     assert await stock(shop) == before - 2
-    inventory = {row["sku"]: row for row in (await shop.catalog.get("/inventory")).json()}
+    inventory = {row["sku"]: row for row in (await shop.catalog.get("/inventory", headers=AS_OPERATOR)).json()}
     assert inventory[SKU]["sold"] == 2
     assert inventory[SKU]["held"] == 0
 
@@ -108,7 +108,7 @@ async def test_declined_card_is_stored_declined_and_releases_the_stock(shop: Sho
     assert stored.json()["status"] == "declined"
     replay = assert_problem(await pay(shop, auth, payment_body(card=DECLINED), key="declined-1"), 402)
     assert replay["payment"]["id"] == body["payment"]["id"]
-    inventory = {row["sku"]: row for row in (await shop.catalog.get("/inventory")).json()}
+    inventory = {row["sku"]: row for row in (await shop.catalog.get("/inventory", headers=AS_OPERATOR)).json()}
     assert inventory[SKU]["held"] == inventory[SKU]["sold"] == 0
 
 

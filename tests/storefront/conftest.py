@@ -14,7 +14,7 @@ from shop_storefront.main import create_app
 from shop_storefront.settings import StorefrontSettings
 from shop_users.main import create_app as create_users
 from shop_users.settings import UsersSettings
-from tests.conftest import FaultInjector, client_for, running
+from tests.conftest import AS_PAYMENT, FaultInjector, client_for, running
 
 NOTHING_LISTENS = "http://127.0.0.1:9"
 """The discard port: nothing listens there, so a connection is refused at once."""
@@ -52,8 +52,8 @@ async def users_app(database_urls: Mapping[str, str]) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def catalog(catalog_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The catalog called directly, to compare with what the storefront answers."""
-    async with client_for(catalog_app, "catalog") as client:
+    """The catalog called directly, to compare with what the storefront answers, as payment calls it."""
+    async with client_for(catalog_app, "catalog", AS_PAYMENT) as client:
         yield client
 
 

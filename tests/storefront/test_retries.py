@@ -9,8 +9,10 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from tests.conftest import Fault, FaultInjector
+from tests.conftest import Fault, FaultInjector, Shop, register_and_login
+from tests.payment.test_payments import APPROVED, SKU
 from tests.storefront.conftest import storefront_client
+from tests.storefront.test_gateway import sold
 
 PROBLEM_BASE = "https://resilient-shop.dev/problems/"
 
@@ -21,15 +23,6 @@ def _sample(name: str, **labels: str) -> float:
 
 def connect_error() -> httpx.ConnectError:
     return httpx.ConnectError("connection refused")
-
-
-async def _reserve(catalog: httpx.AsyncClient) -> tuple[str, str]:
-    """A held reservation of one unit, made directly at the catalog: (its id, its sku)."""
-    sku = (await catalog.get("/products")).json()["items"][0]["sku"]
-    body = {"items": [{"sku": sku, "quantity": 1}]}
-    response = await catalog.post("/reservations", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
-    assert response.status_code == 201
-    return response.json()["id"], sku
 
 
 async def test_a_get_is_retried_and_succeeds(storefront: httpx.AsyncClient, catalog_wire: FaultInjector) -> None:
@@ -53,36 +46,39 @@ async def test_a_get_is_retried_and_succeeds(storefront: httpx.AsyncClient, cata
         assert _sample("shop_gateway_retries_total", upstream="catalog") == retries + 1
 
 
-async def test_a_post_with_an_idempotency_key_is_retried_and_done_once(
-    storefront: httpx.AsyncClient, catalog: httpx.AsyncClient, catalog_wire: FaultInjector
-) -> None:
-    sku = (await catalog.get("/products")).json()["items"][0]["sku"]
-    catalog_wire.faults = [connect_error(), 503]
+async def test_a_post_with_an_idempotency_key_is_retried_and_done_once(shop: Shop) -> None:
+    """A checkout whose first two tries never got an answer (refused, then shed) is paid once, on the third."""
+    customer = await register_and_login(shop.users)
+    wire = shop.wires["payment"]
+    wire.faults = [connect_error(), 503]
+    body = {"items": [{"sku": SKU, "quantity": 3}], "card_number": APPROVED}
 
-    response = await storefront.post(
-        "/api/reservations", json={"items": [{"sku": sku, "quantity": 3}]}, headers={"Idempotency-Key": "checkout-1"}
+    response = await shop.storefront.post(
+        "/api/payments", json=body, headers={"Idempotency-Key": "checkout-1", **customer}
     )
 
     assert response.status_code == 201
-    assert len(catalog_wire.requests) == 3
-    held = {row["sku"]: row["held"] for row in (await catalog.get("/inventory")).json()}
-    assert held[sku] == 3
+    assert len(wire.requests) == 3
+    mine = (await shop.storefront.get("/api/payments", headers=customer)).json()
+    assert [payment["id"] for payment in mine["items"]] == [response.json()["id"]]
+    assert await sold(shop) == 3
 
 
-async def test_a_post_without_a_key_is_not_retried(
-    storefront: httpx.AsyncClient, catalog: httpx.AsyncClient, catalog_wire: FaultInjector
-) -> None:
-    reservation_id, _ = await _reserve(catalog)
+async def test_a_post_without_a_key_is_not_retried(shop: Shop) -> None:
+    """A registration carries no Idempotency-Key: a failed try is answered as it failed, never sent again."""
+    email = f"retry-{uuid.uuid4().hex[:8]}@example.com"
+    body = {"email": email, "password": "correct horse battery", "name": "Ada"}
+    wire = shop.wires["users"]
     faults: list[tuple[Fault, int]] = [(connect_error(), 502), (503, 503)]
     for fault, status in faults:
-        catalog_wire.faults, catalog_wire.requests = [fault], []
+        wire.faults, wire.requests = [fault], []
 
-        response = await storefront.post(f"/api/reservations/{reservation_id}/commit")
+        response = await shop.storefront.post("/api/users", json=body)
 
         assert response.status_code == status
         assert response.headers["content-type"] == "application/problem+json"
-        assert len(catalog_wire.requests) == 1
-        assert (await catalog.get(f"/reservations/{reservation_id}")).json()["status"] == "held"
+        assert len(wire.requests) == 1
+    assert (await shop.storefront.post("/api/users", json=body)).status_code == 201  # none of the tries registered
 
 
 async def test_retry_attempts_of_one_turns_retries_off(catalog_wire: FaultInjector) -> None:

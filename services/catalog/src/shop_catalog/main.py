@@ -9,7 +9,7 @@ from starlette.middleware import Middleware
 
 import shopkit
 from shop_catalog import freshness, service
-from shop_catalog.routers import products, reservations
+from shop_catalog.routers import inventory, products, reservations
 from shop_catalog.settings import CatalogSettings
 from shop_catalog.state import CatalogState
 
@@ -47,7 +47,7 @@ def create_app(
     app = shopkit.create_app(
         settings,
         title="catalog",
-        routers=[products.router, reservations.router],
+        routers=[products.router, inventory.router, reservations.router],
         lifespan=lifespan,
         migrations=MIGRATIONS,
         transports=transports,

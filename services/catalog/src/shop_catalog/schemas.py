@@ -1,9 +1,11 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from shop_contracts import LineItems, ReservationStatus
+from shop_contracts import LineItems, ReservationStatus, Sku
+
+MAX_STOCK = 1_000_000
 
 
 class ProductRead(BaseModel):
@@ -29,6 +31,22 @@ class InventoryRead(BaseModel):
     stock: int
     held: int
     sold: int
+
+
+class RestockRequest(BaseModel):
+    """Raise the stock of the listed products (every product when `skus` is absent) to at least `at_least`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at_least: int = Field(ge=0, le=MAX_STOCK, strict=True)
+    skus: list[Sku] | None = Field(None, min_length=1, max_length=1000)
+
+
+class RestockRead(BaseModel):
+    raised: list[str]
+    """The products whose stock was below `at_least` and now equals it."""
+    inventory: list[InventoryRead]
+    """Every product after the restock."""
 
 
 class ReservationCreate(BaseModel):

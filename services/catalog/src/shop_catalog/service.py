@@ -71,6 +71,19 @@ async def inventory(session: AsyncSession) -> list[InventoryRead]:
     return [InventoryRead(sku=sku, stock=stock, held=h, sold=s) for sku, stock, h, s in rows]
 
 
+async def restock(session: AsyncSession, *, at_least: int, skus: Sequence[str] | None, caller: str) -> list[str]:
+    """Raises every listed product's stock (every product's without a list) to at least `at_least`, in the caller's
+    transaction; an unknown SKU changes nothing. Returns the SKUs raised, and logs who asked."""
+    if skus is not None:
+        known = set(await session.scalars(select(Product.sku).where(Product.sku.in_(skus))))
+        if unknown := sorted(set(skus) - known):
+            raise UnknownSku(f"Unknown sku: {', '.join(unknown[:5])}.")
+    where = [Product.stock < at_least] + ([Product.sku.in_(skus)] if skus is not None else [])
+    raised = list(await session.scalars(update(Product).where(*where).values(stock=at_least).returning(Product.sku)))
+    log.info("stock_restocked", caller=caller, at_least=at_least, raised=len(raised), skus=sorted(raised)[:50])
+    return sorted(raised)
+
+
 PRODUCTS = cast(Table, Product.__table__)
 RESERVATION_ITEMS = cast(Table, ReservationItem.__table__)
 

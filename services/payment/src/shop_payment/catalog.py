@@ -1,6 +1,7 @@
 """The catalog as payment sees it: reserve stock under a key, then commit or release the reservation."""
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -34,11 +35,13 @@ def _problem_slug(response: httpx.Response) -> str:
 
 
 class CatalogClient:
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, identity: Mapping[str, str]) -> None:
         self.http = http
+        self.identity = dict(identity)
+        """Payment's credential header: catalog's reservations answer no one else."""
 
     async def _post(self, path: str, *, key: str, json: object | None = None) -> httpx.Response:
-        request = self.http.build_request("POST", path, json=json, headers={"Idempotency-Key": key})
+        request = self.http.build_request("POST", path, json=json, headers={"Idempotency-Key": key, **self.identity})
         try:
             response = await send_with_retries(self.http, request)
         except httpx.HTTPError as exc:

@@ -15,6 +15,7 @@ from shop_payment.routers import payments
 from shop_payment.service import Payments
 from shop_payment.settings import PaymentSettings
 from shop_payment.state import PaymentState
+from shopkit.credentials import presented
 
 MIGRATIONS = "shop_payment:migrations"
 
@@ -42,7 +43,7 @@ def create_app(
         )
         service = Payments(
             state.database.sessionmaker,
-            CatalogClient(state.upstreams["catalog"]),
+            CatalogClient(state.upstreams["catalog"], presented(settings.credential)),
             SimulatedProvider(
                 shopkit.sessionmaker(provider_engine), latency_seconds=settings.provider_latency_ms / 1000
             ),

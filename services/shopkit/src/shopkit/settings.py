@@ -18,7 +18,12 @@ def shared(name: str) -> AliasChoices:
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+        hide_input_in_errors=True,  # a secret that fails validation is never printed in the error
+    )
 
     environment: Literal["development", "production"] = Field("development", validation_alias=shared("ENVIRONMENT"))
     host: str = Field("127.0.0.1", validation_alias=shared("HOST"))

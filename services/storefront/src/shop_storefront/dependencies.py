@@ -5,10 +5,15 @@ from fastapi import Depends, Request
 from shop_storefront.settings import StorefrontSettings
 from shop_storefront.state import StorefrontState
 from shopkit import Upstreams, state_of
+from shopkit.credentials import Callers, caller
 
 
 async def _settings(request: Request) -> StorefrontSettings:
     return state_of(request).own(StorefrontState).settings
+
+
+def _callers(request: Request) -> Callers:
+    return state_of(request).own(StorefrontState).callers
 
 
 async def _upstreams(request: Request) -> Upstreams:
@@ -17,3 +22,4 @@ async def _upstreams(request: Request) -> Upstreams:
 
 SettingsDep = Annotated[StorefrontSettings, Depends(_settings)]
 UpstreamsDep = Annotated[Upstreams, Depends(_upstreams)]
+OperatorCaller = Annotated[str, Depends(caller(_callers, "operator"))]

@@ -8,9 +8,10 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 import shopkit
+from shopkit.credentials import Callers
 from shop_storefront import proxy
 from shop_storefront.openapi import PublicApi
-from shop_storefront.routers import api, docs, shop
+from shop_storefront.routers import api, docs, ops, shop
 from shop_storefront.settings import StorefrontSettings
 from shop_storefront.state import StorefrontState
 
@@ -30,13 +31,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = shopkit.state_of(app)
         proxy.instrument(state.upstreams)
-        state.own_state = StorefrontState(settings, PublicApi(state.upstreams, version=app.version))
+        state.own_state = StorefrontState(
+            settings,
+            PublicApi(state.upstreams, version=app.version),
+            Callers({"operator": settings.operator_credential}),
+        )
         yield
 
     return shopkit.create_app(
         settings,
         title="storefront",
-        routers=[docs.router, api.router, shop.router],
+        routers=[docs.router, api.router, ops.router, shop.router],
         lifespan=lifespan,
         upstreams={"catalog": settings.catalog_url, "users": settings.users_url, "payment": settings.payment_url},
         transports=transports,

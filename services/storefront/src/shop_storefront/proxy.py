@@ -25,14 +25,14 @@ from shopkit.http import BulkheadFull
 
 ROUTES: Mapping[str, str] = {
     "products": "catalog",
-    "reservations": "catalog",
-    "inventory": "catalog",
     "users": "users",
     "tokens": "users",
     ".well-known": "users",
     "payments": "payment",
 }
-"""First path segment under /api → the upstream that serves it."""
+"""First path segment under /api → the upstream that serves it: the public API, and nothing else. Internal
+endpoints (catalog's reservations, inventory and restock; every probe, metric and chaos endpoint) are never
+reachable here; the operator's are served under `/ops/` with the storefront's own identity."""
 
 FORWARDED_REQUEST_HEADERS = ("accept", "authorization", "cache-control", "content-type", "idempotency-key")
 """X-Request-ID is passed on too, by the shopkit client: the request id bound to this request's logs."""
@@ -105,7 +105,19 @@ async def forward(request: Request, path: str, clients: Mapping[str, httpx.Async
     target = resolve(path)
     if target is None:
         raise ApiRouteNotFound("There is no API at this path.")
-    client = clients[target.upstream]
+    return await relay(request, target, clients[target.upstream], attempts=attempts)
+
+
+async def relay(
+    request: Request,
+    target: Target,
+    client: httpx.AsyncClient,
+    *,
+    attempts: int,
+    identity: Mapping[str, str] | None = None,
+) -> Response:
+    """Sends `request` to `target` and answers with what came back. `identity` (the storefront's own credential
+    header) replaces the caller's `Authorization`: the operator's credential never travels past the gateway."""
     body = await request.body()  # bounded by the app's max_body_size: a larger body is answered 413
     query = quote_from_bytes(request.scope.get("query_string", b""), safe=_QUERY_SAFE).encode("ascii")
     outgoing = client.build_request(
@@ -114,7 +126,12 @@ async def forward(request: Request, path: str, clients: Mapping[str, httpx.Async
         content=body,
         # Bytes, as received (a value need not be ASCII: then it is the upstream's to refuse, with a 4xx), without
         # the whitespace around a value, which is not part of it (RFC 9110) and which httpx refuses to send.
-        headers=[(name, value.strip(b" \t")) for name, value in request.headers.raw if name in _FORWARDED_RAW],
+        headers=[
+            (name, value.strip(b" \t"))
+            for name, value in request.headers.raw
+            if name in _FORWARDED_RAW and not (identity is not None and name == b"authorization")
+        ]
+        + [(name.encode("ascii"), value.encode("ascii")) for name, value in (identity or {}).items()],
     )
     try:
         response = await send_with_retries(client, outgoing, attempts=attempts)

@@ -4,9 +4,12 @@ from dataclasses import dataclass
 
 from shop_storefront.openapi import PublicApi
 from shop_storefront.settings import StorefrontSettings
+from shopkit.credentials import Callers
 
 
 @dataclass(frozen=True)
 class StorefrontState:
     settings: StorefrontSettings
     public_api: PublicApi
+    callers: Callers
+    """Who may use `/ops/`: the operator."""

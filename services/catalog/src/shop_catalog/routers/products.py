@@ -4,7 +4,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from shop_catalog import service
 from shop_catalog.dependencies import SettingsDep
-from shop_catalog.schemas import InventoryRead, ProductPage, ProductRead
+from shop_catalog.schemas import ProductPage, ProductRead
 from shop_contracts import SKU_MAX_LENGTH
 from shopkit import SessionDep, problems
 
@@ -34,9 +34,3 @@ async def list_products(
 @router.get("/products/{sku}", responses=problems(404))
 async def get_product(session: SessionDep, sku: SkuPath) -> ProductRead:
     return ProductRead.model_validate(await service.get_product(session, sku))
-
-
-@router.get("/inventory")
-async def inventory(session: SessionDep) -> list[InventoryRead]:
-    """Stock, held and sold units per product: what the drill checks its stock invariant against."""
-    return await service.inventory(session)

@@ -1,14 +1,24 @@
 import uuid
 from datetime import timedelta
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from shop_catalog import service
-from shop_catalog.dependencies import SettingsDep
+from shop_catalog.dependencies import PaymentCaller, SettingsDep
 from shop_catalog.schemas import ReservationCreate, ReservationRead
 from shopkit import AutocommitSessionDep, IdempotencyKey, SessionDep, problems
 
-router = APIRouter(prefix="/reservations", tags=["reservations"])
+
+async def _payment_only(_caller: PaymentCaller) -> None:
+    """Every reservation operation is payment's: anyone else is refused before the body is read."""
+
+
+router = APIRouter(
+    prefix="/reservations",
+    tags=["reservations"],
+    dependencies=[Depends(_payment_only)],
+    responses=problems(401, 403),
+)
 
 
 _RESERVATION = {"reservation_id": "$response.body#/id"}
