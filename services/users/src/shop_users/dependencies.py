@@ -8,6 +8,7 @@ from shop_users.exceptions import InvalidTokenError, MissingTokenError
 from shop_users.models import User
 from shop_users.security import Passwords, TokenKeys
 from shop_users.state import UsersState
+from shop_users.throttle import LoginThrottle
 from shopkit import SessionDep, state_of
 
 bearer = HTTPBearer(auto_error=False, description="An access token from `POST /tokens`.")
@@ -21,8 +22,13 @@ async def _passwords(request: Request) -> Passwords:
     return state_of(request).own(UsersState).passwords
 
 
+async def _login_throttle(request: Request) -> LoginThrottle:
+    return state_of(request).own(UsersState).login_throttle
+
+
 KeysDep = Annotated[TokenKeys, Depends(_keys)]
 PasswordsDep = Annotated[Passwords, Depends(_passwords)]
+LoginThrottleDep = Annotated[LoginThrottle, Depends(_login_throttle)]
 
 
 async def _current_user(

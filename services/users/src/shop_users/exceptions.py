@@ -1,6 +1,6 @@
 """Domain errors of the users service; shopkit renders them as problem+json."""
 
-from shopkit import ConflictError, UnauthorizedError
+from shopkit import ConflictError, ShopError, UnauthorizedError
 
 
 class EmailTakenError(ConflictError):
@@ -17,6 +17,18 @@ class InvalidCredentialsError(UnauthorizedError):
 
     def __init__(self) -> None:
         super().__init__("The email or password is incorrect.")
+
+
+class LoginThrottledError(ShopError):
+    """Too many failed logins for one email lately, whether an account has it or not: the same answer either way."""
+
+    status, title, slug = 429, "Too many failed logins", "login-throttled"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many failed logins for this email; retry after the seconds in Retry-After.",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 class MissingTokenError(UnauthorizedError):

@@ -13,6 +13,7 @@ from shop_users.routers import jwks, tokens, users
 from shop_users.security import Passwords, TokenKeys, load_private_key
 from shop_users.settings import UsersSettings
 from shop_users.state import UsersState
+from shop_users.throttle import LoginThrottle
 
 MIGRATIONS = "shop_users:migrations"
 
@@ -36,6 +37,15 @@ def load_keys(settings: UsersSettings) -> TokenKeys:
     )
 
 
+def login_throttle(settings: UsersSettings) -> LoginThrottle:
+    return LoginThrottle(
+        free_failures=settings.login_free_failures,
+        window_seconds=settings.login_failure_window_seconds,
+        lock_base_seconds=settings.login_lock_base_seconds,
+        lock_max_seconds=settings.login_lock_max_seconds,
+    )
+
+
 def create_app(
     settings: UsersSettings | None = None, *, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
 ) -> FastAPI:
@@ -44,7 +54,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = load_keys(settings)
-        shopkit.state_of(app).own_state = UsersState(keys, Passwords())
+        shopkit.state_of(app).own_state = UsersState(keys, Passwords(), login_throttle(settings))
         log.info("jwt_key_loaded", kid=keys.jwk["kid"])
         yield
 

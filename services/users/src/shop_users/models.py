@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, String, func
+from sqlalchemy import DateTime, Index, Integer, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shopkit import new_metadata
@@ -26,3 +26,16 @@ class User(Base):
 
 
 Index(EMAIL_INDEX, func.lower(User.email), unique=True)
+
+
+class LoginFailures(Base):
+    """The recent failed logins of one email, whether an account has it or not, for the login throttle.
+
+    Keyed by the SHA-256 hex digest of the normalized email, never the email itself. `failures` counts the failures
+    since none came for a whole window; the row goes once its last failure is older than the window."""
+
+    __tablename__ = "login_failures"
+
+    email_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -7,10 +7,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shop_users.exceptions import EmailTakenError, InvalidCredentialsError
+from shop_users import throttle
+from shop_users.exceptions import EmailTakenError, InvalidCredentialsError, LoginThrottledError
 from shop_users.models import EMAIL_INDEX, User
 from shop_users.schemas import UserCreate
 from shop_users.security import Passwords, TokenKeys
+from shop_users.throttle import LOGGED_DIGEST_CHARS, LoginThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -46,16 +48,30 @@ async def register(session: AsyncSession, passwords: Passwords, data: UserCreate
     return user
 
 
-async def authenticate(session: AsyncSession, passwords: Passwords, email: str, password: str) -> User:
+async def authenticate(
+    session: AsyncSession, passwords: Passwords, login_throttle: LoginThrottle, email: str, password: str
+) -> User:
     """The user whose credentials these are. Unknown email and wrong password fail alike, in similar time.
 
-    The read transaction ends before the argon2 work so its connection goes back to the pool meanwhile.
+    An email with too many recent failures (`shop_users.throttle`) gets `LoginThrottledError` before any account is
+    looked up or password hashed, whether an account has it or not; that attempt neither counts nor extends the
+    lock. The read transaction ends before the argon2 work so its connection goes back to the pool meanwhile. A
+    failure is counted and committed at once (the request's session rolls back on the error that follows); a
+    success clears the email's failures with the request's commit.
     """
+    digest = throttle.email_digest(email)
+    retry_after = await throttle.retry_after(session, login_throttle, digest)
+    if retry_after is not None:
+        log.info("login_throttled", email_digest=digest[:LOGGED_DIGEST_CHARS], retry_after=retry_after)
+        raise LoginThrottledError(retry_after)
     user = await find_by_email(session, email)
     await session.commit()
     if not await passwords.verify(user.password_hash if user else None, password) or user is None:
-        log.info("login_failed")
+        failures = await throttle.record_failure(session, login_throttle, digest)
+        await session.commit()
+        log.info("login_failed", email_digest=digest[:LOGGED_DIGEST_CHARS], failures=failures)
         raise InvalidCredentialsError
+    await throttle.clear_failures(session, digest)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = await passwords.hash(password)
     return user

@@ -3,9 +3,11 @@
 from dataclasses import dataclass
 
 from shop_users.security import Passwords, TokenKeys
+from shop_users.throttle import LoginThrottle
 
 
 @dataclass(frozen=True)
 class UsersState:
     keys: TokenKeys
     passwords: Passwords
+    login_throttle: LoginThrottle
