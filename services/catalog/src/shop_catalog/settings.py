@@ -20,10 +20,10 @@ class CatalogSettings(ServiceSettings):
     products_max_age_seconds: int = Field(1, ge=0, le=300)
     """`Cache-Control: public, max-age=N` of the product list: how long caches in front of the catalog (the
     storefront, browsers) may keep it. 0 asks them not to keep it at all."""
-    payment_credential: Credential | None = Field(None, validation_alias=shared("PAYMENT_CREDENTIAL"))
+    payment_credential: Credential = Field(None, validation_alias=shared("PAYMENT_CREDENTIAL"))
     """Payment's credential: it may hold, read, commit and release reservations."""
-    storefront_credential: Credential | None = Field(None, validation_alias=shared("STOREFRONT_CREDENTIAL"))
+    storefront_credential: Credential = Field(None, validation_alias=shared("STOREFRONT_CREDENTIAL"))
     """The storefront's credential: it passes the operator's requests on (`/ops/`), so it may do what they may."""
-    operator_credential: Credential | None = Field(None, validation_alias=shared("OPERATOR_CREDENTIAL"))
+    operator_credential: Credential = Field(None, validation_alias=shared("OPERATOR_CREDENTIAL"))
     """The operator's credential (the drill, the bench): it may read the inventory and restock. A caller with no
     credential set here is refused (401): internal endpoints fail closed."""

@@ -27,5 +27,5 @@ class PaymentSettings(ServiceSettings):
     """About a second of work at the rate one core settles payments; more in flight only waits longer."""
     provider_pool_size: int = Field(4, ge=1, le=50)
     """Connections of the simulated provider's own pool (one short statement pair per charge)."""
-    credential: Credential | None = Field(None, validation_alias=shared("PAYMENT_CREDENTIAL"))
+    credential: Credential = Field(None, validation_alias=shared("PAYMENT_CREDENTIAL"))
     """Payment's own credential, presented to catalog with every reservation call (catalog refuses them without)."""

@@ -30,16 +30,14 @@ def _split(value: object) -> object:
     return value
 
 
-Credential = Annotated[
-    tuple[Annotated[SecretStr, Field(min_length=MIN_LENGTH)], ...],
-    NoDecode,
-    BeforeValidator(_split),
-    Field(min_length=1, max_length=2),
-]
-"""A caller's credential as a setting: one value, or two during a rotation (`presented, also accepted`)."""
+_Values = Annotated[tuple[Annotated[SecretStr, Field(min_length=MIN_LENGTH)], ...], Field(min_length=1, max_length=2)]
+
+Credential = Annotated[_Values | None, NoDecode, BeforeValidator(_split)]
+"""A caller's credential as a setting: one value, or two during a rotation (`presented, also accepted`); None (an
+empty or unset variable) when the service has none."""
 
 
-def presented(credential: Credential | None) -> dict[str, str]:
+def presented(credential: Credential) -> dict[str, str]:
     """The header a caller sends with `credential` (the first of its values); none when it has no credential."""
     if not credential:
         return {}
@@ -53,7 +51,7 @@ def _digest(value: str) -> bytes:
 class Callers:
     """The callers a service knows, by name, and the credential values it accepts from each."""
 
-    def __init__(self, credentials: Mapping[str, Credential | None]) -> None:
+    def __init__(self, credentials: Mapping[str, Credential]) -> None:
         self._digests = [
             (name, _digest(value.get_secret_value())) for name, values in credentials.items() for value in values or ()
         ]

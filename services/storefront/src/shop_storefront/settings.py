@@ -26,7 +26,7 @@ class StorefrontSettings(ServiceSettings):
     cache_max_age_seconds: float = Field(5.0, ge=0, le=300)
     """The gateway keeps a `GET /api/products` answer as long as catalog's `Cache-Control: max-age` allows, and
     never longer than this; 0 turns the gateway's cache off."""
-    credential: Credential | None = Field(None, validation_alias=shared("STOREFRONT_CREDENTIAL"))
+    credential: Credential = Field(None, validation_alias=shared("STOREFRONT_CREDENTIAL"))
     """The storefront's own credential, presented to catalog when it passes an operator's request on."""
-    operator_credential: Credential | None = Field(None, validation_alias=shared("OPERATOR_CREDENTIAL"))
+    operator_credential: Credential = Field(None, validation_alias=shared("OPERATOR_CREDENTIAL"))
     """The credential `/ops/` asks of the operator; without one set, `/ops/` refuses everyone (401)."""
