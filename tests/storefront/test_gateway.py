@@ -218,10 +218,10 @@ async def test_oversized_bodies_are_refused_before_any_upstream(offline_storefro
             yield too_big[start : start + 8192]
 
     headers = {"content-type": "application/json", "idempotency-key": "k"}
-    declared = await offline_storefront.post("/api/reservations", content=too_big, headers=headers)
-    streamed = await offline_storefront.post("/api/reservations", content=chunks(), headers=headers)
+    declared = await offline_storefront.post("/api/payments", content=too_big, headers=headers)
+    streamed = await offline_storefront.post("/api/payments", content=chunks(), headers=headers)
 
-    # Refused before the catalog is called (it is down: that would be a 502). A declared Content-Length over the
+    # Refused before payment is called (it is down: that would be a 502). A declared Content-Length over the
     # limit is answered by Starlette's body-limit middleware itself, in plain text.
     assert declared.status_code == 413
     assert streamed.status_code == 413
