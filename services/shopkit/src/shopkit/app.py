@@ -17,6 +17,7 @@ from shopkit.chaos import ChaosState
 from shopkit.chaos import router as chaos_router
 from shopkit.db import autocommit, create_engine, sessionmaker
 from shopkit.http import create_client
+from shopkit.inputs import TextOnlyUrlMiddleware
 from shopkit.limits import BodyLimitMiddleware
 from shopkit.logging import RequestContextMiddleware
 from shopkit.metrics import install_metrics
@@ -136,6 +137,7 @@ def create_app(
     app.add_middleware(
         AdmissionMiddleware, max_in_flight=settings.max_in_flight, timeout_seconds=settings.request_timeout_seconds
     )
+    app.add_middleware(TextOnlyUrlMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(CloseWhenUnreadyMiddleware, probes=probes)
     install_metrics(app, probes)

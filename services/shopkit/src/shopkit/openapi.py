@@ -1,9 +1,9 @@
 """The OpenAPI document a service publishes says what it really answers: every error as problem+json.
 
 FastAPI documents a `422` with its own `HTTPValidationError` as `application/json`; the services answer problem+json
-(`shopkit.problems`). `install_openapi` replaces that, adds the problems any operation can answer (`400` malformed
-JSON and `413` where there is a body, `503` with `Retry-After` when the service sheds load or loses its database),
-and a route names its own with `responses=problems(404, 409)`.
+(`shopkit.problems`). `install_openapi` replaces that, adds the problems any operation can answer (`400` for a
+malformed URL, or malformed JSON with `413` where there is a body, `503` with `Retry-After` when the service sheds
+load or loses its database), and a route names its own with `responses=problems(404, 409)`.
 """
 
 from http import HTTPStatus
@@ -32,7 +32,7 @@ class Problem(BaseModel):
 
 
 COMMON_DESCRIPTIONS = {
-    400: "Malformed JSON, or a header the gateway cannot pass on",
+    400: "Malformed JSON, a URL that is not NUL-free UTF-8 once decoded, or a header the gateway cannot pass on",
     401: "Missing, invalid or expired bearer token",
     402: "Card declined",
     403: "Forbidden",
@@ -66,8 +66,8 @@ def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             if "422" in responses:
                 responses["422"] = problem_response(422)
+            responses.setdefault("400", problem_response(400))  # any URL can be malformed (`shopkit.inputs`)
             if "requestBody" in operation:
-                responses.setdefault("400", problem_response(400))
                 responses.setdefault("413", problem_response(413))
                 responses.setdefault("422", problem_response(422))
             responses.setdefault("503", problem_response(503))

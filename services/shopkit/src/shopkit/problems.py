@@ -143,10 +143,30 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, title, detail, headers=dict(exc.headers or {}) or None)
 
 
+class UnstorableValue(UnprocessableError):
+    title, slug = "Value cannot be stored", "unstorable-value"
+
+
+UNSTORABLE_SQLSTATES = frozenset({"22001", "22003", "22021", "22P05"})
+"""The database's refusals of a value itself: a string too long for its column, a number out of range, a byte
+sequence (NUL included) that is not text, a character the encoding lacks."""
+
+
+def refused_value(error: BaseException | None) -> bool:
+    """Whether `error` (a driver's) is the database, or the driver before it, refusing a value it cannot store:
+    psycopg refuses a NUL in text before sending it, as a `DataError` without a SQLSTATE."""
+    return isinstance(error, psycopg.DataError) and (error.sqlstate is None or error.sqlstate in UNSTORABLE_SQLSTATES)
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """A lost or refused database connection is the database being away, not a bug: 503, and the pool has already
-    dropped the connections it can no longer trust. Any other database error is a bug (500)."""
+    dropped the connections it can no longer trust. A value the database cannot store is the request's (422: the
+    last line of defence behind `shopkit.inputs`; the transaction is rolled back). Any other database error is a
+    bug (500)."""
     assert isinstance(exc, DBAPIError)
+    if refused_value(exc.orig):
+        log.warning("database_refused_value", path=request.url.path, sqlstate=getattr(exc.orig, "sqlstate", None))
+        return error_response(UnstorableValue("The request holds a value that cannot be stored."))
     if not exc.connection_invalidated and not isinstance(exc.orig, psycopg.OperationalError):
         return await _unexpected_error(request, exc)
     log.warning("database_unavailable", path=request.url.path, error_type=type(exc.orig).__name__)

@@ -12,6 +12,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _TLD = r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
 EMAIL_PATTERN = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>(?:{_LABEL}\.)+{_TLD})")
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+NO_NUL = r"^[^\x00]*$"
+"""A password may hold any character but NUL, which no text column stores and no client types (`shopkit.inputs`)."""
 
 
 def _email(value: str) -> str:
@@ -23,7 +25,7 @@ def _email(value: str) -> str:
 
 
 Email = Annotated[str, Field(max_length=254, examples=["ada@example.com"]), AfterValidator(_email)]
-Password = Annotated[str, Field(min_length=8, max_length=128)]
+Password = Annotated[str, Field(min_length=8, max_length=128, pattern=NO_NUL)]
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_CONTROL_CHARACTERS)
 ]
@@ -52,7 +54,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Annotated[str, StringConstraints(min_length=1, max_length=254, pattern=NO_CONTROL_CHARACTERS)]
-    password: Annotated[str, Field(min_length=1, max_length=128)]
+    password: Annotated[str, Field(min_length=1, max_length=128, pattern=NO_NUL)]
 
 
 class TokenRead(BaseModel):
