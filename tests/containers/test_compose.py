@@ -27,12 +27,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import validators  # type: ignore[import-untyped]
 
 from shop_devtools import images, workspace
+from shop_devtools.credentials import NAMES, new_credentials
+from shop_devtools.topology import BY_NAME
 from tests.containers.dockerfile import ROOT, Dockerfile
 from tests.contracts import SERVICES, ServiceContract, service_contracts
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_FILE = ".data/compose.env"
 """Written by `make compose-up`: USERS_JWT_PRIVATE_KEY=<PEM with literal \\n>, read by the users containers only."""
+CREDENTIALS_FILE = ".data/compose/{service}.env"
+"""Written by `make compose-up` from .data/credentials.env: the credentials the service reads, and only those."""
 ONE_SHOT = "service_completed_successfully"
 PROBES = {"/ready", "/healthz"}
 
@@ -226,13 +230,18 @@ def test_every_variable_set_is_a_setting_the_service_reads() -> None:
         assert not unknown, f"{name} sets {sorted(unknown)}, which {contract.settings_class.__name__} never reads"
 
 
-def test_only_users_gets_the_generated_env_file() -> None:
+def test_only_users_gets_the_signing_key_and_each_service_its_own_credentials() -> None:
+    """The users key to users (and its migrations); to each long-running service the file of exactly the credentials
+    it reads (`compose.credential_files` writes them), none to a migration, which calls nobody."""
     assert "USERS_JWT_PRIVATE_KEY" in ServiceContract("users").env_names
     for name, definition, contract in shop_containers():
-        if contract.name == "users":
-            assert definition["env_file"] == [{"path": ENV_FILE, "required": False}], name
-        else:
-            assert "env_file" not in definition, name
+        expected = [{"path": ENV_FILE, "required": False}] if contract.name == "users" else []
+        read = {env for env in contract.env_names if env in NAMES}
+        assert sorted(read) == sorted(BY_NAME[contract.name].credentials), contract.name
+        if read and definition["command"][-1] != "migrate":
+            expected.append({"path": CREDENTIALS_FILE.format(service=contract.name), "required": False})
+        assert definition.get("env_file", []) == expected, name
+        assert not set(environment(definition)) & set(NAMES), f"{name}: credentials come from the files only"
     for name, definition in STACK.items():
         if _image_service(definition) is None:
             assert "env_file" not in definition, name
@@ -258,8 +267,12 @@ def test_each_container_starts_with_valid_production_settings(
     contract = ServiceContract(str(_image_service(definition)))
     image_env = Dockerfile.read().env(contract.name)
     env = {key: value for key, value in image_env.items() if key in contract.env_names}
-    if "env_file" in definition:
-        env["USERS_JWT_PRIVATE_KEY"] = one_line_private_key()
+    credentials = new_credentials()
+    for env_file in definition.get("env_file", []):
+        if env_file["path"] == ENV_FILE:
+            env["USERS_JWT_PRIVATE_KEY"] = one_line_private_key()
+        else:
+            env |= {name: credentials[name] for name in BY_NAME[contract.name].credentials}
     env |= environment(definition)
     for key, value in env.items():
         isolated_environ.setenv(key, value)
@@ -270,6 +283,10 @@ def test_each_container_starts_with_valid_production_settings(
     assert settings.json_logs
     if definition["command"][-1] != "migrate":
         assert settings.chaos_enabled, "the demo's chaos endpoints are on"
+    for name in BY_NAME[contract.name].credentials:
+        field = next(key for key, info in type(settings).model_fields.items() if name in str(info.validation_alias))
+        value = getattr(settings, field)
+        assert (value is not None) == (definition["command"][-1] != "migrate"), f"{compose_service}: {name}"
 
 
 def test_urls_point_at_compose_services_on_their_ports() -> None:

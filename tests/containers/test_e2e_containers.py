@@ -6,9 +6,10 @@ import shutil
 
 import pytest
 
+from shop_devtools.credentials import NAMES, new_credentials
 from shop_devtools.quantities import memory_bytes
 from shop_devtools.workspace import repository_root
-from shop_load.containers_shop import ContainerSpec, container_specs, docker_run_argv, render_manifests
+from shop_load.containers_shop import ContainerSpec, container_specs, docker_run_argv, render_manifests, secret_env
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
 
@@ -23,6 +24,7 @@ def test_containers_get_what_the_kind_overlay_gives_the_pods() -> None:
     assert payment.env["ENVIRONMENT"] == "production"
     for spec in specs.values():
         assert not {"DATABASE_URL", "CHAOS_TOKEN", "USERS_JWT_PRIVATE_KEY", "PORT", "HOST"} & spec.env.keys()
+        assert not set(NAMES) & spec.env.keys(), "each run's own credentials, through wiring"
         assert not any(name.endswith("_URL") for name in spec.env)
 
 
@@ -47,6 +49,18 @@ def test_docker_run_applies_the_pod_constraints() -> None:
     ]:
         assert flag in pairs
     assert "--read-only" in argv
+
+
+def test_a_secret_is_named_on_the_command_line_and_its_value_given_through_the_environment() -> None:
+    spec = ContainerSpec("storefront", 256 * 2**20, 10001, {})
+    credentials = new_credentials()
+    env = {"CHAOS_ENABLED": "true", "CHAOS_TOKEN": "chaos-token-value", **credentials}
+    argv = docker_run_argv(spec, name="s", image="resilient-shop/storefront:0.1.0", port=9999, env=env)
+    pairs = set(itertools.pairwise(argv))
+    for name in (*NAMES, "CHAOS_TOKEN"):
+        assert ("--env", name) in pairs
+    assert not [arg for arg in argv for value in env.values() if value in arg and value != "true"], "no value"
+    assert secret_env(env) == {"CHAOS_TOKEN": "chaos-token-value", **credentials}
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,52 @@ def test_the_chaos_token_comes_from_the_secret_the_pod_refers_to(monkeypatch: py
     assert asked == [("shop-chaos", "shop")]
 
 
+def test_the_operators_credential_is_the_one_the_storefront_pods_get_from_the_credentials_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = cluster()
+    listed: list[str] = []
+    asked: list[tuple[str, str]] = []
+    storefront = {
+        "metadata": {"name": "storefront-7d9f-abcde"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "storefront",
+                    "env": [
+                        {
+                            "name": "CHAOS_TOKEN",
+                            "valueFrom": {"secretKeyRef": {"name": "chaos-5f8", "key": "CHAOS_TOKEN"}},
+                        },
+                        {
+                            "name": "OPERATOR_CREDENTIAL",
+                            "valueFrom": {
+                                "secretKeyRef": {"name": "credentials-hcg9bcch5d", "key": "OPERATOR_CREDENTIAL"}
+                            },
+                        },
+                    ],
+                }
+            ]
+        },
+    }
+
+    def list_pods(namespace: str, label_selector: str = "", **_: Any) -> SimpleNamespace:
+        listed.append(label_selector)
+        return SimpleNamespace(items=[storefront] if label_selector == "app.kubernetes.io/name=storefront" else [])
+
+    def read_secret(name: str, namespace: str, **_: Any) -> SimpleNamespace:
+        asked.append((name, namespace))
+        return SimpleNamespace(data={"OPERATOR_CREDENTIAL": base64.b64encode(b"new,old").decode()})
+
+    monkeypatch.setattr(target.core, "list_namespaced_pod", list_pods)
+    monkeypatch.setattr(target.core, "read_namespaced_secret", read_secret)
+    monkeypatch.setattr(target.api, "sanitize_for_serialization", lambda model: model)
+    assert target.operator_credential() == "new,old"
+    assert asked == [("credentials-hcg9bcch5d", "shop")], "the Secret by the generated name the pod refers to"
+    assert target.operator_credential("app.kubernetes.io/name=nothing") is None
+    assert listed == ["app.kubernetes.io/name=storefront", "app.kubernetes.io/name=nothing"]
+
+
 def test_a_literal_chaos_token_needs_no_secret() -> None:
     pod = recorded_pod()
     pod["spec"]["containers"][0]["env"] = [{"name": "CHAOS_TOKEN", "value": "literal"}]

@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -24,8 +25,10 @@ from typing import Any
 import httpx
 import pytest
 
+from shop_devtools.credentials import NAMES, OPERATOR, bearer, read_env_file
 from shop_devtools.pg import EmbeddedPostgres, find_bin_dir
 from shop_devtools.runstate import RunState
+from shop_devtools.topology import BY_NAME
 from shop_devtools.topology import SERVICES as TOPOLOGY
 
 pytestmark = pytest.mark.process
@@ -100,10 +103,15 @@ def bindable(port: int) -> bool:
         return True
 
 
+def without_credentials() -> dict[str, str]:
+    """This environment without the test session's credentials: the launcher (and the drill) use the file's."""
+    return {name: value for name, value in os.environ.items() if name not in NAMES}
+
+
 def launcher_env(data_dir: Path, ports: Ports) -> dict[str, str]:
     env = {
         name: value
-        for name, value in os.environ.items()
+        for name, value in without_credentials().items()
         if name not in {"POSTGRES_ADMIN_URL", "USERS_JWT_PRIVATE_KEY", "DATABASE_URL"}
     }
     env |= {f"SHOP_{name.upper()}_PORT": str(port) for name, port in ports.services.items()}
@@ -287,7 +295,9 @@ def test_cold_and_warm_start_reach_every_service_and_stop_cleanly(data_dir: Path
         )
         key = environ_of(cold.children["users"])["USERS_JWT_PRIVATE_KEY"]
         assert key == (data_dir / "users-jwt-key.pem").read_text()
+        credentials = assert_credentials_kept_and_given(cold)
         wait_for_banner(cold)
+        assert_the_operators_door_answers_its_credential(cold, credentials[OPERATOR])
         token = register_and_log_in(cold.shop)
         cold.process.send_signal(signal.SIGTERM)
         assert wait_for_exit(cold) == 0, cold.log()
@@ -296,6 +306,7 @@ def test_cold_and_warm_start_reach_every_service_and_stop_cleanly(data_dir: Path
     with launched(data_dir, ports) as warm:
         warm_seconds = wait_for_products(warm)
         assert environ_of(warm.children["users"])["USERS_JWT_PRIVATE_KEY"] == key
+        assert assert_credentials_kept_and_given(warm) == credentials, "made once, then kept"
         wait_for_banner(warm)
         with httpx.Client(base_url=warm.shop, trust_env=False, timeout=5) as client:
             me = client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
@@ -313,6 +324,31 @@ def test_cold_and_warm_start_reach_every_service_and_stop_cleanly(data_dir: Path
     # 10 s is the acceptance bar on a laptop; where importing the services alone takes longer than that, the
     # launcher must at least add little to what the machine cannot avoid.
     assert warm_seconds < max(WARM_START_BUDGET, WARM_START_SLACK * floor)
+
+
+def assert_credentials_kept_and_given(launch: Launch) -> dict[str, str]:
+    """`<data dir>/credentials.env` holds every credential, only its owner may read it, each service got exactly
+    the ones it reads from it, and no value was printed; returns them."""
+    path = launch.data_dir / "credentials.env"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    credentials = read_env_file(path)
+    assert set(credentials) == set(NAMES)
+    assert len({value for value in credentials.values()}) == len(NAMES)
+    for name, pid in launch.children.items():
+        given = {key: value for key, value in environ_of(pid).items() if key in NAMES}
+        assert given == {key: credentials[key] for key in BY_NAME[name].credentials}, name
+    assert not [line for line in launch.output for value in credentials.values() if value in line], "never printed"
+    return credentials
+
+
+def assert_the_operators_door_answers_its_credential(launch: Launch, operator: str) -> None:
+    where = f"{OPERATOR} from {launch.data_dir / 'credentials.env'}"
+    assert launch.said(where), "the banner says where the operator's credential is"
+    with httpx.Client(base_url=launch.shop, trust_env=False, timeout=5) as client:
+        assert client.get("/ops/inventory").status_code == 401
+        inventory = client.get("/ops/inventory", headers=bearer(operator))
+        assert inventory.status_code == 200, inventory.text
+        assert len(inventory.json()) >= 20
 
 
 def register_and_log_in(shop: str) -> str:
@@ -376,10 +412,23 @@ def test_a_dying_service_is_started_again_while_the_others_serve_and_a_killed_la
 
 
 def test_an_existing_server_is_used_and_left_running(data_dir: Path, ports: Ports) -> None:
+    """...and a credential set in the launcher's environment (rotated by hand) wins over the file's."""
+    rotated = f"rotated-by-hand-{uuid.uuid4().hex},{uuid.uuid4().hex}"
     with EmbeddedPostgres(data_dir.parent / "server", ports.postgres, fast_and_unsafe=True) as server:
-        with launched(data_dir, ports, POSTGRES_ADMIN_URL=server.admin_url()) as launch:
+        with launched(data_dir, ports, POSTGRES_ADMIN_URL=server.admin_url(), OPERATOR_CREDENTIAL=rotated) as launch:
             wait_for_products(launch)
             assert not (data_dir / "pgdata").exists()
+            kept = read_env_file(data_dir / "credentials.env")
+            for name in ("catalog", "storefront"):
+                environ = environ_of(launch.children[name])
+                assert environ[OPERATOR] == rotated, name
+                assert environ["STOREFRONT_CREDENTIAL"] == kept["STOREFRONT_CREDENTIAL"], name
+            assert kept[OPERATOR] != rotated, "the file keeps its own"
+            wait_for_banner(launch)
+            assert launch.said("OPERATOR_CREDENTIAL from the environment"), launch.log()
+            with httpx.Client(base_url=launch.shop, trust_env=False, timeout=5) as client:
+                assert client.get("/ops/inventory", headers=bearer(rotated)).status_code == 200
+                assert client.get("/ops/inventory", headers=bearer(kept[OPERATOR])).status_code == 401
             assert environ_of(launch.children["catalog"])["DATABASE_URL"] == server.admin_url("catalog").replace(
                 "postgres@", "catalog:catalog@"
             )
@@ -410,7 +459,8 @@ def drill(launch: Launch, fault: str, out: Path) -> dict[str, Any]:
         *("--rate", "8", "--browse-rate", "0", "--customers", "4", "--restock", "0"),
         *("--warmup", "3", "--duration", "30", "--cooldown", "3", "--out", str(out)),
     ]
-    env = {**os.environ, "CHAOS_TOKEN": CHAOS_TOKEN, "KUBECONFIG": str(out / "no-kubeconfig")}
+    # No credential in its environment: the drill reads the operator's from make run's data directory (--data-dir).
+    env = {**without_credentials(), "CHAOS_TOKEN": CHAOS_TOKEN, "KUBECONFIG": str(out / "no-kubeconfig")}
     result = subprocess.run(
         [sys.executable, "-m", "shop_load.drill", *argv], env=env, capture_output=True, text=True, timeout=120
     )

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from shop_devtools.cluster.generated_secrets import generate_secrets
+from shop_devtools.credentials import NAMES
 from shop_devtools.topology import BY_NAME, CALLEES_FIRST, DATABASES, LIBRARIES, SERVICES, Service
 from tests.contracts import ServiceContract
 from tests.k8s.conftest import K8S, REPO, kustomize
@@ -73,6 +74,15 @@ def test_the_upstream_settings_are_the_services_settings(service: Service) -> No
     for upstream in service.upstreams:
         field = settings.model_fields[service.upstream_setting(upstream).removeprefix(prefix).lower()]
         assert urlsplit(str(field.default)).port == BY_NAME[upstream].port, upstream
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)
+def test_the_credentials_are_the_ones_the_settings_read(service: Service) -> None:
+    """What `make run`, compose, the container proof and the Deployments give each service: no more, no less."""
+    read = {name for name in ServiceContract(service.name).env_names if name.endswith("_CREDENTIAL")}
+    assert read <= set(NAMES)
+    assert sorted(service.credentials) == sorted(read)
+    assert len(set(service.credentials)) == len(service.credentials)
 
 
 def test_the_databases_are_the_migrations_on_disk() -> None:

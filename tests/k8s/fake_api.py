@@ -1,6 +1,7 @@
 """A stand-in for the Kubernetes API behind `shop_devtools.kube` (no cluster runs here): the payment pods of
-tests/k8s/data/payment-pods.json, the `chaos` Secret their `CHAOS_TOKEN` refers to, and the pods' chaos endpoints
-reached through a port-forward, every request recorded. Installed on the client's classes, so `make leak` and the
+tests/k8s/data/payment-pods.json, the `chaos` Secret their `CHAOS_TOKEN` refers to, a storefront pod whose
+`OPERATOR_CREDENTIAL` comes from the generated `credentials` Secret, and the pods' chaos endpoints reached through
+a port-forward, every request recorded. Installed on the client's classes, so `make leak` and the
 drill go through their own code from `kube.connect` on."""
 
 import base64
@@ -18,7 +19,17 @@ from kubernetes import client
 from shop_devtools import kube
 
 SECRET_TOKEN = "token-from-the-secret"
+OPERATOR_CREDENTIAL = "operator-credential-from-the-secret"
+CREDENTIALS_SECRET = "credentials-hcg9bcch5d"
+"""The `credentials` Secret by its generated name, as the storefront's pods refer to it."""
 PAYMENT_PORT = 8083
+STOREFRONT_SELECTOR = "app.kubernetes.io/name=storefront"
+
+
+def storefront_pod() -> dict[str, Any]:
+    ref = {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "OPERATOR_CREDENTIAL"}}
+    container = {"name": "storefront", "env": [{"name": "OPERATOR_CREDENTIAL", "valueFrom": ref}]}
+    return {"metadata": {"name": "storefront-5d8c9b7f4-x2k9p"}, "spec": {"containers": [container]}}
 
 
 def payment_pods() -> list[dict[str, Any]]:
@@ -66,11 +77,20 @@ class FakeApi:
 
         def list_pods(api: client.CoreV1Api, namespace: str, label_selector: str = "", **_: Any) -> SimpleNamespace:
             fake.listed.append((namespace, label_selector))
+            if label_selector == STOREFRONT_SELECTOR:
+                return SimpleNamespace(items=[storefront_pod()])
             return SimpleNamespace(items=copy.deepcopy(fake.pods))
 
         def read_secret(api: client.CoreV1Api, name: str, namespace: str, **_: Any) -> SimpleNamespace:
-            assert (name, namespace) == ("chaos", "shop")
-            return SimpleNamespace(data={"CHAOS_TOKEN": base64.b64encode(SECRET_TOKEN.encode()).decode()})
+            secrets = {
+                "chaos": {"CHAOS_TOKEN": SECRET_TOKEN},
+                CREDENTIALS_SECRET: {"OPERATOR_CREDENTIAL": OPERATOR_CREDENTIAL},
+            }
+            assert namespace == "shop"
+            assert name in secrets, name
+            return SimpleNamespace(
+                data={key: base64.b64encode(value.encode()).decode() for key, value in secrets[name].items()}
+            )
 
         def request(
             cluster: kube.Cluster, pod: str, port: int, method: str, path: str, **options: Any

@@ -17,14 +17,16 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubernetes import client
 
+from shop_catalog.settings import CatalogSettings
 from shop_devtools.cluster import cli, commands
 from shop_devtools.cluster.errors import ClusterError
-from shop_devtools.cluster.generated_secrets import GENERATED_FILES, generate_secrets, read_env_file
+from shop_devtools.cluster.generated_secrets import GENERATED_FILES, generate_secrets
 from shop_devtools.cluster.pinning import LAST_APPLIED, image_refs
 from shop_devtools.cluster.pods import is_ready, pick_ready_pod, ready_pods
 from shop_devtools.cluster.runner import Runner
 from shop_devtools.cluster.shop import REMEMBERED, Shop
 from shop_devtools.cluster.target import Cluster, Profile, Target
+from shop_devtools.credentials import NAMES, read_env_file
 from shop_users.security import load_private_key
 from shop_users.settings import UsersSettings
 from shopkit.settings import PLACEHOLDER_SECRETS
@@ -220,6 +222,12 @@ def test_secrets_are_random_valid_private_and_kept(tmp_path: Path) -> None:
             url
             == f"postgresql://{service}:{passwords[service.upper() + '_DB_PASSWORD']}@postgres.shop.svc:5432/{service}"
         )
+    credentials = read_env_file(generated / "credentials.env")
+    assert list(credentials) == list(NAMES)
+    assert len(set(credentials.values())) == len(NAMES)
+    assert all(len(value) == 64 for value in credentials.values())
+    catalog = CatalogSettings.model_validate({name.lower(): value for name, value in credentials.items()})
+    assert catalog.operator_credential is not None, "a credential the services accept"
 
     before = {path.name: path.read_text() for path in generated.iterdir()}
     assert generate_secrets(generated) == []  # a second run keeps every value: the volume remembers them
@@ -228,9 +236,16 @@ def test_secrets_are_random_valid_private_and_kept(tmp_path: Path) -> None:
     assert generate_secrets(generated) == [generated / "payment-database.env"]
     assert (generated / "payment-database.env").read_text() == before["payment-database.env"]
 
+    (generated / "credentials.env").write_text(
+        (generated / "credentials.env").read_text().replace("OPERATOR_CREDENTIAL=", "OPERATOR_CREDENTIAL=new,")
+    )
+    assert generate_secrets(generated) == [], "a rotation written by hand is kept"
+    assert read_env_file(generated / "credentials.env")["OPERATOR_CREDENTIAL"].startswith("new,")
+
     other = tmp_path / "other"
     generate_secrets(other)
     assert read_env_file(other / "chaos.env")["CHAOS_TOKEN"] != token
+    assert read_env_file(other / "credentials.env") != credentials
     assert (other / "users-jwt-private-key.pem").read_text() != pem
 
 

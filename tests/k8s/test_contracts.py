@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from shop_catalog.main import create_app as create_catalog
 from shop_catalog.settings import CatalogSettings
 from shop_devtools.cluster.pinning import image_refs
+from shop_devtools.credentials import NAMES
 from shop_devtools.topology import SERVICES
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
@@ -33,6 +34,7 @@ from tests.k8s.manifests import (
     Object,
     container_env,
     containers,
+    generated,
     is_shop_image,
     matches,
     pod_labels,
@@ -129,6 +131,37 @@ def test_environment_makes_valid_production_settings(
             assert len(settings.chaos_token.get_secret_value()) >= 32
             if service in DATABASE_SERVICES:
                 assert settings.database_url is not None
+
+
+@pytest.mark.parametrize("target", ALL)
+def test_each_service_gets_exactly_the_credentials_it_reads_from_the_credentials_secret(
+    render: Render, target: Target
+) -> None:
+    """Key by key from the `credentials` Secret (never the whole Secret, never a literal), to the service's own
+    container only: its migrations call nobody. Catalog all three, payment its own, storefront its own and the
+    operator's, users none."""
+    manifests = render(target)
+    secret = generated(manifests.of_kind("Secret"), "credentials")
+    assert set(secret["data"]) == set(NAMES)
+    expected = {"catalog": set(NAMES), "payment": {"PAYMENT_CREDENTIAL"}, "users": set()}
+    expected["storefront"] = {"STOREFRONT_CREDENTIAL", "OPERATOR_CREDENTIAL"}
+    for service in SHOP_SERVICES:
+        read = {name for name in accepted_env_names(SETTINGS[service]) if name.endswith("_CREDENTIAL")}
+        assert read == expected[service], f"{service}'s settings read {sorted(read)}"
+        for workload in manifests.workloads():
+            for container in containers(workload):
+                own = workload["metadata"]["name"] == service and container["name"] == service
+                given = {
+                    variable["name"]: variable.get("valueFrom", {}).get("secretKeyRef")
+                    for variable in container.get("env", [])
+                    if variable["name"] in NAMES
+                }
+                if own:
+                    assert given == {name: {"name": secret["metadata"]["name"], "key": name} for name in read}, service
+                elif workload["metadata"]["name"] == service:
+                    assert given == {}, f"{service}/{container['name']} needs no credential"
+                sources = [source.get("secretRef", {}).get("name") for source in container.get("envFrom", [])]
+                assert secret["metadata"]["name"] not in sources, "never the whole Secret"
 
 
 def probe_paths(container: Object) -> set[str]:

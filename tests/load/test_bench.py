@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from shop_load import bench_measure, bench_report, bench_shop, sale, sale_readiness, sale_records, wrk_report
+from shop_devtools.credentials import OPERATOR, ensure_credentials
+from shop_load import (
+    bench,
+    bench_measure,
+    bench_report,
+    bench_shop,
+    ops,
+    sale,
+    sale_readiness,
+    sale_records,
+    wrk_report,
+)
 from shop_load.records import InvariantResult
 from shop_load.scrape import parse
 from tests.load.conftest import RealShop, run_python
@@ -233,6 +244,20 @@ def test_the_reads_of_a_running_shop(real_shop: RealShop, tmp_path: Path) -> Non
     ]
     assert report["sale"] == []
     assert [v["acceptance"] for v in report["verdicts"]] == [2, 2]
+
+
+def test_a_running_shops_sale_reads_its_inventory_with_make_runs_operator_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(OPERATOR, raising=False)
+    monkeypatch.setenv("SHOP_DATA_DIR", str(tmp_path))
+    options = bench.parse_args(["--storefront-url", "http://127.0.0.1:8080", "--database-url", "postgresql://x"])
+    with pytest.raises(bench_shop.BenchError, match=f"no OPERATOR_CREDENTIAL in {tmp_path / 'credentials.env'}"):
+        bench.running_operator(options)
+    credentials = ensure_credentials(tmp_path / "credentials.env")
+    assert bench.running_operator(options) == ops.Operator(credentials[OPERATOR], str(tmp_path / "credentials.env"))
+    monkeypatch.setenv(OPERATOR, "given-by-hand-0123456789")
+    assert bench.running_operator(options).credential == "given-by-hand-0123456789"
 
 
 def test_the_bench_refuses_other_machines() -> None:

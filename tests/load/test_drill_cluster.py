@@ -12,9 +12,10 @@ from shop_devtools import kube
 from shop_devtools.chaos import ChaosRefused
 from shop_devtools.cluster.runner import Runner
 from shop_devtools.cluster.shop import Shop
-from shop_load import drill_args, drill_targets
+from shop_devtools.credentials import OPERATOR
+from shop_load import drill_args, drill_targets, ops
 from shop_load.drill_cluster import ClusterTarget
-from tests.k8s.fake_api import PAYMENT_PORT, SECRET_TOKEN, FakeApi, Sent, payment_pods
+from tests.k8s.fake_api import OPERATOR_CREDENTIAL, PAYMENT_PORT, SECRET_TOKEN, FakeApi, Sent, payment_pods
 from tests.load.conftest import load_recording
 
 
@@ -66,6 +67,22 @@ def test_make_leak_and_the_drill_send_the_leak_to_the_same_pod_of_the_same_pod_l
     assert [(mark.kind, mark.pod, mark.detail) for mark in target.marks()] == [
         ("injected", target.pod, "POST /chaos/leak {'mb_per_second': 3.0}")
     ]
+
+
+def test_on_a_cluster_the_operators_credential_is_the_one_the_storefront_pods_read(
+    api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(OPERATOR, raising=False)
+    target = drill_target()
+    options = drill_args.parse_args(["--kubernetes"])
+    operator = drill_targets.find_operator(options, target)
+    assert operator == ops.Operator(OPERATOR_CREDENTIAL, target.credentials.place())
+    assert "the credentials Secret of namespace shop" in operator.source
+    assert ("shop", "app.kubernetes.io/name=storefront") in api.listed
+    check = drill_args.parse_args(["--check", "ledger.json"])
+    assert drill_targets.find_operator(check, None) == operator, "--check asks the reachable cluster"
+    monkeypatch.setenv(OPERATOR, "given-by-hand-0123456789")
+    assert drill_targets.find_operator(options, target).credential == "given-by-hand-0123456789"
 
 
 async def test_the_drill_clears_a_fault_the_pod_still_carries(api: FakeApi) -> None:

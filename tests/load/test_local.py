@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from shop_devtools.chaos import ChaosRefused
+from shop_devtools.credentials import OPERATOR, ensure_credentials
 from shop_devtools.runstate import Process, RunState
-from shop_load import drill_args, drill_targets
+from shop_load import drill_args, drill_targets, ops
 from shop_load.local import LocalPayment, ProbeTracker
 from shopkit import ServiceSettings, create_app
 from tests.conftest import client_for, running
@@ -71,6 +72,28 @@ def test_restarts_are_the_replicas_make_run_runs_a_new_process_for(tmp_path: Pat
     assert target.restarts() == 1
     target.replicas[1].tracker.ready = False
     assert target.restarts() == 0, "a new process counts once it is ready"
+
+
+def test_locally_the_operators_credential_is_make_runs_unless_one_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(OPERATOR, raising=False)
+    RunState(os.getpid(), (Process("payment", "payment", "http://127.0.0.1:9001", 1001),)).write(tmp_path)
+    options = drill_args.parse_args(["--local", "--fault", "rollout", "--data-dir", str(tmp_path)])
+    target = drill_targets.choose_target(options, lambda: 0.0)
+    path = tmp_path / "credentials.env"
+    with pytest.raises(drill_args.DrillError, match=f"no operator credential for the storefront's /ops/ in {path}"):
+        drill_targets.find_operator(options, target)
+    credentials = ensure_credentials(path)  # what make run writes at its start
+    assert drill_targets.find_operator(options, target) == ops.Operator(credentials[OPERATOR], str(path))
+    assert drill_targets.find_operator(options, None) == ops.Operator(credentials[OPERATOR], str(path)), "--check"
+
+    given = tmp_path / "elsewhere.env"
+    given.write_text(f"{OPERATOR}=from-a-file-given-0123\n")
+    with_file = drill_args.parse_args(["--local", "--data-dir", str(tmp_path), "--credentials", str(given)])
+    assert drill_targets.find_operator(with_file, target).credential == "from-a-file-given-0123"
+    monkeypatch.setenv(OPERATOR, "from-the-environment-0123")
+    assert drill_targets.find_operator(with_file, target).credential == "from-the-environment-0123"
 
 
 def test_a_run_json_whose_launcher_is_gone_is_not_followed(tmp_path: Path) -> None:

@@ -6,9 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
+from tests.conftest import AS_OPERATOR
 from tests.load.conftest import CHAOS_TOKEN, RealShop, run_python
 
 pytestmark = pytest.mark.process
@@ -25,7 +27,7 @@ def test_the_drill_against_the_local_shop_detects_the_leak_and_checks_the_invari
         "--payment-url", real_shop.payment.url, "--rate", "8", "--browse-rate", str(browse_rate),
         "--customers", "4", "--warmup", "5", "--duration", "10", "--cooldown", "4",
         "--leak-mb-per-second", "40", "--settle", "10",
-        "--restock", "300", "--catalog-database-url", real_shop.database_urls["catalog"],
+        "--restock", "300",
     ]  # fmt: skip
     no_cluster = {"KUBECONFIG": str(tmp_path / "no-kubeconfig"), "KUBERNETES_SERVICE_HOST": ""}
     result = run_python(drill, timeout=150, CHAOS_TOKEN=CHAOS_TOKEN, DRILL_OUT=str(out), **no_cluster)
@@ -44,7 +46,10 @@ def test_the_drill_against_the_local_shop_detects_the_leak_and_checks_the_invari
     assert steps["restarted"] is None
     assert report["restarts"] == 0
     assert report["settings"]["mode"] == "local"  # no cluster reachable: detected, not asked for
-    assert "restocked before the drill: 24 products raised to 300 units" in result.stdout
+    assert "restocked before the drill: 24 products raised to 300 units each (POST /ops/restock)" in result.stdout
+    inventory = httpx.get(real_shop.storefront.url + "/ops/inventory", headers=AS_OPERATOR, timeout=10)
+    assert inventory.status_code == 200, inventory.text
+    assert all(row["stock"] + row["held"] + row["sold"] >= 300 for row in inventory.json()), "restocked through /ops"
 
     load = report["load"]
     assert load["seconds"] >= 19

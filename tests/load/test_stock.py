@@ -1,11 +1,15 @@
-"""Enough stock for the sale: how much the drill raises, and that it only touches the shop's own catalog database."""
+"""Enough stock for the sale: how much the drill raises, and that it raises it through the storefront's
+`/ops/restock` as the operator (the in-process shop: the storefront's operator door in front of catalog)."""
 
-from collections.abc import Mapping
+import argparse
 
-import psycopg
+import httpx
 import pytest
 
-from shop_load import stock
+from shop_devtools.credentials import OPERATOR
+from shop_load import containers_leak, ops, stock
+from shop_load.drill_args import DrillError
+from tests.conftest import CREDENTIALS, Shop
 
 
 def test_stock_is_raised_only_when_the_sale_would_sell_out() -> None:
@@ -15,23 +19,54 @@ def test_stock_is_raised_only_when_the_sale_would_sell_out() -> None:
     assert stock.restock_level(inventory, needed) == 2625
     assert stock.restock_level(inventory, 50) is None
     assert stock.restock_level([], needed) is None
-    assert (
-        stock.make_run_database_url({"SHOP_PG_PORT": "5633"}) == "postgresql://catalog:catalog@127.0.0.1:5633/catalog"
-    )
-    assert stock.make_run_database_url({}).endswith(":5433/catalog")
+    assert stock.chosen_level("auto", inventory, needed) == 2625
+    assert stock.chosen_level(" 300 ", inventory, needed) == 300
+    assert stock.chosen_level("0", inventory, needed) is None
+    assert stock.chosen_level("off", inventory, needed) is None
+    with pytest.raises(DrillError, match="a number of units, auto, or 0"):
+        stock.chosen_level("lots", inventory, needed)
 
 
-def test_the_shops_own_database_is_restocked_and_another_is_left_alone(database_urls: Mapping[str, str]) -> None:
-    url = database_urls["catalog"]
-    with psycopg.connect(url) as conn:
-        shown = [{"sku": sku, "stock": units} for sku, units in conn.execute("SELECT sku, stock FROM products")]
-    assert len(shown) >= 20
+async def test_the_drill_restocks_through_the_operators_door(shop: Shop) -> None:
+    operator = ops.Operator(CREDENTIALS[OPERATOR], "the test session")
+    before = {row["sku"]: row for row in await operator.inventory(shop.storefront)}
+    assert len(before) >= 20
+    level = max(int(row["stock"]) for row in before.values()) + 7
+    below = sorted(sku for sku, row in before.items() if int(row["stock"]) < level)
 
-    other_shop = [dict(row, stock=row["stock"] + 1) if i == 0 else row for i, row in enumerate(shown)]
-    with pytest.raises(stock.NotTheShop):
-        stock.raise_stock(url, 500, other_shop)
+    note = await stock.restock(argparse.Namespace(restock=str(level), rate=8.0), shop.storefront, operator, 60)
+    assert note == f"restocked before the drill: {len(below)} products raised to {level} units each (POST /ops/restock)"
+    after = {row["sku"]: row for row in await operator.inventory(shop.storefront)}
+    assert {sku: int(row["stock"]) for sku, row in after.items()} == dict.fromkeys(before, level)
+    assert {sku: (row["held"], row["sold"]) for sku, row in after.items()} == {
+        sku: (row["held"], row["sold"]) for sku, row in before.items()
+    }, "only the stock on hand changes"
 
-    changed = stock.raise_stock(url, 500, shown)
-    assert changed == len(shown)
-    with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT min(stock), max(stock) FROM products").fetchone() == (500, 500)
+    auto = argparse.Namespace(restock="auto", rate=1.0)
+    assert await stock.restock(auto, shop.storefront, operator, 1) is None, "enough on hand: nothing to raise"
+    off = argparse.Namespace(restock="0", rate=50.0)
+    assert await stock.restock(off, shop.storefront, operator, 600) is None
+
+
+async def test_without_the_operators_credential_nothing_is_restocked(shop: Shop) -> None:
+    operator = ops.Operator(CREDENTIALS[OPERATOR], "the test session")
+    before = await operator.inventory(shop.storefront)
+    stranger = ops.Operator("x" * 64, "a guess")
+    options = argparse.Namespace(restock="1000", rate=50.0)
+    assert await stock.restock(options, shop.storefront, stranger, 60) is None
+    with pytest.raises(
+        httpx.HTTPError, match="answered 401: the storefront refused the operator's credential from a guess"
+    ):
+        await stranger.restock(shop.storefront, 1000)
+    assert await operator.inventory(shop.storefront) == before
+
+
+async def test_the_container_proof_restocks_through_the_same_door_and_checks_what_it_answers(shop: Shop) -> None:
+    operator = ops.Operator(CREDENTIALS[OPERATOR], "the test session")
+    level = max(int(row["stock"]) for row in await operator.inventory(shop.storefront)) + 1
+    assert await containers_leak.restock(shop.storefront, operator, level) == []
+    assert {int(row["stock"]) for row in await operator.inventory(shop.storefront)} == {level}
+    refused = await containers_leak.restock(shop.storefront, ops.Operator("y" * 64, "a guess"), level + 1)
+    assert refused == [
+        "restock: POST /ops/restock answered 401: the storefront refused the operator's credential from a guess"
+    ]

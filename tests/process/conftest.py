@@ -15,6 +15,7 @@ import pytest
 from shop_devtools import processes
 from shop_devtools.pg import free_port
 from shop_devtools.topology import BY_NAME, CALLEES_FIRST
+from tests.conftest import CREDENTIALS
 
 
 @dataclass
@@ -83,8 +84,10 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
 
 
 def wiring(service: str, database_urls: Mapping[str, str], started: Mapping[str, ServiceProcess]) -> dict[str, str]:
-    """What `make run` tells a service of the shop: its database, and where the (started) services it calls are."""
-    return processes.wiring(BY_NAME[service], database_urls, {name: each.url for name, each in started.items()})
+    """What `make run` tells a service of the shop: its database, where the (started) services it calls are, and
+    the test session's credentials it reads."""
+    urls = {name: each.url for name, each in started.items()}
+    return processes.wiring(BY_NAME[service], database_urls, urls, CREDENTIALS)
 
 
 def start_shop(

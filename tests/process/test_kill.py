@@ -16,6 +16,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.conftest import AS_OPERATOR
 from tests.process.conftest import ServiceProcess, StartService
 
 pytestmark = pytest.mark.process
@@ -32,7 +33,7 @@ async def login(client: httpx.AsyncClient, users: ServiceProcess) -> dict[str, s
 
 
 def inventory_totals(catalog: ServiceProcess) -> dict[str, dict[str, int]]:
-    return {row["sku"]: row for row in httpx.get(f"{catalog.url}/inventory").json()}
+    return {row["sku"]: row for row in httpx.get(f"{catalog.url}/inventory", headers=AS_OPERATOR).json()}
 
 
 async def test_sigkill_mid_flight_loses_nothing_and_charges_nothing_twice(

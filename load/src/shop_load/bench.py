@@ -24,9 +24,12 @@ the figures. Exit status: 0 when the bench ran (a missed bar is a measurement), 
 2 when the bench could not run (wrk missing, a service that does not start, ...).
 
 By default the bench starts everything on free ports of 127.0.0.1: an embedded PostgreSQL (via shop_devtools),
-migrated databases with a stock no run can exhaust, the four services. `--storefront-url` (with `--catalog-url`,
+migrated databases, the four services with credentials of their own, and a stock no run can exhaust (raised
+through the storefront's `/ops/restock` as the operator). `--storefront-url` (with `--catalog-url`,
 `--payment-url`, and `--database-url` of the payment database) measures an already running shop instead: no cold
-start there, and it spends that shop's stock.
+start there, and it spends that shop's stock; the sale's stock invariant reads its inventory at `/ops/inventory`
+with the operator's credential: `OPERATOR_CREDENTIAL`, else the file `--credentials` names, else make run's
+`<data dir>/credentials.env`.
 """
 
 import argparse
@@ -41,8 +44,10 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from shop_devtools.runconfig import credentials_file, default_data_dir
 from shop_devtools.topology import BY_NAME
-from shop_load import sale, wrk
+from shop_devtools.workspace import WorkspaceError
+from shop_load import ops, sale, wrk
 from shop_load.bench_measure import bench_reads, bench_writes
 from shop_load.bench_report import BenchReport, render
 from shop_load.bench_shop import (
@@ -84,6 +89,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--catalog-url", default=f"http://127.0.0.1:{BY_NAME['catalog'].port}")
     parser.add_argument("--payment-url", default=f"http://127.0.0.1:{BY_NAME['payment'].port}")
     parser.add_argument("--database-url", help="the running shop's payment database (write ceiling, invariants)")
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        metavar="FILE",
+        help="the running shop's operator credential, an env file with OPERATOR_CREDENTIAL=... (default: "
+        "$OPERATOR_CREDENTIAL, else make run's <data dir>/credentials.env)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     return parser.parse_args(argv)
 
@@ -135,10 +147,27 @@ def run(options: argparse.Namespace, shop: Shop, workdir: Path, own: OwnShop | N
                     browse_rate=options.browse_rate,
                     cold_start=cold,
                     honour_retry_after=not options.ignore_retry_after,
-                    check=bool(shop.database_url),
+                    check=bool(shop.database_url) and shop.operator is not None,
                 )
             )
     return report
+
+
+def running_operator(options: argparse.Namespace) -> ops.Operator:
+    """The operator's credential of the running shop the bench measures: given (`OPERATOR_CREDENTIAL`,
+    `--credentials`), else make run's, in its data directory (`SHOP_DATA_DIR` or `.data`)."""
+    try:
+        if found := ops.explicit(os.environ, options.credentials):
+            return found
+        path = credentials_file(default_data_dir(os.environ))
+    except (ops.CredentialMissing, WorkspaceError) as exc:
+        raise BenchError(str(exc)) from None
+    if found := ops.from_file(path):
+        return found
+    raise BenchError(
+        f"the sale reads the running shop's inventory at /ops/ as the operator: no OPERATOR_CREDENTIAL in {path}; "
+        "set OPERATOR_CREDENTIAL or name its file with --credentials"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -156,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     require_loopback(options.catalog_url),
                     require_loopback(options.payment_url),
                     options.database_url or "",
+                    running_operator(options) if "sale" in options.only else None,
                 )
                 report = run(options, shop, workdir, None)
             else:

@@ -1,7 +1,8 @@
-"""The shop the bench measures, and its customers: its own (an embedded PostgreSQL, migrated databases with a
-stock no run can exhaust, the four services on free ports of 127.0.0.1, restartable for the sale's cold starts) or
-one already running at given loopback URLs; the bare FastAPI app of the read ceiling; customers registered and
-logged in, and one-unit baskets of the most stocked products.
+"""The shop the bench measures, and its customers: its own (an embedded PostgreSQL, migrated databases, the four
+services on free ports of 127.0.0.1 with credentials of their own, restartable for the sale's cold starts, and a
+stock no run can exhaust, raised through the storefront's `/ops/restock` as the operator) or one already running
+at given loopback URLs; the bare FastAPI app of the read ceiling; customers registered and logged in, and
+one-unit baskets of the most stocked products.
 """
 
 import asyncio
@@ -16,17 +17,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import psycopg
 
-from shop_devtools import processes
+from shop_devtools import credentials, processes
 from shop_devtools.topology import CALLEES_FIRST
 from shop_devtools.workspace import private_key_pem
-from shop_load import sale_records
+from shop_load import ops, sale_records
 from shop_load.customers import Customer
 from shop_load.shopping import APPROVED_CARD, new_credentials
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-BENCH_SKU_STOCK = 100_000_000
+BENCH_SKU_STOCK = 1_000_000
+"""Every product's stock in the bench's own shop (the most catalog's restock takes): no run sells that much."""
 PRODUCTS_PATH = "/products?limit=20"
 CUSTOMERS = 32
 """Customers of the writes, and of each burst (argon2 makes registering slow on purpose: tokens are reused)."""
@@ -56,15 +57,18 @@ class Shop:
     payment: str
     database_url: str
     """The payment database: the write ceiling inserts there, the sale's invariants read there."""
+    operator: ops.Operator | None = None
+    """The operator at the storefront's `/ops/`: the sale's stock invariant reads the inventory there."""
 
     @property
     def for_sale(self) -> sale_records.SaleShop:
-        return sale_records.SaleShop(self.storefront, self.payment, self.catalog, self.database_url)
+        return sale_records.SaleShop(self.storefront, self.payment, self.catalog, self.database_url, self.operator)
 
 
 class OwnShop:
-    """PostgreSQL + migrated databases (a stock no run exhausts) + the four services on free ports of 127.0.0.1.
-    The services can be restarted (`start`) with another provider latency; everything stops on exit."""
+    """PostgreSQL + migrated databases + the four services on free ports of 127.0.0.1, with credentials of their
+    own, and a stock no run exhausts (restocked as the operator once the services first answer). The services can
+    be restarted (`start`) with another provider latency; everything stops on exit."""
 
     SERVICES = tuple(service.name for service in CALLEES_FIRST)
 
@@ -79,6 +83,8 @@ class OwnShop:
         self.urls: dict[str, str] = {}
         self.starts = 0
         self._key = private_key_pem()  # one for the whole bench: tokens stay valid across the sale's restarts
+        self.credentials = credentials.new_credentials()
+        self.operator = ops.Operator(self.credentials[credentials.OPERATOR], "the bench's own shop")
 
     def __enter__(self) -> "OwnShop":
         from shop_devtools.provision import provision
@@ -86,8 +92,6 @@ class OwnShop:
         self.postgres.start()
         try:
             self.urls = provision(self.postgres.admin_url())
-            with psycopg.connect(self.urls["catalog"], autocommit=True) as conn:
-                conn.execute("UPDATE products SET stock = %s", (BENCH_SKU_STOCK,))
         except BaseException:
             self.postgres.stop()
             raise
@@ -101,7 +105,8 @@ class OwnShop:
 
     @property
     def shop(self) -> Shop:
-        return Shop(self.base["storefront"], self.base["catalog"], self.base["payment"], self.urls["payment"])
+        base = self.base
+        return Shop(base["storefront"], base["catalog"], base["payment"], self.urls["payment"], self.operator)
 
     @property
     def pgbench(self) -> Path:
@@ -112,14 +117,16 @@ class OwnShop:
         self.children = []
 
     def start(self, *, provider_latency_ms: int | None) -> float:
-        """(Re)starts the four services; the seconds from their start until every one is ready."""
+        """(Re)starts the four services; the seconds from their start until every one is ready. The first start
+        also restocks (`restock`), after that time."""
         self.stop()
         self.starts += 1
         common = {"HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
-        inherited = {k: v for k, v in os.environ.items() if k not in {"CHAOS_ENABLED", "PAYMENT_PROVIDER_LATENCY_MS"}}
+        left_out = {"CHAOS_ENABLED", "PAYMENT_PROVIDER_LATENCY_MS", *credentials.NAMES}  # the shop's own: wiring's
+        inherited = {k: v for k, v in os.environ.items() if k not in left_out}
         started = time.monotonic()
         for service in CALLEES_FIRST:
-            env = inherited | common | processes.wiring(service, self.urls, self.base)
+            env = inherited | common | processes.wiring(service, self.urls, self.base, self.credentials)
             env["PORT"] = str(self.ports[service.name])
             if service.name == "users":
                 env["USERS_JWT_PRIVATE_KEY"] = self._key
@@ -133,7 +140,22 @@ class OwnShop:
             processes.wait_until_ready(self.children, READY_TIMEOUT_SECONDS, poll=0.05)
         except processes.LaunchError as error:
             raise BenchError(f"the bench's shop did not start: {error} (logs in {self.workdir})") from None
-        return time.monotonic() - started
+        seconds = time.monotonic() - started
+        if self.starts == 1:
+            self.restock()
+        return seconds
+
+    def restock(self) -> None:
+        """Every product to BENCH_SKU_STOCK, through the storefront's `POST /ops/restock`, as the operator."""
+
+        async def raise_stock() -> ops.Restocked:
+            async with httpx.AsyncClient(base_url=self.base["storefront"], timeout=30) as client:
+                return await self.operator.restock(client, BENCH_SKU_STOCK)
+
+        try:
+            asyncio.run(raise_stock())
+        except httpx.HTTPError as exc:
+            raise BenchError(f"the bench's shop could not be restocked: {exc} (logs in {self.workdir})") from None
 
 
 @dataclass

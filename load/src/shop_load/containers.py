@@ -9,17 +9,20 @@
 2. PostgreSQL as a container on a named volume, run as the StatefulSet runs it (`shop_load.containers_db`),
    and the four services as containers with what the Kubernetes manifests give them (read from the rendered kind
    overlay: memory limit, user, plain settings), a read-only root filesystem, no capabilities and
-   `--restart always`; two payment containers, storefront routing to both.
-3. The drill's paced customers (`shop_load.customers`) check out through storefront, retrying with their
-   Idempotency-Key; one payment container is made to leak; its liveness turns 503, the kernel OOM-kills it at the
-   memory limit, the engine restarts it, it becomes ready again.
+   `--restart always`; two payment containers, storefront routing to both; fresh credentials of the shop's own
+   for this run, each container getting the ones its service reads.
+3. As the operator, through the storefront's `/ops/` (`shop_load.ops`): the stock raised for the run
+   (`POST /ops/restock`, checked in the inventory it answers) and the inventory read. Then the drill's paced
+   customers (`shop_load.customers`) check out through storefront, retrying with their Idempotency-Key; one
+   payment container is made to leak; its liveness turns 503, the kernel OOM-kills it at the memory limit, the
+   engine restarts it, it becomes ready again.
 4. Once that has recovered, with the customers still checking out, PostgreSQL's server process is SIGKILLed; the
    engine restarts its container, the services turn unready and ready again, the payments the crash left pending
    are finished (`containers_db_fault.database_fault`). The times of each step of both faults and what the
    customers saw are printed and written as JSON.
 5. The drill's invariants hold (`shop_load.invariants`: every answered payment stored once with its status, one
-   payment per key, stock + held + sold unchanged), below the API the provider charged every payment once, and
-   a new database container on the volume finds every payment.
+   payment per key, stock + held + sold unchanged, read at `/ops/inventory`), below the API the provider charged
+   every payment once, and a new database container on the volume finds every payment.
 Everything it started (containers, the volume) is stopped and removed at the end, also on failure. Exit 0 when
 every check holds; exit 0 with a printed reason, naming what to do, when no engine answers or it has no base image.
 """
@@ -39,6 +42,7 @@ from typing import Any
 
 import httpx
 
+from shop_devtools.credentials import new_credentials
 from shop_devtools.engine import Engine, EngineUnavailable
 from shop_devtools.workspace import project_version, repository_root
 from shop_load import containers_db, containers_db_fault, containers_db_outage
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         remove_containers(engine)
         database = DatabaseContainer(engine, containers_db.database_spec(documents), database_image)
         urls = cleanup.enter_context(containers_db.container_postgres(database, workdir))
-        shop = Shop(engine, database, urls, secrets.token_urlsafe(24))
+        shop = Shop(engine, database, urls, secrets.token_urlsafe(24), new_credentials())
         cleanup.callback(shop.remove, workdir)
         shop.start(specs, version)
         for name in shop.ports:

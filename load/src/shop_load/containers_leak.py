@@ -1,22 +1,26 @@
-"""The container proof's leak: the drill's paced customers through storefront, a leak in one payment container
-after the warm-up, its timeline from the engine's events and the probes, a further fault once it recovered, and
-the checks after (the drill's invariants and the provider's books).
+"""The container proof's leak: the stock raised for the run through the storefront's `/ops/restock` as the
+operator, the drill's paced customers through storefront, a leak in one payment container after the warm-up, its
+timeline from the engine's events and the probes, a further fault once it recovered, and the checks after (the
+restock, the drill's invariants and the provider's books).
 """
 
 import argparse
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import httpx
 import psycopg
 
 from shop_devtools.chaos import Chaos, over_http
+from shop_load import stock
 from shop_load.containers_shop import Shop
 from shop_load.customers import Shoppers
-from shop_load.invariants import Ledger, inventory, verify
+from shop_load.invariants import Ledger, verify
+from shop_load.ops import Operator
 from shop_load.records import FINAL_OUTCOMES
 
 """A checkout's final answers; `failed` (gave up) and `rejected` are not."""
@@ -61,6 +65,20 @@ class Traffic:
 
     shoppers: Shoppers
     ledger: Ledger
+    problems: list[str] = field(default_factory=list)
+    """What went wrong before the customers came (the restock)."""
+
+
+async def restock(client: httpx.AsyncClient, operator: Operator, level: int) -> list[str]:
+    """Every product to at least `level` through `POST /ops/restock`; the problems seen (none when the inventory it
+    answers shows every product at `level` or more)."""
+    try:
+        restocked = await operator.restock(client, level)
+    except httpx.HTTPError as exc:
+        return [f"restock: {exc}"]
+    short = [str(row["sku"]) for row in restocked.inventory if int(row["stock"]) < level]
+    print(f"e2e    | restocked through /ops/restock: {len(restocked.raised)} products raised to {level}", flush=True)
+    return [f"restock: {', '.join(short)} still below {level} units"] if short else []
 
 
 Then = Callable[[Callable[[], float]], Awaitable[None]]
@@ -75,6 +93,9 @@ async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline, the
     shoppers = Shoppers(base, clock=lambda: time.monotonic() - started, rate=args.rate, retry_for=args.patience)
     stop = asyncio.Event()
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        products = await shop.operator.inventory(client)
+        level = math.ceil(stock.units_needed(args.rate, args.max_seconds) / max(1, len(products)))  # for the run
+        problems = await restock(client, shop.operator, level)
         await shoppers.prepare(client, 12)
         ledger = Ledger(
             base_url=base,
@@ -82,7 +103,7 @@ async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline, the
             reservation_ttl_seconds=300,
             customers=shoppers.customers,
             checkouts=shoppers.checkouts,
-            initial_inventory=await inventory(client),
+            initial_inventory=await shop.operator.inventory(client),
         )
         traffic = asyncio.create_task(shoppers.run(client, stop))
         traffic_started, reported = time.monotonic(), 0.0  # the warm-up counts from the first checkout
@@ -113,7 +134,7 @@ async def scenario(shop: Shop, args: argparse.Namespace, timeline: Timeline, the
             await asyncio.sleep(args.cooldown)
         stop.set()
         await traffic
-    return Traffic(shoppers, ledger)
+    return Traffic(shoppers, ledger, problems)
 
 
 def check_provider_books(database_url: str) -> list[str]:
@@ -137,8 +158,8 @@ def check_provider_books(database_url: str) -> list[str]:
 
 
 def check_invariants(shop: Shop, traffic: Traffic) -> list[str]:
-    """The drill's invariants against the API, and the provider's books in the database."""
-    problems = check_provider_books(shop.database_urls["payment"])
-    for result in asyncio.run(verify(traffic.ledger)):
+    """The restock, the drill's invariants against the API, and the provider's books in the database."""
+    problems = traffic.problems + check_provider_books(shop.database_urls["payment"])
+    for result in asyncio.run(verify(traffic.ledger, shop.operator)):
         problems += [f"{result.name}: {problem}" for problem in result.problems]
     return problems

@@ -1,6 +1,7 @@
 """The container proof's services: what the rendered manifests run each with (`ContainerSpec`), the `docker run`
 that applies it as the kubelet would, the images built with the project's Dockerfile, and the `Shop` of one run
-(its containers started, awaited, checked for hardening and removed).
+(its containers started with credentials of their own, awaited, checked for hardening and removed; its operator at
+the storefront's `/ops/`).
 """
 
 import os
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
+from shop_devtools.credentials import NAMES, OPERATOR
 from shop_devtools.engine import Engine, pod_constraints
 from shop_devtools.images import image_name
 from shop_devtools.pg import free_port
@@ -23,10 +25,13 @@ from shop_devtools.quantities import memory_bytes
 from shop_devtools.topology import BY_NAME, CALLEES_FIRST
 from shop_devtools.workspace import private_key_pem
 from shop_load.containers_db import DatabaseContainer
+from shop_load.ops import Operator
 
 SERVICES = tuple(service.name for service in CALLEES_FIRST)
 OVERLAY = "k8s/overlays/kind"
-SECRET_OR_ROUTING = frozenset({"HOST", "PORT", "DATABASE_URL", "CHAOS_TOKEN", "CHAOS_ENABLED", "USERS_JWT_PRIVATE_KEY"})
+SECRETS = frozenset({"DATABASE_URL", "CHAOS_TOKEN", "USERS_JWT_PRIVATE_KEY", *NAMES})
+"""Given to a container by name only (`--env NAME`), their values through the docker client's own environment."""
+SECRET_OR_ROUTING = SECRETS | {"HOST", "PORT", "CHAOS_ENABLED"}
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PREFIX = "rs-e2e"
 
@@ -80,7 +85,9 @@ def render_manifests(root: Path) -> list[dict[str, Any]]:
 
 
 def docker_run_argv(spec: ContainerSpec, *, name: str, image: str, port: int, env: Mapping[str, str]) -> list[str]:
-    """`docker run` for one service container, as the kubelet would run it: limits, user, read-only, restarts."""
+    """`docker run` for one service container, as the kubelet would run it: limits, user, read-only, restarts.
+    A secret of `env` (`SECRETS`) is named without its value: run it with `secret_env(env)` as the client's
+    environment."""
     probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)"
     argv = [
         "run", "--detach", "--name", name, "--network", "host",
@@ -90,22 +97,41 @@ def docker_run_argv(spec: ContainerSpec, *, name: str, image: str, port: int, en
         "--health-retries", "3",
     ]  # fmt: skip
     for key, value in {**spec.env, **env, "HOST": "127.0.0.1", "PORT": str(port)}.items():
-        argv += ["--env", f"{key}={value}"]
+        argv += ["--env", key if key in SECRETS else f"{key}={value}"]
     return [*argv, image]
 
 
-class Shop:
-    """The containers and the database of one run."""
+def secret_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The values `docker_run_argv` names only: the docker client passes them on from its own environment."""
+    return {key: value for key, value in env.items() if key in SECRETS}
 
-    def __init__(self, engine: Engine, database: DatabaseContainer, urls: dict[str, str], token: str) -> None:
+
+class Shop:
+    """The containers and the database of one run, and the shop's own credentials of that run (`credentials`, by
+    name: each container gets the ones its service reads, through `wiring`)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        database: DatabaseContainer,
+        urls: dict[str, str],
+        token: str,
+        credentials: Mapping[str, str],
+    ) -> None:
         self.engine = engine
         self.database = database
         self.database_urls = urls
         self.chaos_token = token
+        self.credentials = dict(credentials)
         self.ports = {name: free_port() for name in ("storefront", "catalog", "users", "payment-a", "payment-b")}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def operator(self) -> Operator:
+        """The operator at the storefront's `/ops/`, with this run's credential."""
+        return Operator(self.credentials[OPERATOR], "the container proof's own")
 
     def start(self, specs: Mapping[str, ContainerSpec], version: str) -> None:
         urls = {name: self.url(name) for name in ("catalog", "users")}
@@ -119,15 +145,15 @@ class Shop:
             "storefront": ("storefront", {}),
         }
         for name, (service, extra) in plan.items():
-            env = wiring(BY_NAME[service], self.database_urls, urls) | extra
+            env = common | wiring(BY_NAME[service], self.database_urls, urls, self.credentials) | extra
             argv = docker_run_argv(
                 specs[service],
                 name=f"{PREFIX}-{name}",
                 image=image_name(service, version),
                 port=self.ports[name],
-                env={**common, **env},
+                env=env,
             )
-            self.engine.docker(*argv)
+            self.engine.docker(*argv, env=secret_env(env))
             print(f"e2e    | started {name} ({image_name(service, version)}) on {self.url(name)}", flush=True)
 
     def wait_ready(self, name: str, timeout: float = 60) -> float:

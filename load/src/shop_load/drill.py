@@ -12,6 +12,11 @@ the end. After a cool-down it checks the invariants against the shop's API, prin
 first) and writes `drill-<profile>.json`, `drill-<profile>.png` (load and fault on one time axis) and the ledger
 the invariants were checked from (`drill-<profile>.ledger.json`, for `--check`) into the output folder.
 
+The operator's side goes through the storefront's `/ops/` with the operator's credential (`shop_load.ops`): the
+restock before the sale (`--restock`, `shop_load.stock`) and the inventory the stock invariant is checked against,
+the same on every target. The credential is `OPERATOR_CREDENTIAL`, else the file `--credentials` names, else the
+target's own: make run's `<data dir>/credentials.env` (compose's too), or the cluster's `credentials` Secret.
+
 Exit status: 0 when every invariant holds, 1 when one fails (named in the output), 2 when the drill could not run.
 """
 
@@ -45,7 +50,7 @@ from shop_load.drill_results import (
     print_invariants,
     write_results,
 )
-from shop_load.drill_targets import LocalTarget, choose_target
+from shop_load.drill_targets import LocalTarget, choose_target, find_operator
 from shop_load.records import InvariantResult
 from shop_load.report import build_report
 from shop_load.report_text import compare
@@ -62,6 +67,11 @@ async def drill(options: argparse.Namespace) -> int:
 
     started_at = datetime.now(UTC)
     target = choose_target(options, clock)
+    try:
+        operator = find_operator(options, target)  # before any load: the drill reads the inventory through /ops/
+    except DrillError:
+        target.stop()
+        raise
     mode = target.mode
     duration = options.duration if options.duration is not None else DEFAULTS[mode]["duration"]
     base_url = (options.url or os.environ.get("SHOP_URL") or "http://localhost:8080").rstrip("/")
@@ -108,14 +118,17 @@ async def drill(options: argparse.Namespace) -> int:
                     await target.payment.check(control)
                 target.start(control)
             planned = options.warmup + duration + options.cooldown
-            if note := await stock.restock(options, client, base_url, mode, planned):
+            if note := await stock.restock(options, client, operator, planned):
                 notes.append(note)
                 print(f"shop-drill: {note}", file=sys.stderr, flush=True)
             try:
                 await shoppers.prepare(client, options.customers)
-                initial = await invariants.inventory(client)
             except (ShopUnavailable, httpx.HTTPError) as exc:
                 raise DrillError(f"the shop at {base_url} cannot take customers: {exc}") from None
+            try:
+                initial = await operator.inventory(client)
+            except httpx.HTTPError as exc:
+                raise DrillError(f"the shop at {base_url} does not show the operator its inventory: {exc}") from None
             ledger = invariants.Ledger(
                 base_url,
                 started_at.isoformat(),
@@ -191,7 +204,7 @@ async def drill(options: argparse.Namespace) -> int:
     results: list[InvariantResult] | None = None
     if not options.no_check:
         print("checking the invariants against the shop's API ...", file=sys.stderr, flush=True)
-        results = await invariants.verify(ledger, settle_seconds=options.settle)
+        results = await invariants.verify(ledger, operator, settle_seconds=options.settle)
     settings = drill_settings(options, target, mode, duration, base_url, browse)
     out_of_stock = sum(c.outcome == "out_of_stock" for c in shoppers.checkouts)
     if out_of_stock:
@@ -227,7 +240,7 @@ async def check_only(options: argparse.Namespace) -> int:
     ledger = invariants.Ledger.load(options.check)
     if options.url:
         ledger.base_url = options.url.rstrip("/")
-    results = await invariants.verify(ledger, settle_seconds=options.settle)
+    results = await invariants.verify(ledger, find_operator(options, None), settle_seconds=options.settle)
     print_invariants(results)
     if failed := failed_names(results):
         print(f"\nINVARIANT FAILED: {', '.join(failed)}")

@@ -99,13 +99,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--restock",
         default="auto",
-        help="before the drill, raise every product's stock to at least this through catalog's database, so the "
-        "sale does not sell out; auto (default): only when the stock on hand would not last the planned sale, and "
-        "without a cluster or --catalog-database-url only; 0: never",
+        help="before the drill, raise every product's stock to at least this through the storefront's "
+        "POST /ops/restock, so the sale does not sell out; auto (default): only when the stock on hand would not "
+        "last the planned sale; 0: never",
     )
     parser.add_argument(
-        "--catalog-database-url",
-        help="catalog's database for --restock (default without a cluster: make run's, on $SHOP_PG_PORT or 5433)",
+        "--credentials",
+        type=Path,
+        metavar="FILE",
+        help="an env file with the operator's OPERATOR_CREDENTIAL=..., for /ops/ (default: $OPERATOR_CREDENTIAL, "
+        "else make run's <data dir>/credentials.env, which make compose-up keeps too, or on a cluster the "
+        "credentials Secret)",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the invariants (they can run later: --check)")
     mode = parser.add_mutually_exclusive_group()
@@ -119,7 +123,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="make run's data directory, where its run.json is (default: $SHOP_DATA_DIR or .data)",
+        help="make run's data directory, where its run.json and credentials.env are (default: $SHOP_DATA_DIR or .data)",
     )
     parser.add_argument("--context", help="kubeconfig context")
     parser.add_argument("--namespace", default="shop")

@@ -1,6 +1,7 @@
 """The drill's target on a cluster (`ClusterTarget`): one payment pod for the chaos faults (sent through a
 port-forward of the Kubernetes API: `shop_devtools.kube`, `shop_devtools.chaos`), the payment Deployment for a
-rollout, the database pod for its fault, followed through the Kubernetes API.
+rollout, the database pod for its fault, followed through the Kubernetes API; the operator's credential from the
+`credentials` Secret the storefront's pods read (`ClusterCredentials`).
 """
 
 import asyncio
@@ -8,13 +9,14 @@ import contextlib
 import queue
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from shop_devtools.chaos import Chaos, ChaosRefused
+from shop_load import ops
 from shop_load.drill_args import CHAOS_FAULTS
 from shop_load.drill_targets import Clock, Target
 from shop_load.records import Mark, ReplicaSetSample
@@ -22,6 +24,23 @@ from shop_load.watcher import PodWatcher
 
 if TYPE_CHECKING:
     from shop_devtools.kube import Cluster
+
+STOREFRONT_SELECTOR = "app.kubernetes.io/name=storefront"
+
+
+@dataclass(frozen=True)
+class ClusterCredentials:
+    """The operator's credential as the storefront's pods (`selector`) get it: from the `credentials` Secret."""
+
+    cluster: "Cluster"
+    selector: str = STOREFRONT_SELECTOR
+
+    def operator(self) -> ops.Operator | None:
+        value = self.cluster.operator_credential(self.selector)
+        return ops.Operator(value, self.place()) if value else None
+
+    def place(self) -> str:
+        return f"the credentials Secret of namespace {self.cluster.namespace} (the pods {self.selector} read)"
 
 
 class ClusterTarget(Target):
@@ -38,10 +57,12 @@ class ClusterTarget(Target):
         deployment: str = "payment",
         database: Mapping[str, Any] | None = None,
         database_selector: str | None = None,
+        storefront_selector: str = STOREFRONT_SELECTOR,
     ) -> None:
         """`database` (the pod the database fault kills, found by `database_selector`) is watched too, by that
         selector: the pod the StatefulSet starts in its place has the same name but not all the same labels."""
         self.mode, self.cluster, self.clock, self.fault = "kubernetes", cluster, clock, fault
+        self.credentials = ClusterCredentials(cluster, storefront_selector)
         self.pod = self.name = str(pod["metadata"]["name"])
         self.chaos = Chaos(cluster.transport(self.pod, cluster.http_port(pod)), token, f"pod {self.pod}")
         self.deployment, self.rolled_from = deployment, set[str]()

@@ -1,5 +1,6 @@
 """Where the drill's fault goes and how its effects are seen: the `Target` interface, make run's local payment
-replicas (`LocalTarget`), and the choice between them and a cluster from the command line.
+replicas (`LocalTarget`), and the choice between them and a cluster from the command line; and where the operator's
+credential of the target's shop is (`find_operator`).
 """
 
 import abc
@@ -9,16 +10,18 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from shop_devtools.cluster import ClusterError
-from shop_devtools.runconfig import default_data_dir
+from shop_devtools.runconfig import credentials_file, default_data_dir
 from shop_devtools.runstate import RunState
 from shop_devtools.topology import BY_NAME
 from shop_devtools.workspace import WorkspaceError
+from shop_load import ops
 from shop_load.drill_args import CHAOS_FAULTS, LAUNCHER_FAULTS, DrillError
 from shop_load.local import LAUNCHER_RESTARTS_NOTE, NO_ORCHESTRATOR_NOTE, LocalPayment
 from shop_load.records import Mark, ReplicaSetSample
@@ -33,6 +36,8 @@ class Target(abc.ABC):
     mode: str
     name: str | None = None
     notes: list[str]
+    credentials: "CredentialKeeper"
+    """Where the target's shop keeps the operator's credential."""
 
     @abc.abstractmethod
     async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
@@ -69,6 +74,29 @@ class Target(abc.ABC):
         return ""
 
 
+class CredentialKeeper(Protocol):
+    """Where a target's shop keeps the operator's credential its `/ops/` asks for."""
+
+    def operator(self) -> ops.Operator | None:
+        """The credential; None when there is none there."""
+
+    def place(self) -> str:
+        """Where that is, for a message (never the value)."""
+
+
+@dataclass(frozen=True)
+class LocalCredentials:
+    """make run's `<data dir>/credentials.env`, which `make compose-up` keeps for compose too (`.data/`)."""
+
+    data_dir: Path | None
+
+    def operator(self) -> ops.Operator | None:
+        return ops.from_file(credentials_file(self.data_dir)) if self.data_dir else None
+
+    def place(self) -> str:
+        return str(credentials_file(self.data_dir)) if self.data_dir else "no data directory"
+
+
 class LocalTarget(Target):
     """make run's payment replicas (every one make run lists, else the one at --payment-url): the chaos faults go
     to the first, a rollout to the launcher (`SIGUSR1`), which restarts each replica in turn."""
@@ -83,6 +111,7 @@ class LocalTarget(Target):
         self.mode, self.replicas, self.fault, self.launcher_pid = "local", list(replicas), fault, launcher_pid
         self.data_dir = data_dir
         """make run's data directory, whose run.json says which process serves each replica now."""
+        self.credentials = LocalCredentials(data_dir)
         self.payment = self.replicas[0]
         self.name = self.payment.name
         self.notes = [LAUNCHER_RESTARTS_NOTE if fault in LAUNCHER_FAULTS else NO_ORCHESTRATOR_NOTE]
@@ -206,6 +235,7 @@ def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
                 deployment=options.deployment,
                 database=database,
                 database_selector=options.database_selector,
+                storefront_selector=options.storefront_selector,
             )
         if options.kubernetes:
             raise DrillError("--kubernetes: no reachable cluster with payment pods (check KUBECONFIG and --namespace)")
@@ -222,3 +252,36 @@ def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
     if not options.chaos_token and options.fault in CHAOS_FAULTS:
         raise DrillError("no chaos token: start the shop with CHAOS_ENABLED=true CHAOS_TOKEN=... and pass the same")
     return LocalTarget(replicas, options.fault, launcher, data_dir(options))
+
+
+def find_operator(options: argparse.Namespace, target: Target | None) -> ops.Operator:
+    """The operator's credential for `/ops/`: given (`OPERATOR_CREDENTIAL`, `--credentials`), else the target's
+    own (`target`; for `--check`, which has none, the cluster's when one is reachable, else make run's file)."""
+    try:
+        if found := ops.explicit(os.environ, options.credentials):
+            return found
+        keeper = target.credentials if target is not None else _credential_keeper(options)
+        if found := keeper.operator():
+            return found
+    except (ops.CredentialMissing, ClusterError) as exc:
+        raise DrillError(str(exc)) from None
+    raise DrillError(
+        f"no operator credential for the storefront's /ops/ in {keeper.place()}: set OPERATOR_CREDENTIAL or name "
+        "its file with --credentials (make run and make compose-up keep it in .data/credentials.env, a cluster in "
+        "its credentials Secret)"
+    )
+
+
+def _credential_keeper(options: argparse.Namespace) -> CredentialKeeper:
+    """For `--check`, which has no target: the cluster's Secret when a cluster with payment pods is reachable
+    (unless --local), as `choose_target` decides, else make run's file."""
+    if not options.local:
+        from shop_devtools import kube
+        from shop_load.drill_cluster import ClusterCredentials
+
+        api = kube.connect(options.context)
+        if api is not None:
+            cluster = kube.Cluster(api, options.namespace, options.selector, options.container, options.context)
+            if options.kubernetes or cluster.reachable():
+                return ClusterCredentials(cluster, options.storefront_selector)
+    return LocalCredentials(data_dir(options))

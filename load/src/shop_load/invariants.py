@@ -1,4 +1,5 @@
-"""The drill's invariants (SPEC §8), checked at the end against the shop's public API, as a customer could.
+"""The drill's invariants (SPEC §8), checked at the end against the shop through the storefront: the payments
+through the public API, as a customer could, and the inventory through the operator's door (`shop_load.ops`).
 
 1. `answered_payments_stored`: every payment a customer was answered for (201 captured, 402 declined) exists,
    once, with that status: `GET /api/payments/{id}` with the customer's token.
@@ -7,7 +8,7 @@
    hold exactly the payments of their keys, no more. Checkouts whose customer gave up are first finished the way
    a returning customer would, by sending their key again; a key still without a final answer fails the check.
 3. `stock_conserved`: `stock + held + sold` of every product equals its value before the drill
-   (`GET /api/inventory`); only a restock changes that sum.
+   (`GET /ops/inventory`, with the operator's credential); only a restock changes that sum.
 
 Held stock. A reservation is held between a payment's first step and its end; one whose payment never got
 recorded (the process died in between) is held until it expires (catalog's `CATALOG_RESERVATION_TTL_SECONDS`,
@@ -19,7 +20,7 @@ reservation that never expired, and the check fails.
 The evaluation is pure (`evaluate`, the checks in `shop_load.invariants_checks`); `verify` fetches what it
 needs. The ledger (customers, their keys and bodies, what they were answered, the inventory at the start) is
 written next to the report, so `shop-drill --check <ledger>` can check again later, e.g. after changing a row
-behind the API on purpose.
+behind the API on purpose. The operator's credential is not in it: the checks are given it (`verify`).
 """
 
 import asyncio
@@ -43,6 +44,7 @@ from shop_load.invariants_checks import (
     check_one_payment_per_key,
     check_stock,
 )
+from shop_load.ops import Operator
 from shop_load.records import Checkout, InvariantResult
 
 
@@ -120,13 +122,6 @@ async def _json(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any
         return response.status_code, None
 
 
-async def inventory(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    status, body = await _json(client, "GET", "/api/inventory")
-    if status != 200 or not isinstance(body, list):
-        raise httpx.HTTPError(f"GET /api/inventory answered {status}")
-    return body
-
-
 async def _replay(
     client: httpx.AsyncClient, customer: Customer, checkout: Checkout, deadline: float, limit: asyncio.Semaphore
 ) -> Answer:
@@ -151,16 +146,18 @@ async def _listed(client: httpx.AsyncClient, customer: Customer) -> list[str]:
             return ids
 
 
-async def _settle_held(client: httpx.AsyncClient, initial: Sequence[Mapping[str, Any]], deadline: float) -> None:
+async def _settle_held(
+    client: httpx.AsyncClient, operator: Operator, initial: Sequence[Mapping[str, Any]], deadline: float
+) -> None:
     held_before = {row["sku"]: row["held"] for row in initial}
     while time.monotonic() < deadline:
-        rows = await inventory(client)
+        rows = await operator.inventory(client)
         if all(row["held"] <= held_before.get(row["sku"], 0) for row in rows):
             return
         await asyncio.sleep(0.5)
 
 
-async def observe(client: httpx.AsyncClient, ledger: Ledger, *, settle_seconds: float) -> Observed:
+async def observe(client: httpx.AsyncClient, ledger: Ledger, operator: Operator, *, settle_seconds: float) -> Observed:
     observed = Observed()
     limit = asyncio.Semaphore(16)
     deadline = time.monotonic() + settle_seconds
@@ -170,7 +167,7 @@ async def observe(client: httpx.AsyncClient, ledger: Ledger, *, settle_seconds: 
         *(_replay(client, ledger.customers[c.customer], c, deadline, limit) for c in unanswered)
     )
     observed.replays.update({c.key: answer for c, answer in zip(unanswered, finished, strict=True)})
-    await _settle_held(client, ledger.initial_inventory, deadline)
+    await _settle_held(client, operator, ledger.initial_inventory, deadline)
 
     async def fetch(checkout: Checkout) -> Answer:
         async with limit:
@@ -187,17 +184,18 @@ async def observe(client: httpx.AsyncClient, ledger: Ledger, *, settle_seconds: 
     customers = sorted({c.customer for c in ledger.checkouts})
     lists = await asyncio.gather(*(_listed(client, ledger.customers[i]) for i in customers))
     observed.listed = dict(zip(customers, lists, strict=True))
-    observed.final_inventory = await inventory(client)
+    observed.final_inventory = await operator.inventory(client)
     return observed
 
 
 async def verify(
-    ledger: Ledger, *, settle_seconds: float = 20.0, request_timeout: float = 10.0
+    ledger: Ledger, operator: Operator, *, settle_seconds: float = 20.0, request_timeout: float = 10.0
 ) -> list[InvariantResult]:
-    """Checks every invariant against the shop at `ledger.base_url`. A shop that cannot be asked fails them."""
+    """Checks every invariant against the shop at `ledger.base_url`, reading its inventory as `operator`. A shop
+    that cannot be asked fails them."""
     try:
         async with httpx.AsyncClient(base_url=ledger.base_url, timeout=request_timeout) as client:
-            observed = await observe(client, ledger, settle_seconds=settle_seconds)
+            observed = await observe(client, ledger, operator, settle_seconds=settle_seconds)
     except httpx.HTTPError as exc:
         reason = f"could not be checked: {exc}"
         return [InvariantResult(name, text, False, reason, [reason]) for name, text in DESCRIPTIONS.items()]

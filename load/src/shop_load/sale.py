@@ -17,9 +17,10 @@ Measured:
 - readiness flips: polls of `/ready` that did not answer 200 within 1 s.
 
 Then (`shop_load.sale_invariants`) the drill's invariants (`shop_load.invariants`) on this burst's payments,
-read from payment's database by their key prefix and checked through the public API as the drill checks its own:
+read from payment's database by their key prefix and checked through the storefront as the drill checks its own:
 every payment is found with its status, its key sent again gives the same payment, each customer's list holds
-exactly their keys' payments, and stock + held + sold is conserved; plus one more from the database: the provider
+exactly their keys' payments (the public API), and stock + held + sold is conserved (`/ops/inventory`, as the
+operator, read before the burst and after); plus one more from the database: the provider
 charged every captured payment once, with its amount, and no payment that was not captured.
 """
 
@@ -35,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from shop_load import invariants, wrk
+from shop_load import wrk
 from shop_load.sale_invariants import verify
 from shop_load.sale_readiness import ReadinessWatch
 from shop_load.sale_records import BurstResult, SaleShop, Shopper
@@ -69,9 +70,11 @@ def _settled(shop: SaleShop, *, deadline: float) -> tuple[Scrape, Scrape]:
         time.sleep(1.0)
 
 
-async def _inventory(storefront: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=storefront, timeout=10) as client:
-        return await invariants.inventory(client)
+async def _inventory(shop: SaleShop) -> list[dict[str, Any]]:
+    """The inventory before the burst, through the storefront's `/ops/inventory` as the operator."""
+    assert shop.operator is not None
+    async with httpx.AsyncClient(base_url=shop.storefront, timeout=10) as client:
+        return await shop.operator.inventory(client)
 
 
 def burst(
@@ -89,13 +92,14 @@ def burst(
     check: bool = True,
 ) -> BurstResult:
     """One burst: `cold_start()` (restarts the services, returns the seconds until they were ready), then at once
-    `connections` concurrent checkouts and the browsing for `seconds`; then its invariants unless `check` is off."""
+    `connections` concurrent checkouts and the browsing for `seconds`; then its invariants unless `check` is off
+    (they need the payment database and the operator: `shop.operator`)."""
     prefix = f"sale{connections}-{uuid.uuid4().hex[:8]}"
     tokens = workdir / f"{prefix}.tokens"
     tokens.write_text("".join(s.customer.token + "\n" for s in shoppers))
     bodies_file = workdir / f"{prefix}.bodies"
     bodies_file.write_text("".join(_json_line(b) for b in bodies))
-    initial = asyncio.run(_inventory(shop.storefront))
+    initial = asyncio.run(_inventory(shop)) if check else []
     started_at = datetime.now(UTC)
     cold = cold_start() if cold_start else None
     before_storefront, before_payment = scrape(shop.storefront), scrape(shop.payment)

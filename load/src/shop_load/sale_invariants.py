@@ -1,6 +1,6 @@
 """A burst's invariants: the drill's (`shop_load.invariants`) on the burst's payments, read from payment's
-database by their key prefix and checked through the public API, plus the provider's books from the database
-(`check_charges`).
+database by their key prefix and checked through the storefront (the public API, and the inventory as the
+operator), plus the provider's books from the database (`check_charges`).
 """
 
 import asyncio
@@ -97,7 +97,8 @@ def verify(
         checkouts=checkouts,
         initial_inventory=initial_inventory,
     )
-    results = asyncio.run(invariants.verify(ledger, settle_seconds=VERIFY_SETTLE_SECONDS))
+    assert shop.operator is not None  # a burst is checked only with the operator (`sale.burst`)
+    results = asyncio.run(invariants.verify(ledger, shop.operator, settle_seconds=VERIFY_SETTLE_SECONDS))
     results.append(check_charges(shop.payment_database_url, prefix))
     statuses: dict[str, int] = {}
     for _, _, _, status in _payments(shop.payment_database_url, prefix):

@@ -7,6 +7,7 @@ from typing import Any
 
 from shop_load import wrk
 from shop_load.customers import Customer
+from shop_load.ops import Operator
 from shop_load.records import InvariantResult
 from shop_load.sale_readiness import ProbeCount
 
@@ -17,6 +18,8 @@ class SaleShop:
     payment: str
     catalog: str
     payment_database_url: str
+    operator: Operator | None = None
+    """The operator at the storefront's `/ops/`, where the stock invariant reads the inventory; None: no checks."""
 
 
 @dataclass

@@ -8,12 +8,12 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 import shopkit
-from shopkit.credentials import Callers
 from shop_storefront import proxy
 from shop_storefront.openapi import PublicApi
 from shop_storefront.routers import api, docs, ops, shop
 from shop_storefront.settings import StorefrontSettings
 from shop_storefront.state import StorefrontState
+from shopkit.credentials import Callers
 
 CACHED_PATHS = frozenset({"/api/products"})
 """The product list: kept as long as catalog says it may be (`Cache-Control: max-age`), so a hit never calls it."""

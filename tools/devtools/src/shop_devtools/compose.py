@@ -3,8 +3,24 @@
     python -m shop_devtools.compose up [--monitoring]
     python -m shop_devtools.compose down [--volumes]
 
-`up` writes `.data/compose.env` once (the users service's signing key, which production settings require; see
-docker-compose.yml), then `docker compose up --detach --wait`. Build the images first (`make images`).
+`up` writes what docker-compose.yml reads from `.data/` (git-ignored, every file mode 0600), then
+`docker compose up --detach --wait`. Build the images first (`make images`).
+
+- `.data/compose.env`, once: the users service's signing key, which production settings require.
+- `.data/credentials.env`, once (`shop_devtools.credentials.ensure_credentials`): the shop's own credentials,
+  payment's, the storefront's and the operator's. It is the very file `make run` keeps in its default data
+  directory: the shop on this machine, either way it runs (both serve http://localhost:8080, so never both at
+  once), has one set of credentials in one place, and the drill and the bench find the operator's there without
+  asking which. Rotate by editing it (`new,old`, then `new`), each time followed by `make compose-up`.
+- `.data/compose/<service>.env`, on every `up`: what each service reads of `credentials.env` and nothing else
+  (`topology.Service.credentials`: catalog all three, payment its own, storefront its own and the operator's,
+  users none), as the Deployments take single keys of the `credentials` Secret. Compose can only give an env file
+  whole, so these are derived from the one file, rewritten when it changed, never edited by hand.
+
+The files, not the shell's environment, are the source: the containers outlive this command, and a value only in
+the shell would be lost by the next `docker compose up`. The env files are optional in docker-compose.yml
+(`docker compose down` or `config` work in a fresh clone); a service started without its file has no credential
+and its internal endpoints refuse everyone, so start the stack with `make compose-up`.
 """
 
 import argparse
@@ -14,18 +30,55 @@ import sys
 from pathlib import Path
 
 from shop_devtools.cluster import ClusterError, require_tools
+from shop_devtools.credentials import FILE_NAME, ensure_credentials, env_text
+from shop_devtools.topology import SERVICES
 from shop_devtools.workspace import WorkspaceError, private_key_pem, repository_root, write_private
+
+
+def data_dir(root: Path) -> Path:
+    return root / ".data"
 
 
 def env_file(root: Path) -> Path:
     """`.data/compose.env`: created once with a fresh key (mode 600), never overwritten."""
-    path = root / ".data" / "compose.env"
+    path = data_dir(root) / "compose.env"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         escaped = private_key_pem().strip().replace("\n", "\\n")
         write_private(path, f"USERS_JWT_PRIVATE_KEY={escaped}\n", replace=False)
         print(f"wrote the users service's signing key to {path}", flush=True)
     return path
+
+
+def credentials_file(root: Path) -> Path:
+    """`.data/credentials.env`: the shop's own credentials on this machine, compose's and `make run`'s."""
+    return data_dir(root) / FILE_NAME
+
+
+def service_credentials_file(root: Path, service: str) -> Path:
+    """`.data/compose/<service>.env`: the credentials `service` reads, as docker-compose.yml gives them to it."""
+    return data_dir(root) / "compose" / f"{service}.env"
+
+
+def credential_files(root: Path) -> list[Path]:
+    """Makes `.data/credentials.env` once, then each service's share of it (mode 600); returns the share files of
+    the services that read any. Only the paths are ever printed, never a value."""
+    source = credentials_file(root)
+    existed = source.exists()
+    credentials = ensure_credentials(source)
+    if not existed:
+        print(f"wrote the shop's credentials to {source}", flush=True)
+    written = []
+    for service in SERVICES:
+        if not service.credentials:
+            continue
+        path = service_credentials_file(root, service.name)
+        text = env_text({name: credentials[name] for name in service.credentials})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            write_private(path, text, replace=True)  # derived from the one file: every writer writes the same
+        written.append(path)
+    return written
 
 
 def up_argv(*, monitoring: bool) -> list[str]:
@@ -55,8 +108,12 @@ def main(argv: list[str] | None = None) -> None:
             raise ClusterError("`docker compose` (the Compose v2 plugin, 2.24 or later) is required")
         if args.command == "up":
             env_file(root)
+            credential_files(root)
             run(up_argv(monitoring=args.monitoring), root)
             print("the shop is at http://localhost:8080", flush=True)
+            print(
+                f"the operator's door is http://localhost:8080/ops/ (OPERATOR_CREDENTIAL in {credentials_file(root)})"
+            )
             if args.monitoring:
                 print("Prometheus http://localhost:9090, Grafana http://localhost:3000", flush=True)
         else:

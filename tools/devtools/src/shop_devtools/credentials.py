@@ -9,6 +9,7 @@
 k8s/base/generated/credentials.env), both written once with mode 0600 by `write_private`.
 """
 
+import contextlib
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,10 +45,8 @@ def ensure_credentials(path: Path) -> dict[str, str]:
     for it only, so a rotation the user wrote by hand (`new,old`) is kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        try:
+        with contextlib.suppress(FileExistsError):  # another launcher made it first: read theirs
             write_private(path, env_text(new_credentials()), replace=False)
-        except FileExistsError:
-            pass  # another launcher made it first: read theirs
     values = read_env_file(path)
     missing = {name: value for name, value in new_credentials().items() if not values.get(name)}
     if missing:

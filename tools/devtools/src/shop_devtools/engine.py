@@ -44,8 +44,11 @@ class EngineUnavailable(Exception):
     """No container engine answers here, or it has no Python base image; the message says what to do."""
 
 
-def _run(argv: list[str], *, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check)
+def _run(
+    argv: list[str], *, timeout: float = 60, check: bool = True, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, **env} if env else None
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check, env=environ)
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,12 @@ class Engine:
     def client_dir(self) -> str:
         return str(Path(self.client).parent)
 
-    def docker(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return _run([self.client, *args], timeout=timeout, check=check)
+    def docker(
+        self, *args: str, timeout: float = 120, check: bool = True, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker <args>`; `env` is added to the client's environment: a secret goes there, named in `args` as
+        `--env NAME` without its value, so it is in no command line (`ps`) and no error message."""
+        return _run([self.client, *args], timeout=timeout, check=check, env=env)
 
     @classmethod
     def find(cls) -> "Engine":

@@ -7,6 +7,8 @@ the user types too: `apply -k` needs the kustomize built into it.)
 - Gives a transport to that pod's chaos endpoint (`transport`, for `shop_devtools.chaos.Chaos`) through an API
   port-forward (the client's `portforward`); the token is `CHAOS_TOKEN` or, failing that, what the pod's
   `CHAOS_TOKEN` variable holds (a literal or a Secret's key).
+- Reads the operator's credential (`operator_credential`) as the storefront's pods get it: their
+  `OPERATOR_CREDENTIAL` variable, from the `credentials` Secret (by the generated name the pod refers to).
 - Watches pods, their Events and the ReplicaSets with `watch.Watch().stream(...)` in background threads; every
   notification goes, with its time of arrival, to a sink (the drill's, which feeds its pure
   `PodWatcher`).
@@ -33,6 +35,7 @@ from shop_devtools.chaos import ChaosRefused, Send
 from shop_devtools.cluster.errors import ClusterError
 from shop_devtools.cluster.pods import pick_ready_pod
 from shop_devtools.cluster.target import NAMESPACE
+from shop_devtools.credentials import OPERATOR
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 WATCH_WINDOW_SECONDS = 30
@@ -156,9 +159,23 @@ class Cluster:
 
     def chaos_token(self, pod: Mapping[str, Any]) -> str | None:
         """CHAOS_TOKEN as the pod's container gets it: a literal value or a Secret key reference."""
-        container = self._container(pod)
+        return self._env_value(self._container(pod), "CHAOS_TOKEN")
+
+    def operator_credential(self, selector: str = "app.kubernetes.io/name=storefront") -> str | None:
+        """OPERATOR_CREDENTIAL as the storefront's pods (`selector`) get it, which is what their `/ops/` asks for:
+        from the `credentials` Secret, whose generated name (`credentials-<hash>`) the pods refer to. None when no
+        pod has one."""
+        for pod in self.pods(selector):
+            for container in pod["spec"]["containers"]:
+                if value := self._env_value(container, OPERATOR):
+                    return value
+        return None
+
+    def _env_value(self, container: Mapping[str, Any], name: str) -> str | None:
+        """The variable `name` as `container` gets it: a literal value, a Secret key reference, or a Secret it
+        takes whole (`envFrom`)."""
         for variable in container.get("env") or []:
-            if variable.get("name") != "CHAOS_TOKEN":
+            if variable.get("name") != name:
                 continue
             if variable.get("value"):
                 return str(variable["value"])
@@ -167,8 +184,8 @@ class Cluster:
                 return self._secret_value(ref["name"], ref["key"])
         for source in container.get("envFrom") or []:
             ref = source.get("secretRef")
-            if ref and (token := self._secret_value(ref["name"], "CHAOS_TOKEN")):
-                return token
+            if ref and (value := self._secret_value(ref["name"], name)):
+                return value
         return None
 
     def _secret_value(self, name: str, key: str) -> str | None:

@@ -1,8 +1,9 @@
 """The one launcher of the shop's processes: `make run`, the bench and the process tests all start a service here
-(`spawn`: `python -m shop_<service>`, each replica an `Instance`), wire it as `make run` does (`wiring`), wait until
-it is ready (`wait_until_ready`) and stop it (`stop_children`). Output goes to the launcher's log (relayed line by
-line, `make run`) or to a file (the bench, the tests). The container proof starts the same services as containers
-through the engine, with the same `wiring` and the same `readiness`.
+(`spawn`: `python -m shop_<service>`, each replica an `Instance`), wire it as `make run` does (`wiring`: its
+database, its upstreams and its credentials), wait until it is ready (`wait_until_ready`) and stop it
+(`stop_children`). Output goes to the launcher's log (relayed line by line, `make run`) or to a file (the bench,
+the tests). The container proof starts the same services as containers through the engine, with the same `wiring`
+and the same `readiness`.
 
 Each service runs in its own session (`start_new_session=True`): Ctrl-C in the terminal reaches the launcher alone,
 which then stops the services in order (SIGTERM, then SIGKILL after 10 s). On Linux each service also asks the
@@ -132,11 +133,15 @@ def restart(child: Child) -> None:
     child.started_at, child.restart_at = time.monotonic(), None
 
 
-def wiring(service: Service, database_urls: Mapping[str, str], urls: Mapping[str, str]) -> dict[str, str]:
-    """What the shop tells a service: its database (`DATABASE_URL`) and where each service it calls is (`urls`: a
-    URL, or comma-separated URLs of replicas, by service name)."""
+def wiring(
+    service: Service, database_urls: Mapping[str, str], urls: Mapping[str, str], credentials: Mapping[str, str]
+) -> dict[str, str]:
+    """What the shop tells a service: its database (`DATABASE_URL`), where each service it calls is (`urls`: a
+    URL, or comma-separated URLs of replicas, by service name) and the shop's own credentials it reads, of
+    `credentials` (by name: `shop_devtools.credentials.NAMES`), none other."""
     env = {"DATABASE_URL": database_urls[service.name]} if service.has_database else {}
-    return env | {service.upstream_setting(upstream): urls[upstream] for upstream in service.upstreams}
+    env |= {service.upstream_setting(upstream): urls[upstream] for upstream in service.upstreams}
+    return env | {name: credentials[name] for name in service.credentials}
 
 
 def start_relays(children: list[Child]) -> list[threading.Thread]:

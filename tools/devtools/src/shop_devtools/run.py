@@ -10,8 +10,15 @@ dying again and again (a crash loop), stops the shop, and the launcher says whic
 Its settings, all optional, are read from the environment (`shop_devtools.runconfig` lists them).
 
 Every other variable reaches every service unchanged (`CHAOS_ENABLED=true CHAOS_TOKEN=... make run`). The launcher
-only supplies defaults (`LOG_FORMAT=console`, each service's URLs of the others) that the environment overrides,
-and sets what is per process: `HOST=127.0.0.1`, `PORT` and `DATABASE_URL`.
+only supplies defaults (`LOG_FORMAT=console`, each service's URLs of the others, the shop's own credentials each
+service reads) that the environment overrides, and sets what is per process: `HOST=127.0.0.1`, `PORT` and
+`DATABASE_URL`.
+
+Credentials. The shop's own credentials (`shop_devtools.credentials`: payment's, the storefront's, the operator's)
+are generated once into `<data dir>/credentials.env` (mode 0600) and kept there, so a restart keeps them and the
+operator's tools (the drill, the bench) read the operator's from the same file; one set in the launcher's
+environment wins over the file's (a rotation by hand). Each service gets the ones its settings read
+(`topology.Service.credentials`). No value is ever printed or logged: the banner names the file.
 
 Process lifetime. Each service runs in its own session (`start_new_session=True`): Ctrl-C in the terminal reaches
 the launcher alone, which then stops the services in order (SIGTERM, then SIGKILL after 10 s) before PostgreSQL,
@@ -38,6 +45,7 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import NoReturn
 
+from shop_devtools.credentials import NAMES, OPERATOR, ensure_credentials
 from shop_devtools.database import data_dir_lock, database_urls, provision_databases, start_database
 from shop_devtools.pg import EmbeddedPostgres
 from shop_devtools.processes import (
@@ -128,16 +136,33 @@ def signing_key(config: Config) -> str:
     return path.read_text()
 
 
+def shop_credentials(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
+    """The shop's own credentials: each one from the environment when it is set there (a rotation by hand), else
+    from `<data dir>/credentials.env`, made there (mode 0600) the first time and kept."""
+    path = config.credentials_file
+    existed = path.exists()
+    kept = ensure_credentials(path)
+    if not existed:
+        log.info("created the shop's credentials in %s", path)
+    return {name: environ.get(name) or kept[name] for name in NAMES}
+
+
 def service_env(
-    instance: Instance, config: Config, database_urls: Mapping[str, str], key: str, base: Mapping[str, str]
+    instance: Instance,
+    config: Config,
+    database_urls: Mapping[str, str],
+    key: str,
+    credentials: Mapping[str, str],
+    base: Mapping[str, str],
 ) -> dict[str, str]:
     """The environment given to the launcher, over the launcher's defaults, under what is per process."""
     service = instance.service
-    wired = wiring(service, database_urls, {upstream: config.url(upstream) for upstream in service.upstreams})
+    urls = {upstream: config.url(upstream) for upstream in service.upstreams}
+    wired = wiring(service, database_urls, urls, credentials)
     own = {"HOST": LOCAL_HOST, "PORT": str(instance.port)}
     if service.has_database:
         own["DATABASE_URL"] = wired.pop("DATABASE_URL")
-    defaults = {"LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1"} | wired  # the upstreams' URLs, overridable
+    defaults = {"LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1"} | wired  # URLs and credentials, overridable
     if service.name == "users":
         defaults["USERS_JWT_PRIVATE_KEY"] = key
     env = defaults | dict(base)
@@ -145,8 +170,9 @@ def service_env(
     return env | own
 
 
-def banner(config: Config, postgres: EmbeddedPostgres | None) -> str:
+def banner(config: Config, postgres: EmbeddedPostgres | None, environ: Mapping[str, str]) -> str:
     shop = config.public_url("storefront")
+    operator = "the environment" if environ.get(OPERATOR) else str(config.credentials_file)
     services = "\n".join(
         f"    {instance.name:<{NAME_WIDTH}}  http://localhost:{instance.port}  (docs: /docs, readiness: /ready)"
         for instance in config.instances()
@@ -160,7 +186,8 @@ def banner(config: Config, postgres: EmbeddedPostgres | None) -> str:
         f"\n  resilient-shop is running\n\n"
         f"    shop      {shop}\n"
         f"    API       {shop}/api/products\n"
-        f"    API docs  {shop}/docs\n\n"
+        f"    API docs  {shop}/docs\n"
+        f"    operator  {shop}/ops/  (Authorization: Bearer <{OPERATOR} from {operator}>)\n\n"
         f"{services}\n\n"
         f"    database  {database}\n\n"
         f"  Press Ctrl-C to stop everything.\n"
@@ -186,16 +213,17 @@ def launch(
     assert admin_url is not None
     urls = database_urls(admin_url)
     key = signing_key(config)
+    credentials = shop_credentials(config, environ)
     children: list[Child] = []
     relays: list[threading.Thread] = []
     cleanup.callback(stop_children, children, relays)
     for instance in config.instances():
-        children.append(spawn(instance, service_env(instance, config, urls, key, environ)))
+        children.append(spawn(instance, service_env(instance, config, urls, key, credentials, environ)))
     relays += start_relays(children)
     provision_databases(admin_url, urls)
     wait_until_ready(children, READY_TIMEOUT_SECONDS - (time.monotonic() - started))
     log.info("every service is ready, %.1f s after launch", time.monotonic() - started)
-    print(banner(config, postgres), flush=True)
+    print(banner(config, postgres, environ), flush=True)
     cleanup.callback(remove, config.data_dir)
     publish(children, config.data_dir)
     supervise(children, relays, config.data_dir, rollout)

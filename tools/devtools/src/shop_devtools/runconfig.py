@@ -17,6 +17,9 @@ Settings, all optional, read from the environment:
   and that server gets the databases and roles.
 - `USERS_JWT_PRIVATE_KEY`: the PEM of users' Ed25519 signing key; when unset, one is generated once into
   `<data dir>/users-jwt-key.pem`, so tokens stay valid across restarts.
+- `PAYMENT_CREDENTIAL`, `STOREFRONT_CREDENTIAL`, `OPERATOR_CREDENTIAL`: the shop's own credentials
+  (`shop_devtools.credentials`); each one unset is taken from `<data dir>/credentials.env`, which is generated
+  once (mode 0600) and kept, so the operator (the drill, the bench) finds the one the running shop asks for there.
 """
 
 from collections.abc import Mapping
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from shop_devtools.credentials import FILE_NAME
 from shop_devtools.processes import REPLICATED, Instance, LaunchError
 from shop_devtools.topology import SERVICES, Service
 from shop_devtools.workspace import repository_root
@@ -82,10 +86,19 @@ class Config:
     def public_url(self, service: str) -> str:
         return f"http://localhost:{self.ports[service]}"
 
+    @property
+    def credentials_file(self) -> Path:
+        return credentials_file(self.data_dir)
+
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
     """`SHOP_DATA_DIR`, else `.data` at the root of the checkout (`WorkspaceError` outside one)."""
     return Path(env["SHOP_DATA_DIR"]) if env.get("SHOP_DATA_DIR") else repository_root() / ".data"
+
+
+def credentials_file(data_dir: Path) -> Path:
+    """Where `make run` keeps the shop's own credentials: `<data dir>/credentials.env`."""
+    return data_dir / FILE_NAME
 
 
 def port_variable(service: Service) -> str:

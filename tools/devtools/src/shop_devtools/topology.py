@@ -1,5 +1,6 @@
 """The shop's topology, written once: its services, each with its package, its port, the services it calls (and the
-setting that tells it where each one is) and whether it has a database migrated by Alembic.
+setting that tells it where each one is), whether it has a database migrated by Alembic and which of the shop's own
+credentials (`shop_devtools.credentials`) it reads.
 
 `make run`, the images, the cluster commands, provisioning, the bench, the container proof and the tests take what
 they need from here; tests/devtools/test_topology.py checks it against the services' packages and settings, the
@@ -19,6 +20,9 @@ class Service:
     upstreams: tuple[str, ...] = ()
     """The services it calls, each found through the setting `upstream_setting(upstream)` names."""
     has_database: bool = True
+    credentials: tuple[str, ...] = ()
+    """The shop's own credentials its settings read (`PAYMENT_CREDENTIAL`, ...): exactly what `make run`, compose,
+    the container proof and the Deployments give it, no more."""
 
     @property
     def module(self) -> str:
@@ -40,10 +44,16 @@ class Service:
 
 
 SERVICES = (
-    Service("storefront", 8080, upstreams=("catalog", "users", "payment"), has_database=False),
-    Service("catalog", 8081),
+    Service(
+        "storefront",
+        8080,
+        upstreams=("catalog", "users", "payment"),
+        has_database=False,
+        credentials=("STOREFRONT_CREDENTIAL", "OPERATOR_CREDENTIAL"),  # its own towards catalog; the one /ops/ asks
+    ),
+    Service("catalog", 8081, credentials=("PAYMENT_CREDENTIAL", "STOREFRONT_CREDENTIAL", "OPERATOR_CREDENTIAL")),
     Service("users", 8082),
-    Service("payment", 8083, upstreams=("catalog", "users")),
+    Service("payment", 8083, upstreams=("catalog", "users"), credentials=("PAYMENT_CREDENTIAL",)),
 )
 """Every service, in the order `make run` starts them."""
 

@@ -1,11 +1,12 @@
 """The secrets kustomize reads (k8s/base/generated/, git-ignored): written once with random values, kept
-afterwards (the PostgreSQL volume remembers its passwords), with the database URLs always derived from
-postgres.env."""
+afterwards (the PostgreSQL volume remembers its passwords; a credential is rotated by editing its file), with the
+database URLs always derived from postgres.env."""
 
 import secrets
-from collections.abc import Mapping
 from pathlib import Path
 
+from shop_devtools.credentials import FILE_NAME as CREDENTIALS_FILE
+from shop_devtools.credentials import env_text, new_credentials, read_env_file
 from shop_devtools.topology import DATABASES
 from shop_devtools.workspace import private_key_pem, write_private
 
@@ -17,6 +18,7 @@ GENERATED_FILES = (
     *(f"{service}-database.env" for service in DATABASE_SERVICES),
     "users-jwt-private-key.pem",
     "chaos.env",
+    CREDENTIALS_FILE,
 )
 """What the base's secretGenerator reads from k8s/base/generated/."""
 
@@ -25,25 +27,14 @@ def database_url(service: str, password: str) -> str:
     return f"postgresql://{service}:{password}@{POSTGRES_HOST}:5432/{service}"
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, value = line.partition("=")
-            values[name.strip()] = value
-    return values
-
-
-def _env_text(values: Mapping[str, str]) -> str:
-    return "".join(f"{name}={value}\n" for name, value in values.items())
-
-
 def generate_secrets(generated_dir: Path) -> list[Path]:
     """Writes the secrets the base's secretGenerator reads, each file only if missing; returns those written.
 
-    Passwords and the chaos token are random (hex: safe in URLs and env files); the users' key is a fresh Ed25519
-    key. Existing files are kept, because the PostgreSQL volume remembers the superuser password it was created
-    with; the DATABASE_URL files are derived from postgres.env, so they always agree with it.
+    Passwords, the chaos token and the shop's own credentials (`credentials.env`: payment's, the storefront's and
+    the operator's, for the `credentials` Secret) are random (hex: safe in URLs and env files); the users' key is a
+    fresh Ed25519 key. Existing files are kept, because the PostgreSQL volume remembers the superuser password it
+    was created with and a rotation is done by editing `credentials.env` (`new,old`); the DATABASE_URL files are
+    derived from postgres.env, so they always agree with it.
     """
     written = []
     generated_dir.mkdir(parents=True, exist_ok=True)
@@ -51,12 +42,12 @@ def generate_secrets(generated_dir: Path) -> list[Path]:
     if not postgres_env.exists():
         passwords = {"POSTGRES_PASSWORD": secrets.token_hex(24)}
         passwords |= {f"{service.upper()}_DB_PASSWORD": secrets.token_hex(24) for service in DATABASE_SERVICES}
-        write_private(postgres_env, _env_text(passwords), replace=False)
+        write_private(postgres_env, env_text(passwords), replace=False)
         written.append(postgres_env)
     passwords = read_env_file(postgres_env)
     for service in DATABASE_SERVICES:
         path = generated_dir / f"{service}-database.env"
-        text = _env_text({"DATABASE_URL": database_url(service, passwords[f"{service.upper()}_DB_PASSWORD"])})
+        text = env_text({"DATABASE_URL": database_url(service, passwords[f"{service.upper()}_DB_PASSWORD"])})
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             write_private(path, text, replace=True)
             written.append(path)
@@ -66,6 +57,10 @@ def generate_secrets(generated_dir: Path) -> list[Path]:
         written.append(key)
     chaos = generated_dir / "chaos.env"
     if not chaos.exists():
-        write_private(chaos, _env_text({"CHAOS_TOKEN": secrets.token_hex(32)}), replace=False)
+        write_private(chaos, env_text({"CHAOS_TOKEN": secrets.token_hex(32)}), replace=False)
         written.append(chaos)
+    credentials = generated_dir / CREDENTIALS_FILE
+    if not credentials.exists():
+        write_private(credentials, env_text(new_credentials()), replace=False)
+        written.append(credentials)
     return written
