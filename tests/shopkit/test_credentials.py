@@ -1,11 +1,18 @@
 """The shop's own credentials as settings and as a check: the first value is presented, every value accepted, no
 value ever printed."""
 
+import os
+import subprocess
+import sys
+
 import pydantic
 import pytest
 from pydantic_settings import BaseSettings
 
+from shop_devtools.pg import free_port
+from shop_devtools.workspace import private_key_pem
 from shopkit.credentials import Callers, Credential, presented
+from tests.conftest import CREDENTIALS
 
 NEW, OLD = "n" * 16 + "-new", "o" * 16 + "-old"
 
@@ -45,3 +52,22 @@ def test_callers_know_every_accepted_value_and_nothing_else() -> None:
     assert callers.identify("p" * 20) == "operator"
     for stranger in ["", NEW + " ", f"{NEW},{OLD}", NEW[:-1], "p" * 21, "\udcff"]:
         assert callers.identify(stranger) is None
+
+
+@pytest.mark.parametrize(
+    ("service", "names"),
+    [
+        ("catalog", "OPERATOR_CREDENTIAL, PAYMENT_CREDENTIAL, STOREFRONT_CREDENTIAL"),
+        ("payment", "PAYMENT_CREDENTIAL"),
+        ("storefront", "OPERATOR_CREDENTIAL, STOREFRONT_CREDENTIAL"),
+    ],
+)
+def test_a_production_server_refuses_to_start_without_the_credentials_it_reads(service: str, names: str) -> None:
+    """In development a missing credential refuses the callers (401); in production the server does not start."""
+    env = {name: value for name, value in os.environ.items() if name not in CREDENTIALS}
+    env |= {"ENVIRONMENT": "production", "USERS_JWT_PRIVATE_KEY": private_key_pem(), "PORT": str(free_port())}
+    started = subprocess.run(
+        [sys.executable, "-m", f"shop_{service}", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode == 1
+    assert f"shop-{service}: {names} must be set in production" in started.stderr

@@ -27,3 +27,10 @@ class CatalogSettings(ServiceSettings):
     operator_credential: Credential = Field(None, validation_alias=shared("OPERATOR_CREDENTIAL"))
     """The operator's credential (the drill, the bench): it may read the inventory and restock. A caller with no
     credential set here is refused (401): internal endpoints fail closed."""
+
+    def credentials(self) -> dict[str, object]:
+        return {
+            "PAYMENT_CREDENTIAL": self.payment_credential,
+            "STOREFRONT_CREDENTIAL": self.storefront_credential,
+            "OPERATOR_CREDENTIAL": self.operator_credential,
+        }

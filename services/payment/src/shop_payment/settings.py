@@ -29,3 +29,6 @@ class PaymentSettings(ServiceSettings):
     """Connections of the simulated provider's own pool (one short statement pair per charge)."""
     credential: Credential = Field(None, validation_alias=shared("PAYMENT_CREDENTIAL"))
     """Payment's own credential, presented to catalog with every reservation call (catalog refuses them without)."""
+
+    def credentials(self) -> dict[str, object]:
+        return {"PAYMENT_CREDENTIAL": self.credential}

@@ -104,4 +104,6 @@ def run_service(
         upgrade(migrations, settings.database_url.get_secret_value())
         log.info("migrations_applied", service=prog)
         return
+    if settings.is_production and (missing := settings.missing_credentials()):
+        sys.exit(f"{prog}: {', '.join(missing)} must be set in production (the shop's own credentials)")
     serve(app_factory(settings), settings)

@@ -60,6 +60,16 @@ class ServiceSettings(BaseSettings):
         """Secrets that must not keep a placeholder value outside development; subclasses add theirs."""
         return {"CHAOS_TOKEN": self.chaos_token}
 
+    def credentials(self) -> dict[str, object]:
+        """The shop's own credentials this service reads (`shopkit.credentials`), by environment name."""
+        return {}
+
+    def missing_credentials(self) -> list[str]:
+        """Those of `credentials` that are not set. A production server refuses to start without them
+        (`shopkit.server.run_service`), where development refuses the callers instead (401); a migration, which
+        calls no one, needs none."""
+        return sorted(name for name, credential in self.credentials().items() if not credential)
+
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:
         if self.chaos_enabled and not self.chaos_token:

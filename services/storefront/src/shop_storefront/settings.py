@@ -30,3 +30,6 @@ class StorefrontSettings(ServiceSettings):
     """The storefront's own credential, presented to catalog when it passes an operator's request on."""
     operator_credential: Credential = Field(None, validation_alias=shared("OPERATOR_CREDENTIAL"))
     """The credential `/ops/` asks of the operator; without one set, `/ops/` refuses everyone (401)."""
+
+    def credentials(self) -> dict[str, object]:
+        return {"STOREFRONT_CREDENTIAL": self.credential, "OPERATOR_CREDENTIAL": self.operator_credential}
