@@ -38,11 +38,12 @@ install: $(UV) ## install Python and every dependency from uv.lock into .venv
 run: install ## the whole shop on this machine: embedded PostgreSQL + the four services (http://localhost:8080; PAYMENT_REPLICAS=3)
 	$(UV) run --locked shop-run
 
-test: install lint typecheck pytest ## everything CI runs: format check, lint, mypy --strict, all tests
+test: install lint typecheck pytest ## everything CI runs: format check, lint, import contracts, mypy --strict, all tests
 
-lint: install ## ruff format --check and ruff check
+lint: install ## ruff format --check, ruff check and the import contracts (lint-imports: no cycles, services apart)
 	$(UV) run --locked ruff format --check services tools tests load
 	$(UV) run --locked ruff check services tools tests load
+	$(UV) run --locked lint-imports
 
 format: install ## format and autofix with ruff
 	$(UV) run --locked ruff format services tools tests load

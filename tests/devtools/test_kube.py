@@ -1,4 +1,4 @@
-"""shop_devtools.kube, the one Kubernetes client (`make leak` and the drill), without a cluster: the pod's port
+"""shop_devtools.cluster.kube, the one Kubernetes client (`make leak` and the drill), without a cluster: the pod's port
 and chaos token, the transport to a pod's chaos endpoint, the autoscaler, the rollout and the database faults,
 and deciding that there is no cluster to use."""
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from shop_devtools import kube
 from shop_devtools.chaos import Chaos, ChaosRefused
+from shop_devtools.cluster import kube
 from tests.load.conftest import load_recording
 
 

@@ -1,4 +1,4 @@
-"""A stand-in for the Kubernetes API behind `shop_devtools.kube` (no cluster runs here): the payment pods of
+"""A stand-in for the Kubernetes API behind `shop_devtools.cluster.kube` (no cluster runs here): the payment pods of
 tests/k8s/data/payment-pods.json, the `chaos` Secret their `CHAOS_TOKEN` refers to, a storefront pod whose
 `OPERATOR_CREDENTIAL` comes from the generated `credentials` Secret, and the pods' chaos endpoints reached through
 a port-forward, every request recorded. Installed on the client's classes, so `make leak` and the
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from shop_devtools import kube
+from shop_devtools.cluster import kube
 
 SECRET_TOKEN = "token-from-the-secret"
 OPERATOR_CREDENTIAL = "operator-credential-from-the-secret"

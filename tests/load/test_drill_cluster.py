@@ -8,8 +8,8 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from shop_devtools import kube
 from shop_devtools.chaos import ChaosRefused
+from shop_devtools.cluster import kube
 from shop_devtools.cluster.runner import Runner
 from shop_devtools.cluster.shop import Shop
 from shop_devtools.credentials import OPERATOR

@@ -19,9 +19,9 @@ Status counts come from the services' own `/metrics` read before and after each 
 the end still count); the bare app has none, so its statuses are wrk's. Ratios are value / ceiling from the
 same run on the same machine, whose core count is printed with them.
 
-At the end one line per bar of issue 9's acceptance (1: the sale, 2: reads against the ceiling), PASS or FAIL with
-the figures. Exit status: 0 when the bench ran (a missed bar is a measurement), 1 when an invariant failed,
-2 when the bench could not run (wrk missing, a service that does not start, ...).
+At the end one line per bar the bench holds the shop to (the sale, reads against the ceiling, the invariants after
+each burst), PASS or FAIL with the figures. Exit status: 0 when the bench ran (a missed bar is a measurement), 1
+when an invariant failed, 2 when the bench could not run (wrk missing, a service that does not start, ...).
 
 By default the bench starts everything on free ports of 127.0.0.1: an embedded PostgreSQL (via shop_devtools),
 migrated databases, the four services with credentials of their own, and a stock no run can exhaust (raised

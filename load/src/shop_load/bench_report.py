@@ -1,5 +1,5 @@
-"""The bench's report: the measurements and the sale's bursts as tables, the verdict on each bar of issue 9's
-acceptance, and the JSON written with `--json`.
+"""The bench's report: the measurements and the sale's bursts as tables, the verdict on each of the bench's bars
+(the sale, reads against the ceiling, the invariants after each burst), and the JSON written with `--json`.
 """
 
 from collections.abc import Mapping, Sequence
@@ -22,7 +22,7 @@ class Verdict:
     text: str
 
     def line(self) -> str:
-        return f"{'PASS' if self.ok else 'FAIL'}  acceptance {self.acceptance}: {self.text}"
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.text}"
 
 
 @dataclass
@@ -267,5 +267,5 @@ def render(report: BenchReport) -> str:
     parts.extend(report.notes)
     verdicts = report.verdicts()
     if verdicts:
-        parts.append("issue 9 acceptance, from this run:\n" + "\n".join(v.line() for v in verdicts))
+        parts.append("the bench's bars, from this run:\n" + "\n".join(v.line() for v in verdicts))
     return "\n\n".join(parts)

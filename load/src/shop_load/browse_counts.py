@@ -17,7 +17,7 @@ import httpx
 from shop_load.records import CounterSample
 
 if TYPE_CHECKING:
-    from shop_devtools.kube import Cluster
+    from shop_devtools.cluster.kube import Cluster
 
 GATEWAY_HANDLER = "/api/{path:path}"
 """The storefront route every `/api/...` request goes through (its `handler` label)."""

@@ -21,7 +21,7 @@ The StatefulSet's claim, on a real container engine: open transactions survive t
   sweeper or a customer's retry).
 - Checked (`containers_db_outage.outage_problems`): restarted by the engine (the same container, one restart
   more), each service that needs the database unready while it was down and ready after, storefront ready
-  throughout (SPEC §4), no payment pending from before the kill left, every payment finished before the kill still
+  throughout, no payment pending from before the kill left, every payment finished before the kill still
   there with its status. Then (`containers_db_fault.check_volume_keeps_data`) the container is replaced by a new
   one on the same volume, as a rescheduled StatefulSet pod would be, and every payment must still be there: the
   data is on the volume, not in the container. The drill's invariants over all the checkouts are checked by the

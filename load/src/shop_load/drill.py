@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 import httpx
 
 from shop_devtools.chaos import ChaosRefused
+from shop_devtools.topology import SHOP_URL
 from shop_load import browse_counts, browsing, invariants, stock, wrk
 from shop_load.browse_counts import ServerCounter
 from shop_load.browsing import Browsing
@@ -74,7 +75,7 @@ async def drill(options: argparse.Namespace) -> int:
         raise
     mode = target.mode
     duration = options.duration if options.duration is not None else DEFAULTS[mode]["duration"]
-    base_url = (options.url or os.environ.get("SHOP_URL") or "http://localhost:8080").rstrip("/")
+    base_url = (options.url or os.environ.get("SHOP_URL") or SHOP_URL).rstrip("/")
     if options.browse_rate > 0:
         try:
             wrk.require_wrk()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shop_devtools.chaos import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_SECOND, leak_body
+from shop_devtools.topology import BY_NAME, SHOP_URL
 
 DEFAULTS = {"local": {"duration": 30.0}, "kubernetes": {"duration": 180.0}}
 CHAOS_FAULTS = ("leak", "hang", "crash")
@@ -32,7 +33,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="shop-drill",
         description="The crash drill: customers pay while one payment pod (or the local process) fails.",
     )
-    parser.add_argument("--url", help="the storefront (default: $SHOP_URL or http://localhost:8080)")
+    parser.add_argument("--url", help=f"the storefront (default: $SHOP_URL or {SHOP_URL})")
     parser.add_argument(
         "--rate",
         type=float,
@@ -118,7 +119,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--payment-url",
         help="the local payment process (default: every replica make run lists in its run.json, else "
-        "http://localhost:8083)",
+        f"http://localhost:{BY_NAME['payment'].port})",
     )
     parser.add_argument(
         "--data-dir",

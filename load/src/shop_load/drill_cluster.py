@@ -1,5 +1,5 @@
 """The drill's target on a cluster (`ClusterTarget`): one payment pod for the chaos faults (sent through a
-port-forward of the Kubernetes API: `shop_devtools.kube`, `shop_devtools.chaos`), the payment Deployment for a
+port-forward of the Kubernetes API: `shop_devtools.cluster.kube`, `shop_devtools.chaos`), the payment Deployment for a
 rollout, the database pod for its fault, followed through the Kubernetes API; the operator's credential from the
 `credentials` Secret the storefront's pods read (`ClusterCredentials`).
 """
@@ -18,12 +18,12 @@ import httpx
 from shop_devtools.chaos import Chaos, ChaosRefused
 from shop_load import ops
 from shop_load.drill_args import CHAOS_FAULTS
-from shop_load.drill_targets import Clock, Target
 from shop_load.records import Mark, ReplicaSetSample
+from shop_load.target import Clock, Target
 from shop_load.watcher import PodWatcher
 
 if TYPE_CHECKING:
-    from shop_devtools.kube import Cluster
+    from shop_devtools.cluster.kube import Cluster
 
 STOREFRONT_SELECTOR = "app.kubernetes.io/name=storefront"
 

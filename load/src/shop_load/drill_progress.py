@@ -10,8 +10,8 @@ from typing import TextIO
 
 from shop_load.browse_counts import ServerCounter
 from shop_load.customers import Shoppers
-from shop_load.drill_targets import Clock, Target
 from shop_load.records import FINAL_OUTCOMES
+from shop_load.target import Clock, Target
 from shop_load.timeline import counts_between
 
 RECENT_SECONDS = 5.0

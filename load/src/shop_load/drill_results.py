@@ -13,10 +13,11 @@ from typing import Any
 from shop_load import plot
 from shop_load.browsing import Browsing
 from shop_load.drill_args import LAUNCHER_FAULTS, fault_body
-from shop_load.drill_targets import LocalTarget, Target
+from shop_load.drill_targets import LocalTarget
 from shop_load.invariants import Ledger
 from shop_load.records import InvariantResult
 from shop_load.report_text import compare, summary, table
+from shop_load.target import Target
 
 EXIT_OK, EXIT_INVARIANT, EXIT_CANNOT_RUN = 0, 1, 2
 

@@ -1,18 +1,17 @@
-"""Where the drill's fault goes and how its effects are seen: the `Target` interface, make run's local payment
-replicas (`LocalTarget`), and the choice between them and a cluster from the command line; and where the operator's
-credential of the target's shop is (`find_operator`).
+"""Where the drill's fault goes and how its effects are seen: make run's local payment replicas (`LocalTarget`),
+and the choice between them and a cluster (`shop_load.drill_cluster`) from the command line; and where the
+operator's credential of the target's shop is (`find_operator`).
 """
 
-import abc
 import argparse
 import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
@@ -23,65 +22,12 @@ from shop_devtools.topology import BY_NAME
 from shop_devtools.workspace import WorkspaceError
 from shop_load import ops
 from shop_load.drill_args import CHAOS_FAULTS, LAUNCHER_FAULTS, DrillError
+from shop_load.drill_cluster import ClusterCredentials, ClusterTarget
 from shop_load.local import LAUNCHER_RESTARTS_NOTE, NO_ORCHESTRATOR_NOTE, LocalPayment
-from shop_load.records import Mark, ReplicaSetSample
+from shop_load.records import Mark
+from shop_load.target import Clock, CredentialKeeper, Target
 
-Clock = Callable[[], float]
 RECOVERY_WAIT_SECONDS = 30.0
-
-
-class Target(abc.ABC):
-    """Where the fault goes and how its effects are seen: the local process, or one pod of the cluster."""
-
-    mode: str
-    name: str | None = None
-    notes: list[str]
-    credentials: "CredentialKeeper"
-    """Where the target's shop keeps the operator's credential."""
-
-    @abc.abstractmethod
-    async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
-        """Sends the fault and records the injection mark."""
-
-    @abc.abstractmethod
-    def marks(self) -> list[Mark]:
-        """Everything seen so far."""
-
-    @abc.abstractmethod
-    def recovered(self) -> bool:
-        """Whether the fault phase can end before its duration."""
-
-    @abc.abstractmethod
-    def restarts(self) -> int | None:
-        """Container restarts seen (None: unknown)."""
-
-    @abc.abstractmethod
-    async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
-        """After the fault phase: leaves nothing broken behind (and waits for the target to be back)."""
-
-    @abc.abstractmethod
-    def stop(self) -> None:
-        """Stops following the target."""
-
-    def replicasets(self) -> list[ReplicaSetSample]:
-        return []
-
-    def autoscaler(self) -> dict[str, Any] | None:
-        """payment's HorizontalPodAutoscaler as the drill ends (None: there is none)."""
-        return None
-
-    def status(self) -> str:
-        return ""
-
-
-class CredentialKeeper(Protocol):
-    """Where a target's shop keeps the operator's credential its `/ops/` asks for."""
-
-    def operator(self) -> ops.Operator | None:
-        """The credential; None when there is none there."""
-
-    def place(self) -> str:
-        """Where that is, for a message (never the value)."""
 
 
 @dataclass(frozen=True)
@@ -209,8 +155,7 @@ def local_replicas(options: argparse.Namespace, clock: Clock) -> tuple[list[Loca
 
 def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
     if not options.local:
-        from shop_devtools import kube
-        from shop_load.drill_cluster import ClusterTarget
+        from shop_devtools.cluster import kube
 
         api = kube.connect(options.context)
         cluster = kube.Cluster(api, options.namespace, options.selector, options.container) if api is not None else None
@@ -276,8 +221,7 @@ def _credential_keeper(options: argparse.Namespace) -> CredentialKeeper:
     """For `--check`, which has no target: the cluster's Secret when a cluster with payment pods is reachable
     (unless --local), as `choose_target` decides, else make run's file."""
     if not options.local:
-        from shop_devtools import kube
-        from shop_load.drill_cluster import ClusterCredentials
+        from shop_devtools.cluster import kube
 
         api = kube.connect(options.context)
         if api is not None:

@@ -1,4 +1,4 @@
-"""The drill's invariants (SPEC §8), checked at the end against the shop through the storefront: the payments
+"""The drill's invariants, checked at the end against the shop through the storefront: the payments
 through the public API, as a customer could, and the inventory through the operator's door (`shop_load.ops`).
 
 1. `answered_payments_stored`: every payment a customer was answered for (201 captured, 402 declined) exists,

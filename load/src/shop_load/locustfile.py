@@ -7,7 +7,7 @@ does; the attempts that are retried show up under their own name, `POST /api/pay
 failures column only counts checkouts that never got an answer. A 409 "insufficient stock" is the shop's correct
 answer to a basket that sold out meanwhile, not a failure; neither is a declined card (402, one checkout in 20).
 
-Run it with `make load`, or: `locust -f load/locustfile.py --headless -u 20 -r 5 -t 60s --host http://localhost:8080`.
+Run it with `make load`, or: `locust -f load/locustfile.py --headless -u 20 -r 5 -t 60s --host <the storefront's URL>`.
 """
 
 import random

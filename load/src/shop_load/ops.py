@@ -8,7 +8,7 @@ Where the credential comes from, the first found:
 2. a file named on the command line (`--credentials FILE`), with an `OPERATOR_CREDENTIAL=` line;
 3. the target's own: make run's `<data dir>/credentials.env`, which `make compose-up` keeps for compose too (the
    same `.data/credentials.env`), or on a cluster the `credentials` Secret the storefront's pods read, through the
-   Kubernetes API (`shop_devtools.kube.Cluster.operator_credential`).
+   Kubernetes API (`shop_devtools.cluster.kube.Cluster.operator_credential`).
 
 The value stays out of every repr, message, report and ledger: only where it came from (`Operator.source`) is said.
 """

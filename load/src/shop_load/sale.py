@@ -1,4 +1,4 @@
-"""The sale (SPEC §8): a cold start, then at once a burst of concurrent checkouts through the storefront, with
+"""The sale: a cold start, then at once a burst of concurrent checkouts through the storefront, with
 browsing beside it. Played by `make bench` (`shop_load.bench`), one burst per `--burst`.
 
 A burst is `connections` wrk connections POSTing `/api/payments` as fast as they are answered, for `seconds`
@@ -49,7 +49,7 @@ API_HANDLER = "/api/{path:path}"
 PAYMENTS_HANDLER = "/payments"
 BROWSE_PATH = "/api/products?limit=20"
 ANSWER_BOUND_SECONDS = 10.0
-"""No answer of the sale may take longer (issue 9, acceptance 1): wrk counts later ones as timeouts."""
+"""No answer of the sale may take longer (one of the bench's bars): wrk counts later ones as timeouts."""
 SETTLE_SECONDS = 20.0
 """How long the shop may take to answer what it was still working on once wrk stopped."""
 

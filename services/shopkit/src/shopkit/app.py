@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
 
 from shopkit.admission import AdmissionMiddleware
-from shopkit.chaos import ChaosState
-from shopkit.chaos import router as chaos_router
+from shopkit.chaos import ChaosState, chaos_router
 from shopkit.db import autocommit, create_engine, sessionmaker
 from shopkit.http import create_client
 from shopkit.inputs import TextOnlyUrlMiddleware
@@ -29,8 +28,8 @@ from shopkit.probes import (
     ReadinessCheck,
     cgroup_memory_limit,
     memory_budget,
+    probes_router,
 )
-from shopkit.probes import router as probes_router
 from shopkit.problems import install_problem_handlers
 from shopkit.settings import ServiceSettings
 from shopkit.state import Database, ServiceState, Upstreams, store_state
@@ -141,9 +140,10 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(CloseWhenUnreadyMiddleware, probes=probes)
     install_metrics(app, probes)
-    app.include_router(probes_router)
-    if settings.chaos_enabled:
-        app.include_router(chaos_router)
+    app.include_router(probes_router(probes))
+    if state.chaos is not None:
+        assert settings.chaos_token is not None  # the settings refuse chaos without a token
+        app.include_router(chaos_router(state.chaos, settings.chaos_token))
         log.warning("chaos_enabled", service=title)
     for router in routers:
         app.include_router(router)

@@ -1,4 +1,4 @@
-"""Fault injection for the demo (SPEC §5): leak memory, hang the event loop, crash, flip readiness.
+"""Fault injection for the demo: leak memory, hang the event loop, crash, flip readiness.
 
 Mounted only when `CHAOS_ENABLED=true`, every call needs `X-Chaos-Token`, hidden from OpenAPI; each injection is
 logged and counted in `/metrics`.
@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Depends, Header, status
 from prometheus_client import Counter, Gauge
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from shopkit.probes import ProbeState
 from shopkit.problems import ForbiddenError, UnauthorizedError
-from shopkit.state import state_of
 
 CRASH_EXIT_CODE = 70
 LEAK_TICK_SECONDS = 0.1
@@ -89,77 +88,64 @@ class ChaosState:
         self.probes.forced_unready = False
 
 
-async def _require_token(request: Request, token: Annotated[str | None, Header(alias="X-Chaos-Token")] = None) -> None:
-    configured = state_of(request).settings.chaos_token
-    assert configured is not None  # the settings refuse chaos without a token
-    expected = configured.get_secret_value()
-    if not token:
-        raise UnauthorizedError("The X-Chaos-Token header is required.")
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise ForbiddenError("The chaos token is wrong.")
-
-
-async def _chaos(request: Request) -> ChaosState:
-    chaos = state_of(request).chaos
-    assert chaos is not None  # the router is mounted only with chaos enabled
-    return chaos
-
-
-ChaosDep = Annotated[ChaosState, Depends(_chaos)]
-
-router = APIRouter(prefix="/chaos", include_in_schema=False, dependencies=[Depends(_require_token)])
-
-
 def _injected(fault: str, **fields: Any) -> None:
     INJECTIONS.labels(fault=fault).inc()
     log.warning("chaos_injected", fault=fault, **fields)
 
 
-@router.post("/leak", status_code=status.HTTP_202_ACCEPTED)
-async def leak(chaos: ChaosDep, body: LeakRequest | None = None) -> dict[str, Any]:
-    body = body or LeakRequest()
-    chaos.start_leak(body)
-    _injected("leak", mb_per_second=body.mb_per_second, max_mb=body.max_mb)
-    return chaos.describe()
+def chaos_router(chaos: ChaosState, token: SecretStr) -> APIRouter:
+    """`/chaos`, acting on `chaos` (the state of the process serving it), every call behind `X-Chaos-Token`."""
+    expected = token.get_secret_value().encode()
 
+    async def require_token(given: Annotated[str | None, Header(alias="X-Chaos-Token")] = None) -> None:
+        if not given:
+            raise UnauthorizedError("The X-Chaos-Token header is required.")
+        if not hmac.compare_digest(given.encode(), expected):
+            raise ForbiddenError("The chaos token is wrong.")
 
-@router.post("/hang", status_code=status.HTTP_202_ACCEPTED)
-async def hang(body: HangRequest | None = None) -> dict[str, Any]:
-    seconds = (body or HangRequest()).seconds
-    _injected("hang", seconds=seconds)
-    # Blocking the loop on purpose, just after this answer is written: nothing else runs, probes time out.
-    asyncio.get_running_loop().call_later(0.05, time.sleep, seconds)
-    return {"hanging_seconds": seconds}
+    router = APIRouter(prefix="/chaos", include_in_schema=False, dependencies=[Depends(require_token)])
 
+    @router.post("/leak", status_code=status.HTTP_202_ACCEPTED)
+    async def leak(body: LeakRequest | None = None) -> dict[str, Any]:
+        body = body or LeakRequest()
+        chaos.start_leak(body)
+        _injected("leak", mb_per_second=body.mb_per_second, max_mb=body.max_mb)
+        return chaos.describe()
 
-@router.post("/crash", status_code=status.HTTP_202_ACCEPTED)
-async def crash() -> dict[str, Any]:
-    _injected("crash", exit_code=CRASH_EXIT_CODE)
-    asyncio.get_running_loop().call_later(0.05, os._exit, CRASH_EXIT_CODE)
-    return {"exiting_with": CRASH_EXIT_CODE}
+    @router.post("/hang", status_code=status.HTTP_202_ACCEPTED)
+    async def hang(body: HangRequest | None = None) -> dict[str, Any]:
+        seconds = (body or HangRequest()).seconds
+        _injected("hang", seconds=seconds)
+        # Blocking the loop on purpose, just after this answer is written: nothing else runs, probes time out.
+        asyncio.get_running_loop().call_later(0.05, time.sleep, seconds)
+        return {"hanging_seconds": seconds}
 
+    @router.post("/crash", status_code=status.HTTP_202_ACCEPTED)
+    async def crash() -> dict[str, Any]:
+        _injected("crash", exit_code=CRASH_EXIT_CODE)
+        asyncio.get_running_loop().call_later(0.05, os._exit, CRASH_EXIT_CODE)
+        return {"exiting_with": CRASH_EXIT_CODE}
 
-@router.post("/unready")
-async def unready(chaos: ChaosDep) -> dict[str, Any]:
-    chaos.probes.forced_unready = True
-    _injected("unready")
-    return chaos.describe()
+    @router.post("/unready")
+    async def unready() -> dict[str, Any]:
+        chaos.probes.forced_unready = True
+        _injected("unready")
+        return chaos.describe()
 
+    @router.post("/ready")
+    async def ready() -> dict[str, Any]:
+        chaos.probes.forced_unready = False
+        log.info("chaos_cleared", fault="unready")
+        return chaos.describe()
 
-@router.post("/ready")
-async def ready(chaos: ChaosDep) -> dict[str, Any]:
-    chaos.probes.forced_unready = False
-    log.info("chaos_cleared", fault="unready")
-    return chaos.describe()
+    @router.get("")
+    async def current() -> dict[str, Any]:
+        return chaos.describe()
 
+    @router.delete("")
+    async def clear() -> dict[str, Any]:
+        chaos.clear()
+        log.info("chaos_cleared", fault="all")
+        return chaos.describe()
 
-@router.get("")
-async def current(chaos: ChaosDep) -> dict[str, Any]:
-    return chaos.describe()
-
-
-@router.delete("")
-async def clear(chaos: ChaosDep) -> dict[str, Any]:
-    chaos.clear()
-    log.info("chaos_cleared", fault="all")
-    return chaos.describe()
+    return router

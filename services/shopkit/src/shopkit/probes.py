@@ -17,11 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from shopkit.state import state_of
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """Returns why the service is not ready, or None when this part is fine."""
@@ -94,28 +92,25 @@ class ProbeState:
         return next((reason for reason in results if reason), None)
 
 
-router = APIRouter(include_in_schema=False)
+def probes_router(probes: ProbeState) -> APIRouter:
+    """`/healthz` and `/ready`, answered from `probes`: the state of the process serving them."""
+    router = APIRouter(include_in_schema=False)
 
+    @router.get("/healthz")
+    async def healthz() -> JSONResponse:
+        if problem := probes.liveness_problem():
+            return JSONResponse({"status": "unhealthy", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
-def _state(request: Request) -> ProbeState:
-    return state_of(request).probes
+    @router.get("/ready")
+    async def ready() -> JSONResponse:
+        problem = await probes.readiness_problem()
+        probes.last_probe_ready = problem is None
+        if problem:
+            return JSONResponse({"status": "unready", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
-
-@router.get("/healthz")
-async def healthz(request: Request) -> JSONResponse:
-    if problem := _state(request).liveness_problem():
-        return JSONResponse({"status": "unhealthy", "reason": problem}, status_code=503)
-    return JSONResponse({"status": "ok"})
-
-
-@router.get("/ready")
-async def ready(request: Request) -> JSONResponse:
-    state = _state(request)
-    problem = await state.readiness_problem()
-    state.last_probe_ready = problem is None
-    if problem:
-        return JSONResponse({"status": "unready", "reason": problem}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    return router
 
 
 class CloseWhenUnreadyMiddleware:

@@ -1,22 +1,18 @@
 """The typed state of a service: built once by `create_app`, filled by its lifespan, stored once on `app.state`
 and read only through `state_of`."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
+from shopkit.chaos import ChaosState
+from shopkit.probes import ProbeState
 from shopkit.settings import ServiceSettings
-
-if TYPE_CHECKING:  # both modules read their state through `state_of`: named here for the type checker only
-    from shopkit.chaos import ChaosState
-    from shopkit.probes import ProbeState
 
 T = TypeVar("T")
 

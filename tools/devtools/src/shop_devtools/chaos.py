@@ -3,7 +3,7 @@ JSON body), shows the faults (`GET /chaos`) and clears them (`DELETE /chaos`), e
 header, and what a refusal means for whoever sent it (`ChaosRefused`, saying what to do).
 
 The caller brings the transport (`Send`): an httpx client on a process's URL (`over_http`: make run, the container
-proof), or a port-forward to one pod through the Kubernetes API (`shop_devtools.kube.Cluster.transport`: `make
+proof), or a port-forward to one pod through the Kubernetes API (`shop_devtools.cluster.kube.Cluster.transport`: `make
 leak`, the drill on a cluster).
 """
 
@@ -79,7 +79,7 @@ class Chaos:
 
 
 def over_http(client: httpx.AsyncClient, url: str, *, timeout: float = 5.0) -> Send:
-    """The transport to a process's own URL (`http://127.0.0.1:8083`), through `client`."""
+    """The transport to a process's own URL (`http://127.0.0.1:<its port>`), through `client`."""
 
     async def send(
         method: str, path: str, body: Mapping[str, Any] | None, headers: Mapping[str, str]

@@ -9,7 +9,7 @@
 - `.data/compose.env`, once: the users service's signing key, which production settings require.
 - `.data/credentials.env`, once (`shop_devtools.credentials.ensure_credentials`): the shop's own credentials,
   payment's, the storefront's and the operator's. It is the very file `make run` keeps in its default data
-  directory: the shop on this machine, either way it runs (both serve http://localhost:8080, so never both at
+  directory: the shop on this machine, either way it runs (both serve `topology.SHOP_URL`, so never both at
   once), has one set of credentials in one place, and the drill and the bench find the operator's there without
   asking which. Rotate by editing it (`new,old`, then `new`), each time followed by `make compose-up`.
 - `.data/compose/<service>.env`, on every `up`: what each service reads of `credentials.env` and nothing else
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from shop_devtools.cluster import ClusterError, require_tools
 from shop_devtools.credentials import FILE_NAME, ensure_credentials, env_text
-from shop_devtools.topology import SERVICES
+from shop_devtools.topology import SERVICES, SHOP_URL
 from shop_devtools.workspace import WorkspaceError, private_key_pem, repository_root, write_private
 
 
@@ -110,10 +110,8 @@ def main(argv: list[str] | None = None) -> None:
             env_file(root)
             credential_files(root)
             run(up_argv(monitoring=args.monitoring), root)
-            print("the shop is at http://localhost:8080", flush=True)
-            print(
-                f"the operator's door is http://localhost:8080/ops/ (OPERATOR_CREDENTIAL in {credentials_file(root)})"
-            )
+            print(f"the shop is at {SHOP_URL}", flush=True)
+            print(f"the operator's door is {SHOP_URL}/ops/ (OPERATOR_CREDENTIAL in {credentials_file(root)})")
             if args.monitoring:
                 print("Prometheus http://localhost:9090, Grafana http://localhost:3000", flush=True)
         else:

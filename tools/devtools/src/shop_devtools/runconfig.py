@@ -9,7 +9,7 @@ Settings, all optional, read from the environment:
   root of the repository).
 - `SHOP_PG_PORT`: the embedded PostgreSQL's port on 127.0.0.1 (default 5433).
 - `SHOP_STOREFRONT_PORT`, `SHOP_CATALOG_PORT`, `SHOP_USERS_PORT`, `SHOP_PAYMENT_PORT`: the services' ports
-  (default 8080, 8081, 8082, 8083).
+  (default: each one's port in `shop_devtools.topology`).
 - `PAYMENT_REPLICAS`: how many payment processes to run (default 1, at most 5), as the Deployment runs several pods:
   `payment-1` on `SHOP_PAYMENT_PORT`, `payment-2` on the next port, and so on, all behind storefront (its
   `STOREFRONT_PAYMENT_URL` lists them). With several, one dying leaves the others taking the checkouts.

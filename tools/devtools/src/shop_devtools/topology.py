@@ -59,6 +59,9 @@ SERVICES = (
 
 BY_NAME: Mapping[str, Service] = {service.name: service for service in SERVICES}
 
+SHOP_URL = f"http://localhost:{BY_NAME['storefront'].port}"
+"""The shop on this machine: the storefront where `make run` and compose serve it and kind publishes it."""
+
 LIBRARIES = ("shopkit", "contracts")
 """The other members under services/: libraries the services import (shopkit the plumbing, contracts what services
 and clients agree on). No entry points, no image of their own: every image installs both beside its service."""

@@ -3,7 +3,7 @@
 target's names (`target`), the generated secrets (`generated_secrets`), the external commands as argv lists
 (`commands`), the images and configuration pinned for applying (`pinning`), the Ready rule and the pod a fault
 goes to (`pods`), and the runner that prints and runs each command (`runner`). `leak` talks to the pod through
-the Kubernetes client (`shop_devtools.kube`) and the chaos API's client (`shop_devtools.chaos`).
+the Kubernetes client (`kube`, the drill's too) and the chaos API's client (`shop_devtools.chaos`).
 
 Exported here is what other packages use: the error the command line prints, and the check for a tool on PATH."""
 

@@ -3,7 +3,7 @@
 Commands:
 
 - `kind-up [--profile resilient|fragile] [--monitoring] [--autoscaling]`: creates the kind cluster
-  `resilient-shop` unless it exists (k8s/kind/cluster.yaml: storefront at http://localhost:8080), builds the images
+  `resilient-shop` unless it exists (k8s/kind/cluster.yaml: the storefront at `topology.SHOP_URL`), builds the images
   (`python -m shop_devtools.images`), tags each by its content, loads those tags into the cluster, then does what
   `deploy` does with them.
 - `minikube-up [--profile ...] [--monitoring] [--autoscaling]`: the same on the minikube profile `resilient-shop`

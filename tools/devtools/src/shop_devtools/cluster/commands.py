@@ -1,7 +1,7 @@
 """The external commands the cluster commands run, as argv lists: kind, minikube, kubectl (always with an
 explicit context), docker and the image build; building them runs nothing, so they can be printed, tested and
 run alike. kubectl stays for what the user would type too (`apply -k` needs the kustomize built into kubectl,
-`rollout status`, `get`); `leak` uses the Kubernetes client instead (`shop_devtools.kube`)."""
+`rollout status`, `get`); `leak` uses the Kubernetes client instead (`kube`)."""
 
 import sys
 from collections.abc import Sequence

@@ -1,6 +1,6 @@
 """What each cluster command does, step by step (`Shop`): the secrets, the images built, tagged and loaded, the
-overlay applied and waited for, the leak (through the Kubernetes client: `shop_devtools.kube`), the status, the
-cluster remembered for the Makefile in .data/cluster.mk and deleted again."""
+overlay applied and waited for, the leak (through the Kubernetes client: `kube`), the status, the cluster remembered
+for the Makefile in .data/cluster.mk and deleted again."""
 
 import asyncio
 import json
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from shop_devtools import kube
 from shop_devtools.chaos import Chaos, ChaosRefused, Send
+from shop_devtools.cluster import kube
 from shop_devtools.cluster.commands import (
     apply_argv,
     build_images_argv,

@@ -5,6 +5,8 @@ cluster's, the namespace, the image repository and the URLs on the host."""
 from dataclasses import dataclass
 from typing import Literal
 
+from shop_devtools.topology import BY_NAME, SHOP_URL
+
 Cluster = Literal["kind", "minikube"]
 Profile = Literal["resilient", "fragile"]
 
@@ -12,8 +14,9 @@ CLUSTER_NAME = "resilient-shop"
 """The kind cluster's name and the minikube profile's."""
 NAMESPACE = "shop"
 IMAGE_REPOSITORY = "resilient-shop"
-KIND_HOST_PORTS = {8080: "storefront", 3000: "Grafana"}
-KIND_SHOP_URL = "http://localhost:8080"
+KIND_HOST_PORTS = {BY_NAME["storefront"].port: "storefront", 3000: "Grafana"}
+"""The host ports kind publishes (k8s/kind/cluster.yaml): the storefront on its own port, as `make run` serves it."""
+KIND_SHOP_URL = SHOP_URL
 KIND_GRAFANA_URL = "http://localhost:3000"
 STOREFRONT_NODE_PORT = 30080
 
