@@ -22,7 +22,7 @@ FAULT ?=
 BENCH_ARGS ?=
 
 .PHONY: help install run test test-browser lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
-	compose-up compose-down e2e-containers load drill bench
+	compose-up compose-down e2e-containers load drill bench diagram
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,6 +96,9 @@ drill: install ## the article's crash during a sale (50 checkouts/s, 300 browses
 
 bench: install ## hot paths vs ceilings of the same run, then the sale (cold start + 128/512 checkouts) with wrk (apt-get install wrk) and pgbench; BENCH_ARGS="--seconds 3 --burst 128"
 	$(UV) run --locked python -m shop_load.bench $(BENCH_ARGS)
+
+diagram: install ## draw the architecture picture in docs/architecture.md from the topology (Mermaid)
+	$(UV) run --locked python -m shop_devtools.diagram --write
 
 clean: ## remove local data (.data: the embedded database) and caches
 	rm -rf .data drill-out .pytest_cache .mypy_cache .ruff_cache
