@@ -52,6 +52,17 @@ def test_services_are_apart_and_below_the_tools() -> None:
     assert ({"shop_devtools"}, {"shop_load"}) in forbidden
 
 
+def test_the_parts_of_shop_load_are_layered() -> None:
+    """Every subpackage of shop_load is in one layer of the contract, and its top level holds only the Locust file
+    beside them (the entry points are the parts' `__main__` modules)."""
+    [layers] = [c for c in contracts("layers") if c["containers"] == ["shop_load"]]
+    layered = {part.strip() for layer in layers["layers"] for part in layer.split("|")}
+    package = ROOT / "load" / "src" / "shop_load"
+    assert layered == {init.parent.name for init in package.glob("*/__init__.py")}
+    assert {path.name for path in package.glob("*.py")} == {"__init__.py", "locustfile.py"}
+    assert layers["layers"][-1] == "core"
+
+
 def test_no_contract_ignores_an_import() -> None:
     assert not any(contract.get("ignore_imports") for contract in CONFIG["contracts"])
 

@@ -40,8 +40,8 @@ COMMANDS: dict[str, list[list[str]]] = {
     "shop-load": [
         _help("shop-drill"),
         _help("shop-bench"),
-        _help("python", "-m", "shop_load.containers"),
-        _help("python", "-m", "shop_load.bare"),
+        *[_help("python", "-m", f"shop_load.{part}") for part in ("drill", "bench", "containers")],
+        _help("python", "-m", "shop_load.generators.bare"),
         # the container proof runs these two
         _help("python", "-m", "shop_devtools.cluster"),
         _help("python", "-m", "shop_devtools.images"),

@@ -9,7 +9,7 @@ import pytest
 from shop_devtools.credentials import NAMES, new_credentials
 from shop_devtools.quantities import memory_bytes
 from shop_devtools.workspace import repository_root
-from shop_load.containers_shop import ContainerSpec, container_specs, docker_run_argv, render_manifests, secret_env
+from shop_load.containers.shop import ContainerSpec, container_specs, docker_run_argv, render_manifests, secret_env
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from shop_devtools.workspace import repository_root
-from shop_load.containers_db import CONTEXT, DatabaseSpec, build_argv, database_spec, run_argv
-from shop_load.containers_db_outage import (
+from shop_load.containers.db import CONTEXT, DatabaseSpec, build_argv, database_spec, run_argv
+from shop_load.containers.db_outage import (
     DATABASE,
     Outage,
     Sample,
@@ -23,8 +23,8 @@ from shop_load.containers_db_outage import (
     summarize_outage,
     transitions,
 )
-from shop_load.containers_shop import render_manifests
-from shop_load.records import Checkout
+from shop_load.containers.shop import render_manifests
+from shop_load.core.records import Checkout
 from tests.containers.dockerfile import Dockerfile, parse
 
 ROOT = repository_root()

@@ -117,12 +117,12 @@ def test_no_base_image_says_what_to_do(fake_docker: Path) -> None:
     [
         "tools/devtools/src/shop_devtools/engine.py",
         "tools/devtools/src/shop_devtools/images.py",
-        "load/src/shop_load/containers.py",
-        "load/src/shop_load/containers_shop.py",
-        "load/src/shop_load/containers_leak.py",
-        "load/src/shop_load/containers_db.py",
-        "load/src/shop_load/containers_db_fault.py",
-        "load/src/shop_load/containers_db_outage.py",
+        "load/src/shop_load/containers/run.py",
+        "load/src/shop_load/containers/shop.py",
+        "load/src/shop_load/containers/leak.py",
+        "load/src/shop_load/containers/db.py",
+        "load/src/shop_load/containers/db_fault.py",
+        "load/src/shop_load/containers/db_outage.py",
     ],
 )
 def test_the_tooling_installs_and_starts_nothing(module: str) -> None:

@@ -6,7 +6,7 @@ import pytest
 from shop_devtools.chaos import OOM_LEAK_MIB_PER_SECOND
 from shop_devtools.cluster import cli
 from shop_devtools.quantities import memory_bytes
-from shop_load import drill_args
+from shop_load.core import drill_args
 from shop_users.security import HASH_CONCURRENCY
 from tests.k8s.conftest import ALL, DEMO, FRAGILE, RESILIENT, Render, Target
 from tests.k8s.manifests import SHOP_SERVICES, Manifests, Object, container_env, pod_spec

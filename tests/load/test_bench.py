@@ -11,19 +11,15 @@ from pathlib import Path
 import pytest
 
 from shop_devtools.credentials import OPERATOR, ensure_credentials
-from shop_load import (
-    bench,
-    bench_measure,
-    bench_report,
-    bench_shop,
-    ops,
-    sale,
-    sale_readiness,
-    sale_records,
-    wrk_report,
-)
-from shop_load.records import InvariantResult
-from shop_load.scrape import parse
+from shop_load.bench import measure as bench_measure
+from shop_load.bench import report as bench_report
+from shop_load.bench import run as bench
+from shop_load.bench import sale, sale_readiness, sale_records
+from shop_load.bench import shop as bench_shop
+from shop_load.core import ops
+from shop_load.core.records import InvariantResult
+from shop_load.core.scrape import parse
+from shop_load.generators import wrk_report
 from tests.load.conftest import RealShop, run_python
 
 PGBENCH_OUTPUT = """\

@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shop_load import browse_counts
-from shop_load.browse_counts import ServerCounter, requests_total
-from shop_load.browsing import Browsing, browse_paths
-from shop_load.records import CounterSample
-from shop_load.shopping import TASK_WEIGHTS
+from shop_load.core.records import CounterSample
+from shop_load.core.shopping import TASK_WEIGHTS
+from shop_load.generators import browse_counts
+from shop_load.generators.browse_counts import ServerCounter, requests_total
+from shop_load.generators.browsing import Browsing, browse_paths
 
 METRICS = """\
 # HELP http_requests_total Total number of requests by method, status and handler.

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from shop_load.customers import Customer, Shoppers
+from shop_load.core.customers import Customer, Shoppers
 
 ITEMS: list[dict[str, Any]] = [{"sku": "KB-ERGO-01", "stock": 500}, {"sku": "MS-VERT-02", "stock": 500}]
 PRODUCTS = {"items": ITEMS, "total": 2}

@@ -13,8 +13,9 @@ from shop_devtools.cluster import kube
 from shop_devtools.cluster.runner import Runner
 from shop_devtools.cluster.shop import Shop
 from shop_devtools.credentials import OPERATOR
-from shop_load import drill_args, drill_targets, ops
-from shop_load.drill_cluster import ClusterTarget
+from shop_load.core import drill_args, ops
+from shop_load.targets import choose
+from shop_load.targets.cluster import ClusterTarget
 from tests.k8s.fake_api import OPERATOR_CREDENTIAL, PAYMENT_PORT, SECRET_TOKEN, FakeApi, Sent, payment_pods
 from tests.load.conftest import load_recording
 
@@ -34,7 +35,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
 
 
 def drill_target(fault: str = "leak") -> ClusterTarget:
-    target = drill_targets.choose_target(drill_args.parse_args(["--kubernetes", "--fault", fault]), lambda: 0.0)
+    target = choose.choose_target(drill_args.parse_args(["--kubernetes", "--fault", fault]), lambda: 0.0)
     assert isinstance(target, ClusterTarget)
     return target
 
@@ -75,14 +76,14 @@ def test_on_a_cluster_the_operators_credential_is_the_one_the_storefront_pods_re
     monkeypatch.delenv(OPERATOR, raising=False)
     target = drill_target()
     options = drill_args.parse_args(["--kubernetes"])
-    operator = drill_targets.find_operator(options, target)
+    operator = choose.find_operator(options, target)
     assert operator == ops.Operator(OPERATOR_CREDENTIAL, target.credentials.place())
     assert "the credentials Secret of namespace shop" in operator.source
     assert ("shop", "app.kubernetes.io/name=storefront") in api.listed
     check = drill_args.parse_args(["--check", "ledger.json"])
-    assert drill_targets.find_operator(check, None) == operator, "--check asks the reachable cluster"
+    assert choose.find_operator(check, None) == operator, "--check asks the reachable cluster"
     monkeypatch.setenv(OPERATOR, "given-by-hand-0123456789")
-    assert drill_targets.find_operator(options, target).credential == "given-by-hand-0123456789"
+    assert choose.find_operator(options, target).credential == "given-by-hand-0123456789"
 
 
 async def test_the_drill_clears_a_fault_the_pod_still_carries(api: FakeApi) -> None:
@@ -103,7 +104,7 @@ async def test_the_drill_clears_a_fault_the_pod_still_carries(api: FakeApi) -> N
 async def test_a_refused_fault_stops_the_drill_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kube.Cluster, "watch", lambda self, sink, stop, also=None: [])
     FakeApi(status=403).install(monkeypatch)
-    target = drill_targets.choose_target(drill_args.parse_args(["--kubernetes", "--chaos-token", "wrong"]), lambda: 0.0)
+    target = choose.choose_target(drill_args.parse_args(["--kubernetes", "--chaos-token", "wrong"]), lambda: 0.0)
     assert isinstance(target, ClusterTarget)
     with pytest.raises(ChaosRefused, match=r"pod payment-6f9c8d7b5c-m2n8r refused the chaos token \(403\)"):
         await inject(target, "leak", {"mb_per_second": 3.0})

@@ -9,8 +9,9 @@ import pytest
 from shop_devtools.chaos import ChaosRefused
 from shop_devtools.credentials import OPERATOR, ensure_credentials
 from shop_devtools.runstate import Process, RunState
-from shop_load import drill_args, drill_targets, ops
-from shop_load.local import LocalPayment, ProbeTracker
+from shop_load.core import drill_args, ops
+from shop_load.targets import choose
+from shop_load.targets.local import LocalPayment, ProbeTracker
 from shopkit import ServiceSettings, create_app
 from tests.conftest import client_for, running
 
@@ -53,8 +54,8 @@ def test_the_local_drill_follows_every_replica_make_run_lists(tmp_path: Path) ->
         tmp_path
     )
     options = drill_args.parse_args(["--local", "--fault", "crash", "--data-dir", str(tmp_path), "--chaos-token", "t"])
-    target = drill_targets.choose_target(options, lambda: 0.0)
-    assert isinstance(target, drill_targets.LocalTarget)
+    target = choose.choose_target(options, lambda: 0.0)
+    assert isinstance(target, choose.LocalTarget)
     assert [(r.name, r.url) for r in target.replicas] == [(r.name, r.url) for r in replicas]
     assert (target.name, target.launcher_pid) == ("payment-1", os.getpid())
 
@@ -64,8 +65,8 @@ def test_restarts_are_the_replicas_make_run_runs_a_new_process_for(tmp_path: Pat
     replicas = [Process(f"payment-{n}", "payment", f"http://127.0.0.1:{9000 + n}", 1000 + n) for n in (1, 2)]
     RunState(os.getpid(), tuple(replicas)).write(tmp_path)
     options = drill_args.parse_args(["--local", "--fault", "rollout", "--data-dir", str(tmp_path)])
-    target = drill_targets.choose_target(options, lambda: 0.0)
-    assert isinstance(target, drill_targets.LocalTarget)
+    target = choose.choose_target(options, lambda: 0.0)
+    assert isinstance(target, choose.LocalTarget)
     assert target.restarts() == 0
     RunState(os.getpid(), (replicas[0], Process("payment-2", "payment", replicas[1].url, 2002))).write(tmp_path)
     assert not any(replica.tracker.gone for replica in target.replicas), "no poll saw the port closed"
@@ -80,20 +81,20 @@ def test_locally_the_operators_credential_is_make_runs_unless_one_is_given(
     monkeypatch.delenv(OPERATOR, raising=False)
     RunState(os.getpid(), (Process("payment", "payment", "http://127.0.0.1:9001", 1001),)).write(tmp_path)
     options = drill_args.parse_args(["--local", "--fault", "rollout", "--data-dir", str(tmp_path)])
-    target = drill_targets.choose_target(options, lambda: 0.0)
+    target = choose.choose_target(options, lambda: 0.0)
     path = tmp_path / "credentials.env"
     with pytest.raises(drill_args.DrillError, match=f"no operator credential for the storefront's /ops/ in {path}"):
-        drill_targets.find_operator(options, target)
+        choose.find_operator(options, target)
     credentials = ensure_credentials(path)  # what make run writes at its start
-    assert drill_targets.find_operator(options, target) == ops.Operator(credentials[OPERATOR], str(path))
-    assert drill_targets.find_operator(options, None) == ops.Operator(credentials[OPERATOR], str(path)), "--check"
+    assert choose.find_operator(options, target) == ops.Operator(credentials[OPERATOR], str(path))
+    assert choose.find_operator(options, None) == ops.Operator(credentials[OPERATOR], str(path)), "--check"
 
     given = tmp_path / "elsewhere.env"
     given.write_text(f"{OPERATOR}=from-a-file-given-0123\n")
     with_file = drill_args.parse_args(["--local", "--data-dir", str(tmp_path), "--credentials", str(given)])
-    assert drill_targets.find_operator(with_file, target).credential == "from-a-file-given-0123"
+    assert choose.find_operator(with_file, target).credential == "from-a-file-given-0123"
     monkeypatch.setenv(OPERATOR, "from-the-environment-0123")
-    assert drill_targets.find_operator(with_file, target).credential == "from-the-environment-0123"
+    assert choose.find_operator(with_file, target).credential == "from-the-environment-0123"
 
 
 def test_a_run_json_whose_launcher_is_gone_is_not_followed(tmp_path: Path) -> None:
@@ -102,13 +103,13 @@ def test_a_run_json_whose_launcher_is_gone_is_not_followed(tmp_path: Path) -> No
     assert RunState.read(tmp_path) is None
     options = drill_args.parse_args(["--local", "--fault", "rollout", "--data-dir", str(tmp_path)])
     with pytest.raises(drill_args.DrillError, match="needs make run's launcher"):
-        drill_targets.choose_target(options, lambda: 0.0)
+        choose.choose_target(options, lambda: 0.0)
 
 
 def test_the_database_fault_needs_a_cluster(tmp_path: Path) -> None:
     options = drill_args.parse_args(["--local", "--fault", "database", "--data-dir", str(tmp_path)])
     with pytest.raises(drill_args.DrillError, match="needs a cluster"):
-        drill_targets.choose_target(options, lambda: 0.0)
+        choose.choose_target(options, lambda: 0.0)
 
 
 async def test_the_local_drill_checks_injects_and_clears_through_the_chaos_api() -> None:

@@ -1,4 +1,4 @@
-"""The operator at the storefront's door (`shop_load.ops`): where its credential is found, and that the value is
+"""The operator at the storefront's door (`shop_load.core.ops`): where its credential is found, and that the value is
 never shown."""
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from shop_devtools.credentials import OPERATOR, env_text, new_credentials
-from shop_load import ops
+from shop_load.core import ops
 
 
 def test_the_environment_wins_then_the_named_file(tmp_path: Path) -> None:

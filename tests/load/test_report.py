@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from shop_load import plot
-from shop_load.customers import Customer
-from shop_load.invariants import Ledger, Observed, evaluate
-from shop_load.invariants_checks import check_answered_payments, check_one_payment_per_key, check_stock
-from shop_load.records import Checkout, CounterSample, InvariantResult, Mark, RequestRecord
-from shop_load.report import build_report
-from shop_load.report_text import compare, summary
-from shop_load.timeline import counts_between, cumulative_at, latency_phases, per_second, percentile, timeline
+from shop_load.core.customers import Customer
+from shop_load.core.records import Checkout, CounterSample, InvariantResult, Mark, RequestRecord
+from shop_load.invariants.checks import check_answered_payments, check_one_payment_per_key, check_stock
+from shop_load.invariants.ledger import Ledger, Observed, evaluate
+from shop_load.report import plot
+from shop_load.report.build import build_report
+from shop_load.report.text import compare, summary
+from shop_load.report.timeline import counts_between, cumulative_at, latency_phases, per_second, percentile, timeline
 
 PAY = "POST /api/payments"
 

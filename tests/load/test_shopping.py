@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shop_load.shopping import (
+from shop_load.core.shopping import (
     APPROVED_CARD,
     DECLINED_CARD,
     TASK_WEIGHTS,

@@ -7,8 +7,9 @@ import httpx
 import pytest
 
 from shop_devtools.credentials import OPERATOR
-from shop_load import containers_leak, ops, stock
-from shop_load.drill_args import DrillError
+from shop_load.containers import leak
+from shop_load.core import ops, stock
+from shop_load.core.drill_args import DrillError
 from tests.conftest import CREDENTIALS, Shop
 
 
@@ -64,9 +65,9 @@ async def test_without_the_operators_credential_nothing_is_restocked(shop: Shop)
 async def test_the_container_proof_restocks_through_the_same_door_and_checks_what_it_answers(shop: Shop) -> None:
     operator = ops.Operator(CREDENTIALS[OPERATOR], "the test session")
     level = max(int(row["stock"]) for row in await operator.inventory(shop.storefront)) + 1
-    assert await containers_leak.restock(shop.storefront, operator, level) == []
+    assert await leak.restock(shop.storefront, operator, level) == []
     assert {int(row["stock"]) for row in await operator.inventory(shop.storefront)} == {level}
-    refused = await containers_leak.restock(shop.storefront, ops.Operator("y" * 64, "a guess"), level + 1)
+    refused = await leak.restock(shop.storefront, ops.Operator("y" * 64, "a guess"), level + 1)
     assert refused == [
         "restock: POST /ops/restock answered 401: the storefront refused the operator's credential from a guess"
     ]

@@ -4,9 +4,9 @@
 from datetime import datetime
 from typing import Any
 
-from shop_load.records import Mark
-from shop_load.timeline import timeline
-from shop_load.watcher import PodWatcher
+from shop_load.core.records import Mark
+from shop_load.report.timeline import timeline
+from shop_load.targets.watcher import PodWatcher
 from tests.load.conftest import load_recording
 
 

@@ -1,5 +1,5 @@
-"""shop_load.wrk: parsing the scripts' report line, and the real wrk with the shipped scripts against a tiny server
-of this test that counts what it received, so what wrk reports can be compared with what was sent."""
+"""shop_load.generators.wrk: parsing the scripts' report line, and the real wrk with the shipped scripts against a
+tiny server of this test that counts what it received, so what wrk reports can be compared with what was sent."""
 
 import json
 import shutil
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shop_load import wrk, wrk_report
+from shop_load.generators import wrk, wrk_report
 
 LINE = (
     'WRK_JSON {"requests": 12, "duration_us": 2000000, "statuses": {"201": 9, "503": 3}, "socket_errors": 1,'

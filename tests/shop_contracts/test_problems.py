@@ -8,7 +8,7 @@ import psycopg
 
 from shop_catalog import exceptions as catalog_errors
 from shop_contracts import PROBLEM_BASE, ProblemType
-from shop_load.shopping import checkout_outcome, problem_slug
+from shop_load.core.shopping import checkout_outcome, problem_slug
 from shop_payment import exceptions as payment_errors
 from shopkit import NotFoundError
 from tests.conftest import Shop, register_and_login

@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from shop_contracts import CUSTOMER_RETRYABLE_STATUSES, SERVICE_RETRYABLE_STATUSES
-from shop_load.shopping import checkout_outcome
+from shop_load.core.shopping import checkout_outcome
 from shopkit import send_with_retries
 
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 from locust import HttpUser, between, task
 from locust.clients import ResponseContextManager
 
-from shop_load.shopping import (
+from shop_load.core.shopping import (
     SEARCH_TERMS,
     TASK_WEIGHTS,
     card_for,

@@ -1,0 +1,106 @@
+"""A burst's invariants: the drill's (`shop_load.invariants`) on the burst's payments, read from payment's
+database by their key prefix and checked through the storefront (the public API, and the inventory as the
+operator), plus the provider's books from the database (`check_charges`).
+"""
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from shop_load import invariants
+from shop_load.bench.sale_records import SaleShop, Shopper
+from shop_load.core.records import Checkout, InvariantResult
+from shop_load.invariants.checks import ANSWERED
+
+VERIFY_SETTLE_SECONDS = 10.0
+"""How long the invariants finish pending payments (a lease is 5 s) and wait for held stock to come back."""
+RESERVATION_TTL_SECONDS = 300.0
+"""catalog's default hold (CATALOG_RESERVATION_TTL_SECONDS)."""
+
+CHARGES_DESCRIPTION = "the provider charged every captured payment once with its amount, and nothing else"
+
+
+def _key_body(key: str, bodies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    index = int(key.rsplit("-b", 1)[1])
+    return dict(bodies[index])
+
+
+def _payments(database_url: str, prefix: str) -> list[tuple[str, str, str, str]]:
+    """(payment id, user id, key, status) of every payment whose key starts with `prefix`."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT id::text, user_id::text, idempotency_key, status FROM payments WHERE idempotency_key LIKE %s",
+            (prefix + "-%",),
+        ).fetchall()
+    return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+
+def check_charges(database_url: str, prefix: str) -> InvariantResult:
+    """From payment's database: each captured payment of the burst has one approved charge of its amount; no
+    approved charge belongs to a payment that is not captured."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT p.id::text, p.status, p.amount_cents, c.outcome, c.amount_cents"
+            " FROM payments p LEFT JOIN provider_charges c ON c.payment_id = p.id"
+            " WHERE p.idempotency_key LIKE %s",
+            (prefix + "-%",),
+        ).fetchall()
+    problems = []
+    captured = 0
+    for payment_id, status, amount, outcome, charged in rows:
+        if status == "captured":
+            captured += 1
+            if outcome != "approved" or charged != amount:
+                problems.append(f"captured payment {payment_id} ({amount} cents) has charge {outcome} {charged}")
+        elif outcome == "approved":
+            problems.append(f"payment {payment_id} is {status} but the provider charged {charged} cents")
+    name = "provider_charges_match"
+    if problems:
+        return InvariantResult(
+            name, CHARGES_DESCRIPTION, False, f"{len(problems)} violation(s): {problems[0]}", problems[:20]
+        )
+    return InvariantResult(name, CHARGES_DESCRIPTION, True, f"{captured} captured payments, one approved charge each")
+
+
+def verify(
+    shop: SaleShop,
+    prefix: str,
+    shoppers: Sequence[Shopper],
+    bodies: Sequence[Mapping[str, Any]],
+    initial_inventory: list[dict[str, Any]],
+    started_at: datetime,
+) -> tuple[list[InvariantResult], dict[str, int]]:
+    """The drill's invariants on the burst's payments (found in the database by key), then the provider's books."""
+    index_of = {shopper.user_id: i for i, shopper in enumerate(shoppers)}
+    checkouts = []
+    for payment_id, user_id, key, status in _payments(shop.payment_database_url, prefix):
+        answered = ANSWERED.get(status)
+        checkouts.append(
+            Checkout(
+                key,
+                index_of[user_id],
+                _key_body(key, bodies),
+                0.0,
+                outcome=status if answered else "pending",
+                status=answered,
+                payment_id=payment_id,
+            )
+        )
+    ledger = invariants.Ledger(
+        shop.storefront,
+        started_at.isoformat(),
+        RESERVATION_TTL_SECONDS,
+        customers=[shopper.customer for shopper in shoppers],
+        checkouts=checkouts,
+        initial_inventory=initial_inventory,
+    )
+    assert shop.operator is not None  # a burst is checked only with the operator (`sale.burst`)
+    results = asyncio.run(invariants.verify(ledger, shop.operator, settle_seconds=VERIFY_SETTLE_SECONDS))
+    results.append(check_charges(shop.payment_database_url, prefix))
+    statuses: dict[str, int] = {}
+    for _, _, _, status in _payments(shop.payment_database_url, prefix):
+        statuses[status] = statuses.get(status, 0) + 1
+    return results, statuses

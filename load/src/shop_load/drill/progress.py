@@ -1,0 +1,79 @@
+"""What the drill shows while it runs: one status line of checkouts, browses and the target's state, kept up
+to date through each phase.
+"""
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from shop_load.core.customers import Shoppers
+from shop_load.core.records import FINAL_OUTCOMES
+from shop_load.generators.browse_counts import ServerCounter
+from shop_load.report.timeline import counts_between
+from shop_load.targets.target import Clock, Target
+
+RECENT_SECONDS = 5.0
+"""The progress line's rates are over the last few seconds."""
+
+
+@dataclass
+class Progress:
+    """One status line, rewritten in place on a terminal; a line every few seconds otherwise."""
+
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    phase: str = "starting"
+    probe: str = ""
+    browses: ServerCounter | None = None
+    _last_plain: float = 0.0
+
+    def show(self, t: float, shoppers: Shoppers) -> None:
+        records, checkouts = shoppers.records, shoppers.checkouts
+        failed = sum(not r.ok for r in records)
+        final = sum(c.outcome in FINAL_OUTCOMES for c in checkouts)
+        gave_up = sum(c.outcome == "failed" for c in checkouts)
+        recent = sum(c.t >= t - RECENT_SECONDS for c in checkouts[-int(RECENT_SECONDS * shoppers.rate * 2 + 10) :])
+        line = (
+            f"[{t:6.1f} s] {self.phase:<10} checkouts {len(checkouts):>5} ({recent / RECENT_SECONDS:4.0f}/s)"
+            f" answered {final:>5} gave up {gave_up:>3} in flight {shoppers.in_flight:>3}"
+            f" | requests failed {failed:>4}" + self._browses(t) + (f" | {self.probe}" if self.probe else "")
+        )
+        if self.stream.isatty():
+            self.stream.write("\r\033[K" + line[:200])
+            self.stream.flush()
+        elif time.monotonic() - self._last_plain >= 5:
+            self._last_plain = time.monotonic()
+            print(line, file=self.stream, flush=True)
+
+    def _browses(self, t: float) -> str:
+        if self.browses is None or not self.browses.samples:
+            return ""
+        counted = counts_between(self.browses.samples, t - RECENT_SECONDS - 1, t)
+        if not counted:
+            return ""
+        shown = min(t, self.browses.samples[-1].t) - max(t - RECENT_SECONDS - 1, self.browses.samples[0].t)
+        return f" | browses {sum(counted.values()) / max(shown, 1e-9):4.0f}/s"
+
+    def done(self) -> None:
+        if self.stream.isatty():
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+async def wait_phase(
+    seconds: float,
+    target: Target,
+    progress: Progress,
+    clock: Clock,
+    shoppers: Shoppers,
+    *,
+    until_recovered: bool = False,
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        progress.probe = target.status()
+        progress.show(clock(), shoppers)
+        if until_recovered and target.recovered():
+            return
+        await asyncio.sleep(0.25)

@@ -1,0 +1,195 @@
+"""The sale's browsing beside the drill's checkouts: wrk paces GETs of the catalog through the storefront, and the
+storefront's own `/metrics` say, second by second, what it served.
+
+A Python client browsing at 300 requests/s would take a core of a small machine from the shop it measures, so the
+browsing comes from wrk (`shop_load.generators.wrk`, a native generator) with `browse.lua`: GETs of product list pages,
+searches and product pages in the weights of `shopping.TASK_WEIGHTS`, paced to `rate` requests/s over
+`connections` kept-alive connections. wrk runs one segment per phase of the drill (before the fault, during it,
+after recovery), so each phase has its own latency percentiles as wrk measured them; at a switch the old run stops
+sending (a drain file its script checks) and is stopped once its requests in flight are answered, the new one
+having started at once.
+"""
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shop_load.core.shopping import SEARCH_TERMS, TASK_WEIGHTS
+from shop_load.generators import wrk
+
+BROWSE_SCRIPT = Path(__file__).with_name("browse.lua")
+PAGE_SIZE = 20
+PHASES = ("before", "during", "after")
+DRAIN_SECONDS = 2.0
+"""How long a finished segment's wrk waits, sending nothing, for the answers it has in flight before it stops."""
+
+
+def browse_paths(skus: Sequence[str], *, pages: int = 2) -> list[str]:
+    """The browsing mix as paths, each kind as often as its `TASK_WEIGHTS` weight: list pages, searches, product
+    pages (cycling through the pages, terms and SKUs)."""
+    paths: list[str] = []
+    paths += [
+        f"/api/products?limit={PAGE_SIZE}&offset={PAGE_SIZE * (i % pages)}" for i in range(TASK_WEIGHTS["browse"])
+    ]
+    paths += [
+        f"/api/products?q={SEARCH_TERMS[i % len(SEARCH_TERMS)]}&limit={PAGE_SIZE}"
+        for i in range(TASK_WEIGHTS["search"])
+    ]
+    if skus:
+        paths += [f"/api/products/{skus[i % len(skus)]}" for i in range(TASK_WEIGHTS["view"])]
+    return paths
+
+
+@dataclass
+class Segment:
+    phase: str
+    start: float
+    end: float | None = None
+    result: wrk.WrkResult | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"phase": self.phase, "start_s": round(self.start, 2), "end_s": _round(self.end)}
+        if self.result is not None:
+            r = self.result
+            out |= {
+                "requests": r.requests,
+                "seconds": round(r.seconds, 2),
+                "per_second": round(r.throughput, 1),
+                "statuses": {str(s): n for s, n in sorted(r.statuses.items())},
+                "socket_errors": r.socket_errors,
+                "timeouts": r.timeouts,
+                "retry_after_503": r.retry_after_503,
+                "bare_503": r.bare_503,
+                "p50_ms": _round(r.p50_ms),
+                "p99_ms": _round(r.p99_ms),
+                "max_ms": _round(r.max_ms),
+                "generator_cpu_seconds": round(r.generator_cpu_seconds, 2),
+                "generator_saturated": r.generator_saturated,
+            }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+@dataclass
+class Browsing:
+    """wrk browsing the shop at `rate` requests/s, one run per phase (`switch`), stopped by `stop`."""
+
+    url: str
+    rate: float
+    connections: int
+    paths: list[str]
+    clock: Callable[[], float]
+    cap_seconds: float
+    """The longest a segment may run if nobody stops it (the drill always does)."""
+    timeout_seconds: float = 10.0
+    drain_seconds: float = DRAIN_SECONDS
+    segments: list[Segment] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._run: wrk.WrkRun | None = None
+        self._drain: Path | None = None
+        self._pending: list[asyncio.Task[None]] = []
+        self._folder = Path(tempfile.mkdtemp(prefix="shop-drill-wrk-"))
+
+    def start(self, phase: str) -> None:
+        """Starts the segment of `phase` (raises `wrk.WrkError` when wrk cannot run)."""
+        drain = self._folder / f"drain-{len(self.segments)}"
+        self._run = wrk.start(
+            self.url,
+            connections=self.connections,
+            seconds=self.cap_seconds,
+            script=str(BROWSE_SCRIPT),
+            params={"rate": f"{self.rate:g}", "paths": " ".join(self.paths), "drain_file": str(drain)},
+            timeout_seconds=self.timeout_seconds,
+        )
+        self._drain = drain
+        self.segments.append(Segment(phase, self.clock()))
+
+    async def switch(self, phase: str) -> None:
+        """Ends the current segment and starts the next at once (its result is read in the background)."""
+        self._end_current()
+        try:
+            self.start(phase)
+        except wrk.WrkError as exc:
+            self.segments.append(Segment(phase, self.clock(), self.clock(), error=str(exc)[:300]))
+
+    async def stop(self) -> None:
+        """Ends the current segment and waits for every result."""
+        self._end_current()
+        if self._pending:
+            await asyncio.gather(*self._pending)
+            self._pending.clear()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def kill(self) -> None:
+        """Ends the current run without waiting (cleanup after an error), and forgets its drain files."""
+        if self._run is not None:
+            self._run.stop()
+            self._run = None
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _end_current(self) -> None:
+        """The run sends nothing more at once (its drain file exists: `browse.lua` parks every connection), and is
+        stopped once what it had in flight is answered: stopping wrk mid-request would cut those requests, which
+        the storefront would count as failures of its own."""
+        run, self._run = self._run, None
+        if run is None or not self.segments:
+            return
+        segment = self.segments[-1]
+        if self._drain is not None:
+            self._drain.touch()
+        segment.end = self.clock()
+        self._pending.append(asyncio.create_task(self._collect(run, segment, self.drain_seconds)))
+
+    @staticmethod
+    async def _collect(run: wrk.WrkRun, segment: Segment, drain_seconds: float) -> None:
+        await asyncio.sleep(drain_seconds)
+        run.stop()
+        try:
+            segment.result = await asyncio.to_thread(run.result, 15)
+        except wrk.WrkError as exc:
+            segment.error = str(exc)[:300]
+
+    def summary(self) -> dict[str, Any]:
+        """wrk's totals over the segments and each segment's own figures (percentiles do not add up: per phase)."""
+        results = [s.result for s in self.segments if s.result is not None]
+        statuses: dict[str, int] = {}
+        for result in results:
+            for status, count in result.statuses.items():
+                statuses[str(status)] = statuses.get(str(status), 0) + count
+        seconds = sum(r.seconds for r in results)
+        requests = sum(r.requests for r in results)
+        return {
+            "generator": "wrk",
+            "url": self.url,
+            "rate": self.rate,
+            "connections": self.connections,
+            "paths": len(self.paths),
+            "requests": requests,
+            "seconds": round(seconds, 2),
+            "per_second": round(requests / seconds, 1) if seconds else None,
+            "statuses": dict(sorted(statuses.items())),
+            "socket_errors": sum(r.socket_errors for r in results),
+            "timeouts": sum(r.timeouts for r in results),
+            "retry_after_503": sum(r.retry_after_503 for r in results),
+            "bare_503": sum(r.bare_503 for r in results),
+            "generator_cpu_seconds": round(sum(r.generator_cpu_seconds for r in results), 2),
+            "generator_saturated": any(r.generator_saturated for r in results),
+            "segments": [s.as_json() for s in self.segments],
+        }
+
+
+def default_connections(rate: float) -> int:
+    """Enough connections that each waits about half a second between its requests: pacing (wrk's `delay()`, taken
+    between an answer and the next request) then loses little to the shop's own latency."""
+    return max(1, round(rate / 2))

@@ -1,0 +1,193 @@
+"""The drill on its time axis, from the raw records; pure functions: the faulted pod's story from the marks, a
+server's counts between two instants, one row per second of the load, and the checkout's latency before, during
+and after the fault.
+"""
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from shop_load.core.records import Checkout, CounterSample, Mark, RequestRecord
+
+MARK_LABELS: Mapping[str, str] = {
+    "injected": "fault injected",
+    "unready": "unready",
+    "readiness_failed": "readiness probe failed",
+    "liveness_failed": "liveness failed",
+    "killing": "killed by the kubelet",
+    "oom_killed": "OOMKilled",
+    "terminated": "container terminated",
+    "restarted": "restarted",
+    "ready_again": "Ready again",
+    "fault_cleared": "fault cleared by the drill",
+    "process_gone": "process gone",
+}
+"""The pod events of the timeline, in the order of the article's story; `replicaset` samples are not marks."""
+
+TIMELINE_KEYS = ("injected", "unready", "liveness_failed", "oom_killed", "killing", "restarted", "ready_again")
+TIMELINE_ORDER = (*TIMELINE_KEYS[:-1], "fault_cleared", "ready_again")
+CHECKOUT_ENDPOINT = "POST /api/payments"
+"""Latency before/during/after is the checkout's: the request the fault is about."""
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def rounded(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def first_mark(marks: Iterable[Mark], kind: str, *, after: float = -math.inf, pod: str | None = None) -> Mark | None:
+    found = [m for m in marks if m.kind == kind and m.t >= after and (pod is None or m.pod in (pod, None))]
+    return min(found, key=lambda m: m.t) if found else None
+
+
+def timeline(marks: Sequence[Mark], target_pod: str | None) -> dict[str, float | None]:
+    """Seconds since start of each step of the story for the faulted pod (the first one after the injection).
+
+    Ready again is the recovery: the first Ready after the restart or after the drill cleared the fault when there
+    was one, else after the pod went unready (a readiness flap while the fault is still in the pod is not it)."""
+    injected = first_mark(marks, "injected")
+    start = injected.t if injected else 0.0
+    found: dict[str, Mark | None] = {}
+    for kind in TIMELINE_ORDER:
+        found[kind] = first_mark(marks, kind, after=start, pod=target_pod)
+    anchors = [mark.t for kind in ("restarted", "fault_cleared") if (mark := found[kind]) is not None]
+    went = max(anchors) if anchors else (found["unready"].t if found["unready"] is not None else None)
+    found["ready_again"] = None if went is None else first_mark(marks, "ready_again", after=went, pod=target_pod)
+    steps: dict[str, float | None] = {kind: rounded(mark.t, 2) if mark else None for kind, mark in found.items()}
+    if injected is None:
+        steps["injected"] = None
+    return steps
+
+
+def recovered_at(steps: Mapping[str, float | None]) -> float | None:
+    return steps.get("ready_again")
+
+
+def cumulative_at(samples: Sequence[CounterSample], t: float) -> dict[int, float] | None:
+    """The counts at `t`, linear between the samples around it; None outside the sampled time."""
+    if not samples or t < samples[0].t or t > samples[-1].t:
+        return None
+    index = bisect.bisect_left([sample.t for sample in samples], t)
+    after = samples[index]
+    if after.t == t or index == 0:
+        return dict(after.counts)
+    before = samples[index - 1]
+    share = (t - before.t) / (after.t - before.t)
+    statuses = before.counts.keys() | after.counts.keys()
+    return {
+        status: before.counts.get(status, 0.0)
+        + share * (after.counts.get(status, 0.0) - before.counts.get(status, 0.0))
+        for status in statuses
+    }
+
+
+def counts_between(samples: Sequence[CounterSample], start: float, stop: float) -> dict[int, float] | None:
+    """What the server counted between `start` and `stop` (clamped to the sampled time), by status."""
+    if not samples:
+        return None
+    start, stop = max(start, samples[0].t), min(stop, samples[-1].t)
+    first, last = cumulative_at(samples, start), cumulative_at(samples, stop)
+    if first is None or last is None or stop <= start:
+        return None
+    return {status: last.get(status, 0.0) - first.get(status, 0.0) for status in first.keys() | last.keys()}
+
+
+def ok_failed(counts: Mapping[int, float]) -> tuple[float, float]:
+    ok = sum(n for status, n in counts.items() if status < 400)
+    return ok, sum(counts.values()) - ok
+
+
+def per_second(
+    records: Sequence[RequestRecord],
+    end: float,
+    *,
+    checkouts: Sequence[Checkout] = (),
+    not_started: Sequence[float] = (),
+    browse: Sequence[CounterSample] | None = None,
+    late: Sequence[float] = (),
+    client_lag: Sequence[tuple[float, float]] = (),
+) -> list[dict[str, Any]]:
+    """One row per second: every request of the customers (`sent`, `succeeded`, `failed`, latencies), the
+    checkouts (started, not started at the concurrency bound, `POST /api/payments` tries by answer) and the
+    browses as the storefront counted them (None where it was not sampled; a second half covered counts)."""
+    seconds = max(0, math.ceil(end))
+    buckets: list[list[RequestRecord]] = [[] for _ in range(seconds)]
+    for record in records:
+        index = int(record.t)
+        if 0 <= index < seconds:
+            buckets[index].append(record)
+    started, skipped, missed = [0] * seconds, [0] * seconds, [0] * seconds
+    marks = [(c.t, started) for c in checkouts] + [(t, skipped) for t in not_started] + [(t, missed) for t in late]
+    for t, counts in marks:
+        if 0 <= int(t) < seconds:
+            counts[int(t)] += 1
+    lag: list[float | None] = [None] * seconds
+    for t, ms in client_lag:
+        if 0 <= int(t) < seconds:
+            lag[int(t)] = max(lag[int(t)] or 0.0, ms)
+    rows = []
+    for second, bucket in enumerate(buckets):
+        latencies = [r.latency_ms for r in bucket]
+        tries = [r for r in bucket if r.endpoint == CHECKOUT_ENDPOINT]
+        checkout = [r.latency_ms for r in tries]
+        browse_ok = browse_failed = None
+        if browse:
+            window = (max(second, browse[0].t), min(second + 1, browse[-1].t))
+            counted = counts_between(browse, second, second + 1) if window[1] - window[0] >= 0.5 else None
+            if counted is not None:
+                ok, failed = ok_failed(counted)
+                browse_ok, browse_failed = round(ok, 1), round(failed, 1)
+        rows.append(
+            {
+                "second": second,
+                "sent": len(bucket),
+                "succeeded": sum(r.ok for r in bucket),
+                "failed": sum(not r.ok for r in bucket),
+                "p50_ms": rounded(percentile(latencies, 50)),
+                "p99_ms": rounded(percentile(latencies, 99)),
+                "checkouts_started": started[second],
+                "checkouts_not_started": skipped[second],
+                "checkouts_late": missed[second],
+                "checkout_requests": len(tries),
+                "checkout_ok": sum(r.ok for r in tries),
+                "checkout_failed": sum(not r.ok for r in tries),
+                "checkout_p50_ms": rounded(percentile(checkout, 50)),
+                "checkout_p99_ms": rounded(percentile(checkout, 99)),
+                "browse_ok": browse_ok,
+                "browse_failed": browse_failed,
+                "client_lag_ms": rounded(lag[second]),
+            }
+        )
+    return rows
+
+
+def latency_phases(records: Sequence[RequestRecord], injected: float | None, recovered: float | None) -> dict[str, Any]:
+    """p50/p99 of the checkout requests (`POST /api/payments`, whatever their answer, a time-out included) sent
+    before the injection, between it and recovery, and after recovery."""
+    start = injected if injected is not None else math.inf
+    stop = recovered if recovered is not None else math.inf
+    phases: dict[str, list[RequestRecord]] = {"before": [], "during": [], "after": []}
+    for record in records:
+        if record.endpoint != CHECKOUT_ENDPOINT:
+            continue
+        phase = "before" if record.t < start else "during" if record.t < stop else "after"
+        phases[phase].append(record)
+    result = {}
+    for name, bucket in phases.items():
+        latencies = [r.latency_ms for r in bucket]
+        result[name] = {
+            "requests": len(bucket),
+            "failed": sum(not r.ok for r in bucket),
+            "p50_ms": rounded(percentile(latencies, 50)),
+            "p99_ms": rounded(percentile(latencies, 99)),
+        }
+    return result

@@ -1,0 +1,2 @@
+"""Where the drill runs: the `Target` interface, the local shop, a cluster, the pod watcher and the choice between
+them."""

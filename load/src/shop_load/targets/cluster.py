@@ -1,0 +1,164 @@
+"""The drill's target on a cluster (`ClusterTarget`): one payment pod for the chaos faults (sent through a
+port-forward of the Kubernetes API: `shop_devtools.cluster.kube`, `shop_devtools.chaos`), the payment Deployment for a
+rollout, the database pod for its fault, followed through the Kubernetes API; the operator's credential from the
+`credentials` Secret the storefront's pods read (`ClusterCredentials`).
+"""
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from shop_devtools.chaos import Chaos, ChaosRefused
+from shop_load.core import ops
+from shop_load.core.drill_args import CHAOS_FAULTS
+from shop_load.core.records import Mark, ReplicaSetSample
+from shop_load.targets.target import Clock, Target
+from shop_load.targets.watcher import PodWatcher
+
+if TYPE_CHECKING:
+    from shop_devtools.cluster.kube import Cluster
+
+STOREFRONT_SELECTOR = "app.kubernetes.io/name=storefront"
+
+
+@dataclass(frozen=True)
+class ClusterCredentials:
+    """The operator's credential as the storefront's pods (`selector`) get it: from the `credentials` Secret."""
+
+    cluster: "Cluster"
+    selector: str = STOREFRONT_SELECTOR
+
+    def operator(self) -> ops.Operator | None:
+        value = self.cluster.operator_credential(self.selector)
+        return ops.Operator(value, self.place()) if value else None
+
+    def place(self) -> str:
+        return f"the credentials Secret of namespace {self.cluster.namespace} (the pods {self.selector} read)"
+
+
+class ClusterTarget(Target):
+    """One payment pod for the chaos faults; the payment Deployment for a rollout; the database pod for its fault."""
+
+    def __init__(
+        self,
+        cluster: "Cluster",
+        pod: Mapping[str, Any],
+        token: str,
+        clock: Clock,
+        fault: str = "leak",
+        *,
+        deployment: str = "payment",
+        database: Mapping[str, Any] | None = None,
+        database_selector: str | None = None,
+        storefront_selector: str = STOREFRONT_SELECTOR,
+    ) -> None:
+        """`database` (the pod the database fault kills, found by `database_selector`) is watched too, by that
+        selector: the pod the StatefulSet starts in its place has the same name but not all the same labels."""
+        self.mode, self.cluster, self.clock, self.fault = "kubernetes", cluster, clock, fault
+        self.credentials = ClusterCredentials(cluster, storefront_selector)
+        self.pod = self.name = str(pod["metadata"]["name"])
+        self.chaos = Chaos(cluster.transport(self.pod, cluster.http_port(pod)), token, f"pod {self.pod}")
+        self.deployment, self.rolled_from = deployment, set[str]()
+        self.database = str(database["metadata"]["name"]) if database else None
+        if fault == "rollout":
+            self.name = f"deployment/{deployment}"
+        elif fault == "database":
+            self.name = self.database
+        self.notes = []
+        self.watcher = PodWatcher(not_before=datetime.now(UTC) - timedelta(seconds=2), container=cluster.container)
+        self.events: queue.Queue[tuple[float, str, str, Mapping[str, Any]]] = queue.Queue()
+        self.stop_event = threading.Event()
+        self.injected: list[Mark] = []
+        self.pod_marks: list[Mark] = []
+        self.threads = cluster.watch(self._sink, self.stop_event, also=database_selector if database else None)
+
+    def _sink(self, kind: str, event_type: str, obj: Mapping[str, Any]) -> None:
+        self.events.put((self.clock(), kind, event_type, obj))
+
+    def drain(self) -> None:
+        while True:
+            try:
+                t, kind, event_type, obj = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self.pod_marks += self.watcher.apply(t, kind, event_type, obj)
+
+    async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
+        t = self.clock()
+        if fault == "rollout":
+            self.drain()
+            self.rolled_from = self.watcher.active_replicasets() or await asyncio.to_thread(self.cluster.replicasets)
+            await asyncio.to_thread(self.cluster.rollout_restart, self.deployment)
+            self.injected.append(
+                Mark(t, "injected", self.name, f"kubectl rollout restart deployment/{self.deployment}")
+            )
+            return
+        if fault == "database":
+            assert self.database is not None
+            await asyncio.to_thread(self.cluster.kill_pod, self.database)
+            self.injected.append(Mark(t, "injected", self.database, "pod deleted with no grace period: SIGKILL"))
+            return
+        detail = await self.chaos.inject(fault, body)
+        self.injected.append(Mark(t, "injected", self.pod, detail))
+
+    def marks(self) -> list[Mark]:
+        self.drain()
+        return self.injected + self.pod_marks
+
+    def recovered(self) -> bool:
+        self.drain()
+        if self.fault == "rollout":
+            done = bool(self.rolled_from) and self.watcher.rolled_out(self.rolled_from)
+            if done and not any(mark.kind == "ready_again" for mark in self.injected):
+                detail = "rollout complete: every replica new and Ready"
+                self.injected.append(Mark(self.clock(), "ready_again", self.name, detail))
+            return done
+        if self.database is not None:
+            return self.watcher.came_back(self.database) and self.watcher.replicas_ready()
+        return self.watcher.recovered(self.pod)
+
+    def restarts(self) -> int | None:
+        return self.watcher.restarts
+
+    def replicasets(self) -> list[ReplicaSetSample]:
+        return list(self.watcher.samples)
+
+    def autoscaler(self) -> dict[str, Any] | None:
+        try:
+            found = self.cluster.autoscaler()
+        except Exception:  # the API's own errors: the report goes on without the HPA's line
+            return None
+        return asdict(found) if found is not None else None
+
+    def status(self) -> str:
+        self.drain()
+        sets = ", ".join(f"{rs.name} {rs.ready}/{rs.desired}" for rs in self.watcher.replicasets.values() if rs.desired)
+        if self.fault == "rollout":
+            return f"rs {sets}"
+        name = self.database or self.pod
+        pod = self.watcher.pods.get(name)
+        if pod is None:
+            return f"pod {name}: ?"
+        return f"pod {name}: {'Ready' if pod.ready else 'NOT READY'}, restarts {pod.restarts} | rs {sets}"
+
+    async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
+        self.drain()
+        if self.fault not in CHAOS_FAULTS:
+            return  # a rollout or a killed database pod leaves nothing to clear
+        pod = self.watcher.pods.get(self.pod)
+        if pod is not None and pod.restarts == 0 and not pod.deleted:  # the fault is still in it: take it out
+            sent = self.clock()
+            with contextlib.suppress(ChaosRefused):
+                await self.chaos.clear()
+                self.injected.append(Mark(sent, "fault_cleared", self.pod, "DELETE /chaos (no restart seen)"))
+            self.notes.append(f"pod {self.pod} did not restart within the fault phase; the drill cleared its fault.")
+
+    def stop(self) -> None:
+        self.stop_event.set()
