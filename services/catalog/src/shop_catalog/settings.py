@@ -28,7 +28,7 @@ class CatalogSettings(ServiceSettings):
     """The operator's credential (the drill, the bench): it may read the inventory and restock. A caller with no
     credential set here is refused (401): internal endpoints fail closed."""
 
-    def credentials(self) -> dict[str, object]:
+    def credentials(self) -> dict[str, Credential]:
         return {
             "PAYMENT_CREDENTIAL": self.payment_credential,
             "STOREFRONT_CREDENTIAL": self.storefront_credential,

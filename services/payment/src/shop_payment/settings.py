@@ -30,5 +30,5 @@ class PaymentSettings(ServiceSettings):
     credential: Credential = Field(None, validation_alias=shared("PAYMENT_CREDENTIAL"))
     """Payment's own credential, presented to catalog with every reservation call (catalog refuses them without)."""
 
-    def credentials(self) -> dict[str, object]:
+    def credentials(self) -> dict[str, Credential]:
         return {"PAYMENT_CREDENTIAL": self.credential}

@@ -9,6 +9,8 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shopkit.credentials import Credential
+
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "dev-chaos-token"})
 
 
@@ -60,7 +62,7 @@ class ServiceSettings(BaseSettings):
         """Secrets that must not keep a placeholder value outside development; subclasses add theirs."""
         return {"CHAOS_TOKEN": self.chaos_token}
 
-    def credentials(self) -> dict[str, object]:
+    def credentials(self) -> dict[str, Credential]:
         """The shop's own credentials this service reads (`shopkit.credentials`), by environment name."""
         return {}
 

@@ -31,5 +31,5 @@ class StorefrontSettings(ServiceSettings):
     operator_credential: Credential = Field(None, validation_alias=shared("OPERATOR_CREDENTIAL"))
     """The credential `/ops/` asks of the operator; without one set, `/ops/` refuses everyone (401)."""
 
-    def credentials(self) -> dict[str, object]:
+    def credentials(self) -> dict[str, Credential]:
         return {"STOREFRONT_CREDENTIAL": self.credential, "OPERATOR_CREDENTIAL": self.operator_credential}
