@@ -18,11 +18,13 @@ RATE ?= 5
 DURATION ?= 60s
 DRILL_OUT ?= drill-out
 DRILL_ARGS ?=
+PROOF_OUT ?= .data/e2e
+PROOF_ARGS ?= --rate 30 --browse-rate 180 --warmup 5 --cooldown 5
 FAULT ?=
 BENCH_ARGS ?=
 
 .PHONY: help install run test test-browser lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
-	compose-up compose-down e2e-containers load drill bench diagram
+	compose-up compose-down e2e-containers load drill bench diagram report-schema
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -85,8 +87,16 @@ compose-up: install ## the same stack with docker compose (run `make images` fir
 compose-down: install ## stop the compose stack (the database volume is kept)
 	$(UV) run --locked python -m shop_devtools.compose down
 
-e2e-containers: install ## container proof: real images, OOM kill and restart, PostgreSQL SIGKILLed and restarted, nothing lost (on a running engine; CI: .ci/prepare-containers)
-	$(UV) run --locked python -m shop_load.containers
+e2e-containers: install ## container proof: the drill's leak (a real OOM kill) and database faults against the shop in containers, reports in PROOF_OUT (on a running engine; CI: .ci/prepare-containers; PROOF_ARGS= for the full sale)
+	$(UV) run --locked python -m shop_load.containers up
+	if [[ -f "$${SHOP_DATA_DIR:-.data}/containers/shop.json" ]]; then \
+		trap '$(UV) run --locked python -m shop_load.containers down' EXIT; status=0; \
+		for fault in leak database; do \
+			$(UV) run --locked python -m shop_load.drill --containers --fault "$$fault" --out "$(PROOF_OUT)/$$fault" $(PROOF_ARGS) \
+				|| status=1; \
+		done; \
+		((status == 0)); \
+	fi
 
 load: install ## steady shopping traffic (Locust, headless) against SHOP_URL (USERS, RATE spawn rate, DURATION)
 	$(UV) run --locked locust -f load/locustfile.py --headless -u $(USERS) -r $(RATE) -t $(DURATION) --host $(SHOP_URL)
@@ -99,6 +109,9 @@ bench: install ## hot paths vs ceilings of the same run, then the sale (cold sta
 
 diagram: install ## draw the architecture picture in docs/architecture.md from the topology (Mermaid)
 	$(UV) run --locked python -m shop_devtools.diagram --write
+
+report-schema: install ## write the JSON Schema of the drill's and the bench's reports into docs/report.schema.json
+	$(UV) run --locked python -m shop_load.report.schema --write
 
 clean: ## remove local data (.data: the embedded database) and caches
 	rm -rf .data drill-out .pytest_cache .mypy_cache .ruff_cache

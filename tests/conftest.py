@@ -17,7 +17,8 @@ from fastapi import FastAPI
 from shop_catalog.main import create_app as create_catalog
 from shop_catalog.settings import CatalogSettings
 from shop_devtools.credentials import bearer, new_credentials
-from shop_devtools.pg import EmbeddedPostgres, free_port
+from shop_devtools.pg import EmbeddedPostgres
+from shop_devtools.processes import free_port
 from shop_devtools.provision import drop_database, ensure_database, provision
 from shop_devtools.topology import BY_NAME, DATABASES
 from shop_payment.main import create_app as create_payment

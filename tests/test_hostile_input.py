@@ -1,4 +1,4 @@
-"""SPEC §3 and §9: hostile input in any parameter (a NUL, invalid UTF-8, an over-long string, a number past 64 bits)
+"""Hostile input in any parameter (a NUL, invalid UTF-8, an over-long string, a number past 64 bits)
 is a 4xx problem+json that changes nothing, on every service directly and through the storefront.
 
 What schemathesis cannot generate, one row each: raw bytes in the request target, percent-encoded bytes that are
@@ -420,7 +420,7 @@ async def test_hostile_input_is_a_4xx_problem_that_changes_nothing(
     ],
 )
 async def test_the_reported_nul_bytes_are_refused_as_sent_by_httpx(service: str, path: str, shop: Shop) -> None:
-    """Issue 19's reproductions, exactly as a client library sends them (they were 500s)."""
+    """Reproductions of what were 500s, exactly as a client library sends them."""
     client: httpx.AsyncClient = getattr(shop, service)
     response = await client.get(path)
     assert_problem(response, MALFORMED_URL)

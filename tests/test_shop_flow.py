@@ -1,4 +1,4 @@
-"""Issue #2's acceptance walk, through the storefront gateway exactly as a customer calls it."""
+"""A customer's whole walk, through the storefront gateway exactly as a customer calls it."""
 
 import uuid
 

@@ -1,7 +1,7 @@
 """Each workspace member synced alone (`uv sync --locked --package <member>`: a venv with the member and what its
 pyproject.toml declares, nothing else) imports every module of its package and runs the commands the Makefile, the
 images and the other members run. A member works with what it declares, not with what the dev venv, which holds
-every member, happens to have (issue 12)."""
+every member, happens to have."""
 
 import os
 import shutil

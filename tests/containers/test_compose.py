@@ -1,6 +1,6 @@
 """docker-compose.yml, checked without Docker: validated against the Compose Specification's JSON schema, then bound
 to the code by the same contracts as the Kubernetes manifests (commands, ports, environment names, probe routes,
-images), plus the stack's own rules (SPEC §7): PostgreSQL with a volume and a health check, one-shot provisioning
+images), plus the stack's own rules: PostgreSQL with a volume and a health check, one-shot provisioning
 and migrations the services wait for, health checks, memory limits, restart policies, monitoring under a profile.
 
 The schema is the one check-jsonschema (a dev dependency) vendors from compose-spec/compose-spec

@@ -1,4 +1,4 @@
-"""The root Dockerfile and .dockerignore, checked without Docker: hadolint, the rules of issue 4 (a slim base passed
+"""The root Dockerfile and .dockerignore, checked without Docker: hadolint, the image's rules (a slim base passed
 as BASE_IMAGE, dependencies from uv.lock in their own layer, a non-root user, no build tools, nothing that needs a
 registry besides the base image), the contract with the services (command, port, environment), and the uv steps
 of every build stage replayed on exactly the files the build context holds."""

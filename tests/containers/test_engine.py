@@ -49,7 +49,7 @@ def test_no_engine_skips_the_proof_and_names_what_to_do(tmp_path: Path) -> None:
     """`make e2e-containers` with nothing listening: exit 0, and the reason names .ci/prepare-containers."""
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nobody.sock"}
     result = subprocess.run(
-        [sys.executable, "-m", "shop_load.containers", "--out", str(tmp_path / "e2e")],
+        [sys.executable, "-m", "shop_load.containers", "up", "--data-dir", str(tmp_path / "containers")],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -117,12 +117,9 @@ def test_no_base_image_says_what_to_do(fake_docker: Path) -> None:
     [
         "tools/devtools/src/shop_devtools/engine.py",
         "tools/devtools/src/shop_devtools/images.py",
-        "load/src/shop_load/containers/run.py",
-        "load/src/shop_load/containers/shop.py",
-        "load/src/shop_load/containers/leak.py",
-        "load/src/shop_load/containers/db.py",
-        "load/src/shop_load/containers/db_fault.py",
-        "load/src/shop_load/containers/db_outage.py",
+        "load/src/shop_load/containers/__main__.py",
+        "load/src/shop_load/targets/container_shop.py",
+        "load/src/shop_load/targets/containers.py",
     ],
 )
 def test_the_tooling_installs_and_starts_nothing(module: str) -> None:

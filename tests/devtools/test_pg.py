@@ -9,7 +9,8 @@ import psycopg
 import pytest
 from packaging.markers import Marker
 
-from shop_devtools.pg import SOCKET_PATH_MAX, EmbeddedPostgres, find_bin_dir, free_port
+from shop_devtools.pg import SOCKET_PATH_MAX, EmbeddedPostgres, find_bin_dir
+from shop_devtools.processes import free_port
 
 
 def test_clients_use_the_unix_socket_when_its_path_fits(tmp_path: Path) -> None:

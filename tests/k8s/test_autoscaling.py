@@ -10,10 +10,10 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
+from shop_devtools.cluster.commands import Cluster
+from shop_devtools.cluster.commands import Target as DeployTarget
 from shop_devtools.cluster.runner import Runner
 from shop_devtools.cluster.shop import Shop
-from shop_devtools.cluster.target import Cluster
-from shop_devtools.cluster.target import Target as DeployTarget
 from shop_load.core import drill_args
 from tests.k8s.conftest import MONITORING_MISSING, MONITORING_PRESENT, TARGETS, Render, kustomize
 from tests.k8s.manifests import (

@@ -18,14 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubernetes import client
 
 from shop_catalog.settings import CatalogSettings
-from shop_devtools.cluster import cli, commands
-from shop_devtools.cluster.errors import ClusterError
+from shop_devtools.cluster import cli, commands, kube
+from shop_devtools.cluster.commands import Cluster, Profile, Target
 from shop_devtools.cluster.generated_secrets import GENERATED_FILES, generate_secrets
-from shop_devtools.cluster.pinning import LAST_APPLIED, image_refs
-from shop_devtools.cluster.pods import is_ready, pick_ready_pod, ready_pods
-from shop_devtools.cluster.runner import Runner
-from shop_devtools.cluster.shop import REMEMBERED, Shop
-from shop_devtools.cluster.target import Cluster, Profile, Target
+from shop_devtools.cluster.pods import is_ready, ready_pods
+from shop_devtools.cluster.runner import ClusterError, Runner
+from shop_devtools.cluster.shop import LAST_APPLIED, REMEMBERED, Shop, image_refs
 from shop_devtools.credentials import NAMES, read_env_file
 from shop_users.security import load_private_key
 from shop_users.settings import UsersSettings
@@ -114,12 +112,13 @@ def test_pod_selection_from_the_api_pod_list() -> None:
     names = ["payment-6f9c8d7b5c-m2n8r", "payment-6f9c8d7b5c-zt5vh"]
     assert [pod["metadata"]["name"] for pod in ready_pods(PODS)] == names
     assert [pod["metadata"]["name"] for pod in ready_pods(reversed(PODS))] == names
-    assert pick_ready_pod(PODS, selector="s", namespace="shop")["metadata"]["name"] == names[0]
+    cluster = kube.Cluster(client.ApiClient(client.Configuration()), "shop", selector="s")
+    assert cluster.pick_ready_pod(PODS)["metadata"]["name"] == names[0]
     none_ready = [pod for pod in PODS if not is_ready(pod)]
     with pytest.raises(ClusterError, match=r"no Ready pod among the 3 matching s in namespace shop"):
-        pick_ready_pod(none_ready, selector="s", namespace="shop")
+        cluster.pick_ready_pod(none_ready)
     with pytest.raises(ClusterError, match="no Ready pod among the 0"):
-        pick_ready_pod([], selector="s", namespace="shop")
+        cluster.pick_ready_pod([])
 
 
 @pytest.mark.parametrize(
@@ -270,7 +269,7 @@ class FakeRunner(Runner):
     def run(self, argv: Sequence[str]) -> None:
         self.ran.append(list(argv))
 
-    def output(self, argv: Sequence[str], *, check: bool = True) -> str:
+    def output(self, argv: Sequence[str]) -> str:
         joined = " ".join(argv)
         return next((text for key, text in self.outputs.items() if key in joined), "")
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from shop_catalog.main import create_app as create_catalog
 from shop_catalog.settings import CatalogSettings
-from shop_devtools.cluster.pinning import image_refs
+from shop_devtools.cluster.shop import image_refs
 from shop_devtools.credentials import NAMES
 from shop_devtools.topology import SERVICES
 from shop_payment.main import create_app as create_payment

@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from shop_devtools.cluster.target import CLUSTER_NAME, KIND_HOST_PORTS, KIND_SHOP_URL
+from shop_devtools.cluster.commands import CLUSTER_NAME, KIND_HOST_PORTS
+from shop_devtools.topology import SHOP_URL
 from tests.k8s.conftest import K8S, MONITORING_MISSING, MONITORING_PRESENT, TARGETS, Render
 
 CONFIG = yaml.safe_load((K8S / "kind" / "cluster.yaml").read_text())
@@ -33,7 +34,7 @@ def test_kind_config_is_the_cluster_the_tool_creates() -> None:
 
 def test_storefront_is_at_localhost_8080(render: Render) -> None:
     assert mappings()[node_port(render, "overlay:kind", "storefront")] == 8080
-    assert KIND_SHOP_URL == "http://localhost:8080"
+    assert SHOP_URL == "http://localhost:8080"
 
 
 @pytest.mark.skipif(not MONITORING_PRESENT, reason=MONITORING_MISSING)

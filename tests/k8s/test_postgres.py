@@ -14,7 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shop_devtools.pg import EmbeddedPostgres, find_bin_dir, free_port
+from shop_devtools.pg import EmbeddedPostgres, find_bin_dir
+from shop_devtools.processes import free_port
 from tests.k8s.conftest import K8S, TARGETS, Render
 from tests.k8s.manifests import DATABASE_SERVICES, containers, generated, iter_kustomize_scripts, pod_spec
 

@@ -11,7 +11,7 @@ from shop_users.security import HASH_CONCURRENCY
 from tests.k8s.conftest import ALL, DEMO, FRAGILE, RESILIENT, Render, Target
 from tests.k8s.manifests import SHOP_SERVICES, Manifests, Object, container_env, pod_spec
 
-LIVENESS_BUDGET_SECONDS = 20  # SPEC §7: the leak is detected within about 20 s
+LIVENESS_BUDGET_SECONDS = 20  # the leak is detected within about 20 s
 READINESS_BUDGET_SECONDS = 6  # and a sick pod leaves the Service within about 5 s
 DRAIN_TIMEOUT_SECONDS = 30  # uvicorn's timeout_graceful_shutdown in shopkit.server.serve
 LOADED_RESIDENT_MIB = 130

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -14,12 +15,12 @@ from shop_devtools.credentials import OPERATOR, ensure_credentials
 from shop_load.bench import measure as bench_measure
 from shop_load.bench import report as bench_report
 from shop_load.bench import run as bench
-from shop_load.bench import sale, sale_readiness, sale_records
 from shop_load.bench import shop as bench_shop
 from shop_load.core import ops
 from shop_load.core.records import InvariantResult
 from shop_load.core.scrape import parse
 from shop_load.generators import wrk_report
+from shop_load.report.bench_model import Bar, BenchReport, Burst, Measurement, Probe
 from tests.load.conftest import RealShop, run_python
 
 PGBENCH_OUTPUT = """\
@@ -62,38 +63,49 @@ def test_server_counts_are_read_by_route_and_subtracted() -> None:
     after = parse(
         METRICS.replace('status="201"} 10.0', 'status="201"} 25.0').replace('captured"} 4.0', 'captured"} 9.0')
     )
-    assert after.statuses(handler=sale.API_HANDLER, method="POST") == {201: 25, 503: 2}
-    assert after.statuses_since(before, handler=sale.API_HANDLER, method="POST") == {201: 15}
-    assert after.statuses_since(before, handler=sale.API_HANDLER, method="GET") == {}
+    assert after.statuses(handler=bench_measure.API_HANDLER, method="POST") == {201: 25, 503: 2}
+    assert after.statuses_since(before, handler=bench_measure.API_HANDLER, method="POST") == {201: 15}
+    assert after.statuses_since(before, handler=bench_measure.API_HANDLER, method="GET") == {}
     assert after.since(before, "shop_payments_total", status="captured") == 5
     assert after.value("shop_payments_total") == 10
 
 
-def _measurement(name: str, ok: int, *, ceiling: str | None = None, cpu: float = 0.1) -> bench_measure.Measurement:
-    return bench_measure.Measurement(
-        name, "wrk", 32, 10.0, ok, 1.0, 2.0, 3.0, {200: ok}, "server metrics", cpu, expected_status=200, ceiling=ceiling
+def _measurement(name: str, ok: int, *, cpu: float = 0.1) -> Measurement:
+    result = wrk_report.WrkResult(
+        requests=ok,
+        seconds=10.0,
+        statuses={200: ok},
+        socket_errors=0,
+        timeouts=0,
+        generator_cpu_seconds=cpu,
+        p50_ms=1.0,
+        p99_ms=2.0,
+        max_ms=3.0,
+        connections=32,
     )
+    return bench_measure.from_wrk(name, result, 200, {200: ok})
 
 
-def _burst(connections: int, captured: int, **changes: object) -> sale_records.BurstResult:
+def _burst(connections: int, captured: int, **changes: object) -> Burst:
     checkout = wrk_report.parse_report(
         'WRK_JSON {"requests": 10, "duration_us": 10000000, "statuses": {"201": 10}, "socket_errors": 0,'
         ' "timeouts": 0, "p50_us": 1000, "p99_us": 2000, "max_us": 3000, "retry_after_503": 4, "bare_503": 0}'
     )
-    result = sale_records.BurstResult(
+    result = Burst(
         connections=connections,
         seconds=10,
-        cold_start_seconds=2.0,
+        cold_start_s=2.0,
         browse_rate=300,
         honour_retry_after=True,
-        checkout=checkout,
+        checkout=bench_measure.from_wrk("checkouts", checkout, 201),
         browse=None,
         captured=captured,
+        captured_per_second=captured / checkout.seconds,
         captured_after=captured,
         checkout_statuses={201: captured, 503: 4},
         browse_statuses={200: 3000},
         payment_statuses={201: captured},
-        readiness={"payment": sale_readiness.ProbeCount(polls=50)},
+        readiness={"payment": Probe(polls=50)},
         invariants=[InvariantResult("stock_conserved", "", True, "ok")],
     )
     for name, value in changes.items():
@@ -103,14 +115,17 @@ def _burst(connections: int, captured: int, **changes: object) -> sale_records.B
 
 def test_ratios_are_against_the_ceiling_of_the_same_report_and_each_bar_gets_a_line() -> None:
     ceiling = _measurement("bare FastAPI, same bytes", 10_000)
-    report = bench_report.BenchReport(2, 32, 10.0)
-    report.measurements = [
+    report = BenchReport(cores=2, connections=32, seconds=10.0)
+    report.measurements = bench_measure.against(
         ceiling,
-        _measurement("GET /products?limit=20 (catalog)", 6_000, ceiling=ceiling.name),
-        _measurement("GET /api/products?limit=20 (storefront)", 3_000, ceiling=ceiling.name, cpu=9.5),
-    ]
+        [
+            _measurement("GET /products?limit=20 (catalog)", 6_000),
+            _measurement("GET /api/products?limit=20 (storefront)", 3_000, cpu=9.5),
+        ],
+    )
     report.bursts = [_burst(128, 2000), _burst(512, 1000, checkout_statuses={201: 1000, 502: 1})]
-    lines = [v.line() for v in report.verdicts()]
+    report.verdicts = bench_report.verdicts(report)
+    lines = [bench_report.line(v) for v in report.verdicts]
     assert lines == [
         "PASS  GET /products?limit=20 (catalog) at 0.60x the bare ceiling (bar 0.5x)",
         "FAIL  GET /api/products?limit=20 (storefront) at 0.30x the bare ceiling (bar 0.33x)"
@@ -126,24 +141,40 @@ def test_ratios_are_against_the_ceiling_of_the_same_report_and_each_bar_gets_a_l
         "PASS  burst 128: invariants hold (1 checked)",
         "PASS  burst 512: invariants hold (1 checked)",
     ]
-    assert report.as_json()["ratios"]["GET /products?limit=20 (catalog)"] == 0.6
-    assert not report.invariants_failed()
+    assert [(v.bar, v.burst) for v in report.verdicts] == [
+        ("catalog-read-ratio", None),
+        ("storefront-read-ratio", None),
+        ("sale-no-5xx-but-503", 128),
+        ("sale-answer-bound", 128),
+        ("sale-captured-rate", 128),
+        ("sale-payment-ready", 128),
+        ("sale-no-5xx-but-503", 512),
+        ("sale-retry-after", 512),
+        ("sale-captured-not-lower", 512),
+        ("sale-payment-ready", 512),
+        ("sale-invariants", 128),
+        ("sale-invariants", 512),
+    ]
+    written = json.loads(report.model_dump_json())
+    assert written["measurements"][1]["ratio"] == 0.6
+    assert written["measurements"][1]["ceiling"] == "bare FastAPI, same bytes"
+    assert BenchReport.model_validate(written) == report, "what --json writes reads back as the same report"
+    assert not report.invariants_failed
     rendered = bench_report.render(report)
     assert "generator saturated" in rendered
     assert "SATURATED" in rendered
+    assert "\n".join(lines) in rendered
 
 
 def test_a_readiness_flip_or_a_failed_invariant_is_a_fail() -> None:
-    flipped = _burst(
-        128, 2000, readiness={"payment": sale_readiness.ProbeCount(polls=50, not_ready=3, first_failure="x")}
-    )
+    flipped = _burst(128, 2000, readiness={"payment": Probe(polls=50, not_ready=3, first_failure="x")})
     broken = InvariantResult("one_payment_per_key", "", False, "1 violation(s)")
-    report = bench_report.BenchReport(2, 32, 10.0, bursts=[flipped])
+    report = BenchReport(cores=2, connections=32, seconds=10.0, bursts=[flipped])
     flipped.invariants = [broken]
-    lines = [v.line() for v in report.verdicts()]
+    lines = [bench_report.line(v) for v in bench_report.verdicts(report)]
     assert "FAIL  burst 128: payment /ready 200 throughout (3 of 50 polls not 200; first x)" in lines
     assert "FAIL  burst 128: invariants failed: one_payment_per_key" in lines
-    assert report.invariants_failed()
+    assert report.invariants_failed
 
 
 def _bench(args: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
@@ -166,6 +197,8 @@ def test_a_short_bench_measures_against_its_own_ceilings_and_plays_the_sale(tmp_
     result = _bench(args, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr[-5000:]
     report = json.loads(out.read_text())
+    BenchReport.model_validate(report)
+    assert (report["version"], report["kind"]) == (3, "bench")
     print(result.stdout)
 
     measured = {m["name"]: m for m in report["measurements"]}
@@ -187,16 +220,16 @@ def test_a_short_bench_measures_against_its_own_ceilings_and_plays_the_sale(tmp_
     ]:
         m = measured[name]
         assert m["ceiling"] == ceiling["name"]
-        assert report["ratios"][name] == pytest.approx(m["throughput"] / ceiling["throughput"])
+        assert m["ratio"] == pytest.approx(m["throughput"] / ceiling["throughput"])
         assert m["statuses_from"] == "server metrics"
         assert sum(m["statuses"].values()) > 0, m
     assert reads_ceiling["ok"] > 0
     assert writes_ceiling["ok"] > 0
 
-    assert [b["connections"] for b in report["sale"]] == [8, 16]
-    for burst in report["sale"]:
-        assert burst["cold_start_seconds"] > 0
-        assert burst["statuses_from"].startswith("storefront's and payment's own /metrics")
+    assert [b["connections"] for b in report["bursts"]] == [8, 16]
+    for burst in report["bursts"]:
+        assert burst["cold_start_s"] > 0
+        assert burst["statuses_from"] == "server metrics"
         served = sum(burst["checkout_statuses"].values())
         assert served > 0
         assert served >= burst["checkout"]["requests"], "the server counts what wrk saw, and what it gave up on"
@@ -212,8 +245,8 @@ def test_a_short_bench_measures_against_its_own_ceilings_and_plays_the_sale(tmp_
         assert all(i["ok"] for i in burst["invariants"]), burst["invariants"]
 
     verdicts = report["verdicts"]
-    assert {v["acceptance"] for v in verdicts} == {1, 2, 3}
-    assert all(v["ok"] for v in verdicts if v["acceptance"] == 3)
+    assert {v["bar"] for v in verdicts} == set(get_args(Bar)), "every bar has its verdict"
+    assert all(v["ok"] for v in verdicts if v["bar"] == "sale-invariants")
     assert "the bench's bars, from this run:" in result.stdout
     for verdict in verdicts:
         assert ("PASS" if verdict["ok"] else "FAIL") + "  " + verdict["text"] in result.stdout
@@ -237,8 +270,8 @@ def test_the_reads_of_a_running_shop(real_shop: RealShop, tmp_path: Path) -> Non
         "bare FastAPI, same bytes",
         "bare FastAPI, same bytes",
     ]
-    assert report["sale"] == []
-    assert [v["acceptance"] for v in report["verdicts"]] == [2, 2]
+    assert report["bursts"] == []
+    assert [v["bar"] for v in report["verdicts"]] == ["catalog-read-ratio", "storefront-read-ratio"]
 
 
 def test_a_running_shops_sale_reads_its_inventory_with_make_runs_operator_credential(

@@ -2,6 +2,7 @@
 small local HTTP server through `browse.lua`, one segment per phase."""
 
 import asyncio
+import json
 import shutil
 import threading
 import time
@@ -11,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shop_load.core.records import CounterSample
+from shop_load.core.records import CounterSample, WrkBrowsing, WrkResult, WrkSegment
 from shop_load.core.shopping import TASK_WEIGHTS
 from shop_load.generators import browse_counts
 from shop_load.generators.browse_counts import ServerCounter, requests_total
@@ -77,6 +78,37 @@ def test_the_sampler_reads_once_a_second_and_once_more_at_the_end() -> None:
     counter = asyncio.run(main())
     assert [round(s.t) for s in counter.samples] == [0, 1, 2, 3]
     assert counter.samples[-1].counts == {200: 900.0}
+
+
+def test_the_browsing_adds_up_its_segments_and_is_saturated_when_one_was() -> None:
+    def ran(seconds: float, cpu: float, statuses: dict[int, int]) -> WrkResult:
+        return WrkResult(
+            requests=sum(statuses.values()),
+            seconds=seconds,
+            statuses=statuses,
+            socket_errors=1,
+            timeouts=2,
+            generator_cpu_seconds=cpu,
+            retry_after_503=statuses.get(503, 0),
+            p99_ms=9.0,
+        )
+
+    browse = Browsing("http://shop", 300, 150, ["/api/products"], lambda: 0.0, cap_seconds=30)
+    browse.kill()  # nothing runs: its segments are given
+    browse.segments = [
+        WrkSegment(phase="before", start_s=0, end_s=10, result=ran(10, 1, {200: 3000})),
+        WrkSegment(phase="during", start_s=10, end_s=12, result=ran(2, 1.9, {200: 500, 503: 100})),
+        WrkSegment(phase="after", start_s=12, end_s=12, error="wrk exited with 1"),
+    ]
+    summary = browse.summary()
+    assert (summary.requests, summary.seconds, summary.statuses) == (3600, 12, {200: 3500, 503: 100})
+    assert (summary.socket_errors, summary.timeouts, summary.retry_after_503, summary.bare_503) == (2, 4, 100, 0)
+    assert (summary.throughput, summary.generator_cpu_seconds, summary.p99_ms) == (300, 2.9, None)
+    assert summary.generator_saturated, "the during segment was: 1.9 s of CPU in 2 s"
+    assert (summary.connections, summary.paths, summary.rate) == (150, 1, 300)
+    written = json.loads(summary.model_dump_json())
+    assert (written["requests"], written["generator_saturated"], written["segments"][2]["result"]) == (3600, True, None)
+    assert WrkBrowsing.model_validate(written) == summary
 
 
 class Shop(BaseHTTPRequestHandler):
@@ -158,17 +190,18 @@ def test_wrk_browses_the_mix_paced_in_one_segment_per_phase(tiny_shop: str) -> N
     paths = browse_paths(["KB-ERGO-01"])
 
     summary = browse_before_and_during(tiny_shop, 40, 4, paths, drain_seconds=0.5).summary()
-    before, during = summary["segments"]
-    assert (before["phase"], during["phase"]) == ("before", "during")
-    assert before["end_s"] == pytest.approx(during["start_s"], abs=0.1)
-    assert 20 <= summary["requests"] <= 150, "paced near 40/s for 3 s, not as fast as wrk can"
-    assert summary["statuses"] == {"200": summary["requests"]}
-    assert (summary["retry_after_503"], summary["bare_503"]) == (0, 0)
-    assert sum(Shop.seen.values()) >= summary["requests"]
+    before, during = summary.segments
+    assert (before.phase, during.phase) == ("before", "during")
+    assert before.end_s == pytest.approx(during.start_s, abs=0.1)
+    assert 20 <= summary.requests <= 150, "paced near 40/s for 3 s, not as fast as wrk can"
+    assert summary.statuses == {200: summary.requests}
+    assert (summary.retry_after_503, summary.bare_503) == (0, 0)
+    assert sum(Shop.seen.values()) >= summary.requests
     assert set(Shop.seen) <= set(paths)
     assert any("q=" in p for p in Shop.seen)
     assert any(p.startswith("/api/products/KB") for p in Shop.seen)
-    assert during["p99_ms"] is not None
+    assert during.result is not None
+    assert during.result.p99_ms is not None
 
 
 class FakeCluster:
@@ -221,4 +254,4 @@ def test_a_segment_ends_without_cutting_the_requests_it_has_in_flight(tiny_shop:
     summary = browse_before_and_during(tiny_shop, 60, 30, browse_paths([]), drain_seconds=2).summary()
     time.sleep(0.5)  # the server's threads finish writing
     assert Shop.cut == 0, "no request cut by a stopped wrk"
-    assert Shop.answered == sum(Shop.seen.values()) == summary["requests"] > 30
+    assert Shop.answered == sum(Shop.seen.values()) == summary.requests > 30

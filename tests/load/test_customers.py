@@ -120,3 +120,27 @@ def test_the_in_flight_bound_is_reported_and_the_clients_take_turns() -> None:
     assert 15 <= len(customers.not_started) <= 21, "the other ticks of 0.5 s at 50/s found the bound reached"
     assert all(c.outcome == "captured" for c in customers.checkouts)
     assert customers.late == []
+
+
+def test_prepared_customers_keep_their_user_id_and_token() -> None:
+    users: dict[str, str] = {}
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content or b"{}")
+        if request.url.path == "/api/users":
+            users[body["email"]] = f"user-{len(users)}"
+            return httpx.Response(201, json={"id": users[body["email"]], "email": body["email"]})
+        if request.url.path == "/api/tokens":
+            return httpx.Response(200, json={"access_token": "token-of-" + users[body["email"]]})
+        return httpx.Response(200, json=PRODUCTS)
+
+    customers = Shoppers("http://shop", time.monotonic)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(base_url="http://shop", transport=httpx.MockTransport(handle)) as client:
+            await customers.prepare(client, 3)
+
+    asyncio.run(main())
+    assert sorted(c.user_id for c in customers.customers) == ["user-0", "user-1", "user-2"]
+    assert all(c.token == "token-of-" + c.user_id and users[c.email] == c.user_id for c in customers.customers)
+    assert customers.products == ITEMS

@@ -5,15 +5,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-from shop_load.core.customers import Customer
-from shop_load.core.records import Checkout, CounterSample, InvariantResult, Mark, RequestRecord
+from shop_devtools.workspace import repository_root
+from shop_load.core.customers import Customer, Shoppers
+from shop_load.core.drill_args import parse_args
+from shop_load.core.records import (
+    Checkout,
+    CounterSample,
+    InvariantResult,
+    Mark,
+    RequestRecord,
+    WrkBrowsing,
+    WrkResult,
+    WrkSegment,
+)
+from shop_load.drill import results, run
 from shop_load.invariants.checks import check_answered_payments, check_one_payment_per_key, check_stock
 from shop_load.invariants.ledger import Ledger, Observed, evaluate
-from shop_load.report import plot
+from shop_load.report import plot, schema
 from shop_load.report.build import build_report
+from shop_load.report.model import DrillReport, Latency, ReportError, Settings, Timeline, read_report
 from shop_load.report.text import compare, summary
 from shop_load.report.timeline import counts_between, cumulative_at, latency_phases, per_second, percentile, timeline
+from shop_load.targets.choose import LocalTarget
+from shop_load.targets.local import LocalPayment
 
 PAY = "POST /api/payments"
 
@@ -168,10 +184,15 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([float(v) for v in range(1, 101)], 99) == 99.0
 
 
+def shopping(**recorded: Any) -> Shoppers:
+    """The drill's customers as they were when the load stopped: `records()` and what else is given."""
+    return Shoppers("http://shop", lambda: 0.0, records=records(), **recorded)
+
+
 def test_per_second_counts_and_latencies() -> None:
-    rows = per_second(records(), 30.0)
+    rows = per_second(shopping(), 30.0)
     assert len(rows) == 30
-    assert rows[3] == {
+    assert rows[3].model_dump() == {
         "second": 3,
         "sent": 10,
         "succeeded": 10,
@@ -190,9 +211,9 @@ def test_per_second_counts_and_latencies() -> None:
         "browse_failed": None,
         "client_lag_ms": None,
     }
-    assert rows[12]["failed"] == 2
-    assert rows[12]["checkout_failed"] == 2
-    assert rows[12]["checkout_p99_ms"] == 5000.0
+    assert rows[12].failed == 2
+    assert rows[12].checkout_failed == 2
+    assert rows[12].checkout_p99_ms == 5000.0
 
 
 def browse_samples() -> list[CounterSample]:
@@ -208,18 +229,16 @@ def test_per_second_has_the_checkouts_started_and_the_browses_the_server_counted
     checkouts = [checkout(f"k-{i}", "captured", f"p-{i}") for i in range(3)]
     for index, started in enumerate((2.1, 2.9, 7.5)):
         checkouts[index].t = started
-    rows = per_second(records(), 30.0, checkouts=checkouts, not_started=[7.2], browse=browse_samples())
-    assert [rows[2]["checkouts_started"], rows[7]["checkouts_started"], rows[7]["checkouts_not_started"]] == [2, 1, 1]
-    assert rows[5]["browse_ok"] == 300.0
-    assert rows[5]["browse_failed"] == 0.0
-    assert rows[12]["browse_ok"] == 290.0
-    assert rows[12]["browse_failed"] == 10.0
+    rows = per_second(shopping(checkouts=checkouts, not_started=[7.2]), 30.0, browse_samples())
+    assert [rows[2].checkouts_started, rows[7].checkouts_started, rows[7].checkouts_not_started] == [2, 1, 1]
+    assert rows[5].browse_ok == 300.0
+    assert rows[5].browse_failed == 0.0
+    assert rows[12].browse_ok == 290.0
+    assert rows[12].browse_failed == 10.0
     assert len(rows) == 30
-    late = per_second(
-        records(), 30.0, browse=[CounterSample(t + 0.6, c.counts) for t, c in enumerate(browse_samples())]
-    )
-    assert late[0]["browse_ok"] is None  # less than half of the second sampled
-    assert late[1]["browse_ok"] is not None
+    late = per_second(shopping(), 30.0, [CounterSample(t + 0.6, c.counts) for t, c in enumerate(browse_samples())])
+    assert late[0].browse_ok is None  # less than half of the second sampled
+    assert late[1].browse_ok is not None
 
 
 def test_server_counts_are_interpolated_between_samples() -> None:
@@ -232,63 +251,86 @@ def test_server_counts_are_interpolated_between_samples() -> None:
 
 def test_latency_is_split_at_the_injection_and_at_recovery() -> None:
     phases = latency_phases(records(), injected=10.0, recovered=15.0)
-    assert phases["before"]["requests"] == 20
-    assert phases["during"] == {"requests": 10, "failed": 10, "p50_ms": 5000.0, "p99_ms": 5000.0}
-    assert phases["after"]["failed"] == 0
-    assert phases["after"]["p50_ms"] == 122.0
+    assert phases.before.requests == 20
+    assert phases.during == Latency(requests=10, failed=10, p50_ms=5000.0, p99_ms=5000.0)
+    assert phases.after.failed == 0
+    assert phases.after.p50_ms == 122.0
 
 
-def wrk_segment(phase: str, start: float, end: float, p99: float, shed: int = 0) -> dict[str, Any]:
+def wrk_segment(phase: str, start: float, end: float, p99: float, shed: int = 0) -> WrkSegment:
     requests = round(300 * (end - start))
-    return {
-        "phase": phase,
-        "start_s": start,
-        "end_s": end,
-        "requests": requests,
-        "seconds": end - start,
-        "per_second": 300.0,
-        "statuses": {"200": requests - shed, **({"503": shed} if shed else {})},
-        "socket_errors": 0,
-        "timeouts": 0,
-        "p50_ms": 4.0,
-        "p99_ms": p99,
-        "max_ms": p99 * 2,
-        "generator_cpu_seconds": 0.5,
-        "generator_saturated": False,
-    }
+    result = WrkResult(
+        requests=requests,
+        seconds=end - start,
+        statuses={200: requests - shed, **({503: shed} if shed else {})},
+        socket_errors=0,
+        timeouts=0,
+        p50_ms=4.0,
+        p99_ms=p99,
+        max_ms=p99 * 2,
+        generator_cpu_seconds=0.5,
+    )
+    return WrkSegment(phase=phase, start_s=start, end_s=end, result=result)
 
 
-def wrk_summary() -> dict[str, Any]:
+def wrk_summary() -> WrkBrowsing:
     segments = [
         wrk_segment("before", 0.0, 10.0, 20.0),
         wrk_segment("during", 10.0, 24.0, 80.0, shed=50),
         wrk_segment("after", 24.0, 30.0, 25.0),
     ]
-    return {
-        "generator": "wrk",
-        "url": "http://shop",
-        "rate": 300.0,
-        "connections": 150,
-        "paths": 85,
-        "requests": sum(s["requests"] for s in segments),
-        "seconds": 30.0,
-        "per_second": 300.0,
-        "statuses": {"200": 8950, "503": 50},
-        "socket_errors": 0,
-        "timeouts": 0,
-        "retry_after_503": 47,
-        "bare_503": 3,
-        "generator_cpu_seconds": 1.5,
-        "generator_saturated": False,
-        "segments": segments,
-    }
+    return WrkBrowsing(
+        url="http://shop",
+        rate=300.0,
+        connections=150,
+        paths=85,
+        requests=sum(s.result.requests for s in segments if s.result),
+        seconds=30.0,
+        statuses={200: 8950, 503: 50},
+        socket_errors=0,
+        timeouts=0,
+        retry_after_503=47,
+        bare_503=3,
+        generator_cpu_seconds=1.5,
+        segments=segments,
+    )
+
+
+def settings(profile: str) -> Settings:
+    config = parse_args(["--profile", profile, "--url", "http://shop", "--rate", "2", "--browse-rate", "300"])
+    return Settings(
+        **config.model_dump(exclude={"browse_connections", "chaos_token"}),
+        mode="kubernetes",
+        fault_phase_s=180.0,
+        fault_body={"mb_per_second": 3.0},
+        orchestrator="kubernetes",
+        payment_urls=[],
+        browse_connections=150,
+    )
+
+
+def test_the_report_records_the_options_and_what_they_came_to_but_never_the_chaos_token() -> None:
+    argv = ["--chaos-token", "a-secret-token", "--credentials", "ops.env", "--fault", "crash", "--browse-rate", "0"]
+    replicas = [LocalPayment(f"http://127.0.0.1:{port}", "a-secret-token", lambda: 0.0) for port in (9001, 9002)]
+    recorded = results.drill_settings(parse_args(argv), LocalTarget(replicas, "crash"), None)
+    assert (recorded.mode, recorded.fault_phase_s, recorded.fault_body, recorded.orchestrator) == (
+        "local",
+        30.0,
+        None,
+        "make run",
+    )
+    assert recorded.payment_urls == ["http://127.0.0.1:9001", "http://127.0.0.1:9002"]
+    written = recorded.model_dump_json()
+    assert "a-secret-token" not in written
+    assert (json.loads(written)["credentials"], json.loads(written)["fault"]) == ("ops.env", "crash"), "a path is shown"
+    assert Settings.model_validate_json(written) == recorded.model_copy(update={"chaos_token": None})
 
 
 def report(
     profile: str = "resilient",
     invariants: list[InvariantResult] | None = None,
     autoscaler: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> DrillReport:
     marks = [
         Mark(10.0, "injected", "payment-x", "POST /chaos/leak"),
         Mark(12.0, "unready", "payment-x"),
@@ -299,19 +341,10 @@ def report(
         Mark(13.0, "unready", "payment-other"),  # another pod: not the timeline of the faulted one
     ]
     checkouts = [checkout("k-1", "captured", "p-1"), checkout("k-2", "failed", None)]
-    settings = {
-        "profile": profile,
-        "mode": "kubernetes",
-        "fault": "leak",
-        "rate": 2.0,
-        "browse_rate": 300.0,
-        "max_in_flight": 256,
-        "orchestrator": True,
-    }
+    shoppers = shopping(checkouts=checkouts, not_started=[14.5], late=[15.1, 15.3])
     return build_report(
-        settings=settings,
-        records=records(),
-        checkouts=checkouts,
+        settings=settings(profile),
+        shoppers=shoppers,
         marks=marks,
         replicasets=[],
         invariants=invariants if invariants is not None else [InvariantResult("stock_conserved", "", True, "ok")],
@@ -320,20 +353,18 @@ def report(
         restarts=1,
         notes=[],
         started_at="2026-11-25T14:00:00+00:00",
-        not_started=[14.5],
         load_window=(0.0, 30.0),
         browsing=wrk_summary(),
         browse_samples=browse_samples(),
-        late=[15.1, 15.3],
         client_lag=[(t / 10, 1200.0 if t == 150 else 2.0) for t in range(300)],
         client_cpu_seconds=1.5,
         autoscaler=autoscaler,
     )
 
 
-def test_the_report_has_every_field_of_spec_8() -> None:
+def test_the_report_has_every_field() -> None:
     built = report()
-    assert built["timeline"] == {
+    assert built.timeline.model_dump() == {
         "injected": 10.0,
         "unready": 12.0,
         "liveness_failed": 16.0,
@@ -343,25 +374,47 @@ def test_the_report_has_every_field_of_spec_8() -> None:
         "fault_cleared": None,
         "ready_again": 24.0,
     }
-    assert built["restarts"] == 1
-    assert built["requests"]["sent"] == 300
-    assert built["requests"]["failed"] == 10
-    assert len(built["requests"]["per_second"]) == 30
-    assert built["checkouts"]["success_rate"] == 0.5
-    assert set(built["latency_ms"]) == {"before", "during", "after"}
-    assert built["ok"] is True
-    json.dumps(built)  # plain JSON
+    assert built.restarts == 1
+    assert built.requests.sent == 300
+    assert built.requests.failed == 10
+    assert built.requests.statuses == {"200": 240, "201": 50, "503": 10}
+    assert built.requests.by_endpoint[PAY].model_dump() == {
+        "sent": 60,
+        "succeeded": 50,
+        "failed": 10,
+        "statuses": {"201": 50, "503": 10},
+    }
+    assert len(built.requests.per_second) == 30
+    assert built.checkouts.success_rate == 0.5
+    assert set(dict(built.latency_ms)) == {"before", "during", "after"}
+    assert built.ok is True
+    assert (built.version, built.kind) == (3, "drill")
+    assert DrillReport.model_validate_json(built.model_dump_json()) == built, "the JSON holds all of it"
     text = summary(built)
     assert "OOMKilled" in text
     assert "20.0 s  (+10.0 s)" in text
     assert "checkout success rate                 50.00 %" in text
 
 
+@pytest.mark.parametrize(
+    ("orchestrator", "shown"), [("kubernetes", True), ("container engine", True), ("make run", False), (None, False)]
+)
+def test_kills_and_restarts_are_shown_where_something_restarts_a_killed_process(
+    orchestrator: str | None, shown: bool
+) -> None:
+    built = report()
+    text = summary(
+        built.model_copy(update={"settings": built.settings.model_copy(update={"orchestrator": orchestrator})})
+    )
+    assert ("OOMKilled" in text) is shown
+    assert ("(no orchestrator)" in text) is (orchestrator is None)
+
+
 def test_the_report_says_the_load_it_ran() -> None:
     built = report()
-    load = built["load"]
-    assert load["seconds"] == 30.0
-    assert load["checkouts"] == {
+    load = built.load
+    assert load.seconds == 30.0
+    assert load.checkouts.model_dump() == {
         "target_per_second": 2.0,
         "started": 2,
         "per_second": 0.1,
@@ -371,13 +424,17 @@ def test_the_report_says_the_load_it_ran() -> None:
         "retries": 58,
         "answered_first_try": 1,
     }
-    assert load["client"] == {"cpu_seconds": 1.5, "lag_p99_ms": 2.0, "lag_max_ms": 1200.0, "late_ticks": 2}
-    server = load["browses"]["server"]
-    assert server["requests"] == 9000  # 30 s of 300/s, from the samples; not from wrk
-    assert (server["ok"], server["failed"], server["statuses"]) == (8950, 50, {"200": 8950, "503": 50})
-    assert server["per_second"] == 300.0
-    assert load["browses"]["wrk"]["segments"][1]["phase"] == "during"
-    assert built["browse_latency_ms"]["during"] == {"requests": 4200, "failed": 50, "p50_ms": 4.0, "p99_ms": 80.0}
+    assert load.client.model_dump() == {"cpu_seconds": 1.5, "lag_p99_ms": 2.0, "lag_max_ms": 1200.0, "late_ticks": 2}
+    assert load.browses is not None
+    server, wrk = load.browses.server, load.browses.wrk
+    assert server is not None
+    assert server.requests == 9000  # 30 s of 300/s, from the samples; not from wrk
+    assert (server.ok, server.failed, server.statuses) == (8950, 50, {"200": 8950, "503": 50})
+    assert server.per_second == 300.0
+    assert wrk is not None
+    assert wrk.segments[1].phase == "during"
+    assert built.browse_latency_ms is not None
+    assert built.browse_latency_ms.during == Latency(requests=4200, failed=50, p50_ms=4.0, p99_ms=80.0)
     text = summary(built)
     assert text.splitlines()[0].endswith("2.0 checkouts/s + 300.0 browses/s, 30 s")
     assert "checkouts started             2/s        0.1/s: 2 in 30.0 s; 1 not started at the bound of 256" in text
@@ -388,8 +445,8 @@ def test_the_report_says_the_load_it_ran() -> None:
         "the drill's own client                 CPU 1.5 s (5% of a core), loop lag p99 2 ms, max 1200 ms; "
         "2 ticks missed late" in text
     )
-    rows = built["requests"]["per_second"]
-    assert (rows[15]["checkouts_late"], rows[15]["client_lag_ms"], rows[16]["client_lag_ms"]) == (2, 1200.0, 2.0)
+    rows = built.requests.per_second
+    assert (rows[15].checkouts_late, rows[15].client_lag_ms, rows[16].client_lag_ms) == (2, 1200.0, 2.0)
     assert "during   28              10      122 ms  5000 ms  4200           50      4 ms  80 ms" in text
 
 
@@ -403,18 +460,19 @@ def test_ready_again_is_the_recovery_not_a_flap_while_the_fault_is_in() -> None:
         Mark(21.0, "ready_again"),
     ]
     steps = timeline(marks, None)
-    assert (steps["unready"], steps["fault_cleared"], steps["ready_again"]) == (11.0, 20.0, 21.0)
-    assert timeline(marks[:3], None)["ready_again"] == 11.5  # a hang that ended by itself
-    assert timeline([Mark(10.0, "injected"), Mark(12.0, "ready_again")], None)["ready_again"] is None
+    assert (steps.unready, steps.fault_cleared, steps.ready_again) == (11.0, 20.0, 21.0)
+    assert timeline(marks[:3], None).ready_again == 11.5  # a hang that ended by itself
+    assert timeline([Mark(10.0, "injected"), Mark(12.0, "ready_again")], None).ready_again is None
 
 
 def test_the_report_shows_payments_replicas_when_an_hpa_scales_them() -> None:
-    assert report()["autoscaler"] is None
+    assert report().autoscaler is None
     assert "(HPA)" not in summary(report())
     hpa = {"name": "payment", "current_replicas": 4, "desired_replicas": 5, "min_replicas": 3, "max_replicas": 5}
     built = report(autoscaler=hpa)
-    assert built["autoscaler"] == hpa
-    json.dumps(built)
+    assert built.autoscaler is not None
+    assert built.autoscaler.model_dump() == hpa
+    assert json.loads(built.model_dump_json())["autoscaler"] == hpa
     rows = summary(built).splitlines()
     assert [row.split() for row in rows if "(HPA)" in row] == [["payment", "replicas", "(HPA)", "4/5,", "3-5"]]
     restarts = next(i for i, row in enumerate(rows) if row.startswith("restarts"))
@@ -423,7 +481,7 @@ def test_the_report_shows_payments_replicas_when_an_hpa_scales_them() -> None:
 
 def test_a_failed_invariant_makes_the_report_not_ok() -> None:
     built = report(invariants=[InvariantResult("one_payment_per_key", "", False, "1 violation(s): ...")])
-    assert built["ok"] is False
+    assert built.ok is False
     assert "FAIL  one_payment_per_key" in summary(built)
 
 
@@ -435,6 +493,73 @@ def test_compare_puts_profiles_side_by_side() -> None:
     assert any(row.startswith("browses per second (storefront)") and row.count("300/s") == 2 for row in rows)
 
 
+def test_compare_reads_the_reports_and_refuses_another_version_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resilient, fragile = tmp_path / "drill-resilient.json", tmp_path / "drill-fragile.json"
+    resilient.write_text(report("resilient").model_dump_json(indent=1))
+    fragile.write_text(report("fragile").model_dump_json(indent=1))
+    assert read_report(fragile, DrillReport) == report("fragile")
+    with pytest.raises(SystemExit) as compared:
+        run.main(["--compare", str(resilient), str(fragile)])
+    assert compared.value.code == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["resilient", "fragile"]
+
+    older = json.loads(fragile.read_text()) | {"version": 2}
+    fragile.write_text(json.dumps(older))
+    with pytest.raises(ReportError, match=r"drill-fragile.json: not a DrillReport of version 3 \(version: "):
+        read_report(fragile, DrillReport)
+    with pytest.raises(SystemExit) as refused:
+        run.main(["--compare", str(resilient), str(fragile)])
+    assert refused.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"shop-drill: {fragile}: not a DrillReport of version 3 (version: Input should be 3)\n"
+
+    fragile.write_text(json.dumps(older | {"version": 3, "kind": "bench"}))
+    with pytest.raises(ReportError, match=r"not a DrillReport of version 3 \(kind: Input should be 'drill'\)"):
+        read_report(fragile, DrillReport)
+
+
+def test_after_a_drill_the_other_profiles_report_is_compared_unless_of_another_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, ledger = parse_args(["--out", str(tmp_path), "--profile", "fragile"]), consistent()[0]
+    other = tmp_path / "drill-resilient.json"
+    other.write_text(report("resilient").model_dump_json())
+    assert results.write_results(config, report("fragile"), ledger) == results.EXIT_OK
+    printed = capsys.readouterr().out
+    assert read_report(tmp_path / "drill-fragile.json", DrillReport) == report("fragile")
+    assert [line.split() for line in printed.splitlines() if line.strip().startswith("resilient")] == [
+        ["resilient", "fragile"]
+    ], "the resilient column first"
+
+    other.write_text(json.dumps(json.loads(other.read_text()) | {"version": 2}))
+    results.write_results(config, report("fragile"), ledger)
+    printed = capsys.readouterr().out
+    assert f"\nnot compared: {other}: not a DrillReport of version 3 (version: Input should be 3)\n" in printed
+    assert "checkouts started per second" not in printed, "no comparison"
+
+
+def test_the_exit_status_is_the_invariants_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, ledger = parse_args(["--out", str(tmp_path)]), consistent()[0]
+    broken = InvariantResult("one_payment_per_key", "", False, "1 violation(s): ...")
+    assert results.write_results(config, report(invariants=[broken]), ledger) == results.EXIT_INVARIANT
+    assert capsys.readouterr().out.endswith("\nINVARIANT FAILED: one_payment_per_key\n")
+    assert results.write_results(config, report().model_copy(update={"invariants": None}), ledger) == results.EXIT_OK
+
+
+def test_the_published_schema_is_what_the_models_say_and_a_report_fits_it() -> None:
+    document = (repository_root() / schema.DOCUMENT).read_text(encoding="utf-8")
+    assert document == schema.schema_text(), "run `make report-schema` and commit the result"
+    validator = Draft202012Validator(json.loads(document))
+    written = json.loads(report().model_dump_json())
+    assert list(validator.iter_errors(written)) == []
+    assert not validator.is_valid(written | {"kind": "bench"})
+    assert not validator.is_valid(written | {"version": 2})
+    assert not validator.is_valid(written | {"extra": 1})
+
+
 def test_the_png_timeline_is_written(tmp_path: Path) -> None:
     path = plot.render(report(), tmp_path / "out" / "drill.png")
     data = path.read_bytes()
@@ -444,6 +569,5 @@ def test_the_png_timeline_is_written(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("steps", [{}, {"injected": 3.0}])
 def test_the_png_copes_with_a_run_without_marks(tmp_path: Path, steps: dict[str, float]) -> None:
-    built = report()
-    built["timeline"] = {**dict.fromkeys(built["timeline"]), **steps}
+    built = report().model_copy(update={"timeline": Timeline(**steps)})
     assert plot.render(built, tmp_path / "drill.png").stat().st_size > 10_000

@@ -27,7 +27,7 @@ def test_a_leaking_pod_goes_unready_fails_liveness_is_oomkilled_restarts_and_is_
     watcher, marks, recovered = replay(recording)
     target = recording["target"]
 
-    assert timeline(marks, target) == {
+    assert timeline(marks, target).model_dump() == {
         "injected": 10.0,
         "unready": 12.88,
         "liveness_failed": 17.52,
@@ -67,12 +67,12 @@ def test_a_hung_pod_is_killed_by_liveness_and_restarted() -> None:
     target = recording["target"]
 
     steps = timeline(marks, target)
-    assert steps["unready"] == 9.9
-    assert steps["liveness_failed"] == 11.2
-    assert steps["killing"] == 21.3
-    assert steps["oom_killed"] is None
-    assert steps["restarted"] == 52.1
-    assert steps["ready_again"] == 55.4
+    assert steps.unready == 9.9
+    assert steps.liveness_failed == 11.2
+    assert steps.killing == 21.3
+    assert steps.oom_killed is None
+    assert steps.restarted == 52.1
+    assert steps.ready_again == 55.4
     assert [m.detail for m in marks if m.kind == "terminated"] == ["payment: Error, exit code 137"]
     assert [m.detail for m in marks if m.kind == "killing"] == [
         "Container payment failed liveness probe, will be restarted"

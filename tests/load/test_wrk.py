@@ -37,7 +37,14 @@ def test_the_report_line_is_parsed_into_a_result() -> None:
     assert result.extra == {"non_2xx_3xx": 3}
     assert result.count(201, 503) == 12
     assert not result.generator_saturated
-    assert result.as_json()["statuses"] == {"201": 9, "503": 3}
+    written = json.loads(result.model_dump_json())
+    assert (written["statuses"], written["throughput"], written["generator_saturated"]) == (
+        {"201": 9, "503": 3},
+        6,
+        False,
+    )
+    assert "extra" not in written
+    assert wrk_report.WrkResult.model_validate_json(result.model_dump_json()) == result.model_copy(update={"extra": {}})
 
 
 def test_no_answer_means_no_percentiles() -> None:

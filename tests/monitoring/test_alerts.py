@@ -1,4 +1,5 @@
-"""rules/alerts.yaml: Prometheus rule format, the two alerts issue 4 asks for, and their behaviour.
+"""rules/alerts.yaml: Prometheus rule format, the alerts (a payment pod restarting, checkouts failing), and their
+behaviour.
 
 promtool has no PyPI wheel, so the structure is checked here in Python always; `promtool check rules` and the
 rule unit tests in alerts_test.yaml (series in, alerts out) run where promtool is installed (Debian's

@@ -1,5 +1,5 @@
 """dashboards/resilient-shop.json: a Grafana dashboard whose every panel queries the provisioned Prometheus and
-which shows what issue 4 lists: traffic, errors, p99, payments, memory against the limit, restarts."""
+which shows what an operator watches in a drill: traffic, errors, p99, payments, memory against the limit, restarts."""
 
 from typing import Any
 

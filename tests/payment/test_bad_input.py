@@ -1,4 +1,4 @@
-"""SPEC §9: every kind of bad input gets a 4xx problem+json and changes nothing."""
+"""Every kind of bad input gets a 4xx problem+json and changes nothing."""
 
 from typing import Any, cast
 

@@ -1,4 +1,4 @@
-"""The payment API of SPEC §3 against real catalog and users apps and a real PostgreSQL."""
+"""The payment API against real catalog and users apps and a real PostgreSQL."""
 
 import uuid
 from typing import Any

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shop_devtools import processes
-from shop_devtools.pg import free_port
+from shop_devtools.processes import free_port
 from shop_devtools.topology import BY_NAME, CALLEES_FIRST
 from tests.conftest import CREDENTIALS
 

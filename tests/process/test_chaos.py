@@ -1,4 +1,4 @@
-"""SPEC §4-§5 on real processes: a leak fails liveness and readiness, hang blocks the loop, crash exits."""
+"""The chaos faults on real processes: a leak fails liveness and readiness, hang blocks the loop, crash exits."""
 
 import time
 from collections.abc import Mapping

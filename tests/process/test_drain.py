@@ -1,4 +1,4 @@
-"""SPEC §4 graceful shutdown on a real process: readiness off at once, traffic served through the delay, exit 0."""
+"""Graceful shutdown on a real process: readiness off at once, traffic served through the delay, exit 0."""
 
 import signal
 import threading

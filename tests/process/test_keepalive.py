@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 import httpx
 import pytest
 
-from shop_devtools.pg import free_port
+from shop_devtools.processes import free_port
 from tests.process.conftest import ServiceProcess, StartService
 
 pytestmark = pytest.mark.process

@@ -1,4 +1,4 @@
-"""SPEC §3/§9 on real processes: a payment process SIGKILLed mid-flight loses nothing and charges nothing twice.
+"""Exactly once on real processes: a payment process SIGKILLed mid-flight loses nothing and charges nothing twice.
 
 Two payment processes share the database; 30 checkouts start at once on one of them with a slow provider (500 ms);
 it is killed with SIGKILL while they are in flight and a replacement is started. Customers who saw their request fail

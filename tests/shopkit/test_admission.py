@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.types import Message
 
-from shop_devtools.pg import free_port
+from shop_devtools.processes import free_port
 from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
 from shopkit import ServiceSettings, SessionDep, create_app, create_client, send_with_retries, state_of

@@ -9,7 +9,7 @@ import pydantic
 import pytest
 from pydantic_settings import BaseSettings
 
-from shop_devtools.pg import free_port
+from shop_devtools.processes import free_port
 from shop_devtools.workspace import private_key_pem
 from shopkit.credentials import Callers, Credential, presented
 from tests.conftest import CREDENTIALS

@@ -33,7 +33,7 @@ PUBLIC = {
     ("payment", "GET", "/payments"),
     ("payment", "GET", "/payments/{payment_id}"),
 }
-"""The public API (SPEC §3), written out: an operation added to a service is internal until it is added here."""
+"""The public API, written out: an operation added to a service is internal until it is added here."""
 
 CHAOS_TOKEN = SecretStr("a-chaos-token-for-the-walk")
 FACTORIES: dict[str, Callable[[], FastAPI]] = {

@@ -1,4 +1,4 @@
-"""Login throttling per email (issue 19): 5 free failures, then 429 with Retry-After, 1 s doubling up to 60 s, the same
+"""Login throttling per email: 5 free failures, then 429 with Retry-After, 1 s doubling up to 60 s, the same
 for an email no account has; the counts in PostgreSQL, shared by every replica and never lost between them."""
 
 import asyncio

@@ -1,184 +1,31 @@
 """The bench's reads and writes: one `Measurement` per generator run against one target, wrk for HTTP (an
 unrecorded warm-up second, then the recorded seconds, statuses from the target's own /metrics) and pgbench for
-the payment's own writes as the write ceiling.
+the payment's own writes as the write ceiling. The services' metrics are read here, for the sale too (`settled`).
 """
 
 import json
-import os
 import re
+import resource
+import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shop_load.bench import sale, sale_records
-from shop_load.bench.shop import CUSTOMERS, PRODUCTS_PATH, BenchError, Shop, baskets, register
+from shop_load.bench.shop import CUSTOMERS, PRODUCTS_PATH, BenchError, Shop, prepare
+from shop_load.core.customers import Customer
 from shop_load.core.scrape import Scrape, scrape
-from shop_load.generators import wrk, wrk_report
+from shop_load.generators import wrk
+from shop_load.generators.wrk_report import SATURATED_CPU_PER_THREAD
+from shop_load.report.bench_model import Measurement
 from shop_load.report.timeline import percentile
 
 WARMUP_SECONDS = 1.0
-
-
-@dataclass
-class Measurement:
-    """One run of a generator against one target: its answers with the expected status per second, latency, and
-    every status as the target counted them (or as the generator saw them, for a target without metrics)."""
-
-    name: str
-    generator: str
-    connections: int
-    seconds: float
-    ok: int
-    """Answers with the expected status (transactions, for pgbench), as the generator counted them."""
-    p50_ms: float | None
-    p99_ms: float | None
-    max_ms: float | None
-    statuses: dict[int, int]
-    statuses_from: str
-    generator_cpu_seconds: float
-    generator_threads: int = 1
-    expected_status: int | None = None
-    socket_errors: int = 0
-    timeouts: int = 0
-    failed: int = 0
-    """Transactions that failed (pgbench)."""
-    ceiling: str | None = None
-
-    @property
-    def throughput(self) -> float:
-        return self.ok / self.seconds if self.seconds else 0.0
-
-    @property
-    def errors(self) -> int:
-        unexpected = sum(n for s, n in self.statuses.items() if s != self.expected_status)
-        return unexpected + self.socket_errors + self.timeouts + self.failed
-
-    @property
-    def generator_cpu_fraction(self) -> float:
-        return self.generator_cpu_seconds / self.seconds / self.generator_threads if self.seconds else 0.0
-
-    @property
-    def generator_saturated(self) -> bool:
-        return self.generator_cpu_fraction >= wrk_report.SATURATED_CPU_PER_THREAD
-
-    @classmethod
-    def from_wrk(
-        cls, name: str, result: wrk.WrkResult, *, expected_status: int, server_statuses: dict[int, int] | None = None
-    ) -> "Measurement":
-        return cls(
-            name=name,
-            generator="wrk",
-            connections=result.connections,
-            seconds=result.seconds,
-            ok=result.count(expected_status),
-            p50_ms=result.p50_ms,
-            p99_ms=result.p99_ms,
-            max_ms=result.max_ms,
-            statuses=dict(result.statuses) if server_statuses is None else server_statuses,
-            statuses_from="wrk" if server_statuses is None else "server metrics",
-            generator_cpu_seconds=result.generator_cpu_seconds,
-            generator_threads=result.threads,
-            expected_status=expected_status,
-            socket_errors=result.socket_errors,
-            timeouts=result.timeouts,
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "generator": self.generator,
-            "connections": self.connections,
-            "seconds": self.seconds,
-            "ok": self.ok,
-            "throughput": self.throughput,
-            "p50_ms": self.p50_ms,
-            "p99_ms": self.p99_ms,
-            "max_ms": self.max_ms,
-            "statuses": {str(s): n for s, n in sorted(self.statuses.items())},
-            "statuses_from": self.statuses_from,
-            "errors": self.errors,
-            "socket_errors": self.socket_errors,
-            "timeouts": self.timeouts,
-            "failed": self.failed,
-            "generator_cpu_seconds": self.generator_cpu_seconds,
-            "generator_saturated": self.generator_saturated,
-            "ceiling": self.ceiling,
-        }
-
-
-def _write_tokens(path: Path, shoppers: Sequence[sale_records.Shopper]) -> Path:
-    path.write_text("".join(s.customer.token + "\n" for s in shoppers))
-    return path
-
-
-def _settle(url: str, handler: str, method: str, timeout: float = 15.0) -> Scrape:
-    """The target's metrics once its counts of `method handler` stop moving (what was in flight is answered)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        now = scrape(url)
-        counts = now.statuses(handler=handler, method=method)
-        if counts == last or time.monotonic() > deadline:
-            return now
-        last = counts
-        time.sleep(0.5)
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    url: str
-    expected_status: int
-    metrics: tuple[str, str, str] | None = None
-    """(service base URL, handler, method) whose `http_requests_total` counts this target's answers."""
-
-
-def measure_wrk(
-    target: Target,
-    *,
-    connections: int,
-    seconds: float,
-    threads: int,
-    script: str = "get",
-    params: Mapping[str, str] | None = None,
-) -> Measurement:
-    """An unrecorded warm-up second, then `seconds` recorded; statuses from the target's own metrics."""
-    wrk.run(target.url, connections=connections, seconds=WARMUP_SECONDS, threads=threads, script=script, params=params)
-    before = _settle(*target.metrics) if target.metrics else None
-    result = wrk.run(
-        target.url, connections=connections, seconds=seconds, threads=threads, script=script, params=params
-    )
-    statuses = (
-        _settle(*target.metrics).statuses_since(before, handler=target.metrics[1], method=target.metrics[2])
-        if (target.metrics and before)
-        else None
-    )
-    return Measurement.from_wrk(target.name, result, expected_status=target.expected_status, server_statuses=statuses)
-
-
-def bench_reads(shop: Shop, bare: str, *, connections: int, seconds: float, threads: int) -> list[Measurement]:
-    targets = [
-        Target("bare FastAPI, same bytes", bare + PRODUCTS_PATH, 200),
-        Target(
-            "GET /products?limit=20 (catalog)", shop.catalog + PRODUCTS_PATH, 200, (shop.catalog, "/products", "GET")
-        ),
-        Target(
-            "GET /api/products?limit=20 (storefront)",
-            shop.storefront + "/api" + PRODUCTS_PATH,
-            200,
-            (shop.storefront, sale.API_HANDLER, "GET"),
-        ),
-    ]
-    measured = [measure_wrk(t, connections=connections, seconds=seconds, threads=threads) for t in targets]
-    for measurement in measured[1:]:
-        measurement.ceiling = measured[0].name
-    return measured
-
-
+API_HANDLER = "/api/{path:path}"
+"""Storefront's one gateway route: checkouts are its POSTs, browsing its GETs."""
+PAYMENTS_HANDLER = "/payments"
 PGBENCH_NAME = "pgbench: payment + item in one transaction"
 PGBENCH_SCRIPT = """\
 BEGIN;
@@ -191,6 +38,123 @@ INSERT INTO payment_items (payment_id, sku, quantity, unit_price_cents) VALUES (
 END;
 """
 """The payment's own writes, a payment row and its item in one transaction, with no HTTP and no Python."""
+
+Route = tuple[str, str, str]
+"""(a service's base URL, handler, method): whose `http_requests_total` counts a target's answers."""
+
+
+@dataclass(frozen=True)
+class Load:
+    """How each read and write is measured: kept-alive connections, recorded seconds, wrk threads."""
+
+    connections: int
+    seconds: float
+    threads: int
+
+
+def settled(routes: Sequence[Route], *, timeout: float, poll: float = 0.5) -> dict[str, Scrape]:
+    """Each service's metrics, by URL, once its counts of `routes` stop moving: what was in flight is answered."""
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        scrapes = {url: scrape(url) for url, _, _ in routes}
+        counts = [scrapes[url].statuses(handler=handler, method=method) for url, handler, method in routes]
+        if counts == last or time.monotonic() > deadline:
+            return scrapes
+        last = counts
+        time.sleep(poll)
+
+
+def since(after: Mapping[str, Scrape], before: Mapping[str, Scrape], route: Route) -> dict[int, int]:
+    url, handler, method = route
+    return after[url].statuses_since(before[url], handler=handler, method=method)
+
+
+def from_wrk(name: str, result: wrk.WrkResult, expected: int, statuses: dict[int, int] | None = None) -> Measurement:
+    """A wrk run; `statuses` as the target counted them (None: as wrk saw them)."""
+    counted = dict(result.statuses) if statuses is None else statuses
+    ok = result.count(expected)
+    return Measurement(
+        **result.model_dump(exclude={"statuses", "throughput"}),  # the rest of wrk's figures, by the same names
+        name=name,
+        generator="wrk",
+        ok=ok,
+        throughput=ok / result.seconds if result.seconds else 0.0,
+        statuses=counted,
+        statuses_from="wrk" if statuses is None else "server metrics",
+        errors=sum(n for s, n in counted.items() if s != expected) + result.socket_errors + result.timeouts,
+    )
+
+
+def checkout_params(
+    files: Path, customers: Sequence[Customer], bodies: Sequence[Mapping[str, Any]], *, key_prefix: str, honour: bool
+) -> dict[str, str]:
+    """wrk's `checkout` script's parameters: the customers' tokens and the bodies, in files beside `files`."""
+    tokens, lines = files.with_suffix(".tokens"), files.with_suffix(".bodies")
+    tokens.write_text("".join(customer.token + "\n" for customer in customers))
+    lines.write_text("".join(json.dumps(body, separators=(",", ":")) + "\n" for body in bodies))
+    return {
+        "tokens_file": str(tokens),
+        "bodies_file": str(lines),
+        "key_prefix": key_prefix,
+        "retry_after": "1" if honour else "0",
+    }
+
+
+def measure_wrk(
+    name: str, url: str, expected: int, route: Route | None, load: Load, script: str = "get", **params: str
+) -> Measurement:
+    """An unrecorded warm-up second, then `load.seconds` recorded; statuses from `route`'s service's metrics."""
+
+    def run(seconds: float) -> wrk.WrkResult:
+        return wrk.run(
+            url, connections=load.connections, seconds=seconds, threads=load.threads, script=script, params=params
+        )
+
+    run(WARMUP_SECONDS)
+    if route is None:
+        return from_wrk(name, run(load.seconds), expected)
+    before = settled([route], timeout=15)
+    result = run(load.seconds)
+    return from_wrk(name, result, expected, since(settled([route], timeout=15), before, route))
+
+
+def against(ceiling: Measurement, measured: Sequence[Measurement]) -> list[Measurement]:
+    """`ceiling`, then each of `measured` with its ratio to it."""
+    for m in measured:
+        m.ceiling, m.ratio = ceiling.name, m.throughput / ceiling.throughput if ceiling.throughput else None
+    return [ceiling, *measured]
+
+
+def reads(shop: Shop, bare: str, load: Load) -> list[Measurement]:
+    """The bare app serving the same bytes, then catalog's and storefront's product list."""
+    ceiling = measure_wrk("bare FastAPI, same bytes", bare + PRODUCTS_PATH, 200, None, load)
+    targets = (
+        ("catalog", shop.catalog, PRODUCTS_PATH, "/products"),
+        ("storefront", shop.storefront, "/api" + PRODUCTS_PATH, API_HANDLER),
+    )
+    measured = [
+        measure_wrk(f"GET {path} ({name})", url + path, 200, (url, handler, "GET"), load)
+        for name, url, path, handler in targets
+    ]
+    return against(ceiling, measured)
+
+
+def writes(shop: Shop, workdir: Path, load: Load, *, honour_retry_after: bool) -> list[Measurement]:
+    """pgbench's payment writes, then checkouts on payment and through the storefront (an approved card each)."""
+    customers, bodies = prepare(shop.storefront, min(load.connections, CUSTOMERS))
+    params = checkout_params(
+        workdir / "writes", customers, bodies, key_prefix="bench-writes", honour=honour_retry_after
+    )
+    ceiling = pgbench(shop.database_url, str(bodies[0]["items"][0]["sku"]), workdir, load)
+    targets = (
+        ("payment", shop.payment, "/payments", PAYMENTS_HANDLER),
+        ("storefront", shop.storefront, "/api/payments", API_HANDLER),
+    )
+    measured = [
+        measure_wrk(f"POST {path} ({name})", url + path, 201, (url, handler, "POST"), load, "checkout", **params)
+        for name, url, path, handler in targets
+    ]
+    return against(ceiling, measured)
 
 
 def parse_pgbench(stdout: str, log_lines: Sequence[str]) -> tuple[int, int, float, list[float]]:
@@ -208,81 +172,42 @@ def parse_pgbench(stdout: str, log_lines: Sequence[str]) -> tuple[int, int, floa
     return int(processed[1]), int(failed[1]) if failed else 0, float(duration[1]), latencies
 
 
-def measure_pgbench(
-    pgbench: Path, database_url: str, sku: str, workdir: Path, *, connections: int, seconds: float
-) -> Measurement:
-    script = workdir / "payment-writes.sql"
+def pgbench(database_url: str, sku: str, workdir: Path, load: Load) -> Measurement:
+    """PGBENCH_SCRIPT with `load.connections` clients for `load.seconds` (whole seconds), its CPU time measured."""
+    from shop_devtools.pg import find_bin_dir
+
+    script, logs = workdir / "payment-writes.sql", workdir / "pgbench-log"
     script.write_text(PGBENCH_SCRIPT)
-    logs = workdir / "pgbench-log"
-    logs.mkdir(exist_ok=True)
-    for old in logs.iterdir():
-        old.unlink()
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
     args = [
-        str(pgbench), "--no-vacuum", "--protocol=prepared", f"--client={connections}", "--jobs=1",
-        f"--time={max(1, round(seconds))}", f"--file={script}", f"--define=sku={sku}",
+        str(find_bin_dir() / "pgbench"), "--no-vacuum", "--protocol=prepared", f"--client={load.connections}",
+        "--jobs=1", f"--time={max(1, round(load.seconds))}", f"--file={script}", f"--define=sku={sku}",
         "--log", f"--log-prefix={logs}/tx", database_url,
     ]  # fmt: skip
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(args, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    if process.returncode != 0:
-        raise BenchError(f"pgbench exited with {process.returncode}: {(stderr or stdout)[-1500:]}")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(args, capture_output=True, text=True, errors="replace", check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise BenchError(f"pgbench exited with {done.returncode}: {(done.stderr or done.stdout)[-1500:]}")
     log_lines = [line for path in sorted(logs.iterdir()) for line in path.read_text().splitlines()]
-    transactions, failed, duration, latencies = parse_pgbench(stdout, log_lines)
+    transactions, failed, duration, latencies = parse_pgbench(done.stdout, log_lines)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return Measurement(
         name=PGBENCH_NAME,
         generator="pgbench",
-        connections=connections,
+        connections=load.connections,
         seconds=duration,
+        requests=transactions + failed,
         ok=transactions,
+        throughput=transactions / duration if duration else 0.0,
         p50_ms=percentile(latencies, 50),
         p99_ms=percentile(latencies, 99),
-        max_ms=max(latencies) if latencies else None,
+        max_ms=max(latencies, default=None),
         statuses={},
         statuses_from="pgbench",
-        generator_cpu_seconds=usage.ru_utime + usage.ru_stime,
+        errors=failed,
         failed=failed,
+        generator_cpu_seconds=cpu,
+        generator_saturated=bool(duration) and cpu / duration >= SATURATED_CPU_PER_THREAD,
     )
-
-
-def bench_writes(
-    shop: Shop,
-    pgbench: Path,
-    workdir: Path,
-    *,
-    connections: int,
-    seconds: float,
-    threads: int,
-    honour_retry_after: bool = True,
-) -> list[Measurement]:
-    shoppers = register(shop.storefront, min(connections, CUSTOMERS))
-    tokens = _write_tokens(workdir / "writes.tokens", shoppers)
-    bodies = baskets(shop.storefront)
-    bodies_file = workdir / "writes.bodies"
-    bodies_file.write_text("".join(json.dumps(body) + "\n" for body in bodies))
-    ceiling = measure_pgbench(
-        pgbench, shop.database_url, bodies[0]["items"][0]["sku"], workdir, connections=connections, seconds=seconds
-    )
-    params = {"tokens_file": str(tokens), "bodies_file": str(bodies_file), "key_prefix": "bench-writes"}
-    if honour_retry_after:
-        params["retry_after"] = "1"
-    targets = [
-        Target("POST /payments (payment)", shop.payment + "/payments", 201, (shop.payment, "/payments", "POST")),
-        Target(
-            "POST /api/payments (storefront)",
-            shop.storefront + "/api/payments",
-            201,
-            (shop.storefront, sale.API_HANDLER, "POST"),
-        ),
-    ]
-    measured = [
-        measure_wrk(t, connections=connections, seconds=seconds, threads=threads, script="checkout", params=params)
-        for t in targets
-    ]
-    for measurement in measured:
-        measurement.ceiling = ceiling.name
-    return [ceiling, *measured]

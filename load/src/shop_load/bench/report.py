@@ -1,216 +1,149 @@
-"""The bench's report: the measurements and the sale's bursts as tables, the verdict on each of the bench's bars
-(the sale, reads against the ceiling, the invariants after each burst), and the JSON written with `--json`.
+"""The bench's verdicts and its text: the verdict on each of the bench's bars (`verdicts`: the sale, reads against
+the ceiling, the invariants after each burst), and the report (`shop_load.report.bench_model.BenchReport`) as the
+tables and lines the bench prints (`render`).
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from shop_load.bench import sale, sale_readiness, sale_records
-from shop_load.bench.measure import Measurement
+from shop_load.bench.sale import ANSWER_BOUND_SECONDS
+from shop_load.report.bench_model import Bar, BenchReport, Burst, Measurement, Probe, Verdict
 from shop_load.report.text import table
 
-ACCEPTANCE_CAPTURED_PER_SECOND = 150.0
-ACCEPTANCE_CATALOG_RATIO = 0.5
-ACCEPTANCE_STOREFRONT_RATIO = 0.33
+CAPTURED_PER_SECOND = 150.0
+"""What the first burst of the sale captures per second at least."""
+READ_RATIOS: tuple[tuple[str, Bar, float], ...] = (
+    ("(catalog)", "catalog-read-ratio", 0.5),
+    ("(storefront)", "storefront-read-ratio", 0.33),
+)
+"""The share of the bare ceiling catalog's and storefront's product list are served at, at least."""
 
 
-@dataclass
-class Verdict:
-    acceptance: int
-    ok: bool
-    text: str
+def verdicts(report: BenchReport) -> list[Verdict]:
+    """One verdict per bar, in the order they are printed: reads, then each burst, then each burst's invariants."""
+    found: list[Verdict] = []
 
-    def line(self) -> str:
-        return f"{'PASS' if self.ok else 'FAIL'}  {self.text}"
+    def bar(name: Bar, ok: bool, text: str, burst: Burst | None = None) -> None:
+        where = f"burst {burst.connections}: " if burst else ""
+        found.append(Verdict(bar=name, burst=burst.connections if burst else None, ok=ok, text=where + text))
+
+    for service, name, share in READ_RATIOS:
+        m = next((m for m in report.measurements if m.name.startswith("GET") and m.name.endswith(service)), None)
+        if m is not None and m.ratio is not None:
+            saturated = " (a generator was saturated: the ratio is not the server's)" if m.generator_saturated else ""
+            bar(name, m.ratio >= share, f"{m.name} at {m.ratio:.2f}x the bare ceiling (bar {share}x){saturated}")
+    for b in report.bursts:
+        first, checkout = report.bursts[0], b.checkout
+        bad = {s: n for s, n in b.checkout_statuses.items() if s >= 500 and s != 503}
+        bar("sale-no-5xx-but-503", not bad, f"no 5xx other than 503 (storefront counted {_statuses(bad) or 'none'})", b)
+        if b is first:
+            late, longest = checkout.timeouts, _ms(checkout.max_ms)
+            in_time = late == 0 and (checkout.max_ms or 0) <= ANSWER_BOUND_SECONDS * 1000
+            text = f"no answer over {ANSWER_BOUND_SECONDS:.0f} s ({late} later, the others within {longest} ms)"
+            bar("sale-answer-bound", in_time, text, b)
+            rate = b.captured_per_second
+            text = f"at least {CAPTURED_PER_SECOND:.0f} captured/s ({rate:.1f})"
+            bar("sale-captured-rate", rate >= CAPTURED_PER_SECOND, text, b)
+        else:
+            text = f"every 503 carries Retry-After ({checkout.retry_after_503} with, {checkout.bare_503} without)"
+            bar("sale-retry-after", checkout.bare_503 == 0, text, b)
+            rate, then = b.captured_per_second, first.captured_per_second
+            text = f"captured/s not lower than at {first.connections} ({rate:.1f} vs {then:.1f})"
+            bar("sale-captured-not-lower", rate >= then, text, b)
+        probe = b.readiness.get("payment", Probe())
+        first_failure = f"; first {probe.first_failure}" if probe.first_failure else ""
+        text = f"payment /ready 200 throughout ({probe.flips} of {probe.polls} polls not 200{first_failure})"
+        bar("sale-payment-ready", probe.flips == 0 and probe.polls > 0, text, b)
+    for b in report.bursts:
+        failed = [r.name for r in b.invariants if not r.ok]
+        text = ("failed: " + ", ".join(failed)) if failed else f"hold ({len(b.invariants)} checked)"
+        text = f"invariants {text if b.invariants else 'not checked'}"
+        bar("sale-invariants", bool(b.invariants) and not failed, text, b)
+    return found
 
 
-@dataclass
-class BenchReport:
-    cores: int | None
-    connections: int
-    seconds: float
-    measurements: list[Measurement] = field(default_factory=list)
-    bursts: list[sale_records.BurstResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def ratio(self, name_part: str) -> float | None:
-        by_name = {m.name: m for m in self.measurements}
-        for m in self.measurements:
-            ceiling = by_name.get(m.ceiling or "")
-            if name_part in m.name and ceiling and ceiling.throughput:
-                return m.throughput / ceiling.throughput
-        return None
-
-    def verdicts(self) -> list[Verdict]:
-        verdicts = []
-        for name, bar in (("(catalog)", ACCEPTANCE_CATALOG_RATIO), ("(storefront)", ACCEPTANCE_STOREFRONT_RATIO)):
-            found = next((m for m in self.measurements if name in m.name and m.name.startswith("GET")), None)
-            ratio = self.ratio(name)
-            if found is None or ratio is None:
-                continue
-            saturated = (
-                " (a generator was saturated: the ratio is not the server's)" if found.generator_saturated else ""
-            )
-            verdicts.append(
-                Verdict(2, ratio >= bar, f"{found.name} at {ratio:.2f}x the bare ceiling (bar {bar}x){saturated}")
-            )
-        if self.bursts:
-            first = self.bursts[0]
-            for burst in self.bursts:
-                n = f"burst {burst.connections}"
-                bad = burst.server_errors_but_503
-                verdicts.append(
-                    Verdict(1, not bad, f"{n}: no 5xx other than 503 (storefront counted {_statuses(bad) or 'none'})")
-                )
-                if burst is first:
-                    slow = burst.checkout.timeouts
-                    longest = _ms(burst.checkout.max_ms)
-                    verdicts.append(
-                        Verdict(
-                            1,
-                            slow == 0 and (burst.checkout.max_ms or 0) <= sale.ANSWER_BOUND_SECONDS * 1000,
-                            f"{n}: no answer over {sale.ANSWER_BOUND_SECONDS:.0f} s"
-                            f" ({slow} later, the others within {longest} ms)",
-                        )
-                    )
-                    rate = burst.captured_per_second
-                    bar = ACCEPTANCE_CAPTURED_PER_SECOND
-                    verdicts.append(Verdict(1, rate >= bar, f"{n}: at least {bar:.0f} captured/s ({rate:.1f})"))
-                else:
-                    verdicts.append(
-                        Verdict(
-                            1,
-                            burst.checkout.bare_503 == 0,
-                            f"{n}: every 503 carries Retry-After ({burst.checkout.retry_after_503} with,"
-                            f" {burst.checkout.bare_503} without)",
-                        )
-                    )
-                    rate, then = burst.captured_per_second, first.captured_per_second
-                    verdicts.append(
-                        Verdict(
-                            1,
-                            rate >= then,
-                            f"{n}: captured/s not lower than at {first.connections} ({rate:.1f} vs {then:.1f})",
-                        )
-                    )
-                probe = burst.readiness.get("payment", sale_readiness.ProbeCount())
-                verdicts.append(
-                    Verdict(
-                        1,
-                        probe.flips == 0 and probe.polls > 0,
-                        f"{n}: payment /ready 200 throughout ({probe.flips} of {probe.polls} polls not 200"
-                        + (f"; first {probe.first_failure}" if probe.first_failure else "")
-                        + ")",
-                    )
-                )
-            for burst in self.bursts:
-                failed = [r.name for r in burst.invariants if not r.ok]
-                checked = len(burst.invariants)
-                verdicts.append(
-                    Verdict(
-                        3,
-                        checked > 0 and not failed,
-                        f"burst {burst.connections}: invariants "
-                        + (("failed: " + ", ".join(failed)) if failed else f"hold ({checked} checked)")
-                        if checked
-                        else f"burst {burst.connections}: invariants not checked",
-                    )
-                )
-        return verdicts
-
-    def invariants_failed(self) -> bool:
-        return any(not r.ok for b in self.bursts for r in b.invariants)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "cores": self.cores,
-            "connections": self.connections,
-            "seconds": self.seconds,
-            "measurements": [m.as_json() for m in self.measurements],
-            "ratios": {
-                m.name: m.throughput / c.throughput
-                for m in self.measurements
-                if (c := next((x for x in self.measurements if x.name == m.ceiling), None)) and c.throughput
-            },
-            "sale": [b.as_json() for b in self.bursts],
-            "verdicts": [{"acceptance": v.acceptance, "ok": v.ok, "text": v.text} for v in self.verdicts()],
-            "notes": self.notes,
-        }
+def line(verdict: Verdict) -> str:
+    return f"{'PASS' if verdict.ok else 'FAIL'}  {verdict.text}"
 
 
 def _ms(value: float | None) -> str:
     return f"{value:.1f}" if value is not None else "-"
 
 
-def _statuses(statuses: Mapping[Any, int]) -> str:
+def _mib(value: int | None) -> str:
+    return f"{value / 2**20:.0f} MiB" if value is not None else "-"
+
+
+def _statuses(statuses: Mapping[int, int] | Mapping[str, int]) -> str:
     return " ".join(f"{s}:{n}" for s, n in sorted(statuses.items(), key=lambda item: str(item[0])))
+
+
+def _table(rows: Sequence[Mapping[str, str]]) -> str:
+    """Rows of (column header: cell), every row with the same columns."""
+    return table([list(row.values()) for row in rows], list(rows[0]))
 
 
 def render_measurements(measurements: Sequence[Measurement]) -> str:
     by_name = {m.name: m for m in measurements}
-    rows = []
-    for m in measurements:
+
+    def row(m: Measurement) -> dict[str, str]:
         ceiling = by_name.get(m.ceiling or "")
-        ratio = f"{m.throughput / ceiling.throughput:.2f}" if ceiling and ceiling.throughput else "ceiling"
-        latency_ratio = f"{m.p50_ms / ceiling.p50_ms:.1f}x" if ceiling and ceiling.p50_ms and m.p50_ms else ""
-        cpu = f"{m.generator_cpu_fraction:.0%}" + (" SATURATED" if m.generator_saturated else "")
-        rows.append(
-            (
-                m.name,
-                f"{m.generator} x{m.connections}",
-                f"{m.throughput:.0f}",
-                _ms(m.p50_ms),
-                _ms(m.p99_ms),
-                str(m.errors),
-                ratio,
-                latency_ratio,
-                cpu,
-            )
-        )
-    header = (
-        "",
-        "generator x conns",
-        "ok/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "ok/s / ceiling",
-        "p50 / ceiling",
-        "gen CPU",
-    )
-    return table(rows, header)
+        return {
+            "": m.name,
+            "generator x conns": f"{m.generator} x{m.connections}",
+            "ok/s": f"{m.throughput:.0f}",
+            "p50 ms": _ms(m.p50_ms),
+            "p99 ms": _ms(m.p99_ms),
+            "errors": str(m.errors),
+            "ok/s / ceiling": "ceiling" if m.ratio is None else f"{m.ratio:.2f}",
+            "p50 / ceiling": f"{m.p50_ms / ceiling.p50_ms:.1f}x" if ceiling and ceiling.p50_ms and m.p50_ms else "",
+            "gen CPU": f"{m.generator_cpu_fraction:.0%}" + (" SATURATED" if m.generator_saturated else ""),
+        }
+
+    return _table([row(m) for m in measurements])
 
 
-def render_bursts(bursts: Sequence[sale_records.BurstResult]) -> str:
-    rows = []
-    for b in bursts:
-        probe = b.readiness.get("payment", sale_readiness.ProbeCount())
-        rows.append(
-            (
-                str(b.connections),
-                "-" if b.cold_start_seconds is None else f"{b.cold_start_seconds:.1f}",
-                f"{b.captured_per_second:.1f}",
-                _statuses(b.checkout_statuses),
-                _ms(b.checkout.p50_ms),
-                _ms(b.checkout.p99_ms),
-                _ms(b.checkout.max_ms),
-                str(b.checkout.timeouts),
-                f"{b.checkout.retry_after_503}/{b.checkout.bare_503}",
-                f"{probe.flips}/{probe.polls}",
-                f"{b.browse.throughput:.0f}" if b.browse else "-",
-                "PASS" if b.invariants and all(r.ok for r in b.invariants) else ("FAIL" if b.invariants else "-"),
-            )
-        )
-    header = (
-        "burst", "cold start s", "captured/s", "checkout statuses (storefront)", "p50 ms", "p99 ms", "max ms",
-        ">10 s", "503 Retry-After with/without", "payment /ready not 200", "browse/s", "invariants",
-    )  # fmt: skip
-    return table(rows, header)
+def render_bursts(bursts: Sequence[Burst]) -> str:
+    def row(b: Burst) -> dict[str, str]:
+        probe, checks = b.readiness.get("payment", Probe()), b.invariants
+        return {
+            "burst": str(b.connections),
+            "cold start s": "-" if b.cold_start_s is None else f"{b.cold_start_s:.1f}",
+            "captured/s": f"{b.captured_per_second:.1f}",
+            "checkout statuses (storefront)": _statuses(b.checkout_statuses),
+            "p50 ms": _ms(b.checkout.p50_ms),
+            "p99 ms": _ms(b.checkout.p99_ms),
+            "max ms": _ms(b.checkout.max_ms),
+            ">10 s": str(b.checkout.timeouts),
+            "503 Retry-After with/without": f"{b.checkout.retry_after_503}/{b.checkout.bare_503}",
+            "payment /ready not 200": f"{probe.flips}/{probe.polls}",
+            "browse/s": f"{b.browse.throughput:.0f}" if b.browse else "-",
+            "invariants": ("PASS" if all(r.ok for r in checks) else "FAIL") if checks else "-",
+        }
+
+    return _table([row(b) for b in bursts])
 
 
-def _mib(value: int | None) -> str:
-    return f"{value / 2**20:.0f} MiB" if value is not None else "-"
+def render_burst(b: Burst) -> str:
+    """What one burst counted, in full: the services' own counts, what wrk saw, readiness, memory, invariants."""
+    lines = [
+        f"burst {b.connections}: captured {b.captured} during the burst, {b.captured_after} once everything"
+        f" was answered; payments stored {_statuses(b.payments) or '-'}",
+        f"  storefront POST /api/payments {_statuses(b.checkout_statuses) or '-'};"
+        f" payment POST /payments {_statuses(b.payment_statuses) or '-'};"
+        f" storefront GET /api/products {_statuses(b.browse_statuses) or '-'} (the services' own counts)",
+        f"  wrk saw: checkouts {_statuses(b.checkout.statuses) or '-'}, {b.checkout.socket_errors} socket"
+        f" errors, {b.checkout.timeouts} over {ANSWER_BOUND_SECONDS:g} s"
+        + (f"; browsing p50 {_ms(b.browse.p50_ms)} ms, p99 {_ms(b.browse.p99_ms)} ms" if b.browse else ""),
+        "  /ready not 200: " + ", ".join(f"{name} {p.flips} of {p.polls}" for name, p in b.readiness.items()),
+        "  resident memory, cold start / peak: "
+        + ", ".join(f"{name} {_mib(p.rss_first_bytes)} / {_mib(p.rss_peak_bytes)}" for name, p in b.readiness.items()),
+    ]
+    saturated = [m.name for m in (b.checkout, b.browse) if m and m.generator_saturated]
+    if saturated:
+        lines.append("  generator saturated: " + ", ".join(saturated))
+    lines += [f"  {'PASS' if r.ok else 'FAIL'} {r.name}: {r.detail}" for r in b.invariants]
+    lines += [f"    {r.name}: {problem}" for r in b.invariants for problem in r.problems[1:]]
+    return "\n".join(lines)
 
 
 def render(report: BenchReport) -> str:
@@ -220,52 +153,22 @@ def render(report: BenchReport) -> str:
     ]
     if report.measurements:
         parts.append(render_measurements(report.measurements))
-        saturated = [m.name for m in report.measurements if m.generator_saturated]
-        if saturated:
+        if saturated := [m.name for m in report.measurements if m.generator_saturated]:
             parts.append(
                 "generator saturated (its threads busy >= 90 % of the run, so it, not the server, set the pace): "
                 + "; ".join(saturated)
             )
     if report.bursts:
-        b0 = report.bursts[0]
+        first = report.bursts[0]
+        waits = "after a 503 the connection waits its Retry-After" if first.honour_retry_after else "503s not waited on"
         parts.append(
-            f"the sale: cold start, then at once N concurrent checkouts through storefront for {b0.seconds:g} s"
-            f" (provider latency at its default; each request a new checkout"
-            + (
-                ", after a 503 the connection waits its Retry-After"
-                if b0.honour_retry_after
-                else ", 503s not waited on"
-            )
-            + f"), browsing at {b0.browse_rate:g}/s beside it; captured/s from payment's shop_payments_total,"
-            " statuses from storefront's http_requests_total"
+            f"the sale: cold start, then at once N concurrent checkouts through storefront for {first.seconds:g} s"
+            f" (provider latency at its default; each request a new checkout, {waits}), browsing at"
+            f" {first.browse_rate:g}/s beside it; captured/s from payment's shop_payments_total, statuses from"
+            " storefront's http_requests_total"
         )
-        parts.append(render_bursts(report.bursts))
-        for b in report.bursts:
-            lines = [
-                f"burst {b.connections}: captured {b.captured} during the burst, {b.captured_after} once everything"
-                f" was answered; payments stored {_statuses(b.payments) or '-'}",
-                f"  storefront POST /api/payments {_statuses(b.checkout_statuses) or '-'};"
-                f" payment POST /payments {_statuses(b.payment_statuses) or '-'};"
-                f" storefront GET /api/products {_statuses(b.browse_statuses) or '-'} (the services' own counts)",
-                f"  wrk saw: checkouts {_statuses(b.checkout.statuses) or '-'}, {b.checkout.socket_errors} socket"
-                f" errors, {b.checkout.timeouts} over {sale.ANSWER_BOUND_SECONDS:g} s"
-                + (f"; browsing p50 {_ms(b.browse.p50_ms)} ms, p99 {_ms(b.browse.p99_ms)} ms" if b.browse else ""),
-                "  /ready not 200: " + ", ".join(f"{name} {p.flips} of {p.polls}" for name, p in b.readiness.items()),
-                "  resident memory, cold start / peak: "
-                + ", ".join(
-                    f"{name} {_mib(p.rss_first_bytes)} / {_mib(p.rss_peak_bytes)}" for name, p in b.readiness.items()
-                ),
-            ]
-            saturated = [
-                name for name, r in (("checkouts", b.checkout), ("browsing", b.browse)) if r and r.generator_saturated
-            ]
-            if saturated:
-                lines.append("  generator saturated: " + ", ".join(saturated))
-            lines += [f"  {'PASS' if r.ok else 'FAIL'} {r.name}: {r.detail}" for r in b.invariants]
-            lines += [f"    {r.name}: {problem}" for r in b.invariants for problem in r.problems[1:]]
-            parts.append("\n".join(lines))
-    parts.extend(report.notes)
-    verdicts = report.verdicts()
-    if verdicts:
-        parts.append("the bench's bars, from this run:\n" + "\n".join(v.line() for v in verdicts))
+        parts += [render_bursts(report.bursts), *(render_burst(b) for b in report.bursts)]
+    parts += report.notes
+    if report.verdicts:
+        parts.append("the bench's bars, from this run:\n" + "\n".join(line(v) for v in report.verdicts))
     return "\n\n".join(parts)

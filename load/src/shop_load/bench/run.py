@@ -4,7 +4,7 @@ Every load comes from a native generator, so the client is not what is measured:
 HTTP and pgbench (PostgreSQL's own, from the same binaries as the embedded server) for the database. A generator
 whose threads were busy 90 % of a run or more was itself the bottleneck; the bench says so next to the figure.
 
-1. Reads, `--connections` (32) kept-alive connections for `--seconds` (10) each, after an unrecorded second:
+1. Reads, `--connections` (32) kept-alive connections for `--seconds` (5) each, after an unrecorded second:
    a bare FastAPI app answering the same bytes (`shop_load.generators.bare`, the services' server options) as the
    ceiling, catalog `GET /products?limit=20` and storefront `GET /api/products?limit=20`.
 2. Writes, the same: pgbench running the payment's own writes (a payment row and its item in one transaction) as
@@ -20,20 +20,20 @@ the end still count); the bare app has none, so its statuses are wrk's. Ratios a
 same run on the same machine, whose core count is printed with them.
 
 At the end one line per bar the bench holds the shop to (the sale, reads against the ceiling, the invariants after
-each burst), PASS or FAIL with the figures. Exit status: 0 when the bench ran (a missed bar is a measurement), 1
-when an invariant failed, 2 when the bench could not run (wrk missing, a service that does not start, ...).
+each burst), PASS or FAIL with the figures; `--json` writes the report (`shop_load.report.bench_model`). Exit
+status: 0 when the bench ran (a missed bar is a measurement), 1 when an invariant failed, 2 when the bench could
+not run (wrk missing, a service that does not start, ...).
 
 By default the bench starts everything on free ports of 127.0.0.1: an embedded PostgreSQL (via shop_devtools),
-migrated databases, the four services with credentials of their own, and a stock no run can exhaust (raised
-through the storefront's `/ops/restock` as the operator). `--storefront-url` (with `--catalog-url`,
-`--payment-url`, and `--database-url` of the payment database) measures an already running shop instead: no cold
-start there, and it spends that shop's stock; the sale's stock invariant reads its inventory at `/ops/inventory`
-with the operator's credential: `OPERATOR_CREDENTIAL`, else the file `--credentials` names, else make run's
-`<data dir>/credentials.env`.
+migrated databases, the four services wired as `make run` wires them, with credentials of their own, and a stock
+no run can exhaust (raised through the storefront's `/ops/restock` as the operator). `--storefront-url` (with
+`--catalog-url`, `--payment-url`, and `--database-url` of the payment database) measures an already running shop
+instead: no cold start there, and it spends that shop's stock; the sale's stock invariant reads its inventory at
+`/ops/inventory` with the operator's credential: `OPERATOR_CREDENTIAL`, else the file `--credentials` names, else
+make run's `<data dir>/credentials.env`.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -48,8 +48,8 @@ from shop_devtools.runconfig import credentials_file, default_data_dir
 from shop_devtools.topology import BY_NAME
 from shop_devtools.workspace import WorkspaceError
 from shop_load.bench import sale
-from shop_load.bench.measure import bench_reads, bench_writes
-from shop_load.bench.report import BenchReport, render
+from shop_load.bench.measure import Load, reads, writes
+from shop_load.bench.report import render, verdicts
 from shop_load.bench.shop import (
     CUSTOMERS,
     PRODUCTS_PATH,
@@ -57,12 +57,14 @@ from shop_load.bench.shop import (
     OwnShop,
     Shop,
     bare_app,
-    baskets,
-    register,
+    own_shop,
+    prepare,
     require_loopback,
 )
 from shop_load.core import ops
+from shop_load.core.customers import ShopUnavailable
 from shop_load.generators import wrk
+from shop_load.report.bench_model import BenchReport
 
 SALE_PROVIDER_LATENCY_MS: int | None = None
 """The sale runs payment with its default provider latency (150 ms): the variable is left unset."""
@@ -110,37 +112,31 @@ def _progress(message: str) -> None:
 
 
 def run(options: argparse.Namespace, shop: Shop, workdir: Path, own: OwnShop | None) -> BenchReport:
-    report = BenchReport(os.cpu_count(), options.connections, options.seconds)
-    measure = {"connections": options.connections, "seconds": options.seconds, "threads": options.threads}
+    report = BenchReport(cores=os.cpu_count(), connections=options.connections, seconds=options.seconds)
+    load = Load(options.connections, options.seconds, options.threads)
     if "reads" in options.only:
         response = httpx.get(shop.catalog + PRODUCTS_PATH, timeout=10)
         if response.status_code != 200:
             raise BenchError(f"GET {shop.catalog}{PRODUCTS_PATH} answered {response.status_code}")
         _progress("reads: bare FastAPI, catalog, storefront ...")
         with bare_app(workdir, response.content) as bare:
-            report.measurements += bench_reads(shop, bare, **measure)
+            report.measurements += reads(shop, bare, load)
     if "writes" in options.only:
-        from shop_devtools.pg import find_bin_dir
-
-        pgbench = own.pgbench if own else find_bin_dir() / "pgbench"
         _progress("writes: pgbench, payment, storefront ...")
-        report.measurements += bench_writes(
-            shop, pgbench, workdir, **measure, honour_retry_after=not options.ignore_retry_after
-        )
+        report.measurements += writes(shop, workdir, load, honour_retry_after=not options.ignore_retry_after)
     if "sale" in options.only:
         customers = min(options.customers, max(options.burst))
         _progress(f"the sale: registering {customers} customers per burst ...")
-        pools = [register(shop.storefront, min(customers, n)) for n in options.burst]
-        bodies = baskets(shop.storefront)
+        pools = [prepare(shop.storefront, min(customers, n)) for n in options.burst]
         if own is None:
             report.notes.append("the sale ran against a shop already running: no cold start")
-        for n, shoppers in zip(options.burst, pools, strict=True):
+        for n, (pool, bodies) in zip(options.burst, pools, strict=True):
             _progress(f"the sale: cold start, then {n} concurrent checkouts for {options.burst_seconds:g} s ...")
             cold = (lambda: own.start(provider_latency_ms=SALE_PROVIDER_LATENCY_MS)) if own else None
             report.bursts.append(
                 sale.burst(
-                    shop.for_sale,
-                    shoppers,
+                    shop,
+                    pool,
                     bodies,
                     workdir,
                     connections=n,
@@ -152,6 +148,7 @@ def run(options: argparse.Namespace, shop: Shop, workdir: Path, own: OwnShop | N
                     check=bool(shop.database_url) and shop.operator is not None,
                 )
             )
+    report.verdicts = verdicts(report)
     return report
 
 
@@ -192,17 +189,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 report = run(options, shop, workdir, None)
             else:
                 _progress("starting PostgreSQL and the four services on free ports ...")
-                with OwnShop(workdir) as own:
+                with own_shop(workdir) as own:
                     own.start(provider_latency_ms=WRITES_PROVIDER_LATENCY_MS)
                     report = run(options, own.shop, workdir, own)
-    except (BenchError, wrk.WrkError, httpx.HTTPError, psycopg.Error) as exc:
+    except (BenchError, ShopUnavailable, wrk.WrkError, httpx.HTTPError, psycopg.Error) as exc:
         where = f" ({exc.request.method} {exc.request.url})" if isinstance(exc, httpx.RequestError) else ""
         print(f"shop-bench: {exc}{where}", file=sys.stderr)
         raise SystemExit(2) from None
     print(render(report))
     if options.json:
-        options.json.write_text(json.dumps(report.as_json(), indent=1) + "\n")
-    if report.invariants_failed():
+        options.json.write_text(report.model_dump_json(indent=1) + "\n")
+    if report.invariants_failed:
         raise SystemExit(1)
 
 

@@ -4,9 +4,8 @@ browsing beside it. Played by `make bench` (`shop_load.bench`), one burst per `-
 A burst is `connections` wrk connections POSTing `/api/payments` as fast as they are answered, for `seconds`
 (each request a new checkout: a fresh Idempotency-Key, a customer's token and a one-line basket; after a 503 with
 Retry-After the connection waits as long, at most 5 s, as clients honouring the header do, unless
-`honour_retry_after` is off), while a second wrk browses
-`/api/products?limit=20` at a paced rate and one thread per service polls `/ready` every 200 ms.
-Measured:
+`honour_retry_after` is off), while a second wrk browses `/api/products?limit=20` at a paced rate and one thread
+per service polls `/ready` every 200 ms (`watch_readiness`). Measured:
 
 - captured/s: the increase of payment's own `shop_payments_total{status="captured"}` during the burst, per second;
 - every status of the checkouts and of the browsing, from storefront's own `http_requests_total`, read before the
@@ -14,7 +13,8 @@ Measured:
   its run ended count too), and payment's own statuses of `POST /payments` the same way;
 - p50/p99/max as wrk saw them (an answer later than 10 s counts as a wrk timeout), and how many 503s carried
   `Retry-After`;
-- readiness flips: polls of `/ready` that did not answer 200 within 1 s.
+- readiness flips: polls of `/ready` that did not answer 200 within 1 s (a kubelet's default probe timeout), and
+  each service's resident memory, sampled every second.
 
 Then (`shop_load.bench.sale_invariants`) the drill's invariants (`shop_load.invariants`) on this burst's payments,
 read from payment's database by their key prefix and checked through the storefront as the drill checks its own:
@@ -26,60 +26,86 @@ charged every captured payment once, with its amount, and no payment that was no
 
 import asyncio
 import contextlib
-import json
+import functools
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from shop_load.bench.measure import API_HANDLER, PAYMENTS_HANDLER, checkout_params, from_wrk, settled, since
 from shop_load.bench.sale_invariants import verify
-from shop_load.bench.sale_readiness import ReadinessWatch
-from shop_load.bench.sale_records import BurstResult, SaleShop, Shopper
-from shop_load.core.scrape import Scrape, scrape
+from shop_load.bench.shop import Shop
+from shop_load.core.customers import Customer
+from shop_load.core.scrape import scrape
 from shop_load.generators import wrk
+from shop_load.report.bench_model import Burst, Probe
 
-__all__ = ["ANSWER_BOUND_SECONDS", "API_HANDLER", "BROWSE_PATH", "PAYMENTS_HANDLER", "SETTLE_SECONDS", "burst"]
-
-API_HANDLER = "/api/{path:path}"
-"""Storefront's one gateway route: checkouts are its POSTs, browsing its GETs."""
-PAYMENTS_HANDLER = "/payments"
 BROWSE_PATH = "/api/products?limit=20"
 ANSWER_BOUND_SECONDS = 10.0
 """No answer of the sale may take longer (one of the bench's bars): wrk counts later ones as timeouts."""
 SETTLE_SECONDS = 20.0
 """How long the shop may take to answer what it was still working on once wrk stopped."""
+READY_POLL_SECONDS = 0.2
+READY_TIMEOUT_SECONDS = 1.0
+MEMORY_EVERY_POLLS = 5
 
 
-def _settled(shop: SaleShop, *, deadline: float) -> tuple[Scrape, Scrape]:
-    """Storefront's and payment's metrics once their counts stop moving: every request in flight answered."""
-    last: tuple[dict[int, int], ...] | None = None
-    while True:
-        storefront, payment = scrape(shop.storefront), scrape(shop.payment)
-        now = (
-            storefront.statuses(handler=API_HANDLER, method="POST"),
-            storefront.statuses(handler=API_HANDLER, method="GET"),
-            payment.statuses(handler=PAYMENTS_HANDLER, method="POST"),
-        )
-        if now == last or time.monotonic() > deadline:
-            return storefront, payment
-        last = now
-        time.sleep(1.0)
+def _poll(url: str, probe: Probe, stop: threading.Event, began: float) -> None:
+    with httpx.Client(timeout=READY_TIMEOUT_SECONDS) as client:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                response = client.get(url + "/ready")
+                failure = "" if response.status_code == 200 else f"answered {response.status_code}: {response.text}"
+                probe.not_ready += bool(failure)
+            except httpx.HTTPError as exc:
+                failure = f"no answer ({type(exc).__name__})"
+                probe.no_answer += 1
+            if probe.polls % MEMORY_EVERY_POLLS == 0:
+                with contextlib.suppress(httpx.HTTPError):
+                    rss = int(scrape(url, timeout=READY_TIMEOUT_SECONDS).value("shop_resident_memory_bytes"))
+                    probe.rss_first_bytes = probe.rss_first_bytes or rss
+                    probe.rss_peak_bytes = max(rss, probe.rss_peak_bytes or 0)
+            probe.polls += 1
+            if failure and probe.first_failure is None:
+                probe.first_failure = f"at {started - began:.1f} s: {failure[:200]}"
+            stop.wait(max(0.0, READY_POLL_SECONDS - (time.monotonic() - started)))
 
 
-async def _inventory(shop: SaleShop) -> list[dict[str, Any]]:
-    """The inventory before the burst, through the storefront's `/ops/inventory` as the operator."""
-    assert shop.operator is not None
-    async with httpx.AsyncClient(base_url=shop.storefront, timeout=10) as client:
-        return await shop.operator.inventory(client)
+@contextlib.contextmanager
+def watch_readiness(urls: Mapping[str, str]) -> Iterator[dict[str, Probe]]:
+    """One thread per service polling `GET /ready` every 200 ms, and its memory every second, until the end."""
+    probes, stop, began = {name: Probe() for name in urls}, threading.Event(), time.monotonic()
+    threads = [threading.Thread(target=_poll, args=(urls[n], probes[n], stop, began), daemon=True) for n in urls]
+    for thread in threads:
+        thread.start()
+    try:
+        yield probes
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(READY_TIMEOUT_SECONDS + 1)
+
+
+def _inventory(shop: Shop) -> list[dict[str, Any]]:
+    """The inventory, through the storefront's `/ops/inventory` as the operator."""
+
+    async def read() -> list[dict[str, Any]]:
+        assert shop.operator is not None
+        async with httpx.AsyncClient(base_url=shop.storefront, timeout=10) as client:
+            return await shop.operator.inventory(client)
+
+    return asyncio.run(read())
 
 
 def burst(
-    shop: SaleShop,
-    shoppers: Sequence[Shopper],
+    shop: Shop,
+    customers: Sequence[Customer],
     bodies: Sequence[Mapping[str, Any]],
     workdir: Path,
     *,
@@ -90,43 +116,31 @@ def burst(
     cold_start: Callable[[], float] | None,
     honour_retry_after: bool = True,
     check: bool = True,
-) -> BurstResult:
+) -> Burst:
     """One burst: `cold_start()` (restarts the services, returns the seconds until they were ready), then at once
     `connections` concurrent checkouts and the browsing for `seconds`; then its invariants unless `check` is off
     (they need the payment database and the operator: `shop.operator`)."""
     prefix = f"sale{connections}-{uuid.uuid4().hex[:8]}"
-    tokens = workdir / f"{prefix}.tokens"
-    tokens.write_text("".join(s.customer.token + "\n" for s in shoppers))
-    bodies_file = workdir / f"{prefix}.bodies"
-    bodies_file.write_text("".join(_json_line(b) for b in bodies))
-    initial = asyncio.run(_inventory(shop)) if check else []
+    params = checkout_params(workdir / prefix, customers, bodies, key_prefix=prefix, honour=honour_retry_after)
+    initial = _inventory(shop) if check else []
     started_at = datetime.now(UTC)
     cold = cold_start() if cold_start else None
-    before_storefront, before_payment = scrape(shop.storefront), scrape(shop.payment)
+    checkouts, browsing = (shop.storefront, API_HANDLER, "POST"), (shop.storefront, API_HANDLER, "GET")
+    payments = (shop.payment, PAYMENTS_HANDLER, "POST")
+    before = {shop.storefront: scrape(shop.storefront), shop.payment: scrape(shop.payment)}
     ready_urls = {"payment": shop.payment, "catalog": shop.catalog, "storefront": shop.storefront}
-    with ReadinessWatch(ready_urls) as watch:
-        checkout_run = wrk.start(
-            shop.storefront + "/api/payments",
-            connections=connections,
-            seconds=seconds,
-            script="checkout",
-            params={
-                "tokens_file": str(tokens),
-                "bodies_file": str(bodies_file),
-                "key_prefix": prefix,
-                "retry_after": "1" if honour_retry_after else "0",
-            },
-            timeout_seconds=ANSWER_BOUND_SECONDS,
+
+    start = functools.partial(wrk.start, seconds=seconds, timeout_seconds=ANSWER_BOUND_SECONDS)
+    with watch_readiness(ready_urls) as readiness:
+        checkout_run = start(
+            shop.storefront + "/api/payments", connections=connections, script="checkout", params=params
         )
         browse_run = None
         if browse_connections and browse_rate > 0:
             try:
-                browse_run = wrk.start(
-                    shop.storefront + BROWSE_PATH,
-                    connections=browse_connections,
-                    seconds=seconds,
-                    params={"rate": f"{browse_rate:g}"},
-                    timeout_seconds=ANSWER_BOUND_SECONDS,
+                rate = {"rate": f"{browse_rate:g}"}
+                browse_run = start(
+                    shop.storefront + BROWSE_PATH, connections=browse_connections, script="get", params=rate
                 )
             except BaseException:
                 checkout_run.stop()
@@ -139,27 +153,24 @@ def burst(
                     browse_run.stop()
         browse = browse_run.result() if browse_run else None
         at_end = scrape(shop.payment)
-        after_storefront, after_payment = _settled(shop, deadline=time.monotonic() + SETTLE_SECONDS)
-        readiness = watch.stop()
-    result = BurstResult(
+        after = settled([checkouts, browsing, payments], timeout=SETTLE_SECONDS, poll=1.0)
+    captured = int(at_end.since(before[shop.payment], "shop_payments_total", status="captured"))
+    result = Burst(
         connections=connections,
         seconds=seconds,
-        cold_start_seconds=cold,
+        cold_start_s=cold,
         browse_rate=browse_rate if browse else 0.0,
         honour_retry_after=honour_retry_after,
-        checkout=checkout,
-        browse=browse,
-        captured=int(at_end.since(before_payment, "shop_payments_total", status="captured")),
-        captured_after=int(after_payment.since(before_payment, "shop_payments_total", status="captured")),
-        checkout_statuses=after_storefront.statuses_since(before_storefront, handler=API_HANDLER, method="POST"),
-        browse_statuses=after_storefront.statuses_since(before_storefront, handler=API_HANDLER, method="GET"),
-        payment_statuses=after_payment.statuses_since(before_payment, handler=PAYMENTS_HANDLER, method="POST"),
+        checkout=from_wrk("checkouts", checkout, 201),
+        browse=from_wrk("browsing", browse, 200) if browse else None,
+        captured=captured,
+        captured_per_second=captured / checkout.seconds if checkout.seconds else 0.0,
+        captured_after=int(after[shop.payment].since(before[shop.payment], "shop_payments_total", status="captured")),
+        checkout_statuses=since(after, before, checkouts),
+        browse_statuses=since(after, before, browsing),
+        payment_statuses=since(after, before, payments),
         readiness=readiness,
     )
     if check:
-        result.invariants, result.payments = verify(shop, prefix, shoppers, bodies, initial, started_at)
+        result.invariants, result.payments = verify(shop, prefix, customers, bodies, initial, started_at)
     return result
-
-
-def _json_line(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":")) + "\n"

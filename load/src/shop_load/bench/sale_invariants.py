@@ -4,6 +4,7 @@ operator), plus the provider's books from the database (`check_charges`).
 """
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import psycopg
 
 from shop_load import invariants
-from shop_load.bench.sale_records import SaleShop, Shopper
+from shop_load.bench.shop import Shop
+from shop_load.core.customers import Customer
 from shop_load.core.records import Checkout, InvariantResult
 from shop_load.invariants.checks import ANSWERED
 
@@ -21,11 +23,6 @@ RESERVATION_TTL_SECONDS = 300.0
 """catalog's default hold (CATALOG_RESERVATION_TTL_SECONDS)."""
 
 CHARGES_DESCRIPTION = "the provider charged every captured payment once with its amount, and nothing else"
-
-
-def _key_body(key: str, bodies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    index = int(key.rsplit("-b", 1)[1])
-    return dict(bodies[index])
 
 
 def _payments(database_url: str, prefix: str) -> list[tuple[str, str, str, str]]:
@@ -38,9 +35,9 @@ def _payments(database_url: str, prefix: str) -> list[tuple[str, str, str, str]]
     return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
 
-def check_charges(database_url: str, prefix: str) -> InvariantResult:
+def check_charges(database_url: str, prefix: str) -> tuple[InvariantResult, dict[str, int]]:
     """From payment's database: each captured payment of the burst has one approved charge of its amount; no
-    approved charge belongs to a payment that is not captured."""
+    approved charge belongs to a payment that is not captured. With the burst's payments by status."""
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             "SELECT p.id::text, p.status, p.amount_cents, c.outcome, c.amount_cents"
@@ -49,40 +46,38 @@ def check_charges(database_url: str, prefix: str) -> InvariantResult:
             (prefix + "-%",),
         ).fetchall()
     problems = []
-    captured = 0
     for payment_id, status, amount, outcome, charged in rows:
-        if status == "captured":
-            captured += 1
-            if outcome != "approved" or charged != amount:
-                problems.append(f"captured payment {payment_id} ({amount} cents) has charge {outcome} {charged}")
-        elif outcome == "approved":
+        if status == "captured" and (outcome != "approved" or charged != amount):
+            problems.append(f"captured payment {payment_id} ({amount} cents) has charge {outcome} {charged}")
+        elif status != "captured" and outcome == "approved":
             problems.append(f"payment {payment_id} is {status} but the provider charged {charged} cents")
+    statuses = dict(Counter(status for _, status in {(row[0], row[1]) for row in rows}))
     name = "provider_charges_match"
     if problems:
-        return InvariantResult(
-            name, CHARGES_DESCRIPTION, False, f"{len(problems)} violation(s): {problems[0]}", problems[:20]
-        )
-    return InvariantResult(name, CHARGES_DESCRIPTION, True, f"{captured} captured payments, one approved charge each")
+        failed = f"{len(problems)} violation(s): {problems[0]}"
+        return InvariantResult(name, CHARGES_DESCRIPTION, False, failed, problems[:20]), statuses
+    held = f"{statuses.get('captured', 0)} captured payments, one approved charge each"
+    return InvariantResult(name, CHARGES_DESCRIPTION, True, held), statuses
 
 
 def verify(
-    shop: SaleShop,
+    shop: Shop,
     prefix: str,
-    shoppers: Sequence[Shopper],
+    customers: Sequence[Customer],
     bodies: Sequence[Mapping[str, Any]],
     initial_inventory: list[dict[str, Any]],
     started_at: datetime,
 ) -> tuple[list[InvariantResult], dict[str, int]]:
     """The drill's invariants on the burst's payments (found in the database by key), then the provider's books."""
-    index_of = {shopper.user_id: i for i, shopper in enumerate(shoppers)}
+    index_of = {customer.user_id: i for i, customer in enumerate(customers)}
     checkouts = []
-    for payment_id, user_id, key, status in _payments(shop.payment_database_url, prefix):
+    for payment_id, user_id, key, status in _payments(shop.database_url, prefix):
         answered = ANSWERED.get(status)
         checkouts.append(
             Checkout(
                 key,
                 index_of[user_id],
-                _key_body(key, bodies),
+                dict(bodies[int(key.rsplit("-b", 1)[1])]),  # wrk's keys end in -b<the body's line>
                 0.0,
                 outcome=status if answered else "pending",
                 status=answered,
@@ -93,14 +88,11 @@ def verify(
         shop.storefront,
         started_at.isoformat(),
         RESERVATION_TTL_SECONDS,
-        customers=[shopper.customer for shopper in shoppers],
+        customers=list(customers),
         checkouts=checkouts,
         initial_inventory=initial_inventory,
     )
     assert shop.operator is not None  # a burst is checked only with the operator (`sale.burst`)
     results = asyncio.run(invariants.verify(ledger, shop.operator, settle_seconds=VERIFY_SETTLE_SECONDS))
-    results.append(check_charges(shop.payment_database_url, prefix))
-    statuses: dict[str, int] = {}
-    for _, _, _, status in _payments(shop.payment_database_url, prefix):
-        statuses[status] = statuses.get(status, 0) + 1
-    return results, statuses
+    charges, statuses = check_charges(shop.database_url, prefix)
+    return [*results, charges], statuses

@@ -51,6 +51,7 @@ class ShopUnavailable(Exception):
 class Customer:
     email: str
     token: str
+    user_id: str = ""
 
     @property
     def auth(self) -> dict[str, str]:
@@ -85,12 +86,6 @@ class Shoppers:
 
     async def _send(
         self, client: httpx.AsyncClient, method: str, path: str, endpoint: str, **kwargs: Any
-    ) -> tuple[int | None, Any]:
-        status, body, _ = await self._exchange(client, method, path, endpoint, **kwargs)
-        return status, body
-
-    async def _exchange(
-        self, client: httpx.AsyncClient, method: str, path: str, endpoint: str, **kwargs: Any
     ) -> tuple[int | None, Any, float | None]:
         """Status (None: no answer), JSON body and Retry-After seconds of one recorded request."""
         t = self.clock()
@@ -112,21 +107,22 @@ class Shoppers:
         return status, body, retry_after_seconds(response.headers.get("retry-after"))
 
     async def prepare(self, client: httpx.AsyncClient, pool: int) -> None:
-        """Registers and logs in `pool` customers (a few at a time) and reads the catalog; fails clearly if the shop
-        cannot serve."""
+        """Registers and logs in `pool` customers (a few at a time; each keeps its user id) and reads the catalog;
+        fails clearly if the shop cannot serve."""
         limit = asyncio.Semaphore(PREPARE_CONCURRENCY)
 
         async def one() -> Customer:
             async with limit:
                 credentials = new_credentials()
-                status, body = await self._send(client, "POST", "/api/users", "POST /api/users", json=credentials)
-                if status != 201:
+                status, body, _ = await self._send(client, "POST", "/api/users", "POST /api/users", json=credentials)
+                if status != 201 or not isinstance(body, dict):
                     raise ShopUnavailable(f"registering a customer at {self.base_url} answered {status}: {body}")
+                user_id = str(body["id"])
                 login = {"email": credentials["email"], "password": credentials["password"]}
-                status, body = await self._send(client, "POST", "/api/tokens", "POST /api/tokens", json=login)
+                status, body, _ = await self._send(client, "POST", "/api/tokens", "POST /api/tokens", json=login)
                 if status != 200 or not isinstance(body, dict):
                     raise ShopUnavailable(f"logging in at {self.base_url} answered {status}: {body}")
-                return Customer(credentials["email"], str(body["access_token"]))
+                return Customer(credentials["email"], str(body["access_token"]), user_id)
 
         self.customers += await asyncio.gather(*(one() for _ in range(pool)))
         await self._refresh_products(client, force=True)
@@ -137,7 +133,7 @@ class Shoppers:
         if not force and self.clock() - self._products_at < PRODUCTS_REFRESH_SECONDS:
             return
         self._products_at = self.clock()
-        status, body = await self._send(client, "GET", "/api/products?limit=100", "GET /api/products")
+        status, body, _ = await self._send(client, "GET", "/api/products?limit=100", "GET /api/products")
         if status == 200 and isinstance(body, dict):
             self.products = list(body.get("items", []))
         elif force:
@@ -158,7 +154,7 @@ class Shoppers:
         backoff = 0.2
         while True:
             checkout.attempts += 1
-            status, answer, retry_after = await self._exchange(
+            status, answer, retry_after = await self._send(
                 client, "POST", "/api/payments", "POST /api/payments", json=body, headers=headers
             )
             outcome = checkout_outcome(status, answer)
@@ -177,14 +173,13 @@ class Shoppers:
             await asyncio.sleep(min(pause, left))  # the last try comes at the deadline, not never
             backoff = min(backoff * 2, RETRY_BACKOFF_CAP_SECONDS)
 
-    async def run(self, client: httpx.AsyncClient | Sequence[httpx.AsyncClient], stop: asyncio.Event) -> None:
+    async def run(self, clients: Sequence[httpx.AsyncClient], stop: asyncio.Event) -> None:
         """Starts `rate` checkouts per second, on schedule, until `stop`; then waits for those in flight.
 
         Several clients share the checkouts in turn (each keeps its own for its retries): httpx's connection pool
         does work in proportion to its connections on every request, so one pool of hundreds costs a core.
         A tick the process itself is more than `LATE_SECONDS` late for (the machine is busy) starts nothing and is
         kept in `late`: the client, not the shop, missed it, and a burst to catch up would not be customers."""
-        clients = [client] if isinstance(client, httpx.AsyncClient) else list(client)
         interval = 1 / self.rate
         next_at = time.monotonic()
         started = 0
@@ -203,11 +198,7 @@ class Shoppers:
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-        await self.drain()
-
-    async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     @property
     def in_flight(self) -> int:

@@ -31,14 +31,6 @@ class CredentialMissing(Exception):
 
 
 @dataclass(frozen=True)
-class Restocked:
-    raised: list[str]
-    """The products whose stock was below the level and now equals it."""
-    inventory: list[dict[str, Any]]
-    """Every product after the restock."""
-
-
-@dataclass(frozen=True)
 class Operator:
     """The operator's credential (never shown) and where it was found."""
 
@@ -75,14 +67,14 @@ class Operator:
             raise httpx.HTTPError(f"GET {INVENTORY_PATH} answered no list")
         return body
 
-    async def restock(self, client: httpx.AsyncClient, at_least: int, skus: Sequence[str] | None = None) -> Restocked:
+    async def restock(self, client: httpx.AsyncClient, at_least: int, skus: Sequence[str] | None = None) -> list[str]:
         """Raises the stock of `skus` (every product when None) to at least `at_least`, in one transaction
-        (`POST /ops/restock`)."""
+        (`POST /ops/restock`); returns the products whose stock was below and now equals it."""
         request = {"at_least": at_least, "skus": list(skus) if skus is not None else None}
         body = await self._send(client, "POST", RESTOCK_PATH, request)
         if not isinstance(body, dict) or not isinstance(body.get("inventory"), list):
             raise httpx.HTTPError(f"POST {RESTOCK_PATH} answered no inventory")
-        return Restocked([str(sku) for sku in body.get("raised") or []], body["inventory"])
+        return [str(sku) for sku in body.get("raised") or []]
 
 
 def from_file(path: Path) -> Operator | None:

@@ -1,10 +1,13 @@
 """The raw records a run collects and its report is built from: the marks of what happened to the pods, every
-request and checkout of the customers, the servers' counter and ReplicaSet samples, and each invariant's result.
-Every time is in seconds since the run started.
+request and checkout of the customers, the servers' counter and ReplicaSet samples, each invariant's result, and
+what wrk saw (`WrkResult`; `WrkBrowsing`, the drill's browsing, a run of it per phase). Every time is in seconds
+since the run started.
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +76,82 @@ class InvariantResult:
     ok: bool
     detail: str
     problems: list[str] = field(default_factory=list)
+
+
+SATURATED_CPU_PER_THREAD = 0.9
+"""A wrk thread busy this fraction of the wall time was itself the bottleneck (one thread uses one core at most)."""
+
+
+class WrkResult(BaseModel):
+    """One wrk run: what it sent and saw, as wrk counted it (servers' own metrics may count more: requests still
+    in flight when wrk stops are not in `requests`). `throughput` and `generator_saturated` are computed from the
+    rest: written into a report, ignored when it is read."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    requests: int
+    """Responses received (any status)."""
+    seconds: float
+    """Wall time of the run as wrk measured it."""
+    statuses: dict[int, int]
+    socket_errors: int
+    """Connect, read and write errors: connections refused, reset or closed mid-request."""
+    timeouts: int
+    """Responses that came later than the run's `timeout_seconds` (their latency is not in the percentiles)."""
+    generator_cpu_seconds: float
+    """CPU time (user + system) wrk itself used."""
+    p50_ms: float | None = None
+    """None: no answer in time (the percentiles of a browsing's segments do not add up: there, None too)."""
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    threads: int = 1
+    connections: int = 0
+    retry_after_503: int = 0
+    """503 answers that carried a Retry-After header."""
+    bare_503: int = 0
+    """503 answers without one."""
+    extra: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    """Anything else the script reported (left out of reports)."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def throughput(self) -> float:
+        """Responses per second."""
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def generator_saturated(self) -> bool:
+        """wrk itself was the bottleneck: its threads were busy at least 90 % of the run."""
+        busy = self.generator_cpu_seconds / self.seconds / self.threads if self.seconds > 0 else 0.0
+        return busy >= SATURATED_CPU_PER_THREAD
+
+    def count(self, *statuses: int) -> int:
+        return sum(self.statuses.get(status, 0) for status in statuses)
+
+
+class WrkSegment(BaseModel):
+    """One run of wrk, for one phase of the drill; `result` None when wrk gave none (`error` says why)."""
+
+    phase: str
+    start_s: float
+    end_s: float | None = None
+    result: WrkResult | None = None
+    error: str | None = None
+
+
+class WrkBrowsing(WrkResult):
+    """The drill's browsing: wrk at `rate` requests/s over `paths` paths of `url`, one segment per phase; its figures
+    are the segments' added up (percentiles do not add up: they are the segments' own)."""
+
+    generator: Literal["wrk"] = "wrk"
+    url: str
+    rate: float
+    paths: int
+    segments: list[WrkSegment]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def generator_saturated(self) -> bool:
+        """wrk was the bottleneck in one segment at least."""
+        return any(segment.result is not None and segment.result.generator_saturated for segment in self.segments)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["Scrape", "scrape"]
+__all__ = ["Scrape", "parse", "scrape"]
 
 Labels = frozenset[tuple[str, str]]
 

@@ -10,14 +10,13 @@ when the stock on hand would not last the planned sale (`--restock auto`), or to
 `--restock 0` never restocks.
 """
 
-import argparse
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from shop_load.core.drill_args import DrillError
+from shop_load.core.drill_args import DrillConfig, DrillError
 from shop_load.core.ops import RESTOCK_PATH, Operator
 
 UNITS_PER_CHECKOUT = 1.4
@@ -54,26 +53,20 @@ def chosen_level(choice: str, inventory: Sequence[Mapping[str, Any]], needed: in
     return level if level > 0 else None
 
 
-async def restock(
-    options: argparse.Namespace, client: httpx.AsyncClient, operator: Operator, seconds: float
-) -> str | None:
+async def restock(config: DrillConfig, client: httpx.AsyncClient, operator: Operator, seconds: float) -> str | None:
     """Raises the stock so the planned sale does not sell out (`--restock`); returns a note for the report."""
-    if str(options.restock).strip().lower() in OFF:
+    if config.restock.strip().lower() in OFF:
         return None
     try:
         rows = await operator.inventory(client)
     except httpx.HTTPError:
         return None  # reading the inventory for the invariants says what is wrong
-    needed = units_needed(options.rate, seconds)
-    level = chosen_level(str(options.restock), rows, needed)
+    level = chosen_level(config.restock, rows, units_needed(config.rate, seconds))
     if level is None:
         return None
     on_hand = sum(int(row["stock"]) for row in rows)
     try:
-        restocked = await operator.restock(client, level)
+        raised = await operator.restock(client, level)
     except httpx.HTTPError as exc:
         return f"could not restock through {RESTOCK_PATH} ({exc}); {on_hand} units on hand"
-    return (
-        f"restocked before the drill: {len(restocked.raised)} products raised to {level} units each "
-        f"(POST {RESTOCK_PATH})"
-    )
+    return f"restocked before the drill: {len(raised)} products raised to {level} units each (POST {RESTOCK_PATH})"

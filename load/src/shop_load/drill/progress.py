@@ -5,6 +5,7 @@ to date through each phase.
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -20,23 +21,36 @@ RECENT_SECONDS = 5.0
 
 @dataclass
 class Progress:
-    """One status line, rewritten in place on a terminal; a line every few seconds otherwise."""
+    """One status line of the drill's customers and its target, rewritten in place on a terminal; a line every few
+    seconds otherwise."""
 
+    shoppers: Shoppers
+    target: Target
+    clock: Clock
+    browses: ServerCounter | None = None
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     phase: str = "starting"
     probe: str = ""
-    browses: ServerCounter | None = None
     _last_plain: float = 0.0
 
-    def show(self, t: float, shoppers: Shoppers) -> None:
-        records, checkouts = shoppers.records, shoppers.checkouts
+    async def wait(self, phase: str, seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        """Shows `phase` going on for `seconds`, or until `until()` says it is over."""
+        self.phase, deadline = phase, time.monotonic() + seconds
+        while time.monotonic() < deadline and not until():
+            self.probe = self.target.status()
+            self.show()
+            await asyncio.sleep(0.25)
+
+    def show(self) -> None:
+        t, records, checkouts = self.clock(), self.shoppers.records, self.shoppers.checkouts
         failed = sum(not r.ok for r in records)
         final = sum(c.outcome in FINAL_OUTCOMES for c in checkouts)
         gave_up = sum(c.outcome == "failed" for c in checkouts)
-        recent = sum(c.t >= t - RECENT_SECONDS for c in checkouts[-int(RECENT_SECONDS * shoppers.rate * 2 + 10) :])
+        recent_ones = checkouts[-int(RECENT_SECONDS * self.shoppers.rate * 2 + 10) :]
+        recent = sum(c.t >= t - RECENT_SECONDS for c in recent_ones)
         line = (
             f"[{t:6.1f} s] {self.phase:<10} checkouts {len(checkouts):>5} ({recent / RECENT_SECONDS:4.0f}/s)"
-            f" answered {final:>5} gave up {gave_up:>3} in flight {shoppers.in_flight:>3}"
+            f" answered {final:>5} gave up {gave_up:>3} in flight {self.shoppers.in_flight:>3}"
             f" | requests failed {failed:>4}" + self._browses(t) + (f" | {self.probe}" if self.probe else "")
         )
         if self.stream.isatty():
@@ -59,21 +73,3 @@ class Progress:
         if self.stream.isatty():
             self.stream.write("\n")
             self.stream.flush()
-
-
-async def wait_phase(
-    seconds: float,
-    target: Target,
-    progress: Progress,
-    clock: Clock,
-    shoppers: Shoppers,
-    *,
-    until_recovered: bool = False,
-) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        progress.probe = target.status()
-        progress.show(clock(), shoppers)
-        if until_recovered and target.recovered():
-            return
-        await asyncio.sleep(0.25)

@@ -3,19 +3,16 @@ the output folder, the summary printed (and compared with the other profile's re
 the invariants' verdict as the exit status.
 """
 
-import argparse
-import contextlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from shop_load.core.drill_args import LAUNCHER_FAULTS, fault_body
+from shop_load.core.drill_args import LAUNCHER_FAULTS, DrillConfig, fault_body
 from shop_load.core.records import InvariantResult
 from shop_load.generators.browsing import Browsing
 from shop_load.invariants.ledger import Ledger
 from shop_load.report import plot
-from shop_load.report.text import compare, summary, table
+from shop_load.report.model import DrillReport, ReportError, Settings, read_report
+from shop_load.report.text import compare, invariants_table, summary
 from shop_load.targets.choose import LocalTarget
 from shop_load.targets.target import Target
 
@@ -28,64 +25,53 @@ def report_paths(out: Path, profile: str) -> dict[str, Path]:
 
 
 def print_invariants(results: Sequence[InvariantResult]) -> None:
-    rows = [("PASS" if r.ok else "FAIL", r.name, r.detail) for r in results]
-    print(table(rows, ("", "invariant", "")))
+    print(invariants_table(results))
     for result in results:
         for problem in result.problems[1:]:
             print(f"  {result.name}: {problem}")
 
 
-def failed_names(results: Sequence[InvariantResult]) -> list[str]:
-    return [r.name for r in results if not r.ok]
+def verdict(results: Sequence[InvariantResult] | None) -> int:
+    """The exit status: `EXIT_INVARIANT` when an invariant failed (said, with its name), else `EXIT_OK`."""
+    if failed := [r.name for r in results or () if not r.ok]:
+        print(f"\nINVARIANT FAILED: {', '.join(failed)}")
+        return EXIT_INVARIANT
+    return EXIT_OK
 
 
-def drill_settings(
-    options: argparse.Namespace, target: Target, mode: str, duration: float, base_url: str, browse: Browsing | None
-) -> dict[str, Any]:
-    """The settings of this drill, as its report records them."""
-    return {
-        "profile": options.profile,
-        "mode": mode,
-        "fault": options.fault,
-        "fault_body": fault_body(options, mode, duration),
-        "url": base_url,
-        "payment_url": ",".join(r.url for r in target.replicas) if isinstance(target, LocalTarget) else None,
-        "namespace": options.namespace if mode == "kubernetes" else None,
-        "rate": options.rate,
-        "browse_rate": options.browse_rate,
-        "browse_connections": browse.connections if browse is not None else None,
-        "max_in_flight": options.max_in_flight,
-        "customers": options.customers,
-        "warmup_s": options.warmup,
-        "duration_s": duration,
-        "cooldown_s": options.cooldown,
-        "retry_for_s": options.retry_for,
-        "reservation_ttl_s": options.reservation_ttl,
-        "restock": str(options.restock),
-        "orchestrator": "kubernetes"
-        if mode == "kubernetes"
-        else "make run"
-        if options.fault in LAUNCHER_FAULTS
-        else None,
-    }
+ORCHESTRATORS = {"kubernetes": "kubernetes", "containers": "container engine"}
+"""What restarts a dead payment process on each target; on make run its launcher, for a crash or a rollout."""
 
 
-def write_results(
-    options: argparse.Namespace, report: dict[str, Any], ledger: Ledger, results: Sequence[InvariantResult] | None
-) -> int:
-    """Writes the report, ledger and timeline into `options.out`, prints the summary and returns the exit status."""
-    paths = report_paths(options.out, options.profile)
-    options.out.mkdir(parents=True, exist_ok=True)
-    paths["json"].write_text(json.dumps(report, indent=1) + "\n")
+def drill_settings(config: DrillConfig, target: Target, browse: Browsing | None) -> Settings:
+    """The drill's options and what they came to on `target`, as its report records them."""
+    mode, restarter = target.mode, "make run" if config.fault in LAUNCHER_FAULTS else None
+    return Settings(
+        **config.model_dump(exclude={"browse_connections"}),
+        mode=mode,
+        fault_phase_s=config.fault_seconds(mode),
+        fault_body=fault_body(config, mode),
+        orchestrator=ORCHESTRATORS.get(mode, restarter),
+        payment_urls=[r.url for r in target.replicas] if isinstance(target, LocalTarget) else [],
+        browse_connections=browse.connections if browse is not None else None,
+    )
+
+
+def write_results(config: DrillConfig, report: DrillReport, ledger: Ledger) -> int:
+    """Writes the report, ledger and timeline into `config.out`, prints the summary (and the comparison with the
+    other profile's report there) and returns the exit status: the invariants' verdict."""
+    paths = report_paths(config.out, config.profile)
+    config.out.mkdir(parents=True, exist_ok=True)
+    paths["json"].write_text(report.model_dump_json(indent=1) + "\n")
     ledger.save(paths["ledger"])
     plot.render(report, paths["png"])
     print(summary(report))
     print(f"\nreport: {paths['json']}\ntimeline: {paths['png']}\nledger: {paths['ledger']}")
-    other = report_paths(options.out, "fragile" if options.profile == "resilient" else "resilient")["json"]
+    other = report_paths(config.out, "fragile" if config.profile == "resilient" else "resilient")["json"]
     if other.exists():
-        with contextlib.suppress(KeyError, TypeError, ValueError):  # a report of an older drill lacks some figures
-            print("\n" + compare([json.loads(p.read_text()) for p in sorted([paths["json"], other], reverse=True)]))
-    if results is not None and (failed := failed_names(results)):
-        print(f"\nINVARIANT FAILED: {', '.join(failed)}")
-        return EXIT_INVARIANT
-    return EXIT_OK
+        try:
+            both = sorted([report, read_report(other, DrillReport)], key=lambda r: r.settings.profile, reverse=True)
+            print("\n" + compare(both))
+        except ReportError as exc:  # a report of an older drill: said, not compared
+            print(f"\nnot compared: {exc}")
+    return verdict(report.invariants)

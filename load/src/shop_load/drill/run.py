@@ -20,40 +20,37 @@ target's own: make run's `<data dir>/credentials.env` (compose's too), or the cl
 Exit status: 0 when every invariant holds, 1 when one fails (named in the output), 2 when the drill could not run.
 """
 
-import argparse
 import asyncio
 import contextlib
-import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 
 from shop_devtools.chaos import ChaosRefused
-from shop_devtools.topology import SHOP_URL
 from shop_load import invariants
 from shop_load.core import stock
 from shop_load.core.customers import Shoppers, ShopUnavailable, watch_lag
-from shop_load.core.drill_args import CHAOS_FAULTS, DEFAULTS, DrillError, fault_body, parse_args
+from shop_load.core.drill_args import CHAOS_FAULTS, DrillConfig, DrillError, fault_body, parse_args
 from shop_load.core.records import InvariantResult
-from shop_load.drill.progress import Progress, wait_phase
+from shop_load.drill.progress import Progress
 from shop_load.drill.results import (
     EXIT_CANNOT_RUN,
-    EXIT_INVARIANT,
     EXIT_OK,
     drill_settings,
-    failed_names,
     print_invariants,
+    verdict,
     write_results,
 )
 from shop_load.generators import browse_counts, browsing, wrk
 from shop_load.generators.browse_counts import ServerCounter
 from shop_load.generators.browsing import Browsing
 from shop_load.report.build import build_report
+from shop_load.report.model import DrillReport, ReportError, read_report
 from shop_load.report.text import compare
 from shop_load.targets.choose import LocalTarget, choose_target, find_operator
 from shop_load.targets.cluster import ClusterTarget
@@ -62,7 +59,7 @@ CONNECTIONS_PER_CLIENT = 16
 """The checkouts share several httpx clients of this many connections: one pool of hundreds costs a core."""
 
 
-async def drill(options: argparse.Namespace) -> int:
+async def drill(options: DrillConfig) -> int:
     t0 = time.monotonic()
 
     def clock() -> float:
@@ -75,15 +72,15 @@ async def drill(options: argparse.Namespace) -> int:
     except DrillError:
         target.stop()
         raise
+    if target.url is not None:  # the target knows its storefront (the shop in containers)
+        options = options.model_copy(update={"url": target.url})
     mode = target.mode
-    duration = options.duration if options.duration is not None else DEFAULTS[mode]["duration"]
-    base_url = (options.url or os.environ.get("SHOP_URL") or SHOP_URL).rstrip("/")
+    duration, base_url = options.fault_seconds(mode), options.url
     if options.browse_rate > 0:
         try:
             wrk.require_wrk()
         except wrk.WrkError as exc:
             raise DrillError(f"{exc}; or browse with nothing but the checkouts: --browse-rate 0") from None
-    progress = Progress()
     shoppers = Shoppers(
         base_url,
         clock,
@@ -98,7 +95,7 @@ async def drill(options: argparse.Namespace) -> int:
     lags: list[tuple[float, float]] = []
     stop_customers, stop_sampling = asyncio.Event(), asyncio.Event()
     counter = ServerCounter()
-    progress.browses = counter if options.browse_rate > 0 else None
+    progress = Progress(shoppers, target, clock, counter if options.browse_rate > 0 else None)
     browse: Browsing | None = None
     sampler: asyncio.Task[None] | None = None
     lag_watch: asyncio.Task[None] | None = None
@@ -162,29 +159,22 @@ async def drill(options: argparse.Namespace) -> int:
                     raise DrillError(f"wrk cannot browse the shop: {exc}") from None
             load_started, cpu_started = clock(), time.process_time()
             customers = asyncio.create_task(shoppers.run(checkout_clients, stop_customers))
-            progress.phase = "warm-up"
-            await wait_phase(options.warmup, target, progress, clock, shoppers)
-            progress.phase = "fault"
+            await progress.wait("warm-up", options.warmup)
             injected = True  # set before sending: a fault whose answer was lost is cleared all the same
             if browse is not None:
                 await browse.switch("during")
-            await target.inject(control, options.fault, fault_body(options, mode, duration))
-            await wait_phase(duration, target, progress, clock, shoppers, until_recovered=True)
-            progress.phase = "recovering"
+            await target.inject(control, options.fault, fault_body(options, mode))
+            await progress.wait("fault", duration, until=target.recovered)
             finished = True
             await target.finish(control)
             if browse is not None:
                 await browse.switch("after")
-            progress.phase = "cool-down"
-            await wait_phase(options.cooldown, target, progress, clock, shoppers)
+            await progress.wait("cool-down", options.cooldown)
             stop_customers.set()
             load_window, client_cpu = (load_started, clock()), time.process_time() - cpu_started
             if browse is not None:
                 await browse.stop()
-            progress.phase = "finishing"
-            while not customers.done():
-                progress.show(clock(), shoppers)
-                await asyncio.sleep(0.25)
+            await progress.wait("finishing", math.inf, until=customers.done)
             await customers
             end = clock()
             stop_sampling.set()
@@ -208,7 +198,8 @@ async def drill(options: argparse.Namespace) -> int:
     if not options.no_check:
         print("checking the invariants against the shop's API ...", file=sys.stderr, flush=True)
         results = await invariants.verify(ledger, operator, settle_seconds=options.settle)
-    settings = drill_settings(options, target, mode, duration, base_url, browse)
+        results += await target.checks()
+    settings = drill_settings(options, target, browse)
     out_of_stock = sum(c.outcome == "out_of_stock" for c in shoppers.checkouts)
     if out_of_stock:
         notes.append(
@@ -217,8 +208,7 @@ async def drill(options: argparse.Namespace) -> int:
         )
     report = build_report(
         settings=settings,
-        records=shoppers.records,
-        checkouts=shoppers.checkouts,
+        shoppers=shoppers,
         marks=target.marks(),
         replicasets=target.replicasets(),
         invariants=results,
@@ -227,38 +217,36 @@ async def drill(options: argparse.Namespace) -> int:
         restarts=target.restarts(),
         notes=[*notes, *target.notes],
         started_at=started_at.isoformat(),
-        not_started=shoppers.not_started,
         load_window=load_window,
         browsing=browse.summary() if browse is not None else None,
-        browse_samples=counter.samples if options.browse_rate > 0 else None,
-        late=shoppers.late,
+        browse_samples=counter.samples,
         client_lag=lags,
         client_cpu_seconds=client_cpu,
         autoscaler=target.autoscaler(),
     )
-    return write_results(options, report, ledger, results)
+    return write_results(options, report, ledger)
 
 
-async def check_only(options: argparse.Namespace) -> int:
-    ledger = invariants.Ledger.load(options.check)
-    if options.url:
-        ledger.base_url = options.url.rstrip("/")
+async def check_only(options: DrillConfig, ledger_file: Path) -> int:
+    ledger = invariants.Ledger.load(ledger_file)
+    if "url" in options.model_fields_set:
+        ledger.base_url = options.url
     results = await invariants.verify(ledger, find_operator(options, None), settle_seconds=options.settle)
     print_invariants(results)
-    if failed := failed_names(results):
-        print(f"\nINVARIANT FAILED: {', '.join(failed)}")
-        return EXIT_INVARIANT
-    return EXIT_OK
+    return verdict(results)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     if options.compare:
-        reports = [json.loads(path.read_text()) for path in options.compare]
-        print(compare(reports))
+        try:
+            print(compare([read_report(path, DrillReport) for path in options.compare]))
+        except ReportError as exc:
+            print(f"shop-drill: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_CANNOT_RUN) from None
         raise SystemExit(EXIT_OK)
     try:
-        code = asyncio.run(check_only(options) if options.check else drill(options))
+        code = asyncio.run(check_only(options, options.check) if options.check else drill(options))
     except (DrillError, ChaosRefused) as exc:
         print(f"\nshop-drill: {exc}", file=sys.stderr)
         code = EXIT_CANNOT_RUN

@@ -7,7 +7,6 @@ requests wrk gave up on; it also counts the drill customers' own catalog refresh
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from shop_load.core.records import CounterSample
+from shop_load.core.scrape import parse
 
 if TYPE_CHECKING:
     from shop_devtools.cluster.kube import Cluster
@@ -30,26 +30,9 @@ Scrape = Callable[[], Awaitable[dict[str, str]]]
 left out)."""
 
 
-_SAMPLE = re.compile(r'^http_requests_total\{(?P<labels>(?:[^"}]|"(?:[^"\\]|\\.)*")*)\}\s+(?P<value>\S+)')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def requests_total(text: str, *, handler: str = GATEWAY_HANDLER, method: str = "GET") -> dict[int, float]:
+def requests_total(text: str, *, handler: str = GATEWAY_HANDLER, method: str = "GET") -> dict[int, int]:
     """`http_requests_total` of one handler and method by status, from a Prometheus text exposition."""
-    counts: dict[int, float] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        labels = dict(_LABEL.findall(match["labels"]))
-        if labels.get("handler") != handler or labels.get("method") != method:
-            continue
-        try:
-            status, value = int(labels.get("status", "")), float(match["value"])
-        except ValueError:
-            continue
-        counts[status] = counts.get(status, 0.0) + value
-    return counts
+    return parse(text).statuses(handler=handler, method=method)
 
 
 @dataclass
@@ -89,10 +72,10 @@ async def sample_forever(
         done = stop.is_set()
         t = clock()
         try:
-            texts = await scrape()
+            counts = {source: requests_total(text) for source, text in (await scrape()).items()}
         except Exception:  # a failed read is a gap, never the end of the drill
-            texts = {}
-        counter.observe((t + clock()) / 2, {source: requests_total(text) for source, text in texts.items()})
+            counts = {}
+        counter.observe((t + clock()) / 2, counts)
         if done:
             return
         pause = SAMPLE_INTERVAL_SECONDS - clock() % SAMPLE_INTERVAL_SECONDS

@@ -13,19 +13,21 @@ having started at once.
 import asyncio
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from shop_load.core.records import WrkBrowsing, WrkSegment
 from shop_load.core.shopping import SEARCH_TERMS, TASK_WEIGHTS
 from shop_load.generators import wrk
 
 BROWSE_SCRIPT = Path(__file__).with_name("browse.lua")
 PAGE_SIZE = 20
-PHASES = ("before", "during", "after")
 DRAIN_SECONDS = 2.0
 """How long a finished segment's wrk waits, sending nothing, for the answers it has in flight before it stops."""
+ADDED_UP = ("requests", "seconds", "socket_errors", "timeouts", "retry_after_503", "bare_503", "generator_cpu_seconds")
+"""The figures of the segments that add up to the browsing's."""
 
 
 def browse_paths(skus: Sequence[str], *, pages: int = 2) -> list[str]:
@@ -45,42 +47,6 @@ def browse_paths(skus: Sequence[str], *, pages: int = 2) -> list[str]:
 
 
 @dataclass
-class Segment:
-    phase: str
-    start: float
-    end: float | None = None
-    result: wrk.WrkResult | None = None
-    error: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"phase": self.phase, "start_s": round(self.start, 2), "end_s": _round(self.end)}
-        if self.result is not None:
-            r = self.result
-            out |= {
-                "requests": r.requests,
-                "seconds": round(r.seconds, 2),
-                "per_second": round(r.throughput, 1),
-                "statuses": {str(s): n for s, n in sorted(r.statuses.items())},
-                "socket_errors": r.socket_errors,
-                "timeouts": r.timeouts,
-                "retry_after_503": r.retry_after_503,
-                "bare_503": r.bare_503,
-                "p50_ms": _round(r.p50_ms),
-                "p99_ms": _round(r.p99_ms),
-                "max_ms": _round(r.max_ms),
-                "generator_cpu_seconds": round(r.generator_cpu_seconds, 2),
-                "generator_saturated": r.generator_saturated,
-            }
-        if self.error:
-            out["error"] = self.error
-        return out
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-@dataclass
 class Browsing:
     """wrk browsing the shop at `rate` requests/s, one run per phase (`switch`), stopped by `stop`."""
 
@@ -93,7 +59,7 @@ class Browsing:
     """The longest a segment may run if nobody stops it (the drill always does)."""
     timeout_seconds: float = 10.0
     drain_seconds: float = DRAIN_SECONDS
-    segments: list[Segment] = field(default_factory=list)
+    segments: list[WrkSegment] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._run: wrk.WrkRun | None = None
@@ -113,7 +79,7 @@ class Browsing:
             timeout_seconds=self.timeout_seconds,
         )
         self._drain = drain
-        self.segments.append(Segment(phase, self.clock()))
+        self.segments.append(WrkSegment(phase=phase, start_s=round(self.clock(), 2)))
 
     async def switch(self, phase: str) -> None:
         """Ends the current segment and starts the next at once (its result is read in the background)."""
@@ -121,7 +87,8 @@ class Browsing:
         try:
             self.start(phase)
         except wrk.WrkError as exc:
-            self.segments.append(Segment(phase, self.clock(), self.clock(), error=str(exc)[:300]))
+            now = round(self.clock(), 2)
+            self.segments.append(WrkSegment(phase=phase, start_s=now, end_s=now, error=str(exc)[:300]))
 
     async def stop(self) -> None:
         """Ends the current segment and waits for every result."""
@@ -148,11 +115,11 @@ class Browsing:
         segment = self.segments[-1]
         if self._drain is not None:
             self._drain.touch()
-        segment.end = self.clock()
+        segment.end_s = round(self.clock(), 2)
         self._pending.append(asyncio.create_task(self._collect(run, segment, self.drain_seconds)))
 
     @staticmethod
-    async def _collect(run: wrk.WrkRun, segment: Segment, drain_seconds: float) -> None:
+    async def _collect(run: wrk.WrkRun, segment: WrkSegment, drain_seconds: float) -> None:
         await asyncio.sleep(drain_seconds)
         run.stop()
         try:
@@ -160,33 +127,21 @@ class Browsing:
         except wrk.WrkError as exc:
             segment.error = str(exc)[:300]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> WrkBrowsing:
         """wrk's totals over the segments and each segment's own figures (percentiles do not add up: per phase)."""
         results = [s.result for s in self.segments if s.result is not None]
-        statuses: dict[str, int] = {}
+        statuses: Counter[int] = Counter()
         for result in results:
-            for status, count in result.statuses.items():
-                statuses[str(status)] = statuses.get(str(status), 0) + count
-        seconds = sum(r.seconds for r in results)
-        requests = sum(r.requests for r in results)
-        return {
-            "generator": "wrk",
-            "url": self.url,
-            "rate": self.rate,
-            "connections": self.connections,
-            "paths": len(self.paths),
-            "requests": requests,
-            "seconds": round(seconds, 2),
-            "per_second": round(requests / seconds, 1) if seconds else None,
-            "statuses": dict(sorted(statuses.items())),
-            "socket_errors": sum(r.socket_errors for r in results),
-            "timeouts": sum(r.timeouts for r in results),
-            "retry_after_503": sum(r.retry_after_503 for r in results),
-            "bare_503": sum(r.bare_503 for r in results),
-            "generator_cpu_seconds": round(sum(r.generator_cpu_seconds for r in results), 2),
-            "generator_saturated": any(r.generator_saturated for r in results),
-            "segments": [s.as_json() for s in self.segments],
-        }
+            statuses.update(result.statuses)
+        return WrkBrowsing(
+            **{name: sum(getattr(result, name) for result in results) for name in ADDED_UP},
+            statuses=dict(sorted(statuses.items())),
+            connections=self.connections,
+            url=self.url,
+            rate=self.rate,
+            paths=len(self.paths),
+            segments=self.segments,
+        )
 
 
 def default_connections(rate: float) -> int:

@@ -78,10 +78,6 @@ class WrkRun:
         self._started = time.monotonic()
         self._process = subprocess.Popen(args, env=dict(env), stdout=self._stdout, stderr=self._stderr)
 
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
     def running(self) -> bool:
         with self._lock:
             return self._process.returncode is None

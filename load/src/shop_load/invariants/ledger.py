@@ -24,15 +24,15 @@ behind the API on purpose. The operator's credential is not in it: the checks ar
 """
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import TypeAdapter
 
 from shop_contracts import CUSTOMER_RETRYABLE_STATUSES
 from shop_load.core.customers import Customer
@@ -58,26 +58,16 @@ class Ledger:
     checkouts: list[Checkout] = field(default_factory=list)
     initial_inventory: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Ledger":
-        return cls(
-            base_url=data["base_url"],
-            started_at=data["started_at"],
-            reservation_ttl_seconds=float(data["reservation_ttl_seconds"]),
-            customers=[Customer(**c) for c in data["customers"]],
-            checkouts=[Checkout(**c) for c in data["checkouts"]],
-            initial_inventory=list(data["initial_inventory"]),
-        )
-
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        path.write_bytes(_LEDGER.dump_json(self, indent=1) + b"\n")
 
     @classmethod
     def load(cls, path: Path) -> "Ledger":
-        return cls.from_json(json.loads(path.read_text()))
+        return _LEDGER.validate_json(path.read_bytes())
+
+
+_LEDGER = TypeAdapter(Ledger)
+"""The ledger as JSON, its customers and checkouts validated when read back."""
 
 
 @dataclass
@@ -158,7 +148,6 @@ async def _settle_held(
 
 
 async def observe(client: httpx.AsyncClient, ledger: Ledger, operator: Operator, *, settle_seconds: float) -> Observed:
-    observed = Observed()
     limit = asyncio.Semaphore(16)
     deadline = time.monotonic() + settle_seconds
     unanswered = [c for c in ledger.checkouts if c.outcome in {"failed", "pending"}]
@@ -166,7 +155,6 @@ async def observe(client: httpx.AsyncClient, ledger: Ledger, operator: Operator,
     finished = await asyncio.gather(
         *(_replay(client, ledger.customers[c.customer], c, deadline, limit) for c in unanswered)
     )
-    observed.replays.update({c.key: answer for c, answer in zip(unanswered, finished, strict=True)})
     await _settle_held(client, operator, ledger.initial_inventory, deadline)
 
     async def fetch(checkout: Checkout) -> Answer:
@@ -176,16 +164,17 @@ async def observe(client: httpx.AsyncClient, ledger: Ledger, operator: Operator,
             )
 
     fetched = await asyncio.gather(*(fetch(c) for c in answered))
-    observed.fetched = {c.key: answer for c, answer in zip(answered, fetched, strict=True)}
     replayed = await asyncio.gather(
         *(_replay(client, ledger.customers[c.customer], c, time.monotonic() + 10, limit) for c in answered)
     )
-    observed.replays.update({c.key: answer for c, answer in zip(answered, replayed, strict=True)})
     customers = sorted({c.customer for c in ledger.checkouts})
     lists = await asyncio.gather(*(_listed(client, ledger.customers[i]) for i in customers))
-    observed.listed = dict(zip(customers, lists, strict=True))
-    observed.final_inventory = await operator.inventory(client)
-    return observed
+    return Observed(
+        fetched={c.key: answer for c, answer in zip(answered, fetched, strict=True)},
+        replays={c.key: answer for c, answer in zip(unanswered + answered, finished + replayed, strict=True)},
+        listed=dict(zip(customers, lists, strict=True)),
+        final_inventory=await operator.inventory(client),
+    )
 
 
 async def verify(

@@ -11,7 +11,6 @@ shades the fault phase.
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -20,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from shop_load.report.model import DrillReport, Timeline
 from shop_load.report.timeline import MARK_LABELS
 
 CLIENT_LAG_SHOWN_MS = 100.0
@@ -37,144 +37,113 @@ MARK_STYLES: Mapping[str, tuple[str, str]] = {
 }
 
 
-def _marks(axes: Sequence[Axes], steps: Mapping[str, Any], last_second: float) -> None:
-    start, end = steps.get("injected"), steps.get("ready_again")
-    if isinstance(start, int | float):
-        stop = end if isinstance(end, int | float) else last_second + 1
+def _marks(axes: Sequence[Axes], steps: Timeline, last_second: float) -> None:
+    if steps.injected is not None:
+        stop = steps.ready_again if steps.ready_again is not None else last_second + 1
         for axis in axes:
-            axis.axvspan(start, stop, color="tab:red", alpha=0.06, label="_nolegend_")
-    for kind, (color, style) in MARK_STYLES.items():
-        t = steps.get(kind)
-        if isinstance(t, int | float):
+            axis.axvspan(steps.injected, stop, color="tab:red", alpha=0.06, label="_nolegend_")
+    for kind, t in steps:
+        if t is not None:
+            color, style = MARK_STYLES[kind]
             for index, axis in enumerate(axes):
                 label = f"{MARK_LABELS[kind]} ({t:.1f} s)" if index == 0 else "_nolegend_"
                 axis.axvline(t, color=color, linestyle=style, linewidth=1.6, label=label)
 
 
-def _stacked(axis: Axes, seconds: Sequence[int], ok: Sequence[float], failed: Sequence[float], what: str) -> None:
-    axis.bar(seconds, ok, width=1.0, align="edge", color="tab:green", alpha=0.8, label=f"{what} ok")
-    axis.bar(seconds, failed, width=1.0, align="edge", bottom=ok, color="tab:red", label=f"{what} failed")
+Layer = tuple[Sequence[float], str | tuple[str, float], str]
+"""Bars of one kind: their heights, colour (and alpha) and label."""
 
 
-def _headroom(axis: Axes, heights: Sequence[float], asked: object) -> None:
-    """Room above the tallest bar and the rate asked for, so neither hides under the frame."""
-    top = max([*heights, asked if isinstance(asked, int | float) else 0.0, 1.0])
-    axis.set_ylim(0, top * 1.12)
+def _stacked(axis: Axes, seconds: Sequence[int], layers: Sequence[Layer]) -> list[float]:
+    """Each layer's bars on top of the layers before (after the first two, a layer of zeros is left out); the
+    heights of the stacks."""
+    bottom = [0.0] * len(seconds)
+    for index, (heights, color, label) in enumerate(layers):
+        if index < 2 or any(heights):
+            axis.bar(seconds, heights, width=1.0, align="edge", bottom=bottom, color=color, label=label)
+        bottom = [a + b for a, b in zip(bottom, heights, strict=True)]
+    return bottom
 
 
-def render(report: Mapping[str, Any], path: Path) -> Path:
-    rows = report["requests"]["per_second"]
-    seconds = [row["second"] for row in rows]
-    settings = report["settings"]
-    browsing = any(r.get("browse_ok") is not None for r in rows)
+def _asked(axis: Axes, rate: float, heights: Sequence[float]) -> None:
+    """The rate asked for as a line, and room above it and the tallest bar, so neither hides under the frame."""
+    if rate:
+        axis.axhline(rate, color="gray", linestyle=":", label=f"asked: {rate:g}/s")
+    axis.set_ylim(0, max([*heights, rate, 1.0]) * 1.12)
+
+
+def render(report: DrillReport, path: Path) -> Path:
+    rows, settings = report.requests.per_second, report.settings
+    seconds = [row.second for row in rows]
+    last = max(seconds, default=0)
     figure, (checkouts, browses, latency) = plt.subplots(3, 1, figsize=(13, 9.5), sharex=True, height_ratios=(3, 3, 2))
     try:
-        _stacked(
+        paid = "POST /api/payments"
+        stacks = _stacked(
             checkouts,
             seconds,
-            [r.get("checkout_ok", r["succeeded"]) for r in rows],
-            [r.get("checkout_failed", r["failed"]) for r in rows],
-            "POST /api/payments",
-        )
-        if "checkouts_started" in (rows[0] if rows else {}):
-            centers = [s + 0.5 for s in seconds]
-            checkouts.plot(
-                centers, [r["checkouts_started"] for r in rows], color="black", linewidth=1.2, label="checkouts started"
-            )
-            tries = [r["checkout_requests"] for r in rows]
-            skipped = [r["checkouts_not_started"] for r in rows]
-            late = [r.get("checkouts_late", 0) for r in rows]
-            if any(skipped):
-                checkouts.bar(
-                    seconds,
-                    skipped,
-                    width=1.0,
-                    align="edge",
-                    bottom=tries,
-                    color="tab:orange",
-                    label="not started (in-flight bound)",
-                )
-            if any(late):
-                checkouts.bar(
-                    seconds,
-                    late,
-                    width=1.0,
-                    align="edge",
-                    bottom=[a + b for a, b in zip(tries, skipped, strict=True)],
-                    color="gold",
-                    label="missed (drill late)",
-                )
-        if isinstance(settings.get("rate"), int | float):
-            checkouts.axhline(settings["rate"], color="gray", linestyle=":", label=f"asked: {settings['rate']:g}/s")
-        _headroom(
-            checkouts,
             [
-                r.get("checkout_requests", r["sent"]) + r.get("checkouts_not_started", 0) + r.get("checkouts_late", 0)
-                for r in rows
+                ([r.checkout_ok for r in rows], ("tab:green", 0.8), f"{paid} ok"),
+                ([r.checkout_failed for r in rows], "tab:red", f"{paid} failed"),
+                ([r.checkouts_not_started for r in rows], "tab:orange", "not started (in-flight bound)"),
+                ([r.checkouts_late for r in rows], "gold", "missed (drill late)"),
             ],
-            settings.get("rate"),
         )
+        started = [r.checkouts_started for r in rows]
+        checkouts.plot([s + 0.5 for s in seconds], started, color="black", linewidth=1.2, label="checkouts started")
+        _asked(checkouts, settings.rate, stacks)
         checkouts.set_ylabel("checkouts per second")
         checkouts.set_title("checkouts: the drill's customers (tries by answer; retries keep their key)", fontsize=10)
 
-        if browsing:
-            _stacked(
-                browses,
-                seconds,
-                [r["browse_ok"] or 0 for r in rows],
-                [r["browse_failed"] or 0 for r in rows],
-                "GET /api/...",
-            )
-        else:
+        browsed: list[Layer] = [
+            ([r.browse_ok or 0.0 for r in rows], ("tab:green", 0.8), "GET /api/... ok"),
+            ([r.browse_failed or 0.0 for r in rows], "tab:red", "GET /api/... failed"),
+        ]
+        if not any(r.browse_ok is not None for r in rows):
+            browsed = []
             browses.text(0.5, 0.5, "no browsing in this run", ha="center", va="center", transform=browses.transAxes)
-        if isinstance(settings.get("browse_rate"), int | float) and settings["browse_rate"]:
-            browses.axhline(
-                settings["browse_rate"], color="gray", linestyle=":", label=f"asked: {settings['browse_rate']:g}/s"
-            )
-        _headroom(
-            browses, [(r["browse_ok"] or 0) + (r["browse_failed"] or 0) for r in rows], settings.get("browse_rate")
-        )
+        _asked(browses, settings.browse_rate, _stacked(browses, seconds, browsed))
         browses.set_ylabel("browses per second")
         browses.set_title("browses: wrk, as storefront's /metrics counted them", fontsize=10)
 
-        p50 = [(r["second"] + 0.5, r["checkout_p50_ms"]) for r in rows if r["checkout_p50_ms"] is not None]
-        p99 = [(r["second"] + 0.5, r["checkout_p99_ms"]) for r in rows if r["checkout_p99_ms"] is not None]
+        p50 = [(r.second + 0.5, r.checkout_p50_ms) for r in rows if r.checkout_p50_ms is not None]
+        p99 = [(r.second + 0.5, r.checkout_p99_ms) for r in rows if r.checkout_p99_ms is not None]
         if p50:
             latency.plot(*zip(*p50, strict=True), color="tab:blue", marker=".", label="checkout p50")
         if p99:
             latency.plot(*zip(*p99, strict=True), color="tab:brown", marker=".", label="checkout p99")
-        lag = [(r["second"] + 0.5, r["client_lag_ms"]) for r in rows if r.get("client_lag_ms")]
+        lag = [(r.second + 0.5, r.client_lag_ms) for r in rows if r.client_lag_ms]
         if lag and max(v for _, v in lag) >= CLIENT_LAG_SHOWN_MS:
             latency.plot(*zip(*lag, strict=True), color="gray", linestyle="--", label="drill's own lag (max per s)")
-        segments = ((report.get("load") or {}).get("browses") or {}).get("wrk") or {}
+        wrk = report.load.browses.wrk if report.load.browses is not None else None
         browse_values: list[float] = []
-        for index, segment in enumerate(segments.get("segments", [])):
-            end = segment.get("end_s") if segment.get("end_s") is not None else max(seconds, default=0) + 1
-            for key, color, name in (("p50_ms", "tab:cyan", "browse p50"), ("p99_ms", "tab:olive", "browse p99")):
-                value = segment.get(key)
-                if isinstance(value, int | float):
+        measured = [(s, s.result) for s in wrk.segments if s.result is not None] if wrk is not None else []
+        for index, (segment, result) in enumerate(measured):
+            end = segment.end_s if segment.end_s is not None else last + 1
+            for value, color, name in (
+                (result.p50_ms, "tab:cyan", "browse p50"),
+                (result.p99_ms, "tab:olive", "browse p99"),
+            ):
+                if value is not None:
                     browse_values.append(value)
                     label = f"{name} (wrk, per phase)" if index == 0 else "_nolegend_"
-                    latency.hlines(value, segment["start_s"], end, colors=color, linewidth=2.2, label=label)
+                    latency.hlines(value, segment.start_s, end, colors=color, linewidth=2.2, label=label)
         latency.set_ylabel("latency (ms)")
         latency.set_xlabel("seconds since the drill started")
         values = [v for _, v in p50 + p99] + browse_values + [v for _, v in lag if v >= CLIENT_LAG_SHOWN_MS]
         if values and max(values) > 20 * max(1.0, min(values)):
             latency.set_yscale("log")
         axes = (checkouts, browses, latency)
-        _marks(axes, report["timeline"], max(seconds, default=0))
+        _marks(axes, report.timeline, last)
         for axis in axes:
             axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
             axis.grid(alpha=0.3)
-            axis.set_xlim(0, max(seconds, default=0) + 1)
-        rate = report["checkouts"]["success_rate"]
-        load = f"{settings.get('rate')} checkouts/s" + (
-            f" + {settings['browse_rate']} browses/s" if settings.get("browse_rate") else ""
-        )
+            axis.set_xlim(0, last + 1)
+        rate = report.checkouts.success_rate
+        load = f"{settings.rate} checkouts/s" + (f" + {settings.browse_rate} browses/s" if settings.browse_rate else "")
         figure.suptitle(
-            f"resilient-shop drill: {settings.get('fault')} on payment under {load}, profile "
-            f"{settings.get('profile')}, {settings.get('mode')}"
-            + (f"; checkouts answered {rate * 100:.1f} %" if rate is not None else "")
+            f"resilient-shop drill: {settings.fault} on payment under {load}, profile {settings.profile}, "
+            f"{settings.mode}" + (f"; checkouts answered {rate * 100:.1f} %" if rate is not None else "")
         )
         figure.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)

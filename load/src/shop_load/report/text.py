@@ -2,27 +2,34 @@
 timeline, latency and invariants) and the side-by-side comparison of two profiles' reports.
 """
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from shop_load.report.timeline import MARK_LABELS, TIMELINE_KEYS
-
-
-def _fmt_t(value: object) -> str:
-    return f"{value:.1f} s" if isinstance(value, int | float) else "-"
+from shop_load.core.records import InvariantResult
+from shop_load.report.model import DrillReport, Latency, Load
+from shop_load.report.timeline import MARK_LABELS
 
 
-def _fmt_ms(value: object) -> str:
-    return f"{value:.0f} ms" if isinstance(value, int | float) else "-"
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
 
 
-def _since(steps: Mapping[str, Any], kind: str) -> str:
-    value, injected = steps.get(kind), steps.get("injected")
-    if not isinstance(value, int | float):
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _after(value: float | None, injected: float | None) -> str:
+    return "-" if value is None or injected is None else f"+{value - injected:.1f} s"
+
+
+def _since(value: float | None, injected: float | None) -> str:
+    """When a step happened, and how long after the injection (`injected`: None for the injection itself)."""
+    if value is None:
         return "-"
-    if isinstance(injected, int | float) and kind != "injected":
-        return f"{value:.1f} s  (+{value - injected:.1f} s)"
-    return f"{value:.1f} s"
+    return f"{value:.1f} s" + ("" if injected is None else f"  ({_after(value, injected)})")
+
+
+def _latency(phase: Latency) -> list[str]:
+    return [_n(phase.requests), _n(phase.failed), _ms(phase.p50_ms), _ms(phase.p99_ms)]
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
@@ -33,187 +40,122 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join(text.rstrip() for text in out)
 
 
-def _per_s(value: object) -> str:
-    return f"{value:g}/s" if isinstance(value, int | float) else "-"
+def invariants_table(results: Sequence[InvariantResult]) -> str:
+    return table([("PASS" if r.ok else "FAIL", r.name, r.detail) for r in results], ("", "invariant", ""))
 
 
-def load_rows(load: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+def load_rows(load: Load) -> list[tuple[str, str, str]]:
     """The load the drill asked for and what ran, one row per kind of traffic."""
-    checkouts, browses = load["checkouts"], load.get("browses")
-    seconds = load["seconds"]
-    bound = (
-        f"; {checkouts['not_started']} not started at the bound of {checkouts['max_in_flight']} in flight"
-        if checkouts.get("not_started")
-        else ""
-    )
+    checkouts, client, seconds = load.checkouts, load.client, load.seconds
+    bound = f"; {checkouts.not_started} not started at the bound of {checkouts.max_in_flight} in flight"
+    started = f"{checkouts.per_second:g}/s: {checkouts.started} in {seconds:.1f} s"
+    sent = f"{checkouts.requests}: one per checkout + {checkouts.retries} retries with the same key"
     rows = [
-        (
-            "checkouts started",
-            _per_s(checkouts.get("target_per_second")),
-            f"{checkouts['per_second']:g}/s: {checkouts['started']} in {seconds:.1f} s{bound}",
-        ),
-        (
-            "  POST /api/payments sent",
-            "",
-            f"{checkouts['requests']}: one per checkout + {checkouts['retries']} retries with the same key",
-        ),
+        ("checkouts started", f"{checkouts.target_per_second:g}/s", started + (bound if checkouts.not_started else "")),
+        ("  POST /api/payments sent", "", sent),
     ]
-    client = load.get("client") or {}
-    if isinstance(cpu := client.get("cpu_seconds"), int | float) and seconds:
-        lag = f", loop lag p99 {_fmt_ms(client.get('lag_p99_ms'))}, max {_fmt_ms(client.get('lag_max_ms'))}"
-        late = f"; {client['late_ticks']} ticks missed late" if client.get("late_ticks") else ""
-        rows.append(("  the drill's own client", "", f"CPU {cpu:.1f} s ({cpu / seconds:.0%} of a core){lag}{late}"))
-    if browses is None:
+    if client.cpu_seconds is not None and seconds:
+        lag = f", loop lag p99 {_ms(client.lag_p99_ms)}, max {_ms(client.lag_max_ms)}"
+        late = f"; {client.late_ticks} ticks missed late" if client.late_ticks else ""
+        cpu = f"CPU {client.cpu_seconds:.1f} s ({client.cpu_seconds / seconds:.0%} of a core)"
+        rows.append(("  the drill's own client", "", cpu + lag + late))
+    if load.browses is None:
         return rows
-    server, generator = browses.get("server"), browses.get("wrk")
-    if server is not None:
-        shed = server["statuses"].get("503")
-        rows.append(
-            (
-                "browses (storefront's count)",
-                _per_s(browses.get("target_per_second")),
-                f"{server['per_second']:g}/s: {server['requests']} answered, {server['ok']} ok, "
-                f"{server['failed']} failed" + (f" (503: {shed})" if shed else ""),
-            )
-        )
+    asked, server, wrk = f"{load.browses.target_per_second:g}/s", load.browses.server, load.browses.wrk
+    if server is None:
+        rows.append(("browses (storefront's count)", asked, "not sampled"))
     else:
-        rows.append(("browses (storefront's count)", _per_s(browses.get("target_per_second")), "not sampled"))
-    if generator:
-        errors = [s.get("error") for s in generator.get("segments", []) if s.get("error")]
-        rows.append(
-            (
-                "  wrk (the browsers)",
-                f"{generator['connections']} conn.",
-                f"{generator['requests']} answers in {generator['seconds']:.1f} s, {generator['socket_errors']} socket "
-                f"errors, {generator['timeouts']} timeouts, wrk CPU {generator['generator_cpu_seconds']:.1f} s"
-                + (f"; 503 without Retry-After: {generator['bare_503']}" if generator.get("bare_503") else "")
-                + (" (SATURATED)" if generator.get("generator_saturated") else "")
-                + (f"; {errors[0]}" if errors else ""),
-            )
+        shed = f" (503: {server.statuses['503']})" if "503" in server.statuses else ""
+        counts = f"{server.requests} answered, {server.ok} ok, {server.failed} failed{shed}"
+        rows.append(("browses (storefront's count)", asked, f"{server.per_second:g}/s: {counts}"))
+    if wrk is not None:
+        errors = [s.error for s in wrk.segments if s.error]
+        ran = (
+            f"{wrk.requests} answers in {wrk.seconds:.1f} s, {wrk.socket_errors} socket errors, {wrk.timeouts} "
+            f"timeouts, wrk CPU {wrk.generator_cpu_seconds:.1f} s"
+            + (f"; 503 without Retry-After: {wrk.bare_503}" if wrk.bare_503 else "")
+            + (" (SATURATED)" if wrk.generator_saturated else "")
+            + (f"; {errors[0]}" if errors else "")
         )
+        rows.append(("  wrk (the browsers)", f"{wrk.connections} conn.", ran))
     return rows
 
 
-def summary(report: Mapping[str, Any]) -> str:
-    settings, steps = report["settings"], report["timeline"]
-    checkouts, requests, latency = report["checkouts"], report["requests"], report["latency_ms"]
-    load = report.get("load")
-    browse_rate = settings.get("browse_rate")
+def summary(report: DrillReport) -> str:
+    settings, steps, checkouts, requests = report.settings, report.timeline, report.checkouts, report.requests
     title = (
-        f"drill: profile {settings.get('profile')}, fault {settings.get('fault')}, mode {settings.get('mode')}, "
-        f"{settings.get('rate')} checkouts/s"
-        + (f" + {browse_rate} browses/s" if browse_rate else "")
-        + f", {report['duration_s']:.0f} s"
+        f"drill: profile {settings.profile}, fault {settings.fault}, mode {settings.mode}, {settings.rate} checkouts/s"
+        + (f" + {settings.browse_rate} browses/s" if settings.browse_rate else "")
+        + f", {report.duration_s:.0f} s"
     )
-    orchestrator = settings.get("orchestrator")  # "kubernetes", "make run" (it restarts dead processes) or none
-    kubelet = orchestrator in {True, "kubernetes"}  # True: a report of an older drill
+    # the kubelet and the container engine see kills and restarts; make run only restarts dead processes
+    kubelet = settings.orchestrator in {"kubernetes", "container engine"}
     rows = [
-        (MARK_LABELS.get(kind, kind), _since(steps, kind))
-        for kind in steps
+        (MARK_LABELS[kind], _since(t, None if kind == "injected" else steps.injected))
+        for kind, t in steps
         if kubelet or kind not in {"oom_killed", "killing", "restarted"}
     ]
-    restarts = report["restarts"]
-    rows.append(("restarts", f"{restarts}" + ("" if orchestrator else " (no orchestrator)")))
-    if hpa := report.get("autoscaler"):  # current/desired, min-max, read as the drill ended
-        rows.append(
-            (
-                f"{hpa['name']} replicas (HPA)",
-                f"{hpa['current_replicas']}/{hpa['desired_replicas']}, {hpa['min_replicas']}-{hpa['max_replicas']}",
-            )
-        )
-    rate = checkouts["success_rate"]
+    rows.append(("restarts", f"{report.restarts}" + ("" if settings.orchestrator else " (no orchestrator)")))
+    if (hpa := report.autoscaler) is not None:  # current/desired, min-max, read as the drill ended
+        replicas = f"{hpa.current_replicas}/{hpa.desired_replicas}, {hpa.min_replicas}-{hpa.max_replicas}"
+        rows.append((f"{hpa.name} replicas (HPA)", replicas))
+    rate = checkouts.success_rate
     traffic = [
-        ("requests sent", str(requests["sent"])),
-        ("requests succeeded / failed", f"{requests['succeeded']} / {requests['failed']}"),
-        ("checkouts", str(checkouts["total"])),
+        ("requests sent", str(requests.sent)),
+        ("requests succeeded / failed", f"{requests.succeeded} / {requests.failed}"),
+        ("checkouts", str(checkouts.total)),
         (
             "  captured / declined / out of stock",
-            f"{checkouts['captured']} / {checkouts['declined']} / {checkouts['out_of_stock']}",
+            f"{checkouts.captured} / {checkouts.declined} / {checkouts.out_of_stock}",
         ),
-        ("  failed (gave up) / rejected", f"{checkouts['failed']} / {checkouts['rejected']}"),
-        ("  retried with the same key", str(checkouts["retried"])),
+        ("  failed (gave up) / rejected", f"{checkouts.failed} / {checkouts.rejected}"),
+        ("  retried with the same key", str(checkouts.retried)),
         ("checkout success rate", f"{rate * 100:.2f} %" if rate is not None else "-"),
     ]
-    browse = report.get("browse_latency_ms") or {}
-    phases = []
-    for phase in ("before", "during", "after"):
-        row = [
-            phase,
-            str(latency[phase]["requests"]),
-            str(latency[phase]["failed"]),
-            _fmt_ms(latency[phase]["p50_ms"]),
-            _fmt_ms(latency[phase]["p99_ms"]),
-        ]
-        if browse:
-            seen = browse.get(phase) or {}
-            row += [
-                str(seen.get("requests", "-")),
-                str(seen.get("failed", "-")),
-                _fmt_ms(seen.get("p50_ms")),
-                _fmt_ms(seen.get("p99_ms")),
-            ]
-        phases.append(tuple(row))
+    phases = [[phase, *_latency(tries)] for phase, tries in report.latency_ms]
     latency_header: tuple[str, ...] = ("latency", "checkout tries", "failed", "p50", "p99")
-    if browse:
+    if report.browse_latency_ms is not None:
+        phases = [row + _latency(seen) for row, (_, seen) in zip(phases, report.browse_latency_ms, strict=True)]
         latency_header += ("browses (wrk)", "failed", "p50", "p99")
-    parts = [title, ""]
-    if load is not None:
-        parts += [table(load_rows(load), ("the load", "asked", "ran")), ""]
-    parts += [
+    parts = [
+        title,
+        table(load_rows(report.load), ("the load", "asked", "ran")),
         table(rows, ("timeline (since start)", "")),
-        "",
         table(traffic, ("what the customers saw", "")),
-        "",
         table(phases, latency_header),
     ]
-    if report["invariants"] is not None:
-        invariant_rows = [("PASS" if i["ok"] else "FAIL", i["name"], i["detail"]) for i in report["invariants"]]
-        parts += ["", table(invariant_rows, ("", "invariant", ""))]
-    if report["notes"]:
-        parts += ["", *(f"note: {note}" for note in report["notes"])]
-    return "\n".join(parts)
+    if report.invariants is not None:
+        parts.append(invariants_table(report.invariants))
+    if report.notes:
+        parts.append("\n".join(f"note: {note}" for note in report.notes))
+    return "\n\n".join(parts)
 
 
-def compare(reports: Sequence[Mapping[str, Any]]) -> str:
+def _compared(report: DrillReport) -> dict[str, str]:
+    """One report's column of the comparison, by row."""
+    browses, rate, steps = report.load.browses, report.checkouts.success_rate, report.timeline
+    server = browses.server if browses is not None else None
+    return {
+        "mode / fault": f"{report.settings.mode} / {report.settings.fault}",
+        "checkouts started per second": f"{report.load.checkouts.per_second:g}/s",
+        "browses per second (storefront)": "-" if server is None else f"{server.per_second:g}/s",
+        "checkouts": str(report.checkouts.total),
+        "checkout success rate": "-" if rate is None else f"{rate * 100:.2f} %",
+        "checkouts failed (gave up)": str(report.checkouts.failed),
+        "requests failed": f"{report.requests.failed} of {report.requests.sent}",
+        **{
+            MARK_LABELS[kind]: _after(t, steps.injected)
+            for kind, t in steps
+            if kind not in {"injected", "fault_cleared"}
+        },
+        "restarts": _n(report.restarts),
+        **{f"checkout p99 {phase}": _ms(seen.p99_ms) for phase, seen in report.latency_ms},
+        "invariants": "-" if report.ok is None else "all hold" if report.ok else "FAILED",
+    }
+
+
+def compare(reports: Sequence[DrillReport]) -> str:
     """Side by side: one column per report (e.g. resilient vs fragile)."""
-
-    def row(label: str, get: Any) -> list[str]:
-        cells = [label]
-        for report in reports:
-            try:
-                cells.append(get(report))
-            except (KeyError, TypeError):
-                cells.append("-")
-        return cells
-
-    def since_injection(kind: str) -> Any:
-        def get(report: Mapping[str, Any]) -> str:
-            steps = report["timeline"]
-            value, injected = steps.get(kind), steps.get("injected")
-            if isinstance(value, int | float) and isinstance(injected, int | float):
-                return f"+{value - injected:.1f} s"
-            return "-"
-
-        return get
-
-    rows = [
-        row("mode / fault", lambda r: f"{r['settings']['mode']} / {r['settings']['fault']}"),
-        row("checkouts started per second", lambda r: f"{r['load']['checkouts']['per_second']:g}/s"),
-        row("browses per second (storefront)", lambda r: f"{r['load']['browses']['server']['per_second']:g}/s"),
-        row("checkouts", lambda r: str(r["checkouts"]["total"])),
-        row("checkout success rate", lambda r: f"{r['checkouts']['success_rate'] * 100:.2f} %"),
-        row("checkouts failed (gave up)", lambda r: str(r["checkouts"]["failed"])),
-        row("requests failed", lambda r: f"{r['requests']['failed']} of {r['requests']['sent']}"),
-        *(row(f"{MARK_LABELS[k]}", since_injection(k)) for k in TIMELINE_KEYS[1:]),
-        row("restarts", lambda r: str(r["restarts"]) if r["restarts"] is not None else "-"),
-        *(
-            row(f"checkout p99 {phase}", lambda r, phase=phase: _fmt_ms(r["latency_ms"][phase]["p99_ms"]))
-            for phase in ("before", "during", "after")
-        ),
-        row(
-            "invariants",
-            lambda r: "-" if r["invariants"] is None else ("all hold" if r["ok"] else "FAILED"),
-        ),
-    ]
-    header = ["", *(str(r["settings"].get("profile", f"run {i + 1}")) for i, r in enumerate(reports))]
-    return table([tuple(r) for r in rows], tuple(header))
+    columns = [_compared(report) for report in reports]
+    rows = [(label, *(column[label] for column in columns)) for label in columns[0]]
+    return table(rows, ("", *(report.settings.profile for report in reports)))

@@ -5,10 +5,12 @@ and after the fault.
 
 import bisect
 import math
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
-from shop_load.core.records import Checkout, CounterSample, Mark, RequestRecord
+from shop_load.core.customers import Shoppers
+from shop_load.core.records import CounterSample, Mark, RequestRecord
+from shop_load.report.model import Latency, Phases, Second, Timeline
 
 MARK_LABELS: Mapping[str, str] = {
     "injected": "fault injected",
@@ -25,8 +27,6 @@ MARK_LABELS: Mapping[str, str] = {
 }
 """The pod events of the timeline, in the order of the article's story; `replicaset` samples are not marks."""
 
-TIMELINE_KEYS = ("injected", "unready", "liveness_failed", "oom_killed", "killing", "restarted", "ready_again")
-TIMELINE_ORDER = (*TIMELINE_KEYS[:-1], "fault_cleared", "ready_again")
 CHECKOUT_ENDPOINT = "POST /api/payments"
 """Latency before/during/after is the checkout's: the request the fault is about."""
 
@@ -49,27 +49,18 @@ def first_mark(marks: Iterable[Mark], kind: str, *, after: float = -math.inf, po
     return min(found, key=lambda m: m.t) if found else None
 
 
-def timeline(marks: Sequence[Mark], target_pod: str | None) -> dict[str, float | None]:
+def timeline(marks: Sequence[Mark], target_pod: str | None) -> Timeline:
     """Seconds since start of each step of the story for the faulted pod (the first one after the injection).
 
     Ready again is the recovery: the first Ready after the restart or after the drill cleared the fault when there
     was one, else after the pod went unready (a readiness flap while the fault is still in the pod is not it)."""
     injected = first_mark(marks, "injected")
     start = injected.t if injected else 0.0
-    found: dict[str, Mark | None] = {}
-    for kind in TIMELINE_ORDER:
-        found[kind] = first_mark(marks, kind, after=start, pod=target_pod)
+    found = {kind: first_mark(marks, kind, after=start, pod=target_pod) for kind in Timeline.model_fields}
     anchors = [mark.t for kind in ("restarted", "fault_cleared") if (mark := found[kind]) is not None]
     went = max(anchors) if anchors else (found["unready"].t if found["unready"] is not None else None)
     found["ready_again"] = None if went is None else first_mark(marks, "ready_again", after=went, pod=target_pod)
-    steps: dict[str, float | None] = {kind: rounded(mark.t, 2) if mark else None for kind, mark in found.items()}
-    if injected is None:
-        steps["injected"] = None
-    return steps
-
-
-def recovered_at(steps: Mapping[str, float | None]) -> float | None:
-    return steps.get("ready_again")
+    return Timeline(**{kind: rounded(mark.t, 2) if mark else None for kind, mark in found.items()})
 
 
 def cumulative_at(samples: Sequence[CounterSample], t: float) -> dict[int, float] | None:
@@ -82,12 +73,8 @@ def cumulative_at(samples: Sequence[CounterSample], t: float) -> dict[int, float
         return dict(after.counts)
     before = samples[index - 1]
     share = (t - before.t) / (after.t - before.t)
-    statuses = before.counts.keys() | after.counts.keys()
-    return {
-        status: before.counts.get(status, 0.0)
-        + share * (after.counts.get(status, 0.0) - before.counts.get(status, 0.0))
-        for status in statuses
-    }
+    old, new = defaultdict(float, before.counts), defaultdict(float, after.counts)  # a status not counted yet: 0
+    return {status: old[status] + share * (new[status] - old[status]) for status in old.keys() | new.keys()}
 
 
 def counts_between(samples: Sequence[CounterSample], start: float, stop: float) -> dict[int, float] | None:
@@ -98,7 +85,8 @@ def counts_between(samples: Sequence[CounterSample], start: float, stop: float) 
     first, last = cumulative_at(samples, start), cumulative_at(samples, stop)
     if first is None or last is None or stop <= start:
         return None
-    return {status: last.get(status, 0.0) - first.get(status, 0.0) for status in first.keys() | last.keys()}
+    old, new = defaultdict(float, first), defaultdict(float, last)
+    return {status: new[status] - old[status] for status in old.keys() | new.keys()}
 
 
 def ok_failed(counts: Mapping[int, float]) -> tuple[float, float]:
@@ -107,87 +95,76 @@ def ok_failed(counts: Mapping[int, float]) -> tuple[float, float]:
 
 
 def per_second(
-    records: Sequence[RequestRecord],
-    end: float,
-    *,
-    checkouts: Sequence[Checkout] = (),
-    not_started: Sequence[float] = (),
-    browse: Sequence[CounterSample] | None = None,
-    late: Sequence[float] = (),
-    client_lag: Sequence[tuple[float, float]] = (),
-) -> list[dict[str, Any]]:
+    shoppers: Shoppers, end: float, browse: Sequence[CounterSample] = (), client_lag: Sequence[tuple[float, float]] = ()
+) -> list[Second]:
     """One row per second: every request of the customers (`sent`, `succeeded`, `failed`, latencies), the
-    checkouts (started, not started at the concurrency bound, `POST /api/payments` tries by answer) and the
-    browses as the storefront counted them (None where it was not sampled; a second half covered counts)."""
+    checkouts (started, not started at the concurrency bound, `POST /api/payments` tries by answer), the browses as
+    the storefront counted them (None where it was not sampled; a second half covered counts) and the drill's own
+    event-loop lag."""
     seconds = max(0, math.ceil(end))
     buckets: list[list[RequestRecord]] = [[] for _ in range(seconds)]
-    for record in records:
-        index = int(record.t)
-        if 0 <= index < seconds:
-            buckets[index].append(record)
-    started, skipped, missed = [0] * seconds, [0] * seconds, [0] * seconds
-    marks = [(c.t, started) for c in checkouts] + [(t, skipped) for t in not_started] + [(t, missed) for t in late]
-    for t, counts in marks:
-        if 0 <= int(t) < seconds:
-            counts[int(t)] += 1
+    for record in shoppers.records:
+        if 0 <= int(record.t) < seconds:
+            buckets[int(record.t)].append(record)
+    started, skipped = Counter(int(c.t) for c in shoppers.checkouts), Counter(map(int, shoppers.not_started))
+    missed = Counter(map(int, shoppers.late))
     lag: list[float | None] = [None] * seconds
     for t, ms in client_lag:
         if 0 <= int(t) < seconds:
             lag[int(t)] = max(lag[int(t)] or 0.0, ms)
     rows = []
     for second, bucket in enumerate(buckets):
-        latencies = [r.latency_ms for r in bucket]
         tries = [r for r in bucket if r.endpoint == CHECKOUT_ENDPOINT]
-        checkout = [r.latency_ms for r in tries]
-        browse_ok = browse_failed = None
-        if browse:
-            window = (max(second, browse[0].t), min(second + 1, browse[-1].t))
-            counted = counts_between(browse, second, second + 1) if window[1] - window[0] >= 0.5 else None
-            if counted is not None:
-                ok, failed = ok_failed(counted)
-                browse_ok, browse_failed = round(ok, 1), round(failed, 1)
+        counted = None  # a second half covered by the samples counts
+        if browse and min(second + 1, browse[-1].t) - max(second, browse[0].t) >= 0.5:
+            counted = counts_between(browse, second, second + 1)
+        ok, failed = ok_failed(counted) if counted is not None else (None, None)
         rows.append(
-            {
-                "second": second,
-                "sent": len(bucket),
-                "succeeded": sum(r.ok for r in bucket),
-                "failed": sum(not r.ok for r in bucket),
-                "p50_ms": rounded(percentile(latencies, 50)),
-                "p99_ms": rounded(percentile(latencies, 99)),
-                "checkouts_started": started[second],
-                "checkouts_not_started": skipped[second],
-                "checkouts_late": missed[second],
-                "checkout_requests": len(tries),
-                "checkout_ok": sum(r.ok for r in tries),
-                "checkout_failed": sum(not r.ok for r in tries),
-                "checkout_p50_ms": rounded(percentile(checkout, 50)),
-                "checkout_p99_ms": rounded(percentile(checkout, 99)),
-                "browse_ok": browse_ok,
-                "browse_failed": browse_failed,
-                "client_lag_ms": rounded(lag[second]),
-            }
+            Second(
+                second=second,
+                sent=len(bucket),
+                succeeded=sum(r.ok for r in bucket),
+                failed=sum(not r.ok for r in bucket),
+                p50_ms=quantile(bucket, 50),
+                p99_ms=quantile(bucket, 99),
+                checkouts_started=started[second],
+                checkouts_not_started=skipped[second],
+                checkouts_late=missed[second],
+                checkout_requests=len(tries),
+                checkout_ok=sum(r.ok for r in tries),
+                checkout_failed=sum(not r.ok for r in tries),
+                checkout_p50_ms=quantile(tries, 50),
+                checkout_p99_ms=quantile(tries, 99),
+                browse_ok=rounded(ok),
+                browse_failed=rounded(failed),
+                client_lag_ms=rounded(lag[second]),
+            )
         )
     return rows
 
 
-def latency_phases(records: Sequence[RequestRecord], injected: float | None, recovered: float | None) -> dict[str, Any]:
+def quantile(records: Sequence[RequestRecord], q: float) -> float | None:
+    """The `q` percentile of the records' latency in ms, rounded."""
+    return rounded(percentile([r.latency_ms for r in records], q))
+
+
+def latency_phases(records: Sequence[RequestRecord], injected: float | None, recovered: float | None) -> Phases:
     """p50/p99 of the checkout requests (`POST /api/payments`, whatever their answer, a time-out included) sent
     before the injection, between it and recovery, and after recovery."""
     start = injected if injected is not None else math.inf
     stop = recovered if recovered is not None else math.inf
     phases: dict[str, list[RequestRecord]] = {"before": [], "during": [], "after": []}
     for record in records:
-        if record.endpoint != CHECKOUT_ENDPOINT:
-            continue
-        phase = "before" if record.t < start else "during" if record.t < stop else "after"
-        phases[phase].append(record)
-    result = {}
-    for name, bucket in phases.items():
-        latencies = [r.latency_ms for r in bucket]
-        result[name] = {
-            "requests": len(bucket),
-            "failed": sum(not r.ok for r in bucket),
-            "p50_ms": rounded(percentile(latencies, 50)),
-            "p99_ms": rounded(percentile(latencies, 99)),
+        if record.endpoint == CHECKOUT_ENDPOINT:
+            phases["before" if record.t < start else "during" if record.t < stop else "after"].append(record)
+    return Phases(
+        **{
+            name: Latency(
+                requests=len(rows),
+                failed=sum(not r.ok for r in rows),
+                p50_ms=quantile(rows, 50),
+                p99_ms=quantile(rows, 99),
+            )
+            for name, rows in phases.items()
         }
-    return result
+    )

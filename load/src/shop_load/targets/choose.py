@@ -1,9 +1,9 @@
 """Where the drill's fault goes and how its effects are seen: make run's local payment replicas (`LocalTarget`),
-and the choice between them and a cluster (`shop_load.targets.cluster`) from the command line; and where the
+and the choice between them, a cluster (`shop_load.targets.cluster`) and the shop in containers
+(`shop_load.targets.containers`) from the command line; and where the
 operator's credential of the target's shop is (`find_operator`).
 """
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -21,9 +21,11 @@ from shop_devtools.runstate import RunState
 from shop_devtools.topology import BY_NAME
 from shop_devtools.workspace import WorkspaceError
 from shop_load.core import ops
-from shop_load.core.drill_args import CHAOS_FAULTS, LAUNCHER_FAULTS, DrillError
+from shop_load.core.drill_args import CHAOS_FAULTS, LAUNCHER_FAULTS, DrillConfig, DrillError
 from shop_load.core.records import Mark
 from shop_load.targets.cluster import ClusterCredentials, ClusterTarget
+from shop_load.targets.container_shop import ContainerShop, shop_dir
+from shop_load.targets.containers import ContainerTarget
 from shop_load.targets.local import LAUNCHER_RESTARTS_NOTE, NO_ORCHESTRATOR_NOTE, LocalPayment
 from shop_load.targets.target import Clock, CredentialKeeper, Target
 
@@ -129,17 +131,17 @@ def _process_state(replica: LocalPayment) -> str:
     return ("ready" if tracker.ready else "UNREADY") + (", liveness FAILING" if tracker.liveness_failed else "")
 
 
-def data_dir(options: argparse.Namespace) -> Path:
+def data_dir(options: DrillConfig) -> Path:
     """make run's data directory: --data-dir, else $SHOP_DATA_DIR, else `.data` in the checkout."""
     if options.data_dir:
-        return Path(options.data_dir)
+        return options.data_dir
     try:
         return default_data_dir(os.environ)
     except WorkspaceError as exc:
         raise DrillError(f"{exc}; or name make run's data directory with --data-dir") from None
 
 
-def local_replicas(options: argparse.Namespace, clock: Clock) -> tuple[list[LocalPayment], int | None]:
+def local_replicas(options: DrillConfig, clock: Clock) -> tuple[list[LocalPayment], int | None]:
     """The payment replicas to follow and make run's launcher pid, from its run.json (unless --payment-url)."""
     state = RunState.read(data_dir(options))
     replicas = state.replicas("payment") if state else []
@@ -153,7 +155,10 @@ def local_replicas(options: argparse.Namespace, clock: Clock) -> tuple[list[Loca
     return payments, state.launcher_pid
 
 
-def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
+def choose_target(options: DrillConfig, clock: Clock) -> Target:
+    if options.containers:
+        folder = shop_dir(options.data_dir)
+        return ContainerTarget(ContainerShop.load(folder), options.fault, clock, LocalCredentials(folder))
     if not options.local:
         from shop_devtools.cluster import kube
 
@@ -199,7 +204,7 @@ def choose_target(options: argparse.Namespace, clock: Clock) -> Target:
     return LocalTarget(replicas, options.fault, launcher, data_dir(options))
 
 
-def find_operator(options: argparse.Namespace, target: Target | None) -> ops.Operator:
+def find_operator(options: DrillConfig, target: Target | None) -> ops.Operator:
     """The operator's credential for `/ops/`: given (`OPERATOR_CREDENTIAL`, `--credentials`), else the target's
     own (`target`; for `--check`, which has none, the cluster's when one is reachable, else make run's file)."""
     try:
@@ -217,10 +222,10 @@ def find_operator(options: argparse.Namespace, target: Target | None) -> ops.Ope
     )
 
 
-def _credential_keeper(options: argparse.Namespace) -> CredentialKeeper:
+def _credential_keeper(options: DrillConfig) -> CredentialKeeper:
     """For `--check`, which has no target: the cluster's Secret when a cluster with payment pods is reachable
-    (unless --local), as `choose_target` decides, else make run's file."""
-    if not options.local:
+    (unless --local or --containers), as `choose_target` decides, else make run's file (or the containers')."""
+    if not options.local and not options.containers:
         from shop_devtools.cluster import kube
 
         api = kube.connect(options.context)
@@ -228,4 +233,4 @@ def _credential_keeper(options: argparse.Namespace) -> CredentialKeeper:
             cluster = kube.Cluster(api, options.namespace, options.selector, options.container, options.context)
             if options.kubernetes or cluster.reachable():
                 return ClusterCredentials(cluster, options.storefront_selector)
-    return LocalCredentials(data_dir(options))
+    return LocalCredentials(shop_dir(options.data_dir) if options.containers else data_dir(options))

@@ -7,7 +7,6 @@ clears the fault itself (`DELETE /chaos`) so the local shop is healthy again.
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -142,7 +141,3 @@ class LocalPayment:
 
     def recovered(self) -> bool:
         return self.tracker.unready_seen and self.tracker.ready
-
-
-def monotonic_clock(start: float) -> Callable[[], float]:
-    return lambda: time.monotonic() - start

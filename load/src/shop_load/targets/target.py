@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import httpx
 
 from shop_load.core import ops
-from shop_load.core.records import Mark, ReplicaSetSample
+from shop_load.core.records import InvariantResult, Mark, ReplicaSetSample
 
 Clock = Callable[[], float]
 
@@ -20,6 +20,8 @@ class Target(abc.ABC):
 
     mode: str
     name: str | None = None
+    url: str | None = None
+    """The storefront, when the target knows where its shop is (the shop in containers); else the drill's --url."""
     notes: list[str]
     credentials: "CredentialKeeper"
     """Where the target's shop keeps the operator's credential."""
@@ -57,6 +59,10 @@ class Target(abc.ABC):
 
     def status(self) -> str:
         return ""
+
+    async def checks(self) -> list[InvariantResult]:
+        """What only this target shows, checked after the drill's invariants and reported beside them."""
+        return []
 
 
 class CredentialKeeper(Protocol):

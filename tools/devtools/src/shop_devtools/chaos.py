@@ -61,8 +61,7 @@ class Chaos:
 
     async def status(self) -> dict[str, Any]:
         """The faults in place (`GET /chaos`): also the check that chaos is on and the token right."""
-        described: dict[str, Any] = json.loads(await self._call("GET", "/chaos"))
-        return described
+        return dict(json.loads(await self._call("GET", "/chaos")))
 
     async def inject(self, fault: str, body: Mapping[str, Any] | None = None) -> str:
         """Sends the fault; returns what was sent (`POST /chaos/leak {...}`), for the timeline."""

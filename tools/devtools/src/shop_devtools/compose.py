@@ -35,13 +35,9 @@ from shop_devtools.topology import SERVICES, SHOP_URL
 from shop_devtools.workspace import WorkspaceError, private_key_pem, repository_root, write_private
 
 
-def data_dir(root: Path) -> Path:
-    return root / ".data"
-
-
 def env_file(root: Path) -> Path:
     """`.data/compose.env`: created once with a fresh key (mode 600), never overwritten."""
-    path = data_dir(root) / "compose.env"
+    path = root / ".data" / "compose.env"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         escaped = private_key_pem().strip().replace("\n", "\\n")
@@ -52,27 +48,21 @@ def env_file(root: Path) -> Path:
 
 def credentials_file(root: Path) -> Path:
     """`.data/credentials.env`: the shop's own credentials on this machine, compose's and `make run`'s."""
-    return data_dir(root) / FILE_NAME
-
-
-def service_credentials_file(root: Path, service: str) -> Path:
-    """`.data/compose/<service>.env`: the credentials `service` reads, as docker-compose.yml gives them to it."""
-    return data_dir(root) / "compose" / f"{service}.env"
+    return root / ".data" / FILE_NAME
 
 
 def credential_files(root: Path) -> list[Path]:
-    """Makes `.data/credentials.env` once, then each service's share of it (mode 600); returns the share files of
-    the services that read any. Only the paths are ever printed, never a value."""
+    """Makes `.data/credentials.env` once, then each service's share of it (mode 600), `.data/compose/<service>.env`,
+    as docker-compose.yml gives it to the service; returns the share files of the services that read any. Only the
+    paths are ever printed, never a value."""
     source = credentials_file(root)
     existed = source.exists()
     credentials = ensure_credentials(source)
     if not existed:
         print(f"wrote the shop's credentials to {source}", flush=True)
     written = []
-    for service in SERVICES:
-        if not service.credentials:
-            continue
-        path = service_credentials_file(root, service.name)
+    for service in (service for service in SERVICES if service.credentials):
+        path = root / ".data" / "compose" / f"{service.name}.env"
         text = env_text({name: credentials[name] for name in service.credentials})
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:

@@ -28,12 +28,9 @@ def new_credentials() -> dict[str, str]:
 
 def read_env_file(path: Path) -> dict[str, str]:
     """`NAME=value` lines; blank lines and `#` comments skipped."""
-    values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, value = line.partition("=")
-            values[name.strip()] = value.strip()
-    return values
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    pairs = (line.partition("=") for line in lines if line and not line.startswith("#"))
+    return {name.strip(): value.strip() for name, _, value in pairs}
 
 
 def env_text(values: Mapping[str, str]) -> str:
@@ -48,8 +45,7 @@ def ensure_credentials(path: Path) -> dict[str, str]:
         with contextlib.suppress(FileExistsError):  # another launcher made it first: read theirs
             write_private(path, env_text(new_credentials()), replace=False)
     values = read_env_file(path)
-    missing = {name: value for name, value in new_credentials().items() if not values.get(name)}
-    if missing:
+    if missing := {name: value for name, value in new_credentials().items() if not values.get(name)}:
         values |= missing
         write_private(path, env_text(values), replace=True)
     return {name: values[name] for name in NAMES}

@@ -5,21 +5,16 @@ before provisioning has run."""
 
 import contextlib
 import fcntl
-import logging
-import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from shop_devtools.pg import EmbeddedPostgres, url_for
-from shop_devtools.processes import LOCAL_HOST, LaunchError
+from shop_devtools.processes import LOCAL_HOST, LaunchError, log, ports_in_use
 from shop_devtools.runconfig import Config
 from shop_devtools.topology import DATABASES
 
 LOCK_FILE = "run.lock"
-
-
-log = logging.getLogger("shop_devtools.run")
 
 
 @contextlib.contextmanager
@@ -35,22 +30,9 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         yield
 
 
-def stop_leftover_postgres(postgres: EmbeddedPostgres) -> None:
-    """Stops a server a previous launcher started on this data directory but could not stop (it was SIGKILLed)."""
-    if (postgres.pgdata / "postmaster.pid").exists():
-        log.info("stopping the PostgreSQL a previous run left behind")
-        stop_postgres(postgres)
-
-
 def start_postgres(postgres: EmbeddedPostgres) -> None:
-    first = not (postgres.pgdata / "PG_VERSION").exists()
-    log.info(
-        "%s PostgreSQL in %s on %s:%d",
-        "creating and starting" if first else "starting",
-        postgres.pgdata,
-        LOCAL_HOST,
-        postgres.port,
-    )
+    doing = "starting" if (postgres.pgdata / "PG_VERSION").exists() else "creating and starting"
+    log.info("%s PostgreSQL in %s on %s:%d", doing, postgres.pgdata, LOCAL_HOST, postgres.port)
     try:
         postgres.start()
     except subprocess.CalledProcessError as exc:
@@ -69,17 +51,12 @@ def stop_postgres(postgres: EmbeddedPostgres) -> None:
         log.info("PostgreSQL stopped")
 
 
-def check_ports_free(ports: Mapping[str, int]) -> None:
-    for owner, port in ports.items():
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and PostgreSQL do
-            try:
-                sock.bind((LOCAL_HOST, port))
-            except OSError:
-                raise LaunchError(
-                    f"port {port} ({owner}) is already in use on {LOCAL_HOST}: stop what listens there "
-                    f"(another `make run`?) or choose another port"
-                ) from None
+def check_ports_free(owners: Mapping[int, str]) -> None:
+    if busy := ports_in_use(owners):
+        raise LaunchError(
+            f"port {busy[0]} ({owners[busy[0]]}) is already in use on {LOCAL_HOST}: stop what listens there "
+            f"(another `make run`?) or choose another port"
+        )
 
 
 def database_urls(admin_url: str) -> dict[str, str]:
@@ -88,26 +65,27 @@ def database_urls(admin_url: str) -> dict[str, str]:
     return {s.name: url_for(admin_url, user=s.name, password=s.name, database=s.name) for s in DATABASES}
 
 
-def provision_databases(admin_url: str, expected: Mapping[str, str]) -> None:
+def provision_databases(admin_url: str) -> None:
+    """What `database_urls` names: `provision` names each role, password and database after the service too."""
     # Imported here, not at the top: importing the migrations pulls in every service's models (seconds of CPU),
     # and doing it while the services start instead of before cuts a warm start by that much.
     from shop_devtools.provision import provision
 
     log.info("creating the databases and roles, running the migrations")
-    urls = provision(admin_url)
-    if urls != dict(expected):
-        raise LaunchError(f"provisioning gave other database URLs than the services were given: {urls}")
+    provision(admin_url)
 
 
 def start_database(config: Config, cleanup: contextlib.ExitStack) -> EmbeddedPostgres | None:
     """The embedded server, started (and stopped at clean-up), or None when POSTGRES_ADMIN_URL names a server."""
-    ports = {instance.name: instance.port for instance in config.instances()}
+    owners = {instance.port: instance.name for instance in config.instances()}
     if config.admin_url:
-        check_ports_free(ports)
+        check_ports_free(owners)
         return None
     postgres = EmbeddedPostgres(config.data_dir, config.pg_port)
-    stop_leftover_postgres(postgres)
-    check_ports_free({**ports, "PostgreSQL": postgres.port})
+    if (postgres.pgdata / "postmaster.pid").exists():  # a previous launcher started it, then was SIGKILLed
+        log.info("stopping the PostgreSQL a previous run left behind")
+        stop_postgres(postgres)
+    check_ports_free({**owners, postgres.port: "PostgreSQL"})
     cleanup.callback(stop_postgres, postgres)
     start_postgres(postgres)
     return postgres

@@ -8,6 +8,7 @@ docker.io, dockerd, and a local Debian bookworm base where no registry gives the
 missing, `EngineUnavailable` says what to do.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -31,24 +32,15 @@ PULL_SECONDS = 60
 def pod_constraints(run_as_user: int, memory_limit_bytes: int) -> list[str]:
     """`docker run` flags for what the pod spec asks of a container: its user, a read-only root, the memory limit
     (no swap), no capabilities, no privilege gain, and the kubelet's restart policy."""
+    memory = str(memory_limit_bytes)
     return [
-        "--user", f"{run_as_user}:{run_as_user}",
-        "--read-only",
-        "--memory", str(memory_limit_bytes), "--memory-swap", str(memory_limit_bytes),
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--restart", "always",
+        "--user", f"{run_as_user}:{run_as_user}", "--read-only", "--memory", memory, "--memory-swap", memory,
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--restart", "always",
     ]  # fmt: skip
 
 
 class EngineUnavailable(Exception):
     """No container engine answers here, or it has no Python base image; the message says what to do."""
-
-
-def _run(
-    argv: list[str], *, timeout: float = 60, check: bool = True, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, **env} if env else None
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check, env=environ)
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,10 @@ class Engine:
     ) -> subprocess.CompletedProcess[str]:
         """`docker <args>`; `env` is added to the client's environment: a secret goes there, named in `args` as
         `--env NAME` without its value, so it is in no command line (`ps`) and no error message."""
-        return _run([self.client, *args], timeout=timeout, check=check, env=env)
+        environ = {**os.environ, **env} if env else None
+        return subprocess.run(
+            [self.client, *args], capture_output=True, text=True, timeout=timeout, check=check, env=environ
+        )
 
     @classmethod
     def find(cls) -> "Engine":
@@ -98,12 +93,9 @@ class Engine:
             print(f"engine | {DEFAULT_BASE_IMAGE} is not here: using {LOCAL_BASE_IMAGE}", flush=True)
             return LOCAL_BASE_IMAGE
         print(f"engine | pulling {DEFAULT_BASE_IMAGE}", flush=True)
-        try:
-            pulled = self.docker("pull", DEFAULT_BASE_IMAGE, timeout=PULL_SECONDS, check=False).returncode == 0
-        except subprocess.TimeoutExpired:
-            pulled = False
-        if pulled:
-            return DEFAULT_BASE_IMAGE
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            if self.docker("pull", DEFAULT_BASE_IMAGE, timeout=PULL_SECONDS, check=False).returncode == 0:
+                return DEFAULT_BASE_IMAGE
         raise EngineUnavailable(
             f"no Python base image: {DEFAULT_BASE_IMAGE} cannot be pulled and {LOCAL_BASE_IMAGE} is not here; "
             f"set BASE_IMAGE to a Python 3.11+ image the engine has, or run {PREPARE_SCRIPT} as root (it builds "

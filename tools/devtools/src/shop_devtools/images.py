@@ -70,18 +70,12 @@ class BuildOptions:
         proxies = tuple(
             name for base in PROXY_VARIABLES for name in (base, base.lower()) if environ.get(name, "").strip()
         )
-        return cls(
-            base_image=environ.get("BASE_IMAGE", "").strip() or DEFAULT_BASE_IMAGE,
-            ca_bundle=ca_bundle,
-            network=environ.get("DOCKER_BUILD_NETWORK", "").strip() or None,
-            proxy_variables=proxies,
-        )
+        base_image = environ.get("BASE_IMAGE", "").strip() or DEFAULT_BASE_IMAGE
+        return cls(base_image, ca_bundle, environ.get("DOCKER_BUILD_NETWORK", "").strip() or None, proxies)
 
 
 def build_argv(service: str, *, version: str, root: Path, options: BuildOptions) -> list[str]:
     """The `docker build` command of one service's image (run with DOCKER_BUILDKIT=1)."""
-    if service not in SERVICES:
-        raise ImageError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
     argv = ["docker", "build", "--target", service, "--tag", image_name(service, version)]
     argv += ["--build-arg", f"BASE_IMAGE={options.base_image}", "--build-arg", f"VERSION={version}"]
     for name in options.proxy_variables:
@@ -106,29 +100,18 @@ def build(services: Sequence[str], *, root: Path, environ: Mapping[str, str], dr
     for service in services:
         argv = build_argv(service, version=version, root=root, options=options)
         print("$ DOCKER_BUILDKIT=1 " + shlex.join(argv), flush=True)
-        if dry_run:
-            continue
-        returncode = subprocess.run(argv, env=env, check=False).returncode
-        if returncode != 0:
+        if not dry_run and (returncode := subprocess.run(argv, env=env, check=False).returncode) != 0:
             raise ImageError(f"building {image_name(service, version)} failed (docker build exited {returncode})")
     return [image_name(service, version) for service in services]
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m shop_devtools.images",
-        description="Build the services' images from the root Dockerfile, tagged resilient-shop/<service>:<version>.",
-    )
-    parser.add_argument(
+def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    cli = argparse.ArgumentParser(prog="python -m shop_devtools.images", description=__doc__.splitlines()[0])
+    cli.add_argument(
         "services", nargs="*", metavar="SERVICE", help=f"what to build (default: all): {', '.join(SERVICES)}"
     )
-    parser.add_argument("--list", action="store_true", help="print the image names, one a line, and build nothing")
-    parser.add_argument("--dry-run", action="store_true", help="print the docker commands without running them")
-    return parser
-
-
-def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    cli = parser()
+    cli.add_argument("--list", action="store_true", help="print the image names, one a line, and build nothing")
+    cli.add_argument("--dry-run", action="store_true", help="print the docker commands without running them")
     args = cli.parse_args(argv)
     environ = os.environ if environ is None else environ
     if unknown := [service for service in args.services if service not in SERVICES]:

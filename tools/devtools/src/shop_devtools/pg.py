@@ -9,7 +9,6 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +32,7 @@ def find_bin_dir(system: Path = SYSTEM_POSTGRESQL) -> Path:
         bundled = Path(spec.origin).parent / "pginstall" / "bin"
         if (bundled / "postgres").exists():
             return bundled
-    installed = sorted(system.glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
-    if installed:
+    if installed := sorted(system.glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name)):
         return installed[-1].parent
     raise RuntimeError(
         "no PostgreSQL binaries: the pgserver wheel has none for this platform (Linux on arm64), and no PostgreSQL is "
@@ -50,13 +48,6 @@ def url_for(admin_url: str, *, user: str, password: str, database: str) -> str:
     host = parts.hostname or ""  # none: a Unix socket, named in the query (`?host=/dir&port=5433`)
     netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _make_reachable(path: Path) -> None:
@@ -97,7 +88,8 @@ class EmbeddedPostgres:
             return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
         return f"postgresql://postgres@/{database}?host={self.socket_dir}&port={self.port}"
 
-    def _run(self, *args: str) -> None:
+    def _run(self, program: str, *args: str) -> None:
+        """`program` of the binaries with `args`, on the data directory; as the unprivileged user when run as root."""
         kwargs: dict[str, object] = {}
         if os.geteuid() == 0:
             # Every time: a parent may have been closed since the last run (pytest resets its tmp root to 0700).
@@ -105,37 +97,23 @@ class EmbeddedPostgres:
             _make_reachable(self.data_dir)
             user = pwd.getpwnam(UNPRIVILEGED_USER)
             kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        subprocess.run(args, check=True, capture_output=True, text=True, cwd=self.data_dir, **kwargs)  # type: ignore[call-overload]
+        argv = [str(self.bin_dir / program), "-D", str(self.pgdata), *args]
+        subprocess.run(argv, check=True, capture_output=True, text=True, cwd=self.data_dir, **kwargs)  # type: ignore[call-overload]
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.data_dir, UNPRIVILEGED_USER)
         if not (self.pgdata / "PG_VERSION").exists():
-            self._run(
-                str(self.bin_dir / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8"
-            )
+            self._run("initdb", "-U", "postgres", "--auth=trust", "-E", "UTF8")
         options = f"-h 127.0.0.1 -p {self.port} -k '{self.socket_dir or ''}' -c max_connections=300"
         if self.fast_and_unsafe:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        log_file = self.data_dir / "postgres.log"
-        self._run(
-            str(self.bin_dir / "pg_ctl"),
-            "-D",
-            str(self.pgdata),
-            "-w",
-            "-t",
-            "30",
-            "-o",
-            options,
-            "-l",
-            str(log_file),
-            "start",
-        )
+        self._run("pg_ctl", "-w", "-t", "30", "-o", options, "-l", str(self.data_dir / "postgres.log"), "start")
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop")
+            self._run("pg_ctl", "-w", "-m", "fast", "stop")
 
     def __enter__(self) -> Self:
         """Started; stopped again when the block ends, however it ends."""

@@ -15,11 +15,12 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -57,21 +58,18 @@ class LaunchError(Exception):
     """Something prevents the shop from running; the message says what, for a human."""
 
 
-def relay_output(source: str, stream: IO[bytes]) -> None:
-    """Copies a child's output, line by line, until it closes its end of the pipe."""
-    with stream:
-        for raw in iter(stream.readline, b""):
-            log.info("%s", raw.decode(errors="replace").rstrip(), extra={"source": source})
-
-
 @dataclass
 class Child:
+    """One process of a service, started (`start`) and, after a death, started again with the same environment and
+    output."""
+
     instance: Instance
-    process: "subprocess.Popen[bytes]"
     env: Mapping[str, str]
     output: Path | None = None
-    """Where its output goes (appended); None: a pipe, relayed to the launcher's log (`start_relays`)."""
-    started_at: float = field(default_factory=time.monotonic)
+    """Where its output goes (appended); None: a pipe, relayed to the launcher's log by `relay`."""
+    process: "subprocess.Popen[bytes]" = field(init=False)
+    relay: threading.Thread | None = None
+    started_at: float = 0.0
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     restart_at: float | None = None
     """When a dead process is due to start again."""
@@ -83,6 +81,20 @@ class Child:
     @property
     def url(self) -> str:
         return self.instance.url
+
+    def start(self) -> None:
+        """Starts the process; a piped output is relayed to the launcher's log, line by line, until it closes it."""
+        self.process = start_process(self.instance.service.module, self.env, output=self.output)
+        self.started_at, self.restart_at = time.monotonic(), None
+        if self.process.stdout is not None:
+            args = (self.process.stdout,)
+            self.relay = threading.Thread(target=self._relay, args=args, name=f"relay-{self.name}", daemon=True)
+            self.relay.start()
+
+    def _relay(self, stream: IO[bytes]) -> None:
+        with stream:
+            for raw in iter(stream.readline, b""):
+                log.info("%s", raw.decode(errors="replace").rstrip(), extra={"source": self.name})
 
 
 _DIE_WITH_PARENT = """\
@@ -109,28 +121,19 @@ def start_process(
 ) -> "subprocess.Popen[bytes]":
     """`python -m <module>` in its own session, dying with the launcher; its output piped (`output` None) or
     appended to `output`."""
-    with contextlib.ExitStack() as files:
-        sink = files.enter_context(output.open("ab")) if output else subprocess.PIPE
+    with output.open("ab") if output else contextlib.nullcontext(subprocess.PIPE) as sink:
+        argv = _command(module, args)
         return subprocess.Popen(
-            _command(module, args),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
 
 
 def spawn(instance: Instance, env: Mapping[str, str], *, output: Path | None = None) -> Child:
-    """Starts one process of a service; `restart` starts it again with the same environment and output."""
-    process = start_process(instance.service.module, env, output=output)
-    log.info("started %s (pid %d) on %s", instance.name, process.pid, instance.url)
-    return Child(instance, process, env, output)
-
-
-def restart(child: Child) -> None:
-    child.process = start_process(child.instance.service.module, child.env, output=child.output)
-    child.started_at, child.restart_at = time.monotonic(), None
+    """Starts one process of a service."""
+    child = Child(instance, env, output)
+    child.start()
+    log.info("started %s (pid %d) on %s", instance.name, child.process.pid, instance.url)
+    return child
 
 
 def wiring(
@@ -144,19 +147,6 @@ def wiring(
     return env | {name: credentials[name] for name in service.credentials}
 
 
-def start_relays(children: list[Child]) -> list[threading.Thread]:
-    threads = []
-    for child in children:
-        if child.process.stdout is None:  # its output goes to a file
-            continue
-        thread = threading.Thread(
-            target=relay_output, args=(child.name, child.process.stdout), name=f"relay-{child.name}", daemon=True
-        )
-        thread.start()
-        threads.append(thread)
-    return threads
-
-
 class Running(Protocol):
     """A started process the launcher can wait for and stop: a service's `Child`, or the bench's bare app."""
 
@@ -166,12 +156,12 @@ class Running(Protocol):
     @property
     def url(self) -> str: ...
 
-    @property
-    def process(self) -> "subprocess.Popen[bytes]": ...
+    process: "subprocess.Popen[bytes]"
 
 
-def stop_children(children: Sequence[Running], relays: Sequence[threading.Thread] = ()) -> None:
-    """SIGTERM to every service's process group, SIGKILL to those still there after STOP_TIMEOUT_SECONDS."""
+def stop_children(children: Sequence[Running]) -> None:
+    """SIGTERM to every service's process group, SIGKILL to those still there after STOP_TIMEOUT_SECONDS; then the
+    rest of their output relayed."""
     running = [child for child in children if child.process.poll() is None]
     for child in running:
         signal_group(child, signal.SIGTERM)
@@ -183,8 +173,9 @@ def stop_children(children: Sequence[Running], relays: Sequence[threading.Thread
             log.warning("%s did not stop within %.0f s; killing it", child.name, STOP_TIMEOUT_SECONDS)
             signal_group(child, signal.SIGKILL)
             child.process.wait()
-    for relay in relays:
-        relay.join(timeout=2)
+    for child in children:
+        if isinstance(child, Child) and child.relay:
+            child.relay.join(timeout=2)
     if running:
         log.info("services stopped")
 
@@ -194,35 +185,25 @@ def signal_group(child: Running, signum: int) -> None:
         os.killpg(child.process.pid, signum)  # the child leads its own group (start_new_session)
 
 
-def check_alive(children: Sequence[Running]) -> None:
-    """While the shop starts, a service that dies stops it: it has never been ready, a restart would not help."""
-    for child in children:
-        code = child.process.poll()
-        if code is not None:
-            raise LaunchError(f"{child.name} {describe_exit(code)} before it was ready; stopping the shop")
-
-
 def wait_until_ready(children: Sequence[Running], timeout: float, poll: float = POLL_SECONDS) -> float:
     """Polls each one's `/ready` until every one answers 200; the seconds that took. `LaunchError` when one dies
-    first or `timeout` passes (the message says what each last answered)."""
+    first (it has never been ready: a restart would not help) or `timeout` passes (the message says what each last
+    answered)."""
     started = time.monotonic()
-    deadline = started + timeout
-    waiting = {child.name: child for child in children}
-    reasons: dict[str, str] = {}
+    waiting = list(children)
     with httpx.Client(timeout=1.0, trust_env=False) as client:
-        while waiting:
-            check_alive(children)
-            for name, child in list(waiting.items()):
-                reasons[name] = readiness(client, child.url)
-                if not reasons[name]:
-                    del waiting[name]
+        while True:
+            for child in children:
+                if (code := child.process.poll()) is not None:
+                    raise LaunchError(f"{child.name} {describe_exit(code)} before it was ready; stopping the shop")
+            reasons = {child.name: readiness(client, child.url) for child in waiting}
+            waiting = [child for child in waiting if reasons[child.name]]
             if not waiting:
                 return time.monotonic() - started
-            if time.monotonic() > deadline:
-                details = "; ".join(f"{name}: {reasons[name]}" for name in waiting)
+            if time.monotonic() > started + timeout:
+                details = "; ".join(f"{child.name}: {reasons[child.name]}" for child in waiting)
                 raise LaunchError(f"not ready after {timeout:.0f} s ({details})")
             time.sleep(poll)
-    return time.monotonic() - started
 
 
 def readiness(client: httpx.Client, base_url: str) -> str:
@@ -232,6 +213,26 @@ def readiness(client: httpx.Client, base_url: str) -> str:
     except httpx.HTTPError as exc:
         return type(exc).__name__
     return "" if response.status_code == 200 else f"{response.status_code} {response.text[:200]}"
+
+
+def free_port() -> int:
+    """A port nothing listens on at 127.0.0.1 now (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind((LOCAL_HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def ports_in_use(ports: Iterable[int]) -> list[int]:
+    """Those of `ports` something already listens on at 127.0.0.1."""
+    busy = []
+    for port in ports:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and PostgreSQL do
+            try:
+                sock.bind((LOCAL_HOST, port))
+            except OSError:
+                busy.append(port)
+    return busy
 
 
 def describe_exit(code: int) -> str:

@@ -7,8 +7,6 @@ service's role cannot reach another's data.
 
 import os
 import subprocess
-from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -23,35 +21,19 @@ class ProvisionError(Exception):
     """psql could not provision a database; the message holds what it said."""
 
 
-@dataclass(frozen=True)
-class ServiceDatabase:
-    service: str
-    migrations: str
-
-
-SERVICE_DATABASES = tuple(ServiceDatabase(service.name, service.migrations) for service in DATABASES)
-
-
-def provision_sql() -> Path:
-    return repository_root() / "k8s" / "base" / "postgres" / "provision.sql"
+SERVICE_DATABASES = DATABASES
+"""The services whose databases `provision` makes and migrates."""
 
 
 def ensure_database(admin_url: str, *, name: str, role: str, password: str, template: str | None = None) -> str:
     """Creates `role` and database `name` owned by it (a copy of `template`, when given) unless they exist, sets the
     role's password and the grants (`provision.sql`); returns the role's URL to it."""
     variables = {"role": role, "password": password, "database": name} | ({"template": template} if template else {})
-    psql = subprocess.run(
-        [
-            str(find_bin_dir() / "psql"),
-            *("--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", f"--file={provision_sql()}"),
-            *(f"--set={key}={value}" for key, value in variables.items()),
-            admin_url,
-        ],
-        env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    script = repository_root() / "k8s" / "base" / "postgres" / "provision.sql"
+    argv = [str(find_bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", f"--file={script}"]
+    argv += [f"--set={key}={value}" for key, value in variables.items()]
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    psql = subprocess.run([*argv, admin_url], env=env, capture_output=True, text=True, check=False)
     if psql.returncode != 0:
         raise ProvisionError(f"provisioning database {name} failed: {(psql.stderr or psql.stdout).strip()}")
     return url_for(admin_url, user=role, password=password, database=name)
@@ -65,8 +47,8 @@ def drop_database(admin_url: str, name: str) -> None:
 def provision(admin_url: str, *, suffix: str = "") -> dict[str, str]:
     """Every service's database, migrated to head; returns the service name → database URL map."""
     urls = {}
-    for db in SERVICE_DATABASES:
-        url = ensure_database(admin_url, name=db.service + suffix, role=db.service, password=db.service)
-        upgrade(db.migrations, url)
-        urls[db.service] = url
+    for service in SERVICE_DATABASES:
+        name = service.name  # the role, its password and its database are named after the service
+        urls[name] = ensure_database(admin_url, name=name + suffix, role=name, password=name)
+        upgrade(service.migrations, urls[name])
     return urls

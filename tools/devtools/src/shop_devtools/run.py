@@ -45,22 +45,11 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import NoReturn
 
+from shop_devtools import processes
 from shop_devtools.credentials import NAMES, OPERATOR, ensure_credentials
 from shop_devtools.database import data_dir_lock, database_urls, provision_databases, start_database
 from shop_devtools.pg import EmbeddedPostgres
-from shop_devtools.processes import (
-    LOCAL_HOST,
-    NAME_WIDTH,
-    Child,
-    Instance,
-    LaunchError,
-    spawn,
-    start_relays,
-    stop_children,
-    wait_until_ready,
-    wiring,
-)
-from shop_devtools.runconfig import Config
+from shop_devtools.runconfig import Config, credentials_file
 from shop_devtools.runstate import remove
 from shop_devtools.supervisor import publish, supervise
 from shop_devtools.workspace import WorkspaceError, private_key_pem, write_private
@@ -73,26 +62,14 @@ log = logging.getLogger("shop_devtools.run")
 
 
 class Shutdown(BaseException):  # a request to stop, like KeyboardInterrupt: not an error
-    """Raised in the main thread by the first SIGINT or SIGTERM."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-
-
-# Output: every line is prefixed with its source ("catalog    | ...", "run        | ...").
-
-
-class _SourceFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "source"):
-            record.source = "run"
-        return True
+    """Raised in the main thread by the first SIGINT or SIGTERM, with the signal's name."""
 
 
 def configure_output() -> None:
+    """Every line prefixed with its source: `catalog    | ...`, or `run        | ...` for the launcher's own."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.addFilter(_SourceFilter())
-    handler.setFormatter(logging.Formatter(f"%(source)-{NAME_WIDTH}s | %(message)s"))
+    line = f"%(source)-{processes.NAME_WIDTH}s | %(message)s"
+    handler.setFormatter(logging.Formatter(line, defaults={"source": "run"}))
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -113,7 +90,7 @@ def install_signal_handlers() -> threading.Event:
                 log.info("already stopping; please wait")
             return
         first.append(time.monotonic())
-        raise Shutdown(signum)
+        raise Shutdown(signal.Signals(signum).name)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handle)
@@ -139,7 +116,7 @@ def signing_key(config: Config) -> str:
 def shop_credentials(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
     """The shop's own credentials: each one from the environment when it is set there (a rotation by hand), else
     from `<data dir>/credentials.env`, made there (mode 0600) the first time and kept."""
-    path = config.credentials_file
+    path = credentials_file(config.data_dir)
     existed = path.exists()
     kept = ensure_credentials(path)
     if not existed:
@@ -148,7 +125,7 @@ def shop_credentials(config: Config, environ: Mapping[str, str]) -> dict[str, st
 
 
 def service_env(
-    instance: Instance,
+    instance: processes.Instance,
     config: Config,
     database_urls: Mapping[str, str],
     key: str,
@@ -158,8 +135,8 @@ def service_env(
     """The environment given to the launcher, over the launcher's defaults, under what is per process."""
     service = instance.service
     urls = {upstream: config.url(upstream) for upstream in service.upstreams}
-    wired = wiring(service, database_urls, urls, credentials)
-    own = {"HOST": LOCAL_HOST, "PORT": str(instance.port)}
+    wired = processes.wiring(service, database_urls, urls, credentials)
+    own = {"HOST": processes.LOCAL_HOST, "PORT": str(instance.port)}
     if service.has_database:
         own["DATABASE_URL"] = wired.pop("DATABASE_URL")
     defaults = {"LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1"} | wired  # URLs and credentials, overridable
@@ -171,24 +148,22 @@ def service_env(
 
 
 def banner(config: Config, postgres: EmbeddedPostgres | None, environ: Mapping[str, str]) -> str:
-    shop = config.public_url("storefront")
-    operator = "the environment" if environ.get(OPERATOR) else str(config.credentials_file)
-    services = "\n".join(
-        f"    {instance.name:<{NAME_WIDTH}}  http://localhost:{instance.port}  (docs: /docs, readiness: /ready)"
-        for instance in config.instances()
+    shop = f"http://localhost:{config.ports['storefront']}"
+    operator = "the environment" if environ.get(OPERATOR) else str(credentials_file(config.data_dir))
+    services = "".join(
+        f"    {each.name:<{processes.NAME_WIDTH}}  http://localhost:{each.port}  (docs: /docs, readiness: /ready)\n"
+        for each in config.instances()
     )
-    database = (
-        f"embedded PostgreSQL on {LOCAL_HOST}:{postgres.port}, data in {postgres.data_dir}"
-        if postgres
-        else "the server of POSTGRES_ADMIN_URL"
-    )
+    database = "the server of POSTGRES_ADMIN_URL"
+    if postgres:
+        database = f"embedded PostgreSQL on {processes.LOCAL_HOST}:{postgres.port}, data in {postgres.data_dir}"
     return (
         f"\n  resilient-shop is running\n\n"
         f"    shop      {shop}\n"
         f"    API       {shop}/api/products\n"
         f"    API docs  {shop}/docs\n"
         f"    operator  {shop}/ops/  (Authorization: Bearer <{OPERATOR} from {operator}>)\n\n"
-        f"{services}\n\n"
+        f"{services}\n"
         f"    database  {database}\n\n"
         f"  Press Ctrl-C to stop everything.\n"
     )
@@ -209,24 +184,21 @@ def launch(
     started = time.monotonic()
     cleanup.enter_context(data_dir_lock(config.data_dir))
     postgres = start_database(config, cleanup)
-    admin_url = postgres.admin_url() if postgres else config.admin_url
-    assert admin_url is not None
+    admin_url = postgres.admin_url() if postgres else str(config.admin_url)  # no embedded server: the one it names
     urls = database_urls(admin_url)
     key = signing_key(config)
     credentials = shop_credentials(config, environ)
-    children: list[Child] = []
-    relays: list[threading.Thread] = []
-    cleanup.callback(stop_children, children, relays)
+    children: list[processes.Child] = []
+    cleanup.callback(processes.stop_children, children)
     for instance in config.instances():
-        children.append(spawn(instance, service_env(instance, config, urls, key, credentials, environ)))
-    relays += start_relays(children)
-    provision_databases(admin_url, urls)
-    wait_until_ready(children, READY_TIMEOUT_SECONDS - (time.monotonic() - started))
+        children.append(processes.spawn(instance, service_env(instance, config, urls, key, credentials, environ)))
+    provision_databases(admin_url)
+    processes.wait_until_ready(children, READY_TIMEOUT_SECONDS - (time.monotonic() - started))
     log.info("every service is ready, %.1f s after launch", time.monotonic() - started)
     print(banner(config, postgres, environ), flush=True)
     cleanup.callback(remove, config.data_dir)
     publish(children, config.data_dir)
-    supervise(children, relays, config.data_dir, rollout)
+    supervise(children, config.data_dir, rollout)
 
 
 def run(config: Config, environ: Mapping[str, str]) -> int:
@@ -238,7 +210,7 @@ def run(config: Config, environ: Mapping[str, str]) -> int:
         except Shutdown as stop:
             log.info("received %s; stopping", stop)
             return 0
-        except LaunchError as error:
+        except processes.LaunchError as error:
             log.error("%s", error)
             return 1
 
@@ -247,7 +219,7 @@ def main() -> None:
     configure_output()
     try:
         config = Config.from_env(os.environ)
-    except (LaunchError, WorkspaceError) as error:
+    except (processes.LaunchError, WorkspaceError) as error:
         log.error("%s", error)
         raise SystemExit(2) from None
     raise SystemExit(run(config, os.environ))

@@ -29,11 +29,12 @@ from typing import Self
 
 from shop_devtools.credentials import FILE_NAME
 from shop_devtools.processes import REPLICATED, Instance, LaunchError
-from shop_devtools.topology import SERVICES, Service
+from shop_devtools.topology import SERVICES
 from shop_devtools.workspace import repository_root
 
 DEFAULT_PG_PORT = 5433
 MAX_REPLICAS = 5
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -48,21 +49,17 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
-        data_dir = default_data_dir(env)
-        ports = {service.name: _port(env, port_variable(service), service.port) for service in SERVICES}
-        raw_replicas = env.get("PAYMENT_REPLICAS") or "1"
-        if not raw_replicas.isdigit() or not 1 <= int(raw_replicas) <= MAX_REPLICAS:
-            raise LaunchError(f"PAYMENT_REPLICAS must be a number from 1 to {MAX_REPLICAS}, got {raw_replicas!r}")
+        ports = {s.name: _number(env, f"SHOP_{s.name.upper()}_PORT", s.port, MAX_PORT) for s in SERVICES}
         config = cls(
-            data_dir=data_dir.resolve(),
-            pg_port=_port(env, "SHOP_PG_PORT", DEFAULT_PG_PORT),
+            data_dir=default_data_dir(env).resolve(),
+            pg_port=_number(env, "SHOP_PG_PORT", DEFAULT_PG_PORT, MAX_PORT),
             ports=ports,
             admin_url=env.get("POSTGRES_ADMIN_URL") or None,
             jwt_private_key=env.get("USERS_JWT_PRIVATE_KEY") or None,
-            payment_replicas=int(raw_replicas),
+            payment_replicas=_number(env, "PAYMENT_REPLICAS", 1, MAX_REPLICAS),
         )
         taken = [instance.port for instance in config.instances()] + [config.pg_port]
-        if len(set(taken)) < len(taken) or max(taken) > 65535:
+        if len(set(taken)) < len(taken) or max(taken) > MAX_PORT:
             described = ", ".join(f"{i.name} {i.port}" for i in config.instances())
             raise LaunchError(f"two processes were given the same port: {described}, PostgreSQL {config.pg_port}")
         return config
@@ -70,25 +67,15 @@ class Config:
     def instances(self, service: str | None = None) -> list[Instance]:
         """Every process to run (of `service` only, when given): replicas take the ports after their service's."""
         found = []
-        for each in SERVICES:
+        for each in (s for s in SERVICES if service in {None, s.name}):
             count = self.payment_replicas if each.name == REPLICATED else 1
-            if service in {None, each.name}:
-                found += [
-                    Instance(each, each.name if count == 1 else f"{each.name}-{n + 1}", self.ports[each.name] + n)
-                    for n in range(count)
-                ]
+            names = [each.name] if count == 1 else [f"{each.name}-{n + 1}" for n in range(count)]
+            found += [Instance(each, name, self.ports[each.name] + n) for n, name in enumerate(names)]
         return found
 
     def url(self, service: str) -> str:
         """The service's URL as its clients are given it: every replica's, separated by commas."""
         return ",".join(instance.url for instance in self.instances(service))
-
-    def public_url(self, service: str) -> str:
-        return f"http://localhost:{self.ports[service]}"
-
-    @property
-    def credentials_file(self) -> Path:
-        return credentials_file(self.data_dir)
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -101,15 +88,9 @@ def credentials_file(data_dir: Path) -> Path:
     return data_dir / FILE_NAME
 
 
-def port_variable(service: Service) -> str:
-    """The setting of the service's port: `SHOP_CATALOG_PORT`."""
-    return f"SHOP_{service.name.upper()}_PORT"
-
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise LaunchError(f"{name} must be a port number, got {raw!r}")
+def _number(env: Mapping[str, str], name: str, default: int, most: int) -> int:
+    """The setting `name`, a whole number from 1 to `most` (`default` when unset)."""
+    raw = env.get(name) or str(default)
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise LaunchError(f"{name} must be a number from 1 to {most}, got {raw!r}")
     return int(raw)

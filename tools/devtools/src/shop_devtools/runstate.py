@@ -36,9 +36,7 @@ class RunState:
         """Replaces the file in one step: a reader never sees half of it."""
         path = data_dir / FILE_NAME
         partial = path.with_suffix(".tmp")
-        partial.write_text(
-            json.dumps({"launcher_pid": self.launcher_pid, "processes": [asdict(p) for p in self.processes]})
-        )
+        partial.write_text(json.dumps(asdict(self)))
         partial.replace(path)
 
     @classmethod

@@ -17,37 +17,23 @@ from typing import NoReturn
 
 import httpx
 
-from shop_devtools.processes import (
-    POLL_SECONDS,
-    REPLICATED,
-    STOP_TIMEOUT_SECONDS,
-    Child,
-    LaunchError,
-    describe_exit,
-    log,
-    readiness,
-    restart,
-    signal_group,
-    start_relays,
-)
+from shop_devtools import processes
+from shop_devtools.processes import REPLICATED, Child, log
 from shop_devtools.restarts import CRASH_LOOP_SECONDS
 from shop_devtools.runstate import Process, RunState
 
 
-def supervise(
-    children: list[Child], relays: list[threading.Thread], data_dir: Path, rollout: threading.Event
-) -> NoReturn:
+def supervise(children: list[Child], data_dir: Path, rollout: threading.Event) -> NoReturn:
     """Keeps the shop up as a restart policy would (`shop_devtools.restarts`): a dead service is started again
     after its back-off while the others serve; `rollout` set (SIGUSR1) replaces the payment replicas one at a time.
     Ends only by `Shutdown` (a signal) or `LaunchError` (a crash loop)."""
 
     def start(child: Child) -> None:
-        restart(child)
-        relays.extend(start_relays([child]))
+        child.start()
         publish(children, data_dir)
 
     rolling: Rollout | None = None
-    with httpx.Client(timeout=POLL_SECONDS * 2, trust_env=False) as client:
+    with httpx.Client(timeout=processes.POLL_SECONDS * 2, trust_env=False) as client:
         while True:
             now = time.monotonic()
             if rollout.is_set():
@@ -68,27 +54,24 @@ def supervise(
                 elif child.restart_at is not None and now >= child.restart_at:
                     start(child)
                     log.info("started %s again (pid %d) on %s", child.name, child.process.pid, child.url)
-            time.sleep(POLL_SECONDS)
+            time.sleep(processes.POLL_SECONDS)
 
 
 def back_off(child: Child, code: int, now: float) -> float:
     """Seconds until a child that died is started again; raises `LaunchError` when it is crash-looping."""
     delay = child.policy.after_death(now, ran_for=now - child.started_at)
-    how = describe_exit(code)
+    how = processes.describe_exit(code)
     if delay is None:
-        deaths = len(child.policy.deaths)
-        raise LaunchError(
-            f"{child.name} {how}, and keeps dying ({deaths} times within {CRASH_LOOP_SECONDS:.0f} s): a crash loop; "
-            "stopping the shop"
-        )
+        deaths = f"{len(child.policy.deaths)} times within {CRASH_LOOP_SECONDS:.0f} s"
+        raise processes.LaunchError(f"{child.name} {how}, and keeps dying ({deaths}): a crash loop; stopping the shop")
     log.warning("%s %s; starting it again in %.0f s (the others go on serving)", child.name, how, delay)
     return delay
 
 
 def publish(children: list[Child], data_dir: Path) -> None:
     """Writes `run.json` for the tools beside the shop (the drill): this launcher and every process now."""
-    processes = (Process(c.name, c.instance.service.name, c.url, c.process.pid) for c in children)
-    RunState(os.getpid(), tuple(processes)).write(data_dir)
+    running = (Process(c.name, c.instance.service.name, c.url, c.process.pid) for c in children)
+    RunState(os.getpid(), tuple(running)).write(data_dir)
 
 
 @dataclass
@@ -110,17 +93,17 @@ class Rollout:
             child = self.current = self.waiting.pop(0)
             self.stopped_at = now
             log.info("rollout: stopping %s (pid %d); it drains, then starts again", child.name, child.process.pid)
-            signal_group(child, signal.SIGTERM)
+            processes.signal_group(child, signal.SIGTERM)
         elif child.started_at < self.stopped_at:  # the old process
             if child.process.poll() is not None:
                 start(child)
                 log.info("rollout: started %s again (pid %d)", child.name, child.process.pid)
-            elif now - self.stopped_at > STOP_TIMEOUT_SECONDS:
-                signal_group(child, signal.SIGKILL)
+            elif now - self.stopped_at > processes.STOP_TIMEOUT_SECONDS:
+                processes.signal_group(child, signal.SIGKILL)
         elif child.process.poll() is not None:
             log.warning("rollout: %s died while starting; the restart policy takes it from here", child.name)
             self.current = None
-        elif not readiness(client, child.url):
+        elif not processes.readiness(client, child.url):
             log.info("rollout: %s is ready again", child.name)
             self.current = None
         return False

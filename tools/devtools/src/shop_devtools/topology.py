@@ -32,14 +32,10 @@ class Service:
     @property
     def migrations(self) -> str:
         """Its Alembic script location (`shop_catalog:migrations`); only a service with a database has one."""
-        if not self.has_database:
-            raise ValueError(f"{self.name} has no database, hence no migrations")
         return f"{self.module}:migrations"
 
     def upstream_setting(self, upstream: str) -> str:
-        """The environment name of the URL (or comma-separated URLs) of `upstream`: `PAYMENT_CATALOG_URL`."""
-        if upstream not in self.upstreams:
-            raise ValueError(f"{self.name} does not call {upstream}")
+        """The environment name of the URL (or comma-separated URLs) of `upstream` it calls: `PAYMENT_CATALOG_URL`."""
         return f"{self.name.upper()}_{upstream.upper()}_URL"
 
 

@@ -6,8 +6,8 @@ import re
 import tomllib
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
@@ -37,9 +37,7 @@ def project_version(root: Path) -> str:
 
 def private_key_pem() -> str:
     """A new Ed25519 key for users to sign tokens with, as the PEM `USERS_JWT_PRIVATE_KEY` takes."""
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return pem.decode("ascii")
+    return Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode("ascii")
 
 
 def write_private(path: Path, text: str, *, replace: bool) -> None:

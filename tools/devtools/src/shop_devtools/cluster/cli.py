@@ -34,10 +34,9 @@ from collections.abc import Sequence
 from typing import get_args
 
 from shop_devtools.chaos import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_SECOND
-from shop_devtools.cluster.errors import ClusterError
-from shop_devtools.cluster.runner import Runner
+from shop_devtools.cluster.commands import Cluster, Profile, Target
+from shop_devtools.cluster.runner import ClusterError, Runner
 from shop_devtools.cluster.shop import Shop
-from shop_devtools.cluster.target import Cluster, Profile, Target
 from shop_devtools.workspace import WorkspaceError, repository_root
 
 
@@ -49,26 +48,22 @@ def parser() -> argparse.ArgumentParser:
         help="print the commands that change the cluster without running them (read-only queries still run)",
     )
     commands = cli.add_subparsers(dest="command", required=True, metavar="command")
-
-    def with_cluster(sub: argparse.ArgumentParser, *, default: Cluster | None = "kind") -> None:
-        sub.add_argument("--cluster", choices=get_args(Cluster), default=default)
-
-    def with_profile(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--profile", choices=get_args(Profile), default="resilient")
-        sub.add_argument("--monitoring", action="store_true", help="add Prometheus and Grafana")
-        sub.add_argument(
-            "--autoscaling",
-            action="store_true",
-            help="scale payment on CPU between 3 and 5 replicas (a HorizontalPodAutoscaler, and metrics-server)",
-        )
-
-    with_profile(commands.add_parser("kind-up", help="create the kind cluster if needed, build, load, deploy"))
-    with_profile(commands.add_parser("minikube-up", help="start minikube if needed, build, load, deploy"))
-    deploy = commands.add_parser("deploy", help="apply the overlay to an existing cluster and wait for it")
-    with_cluster(deploy)
-    with_profile(deploy)
-    leak = commands.add_parser("leak", help="make exactly one Ready payment pod leak memory")
-    with_cluster(leak)
+    cluster = argparse.ArgumentParser(add_help=False)
+    cluster.add_argument("--cluster", choices=get_args(Cluster), default="kind")
+    profile = argparse.ArgumentParser(add_help=False)
+    profile.add_argument("--profile", choices=get_args(Profile), default="resilient")
+    profile.add_argument("--monitoring", action="store_true", help="add Prometheus and Grafana")
+    profile.add_argument(
+        "--autoscaling",
+        action="store_true",
+        help="scale payment on CPU between 3 and 5 replicas (a HorizontalPodAutoscaler, and metrics-server)",
+    )
+    commands.add_parser("kind-up", parents=[profile], help="create the kind cluster if needed, build, load, deploy")
+    commands.add_parser("minikube-up", parents=[profile], help="start minikube if needed, build, load, deploy")
+    commands.add_parser(
+        "deploy", parents=[cluster, profile], help="apply the overlay to an existing cluster and wait for it"
+    )
+    leak = commands.add_parser("leak", parents=[cluster], help="make exactly one Ready payment pod leak memory")
     leak.add_argument(
         "--mb-per-second",
         type=float,
@@ -77,8 +72,9 @@ def parser() -> argparse.ArgumentParser:
         f"memory limit; {OOM_LEAK_MIB_PER_SECOND:g} outruns it and ends as OOMKilled)",
     )
     leak.add_argument("--max-mb", type=int, default=None, help="stop growing after this many MiB (default: never)")
-    with_cluster(commands.add_parser("status", help="ReplicaSets, pods, Services and HPAs of namespace shop"))
-    with_cluster(commands.add_parser("down", help="delete the cluster (every one *-up made by default)"), default=None)
+    commands.add_parser("status", parents=[cluster], help="ReplicaSets, pods, Services and HPAs of namespace shop")
+    down = commands.add_parser("down", help="delete the cluster (every one *-up made by default)")
+    down.add_argument("--cluster", choices=get_args(Cluster), default=None)
     commands.add_parser("secrets", help="write the random secrets kustomize reads, unless they exist")
     return cli
 
@@ -88,12 +84,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         shop = Shop(repository_root(), Runner(dry_run=args.dry_run))
         match args.command:
-            case "kind-up":
-                shop.kind_up(Target("kind", args.profile, args.monitoring, args.autoscaling))
-            case "minikube-up":
-                shop.minikube_up(Target("minikube", args.profile, args.monitoring, args.autoscaling))
-            case "deploy":
-                shop.deploy(Target(args.cluster, args.profile, args.monitoring, args.autoscaling))
+            case "kind-up" | "minikube-up" | "deploy":
+                cluster = args.cluster if args.command == "deploy" else args.command.removesuffix("-up")
+                deploy = {"kind-up": shop.kind_up, "minikube-up": shop.minikube_up, "deploy": shop.deploy}[args.command]
+                deploy(Target(cluster, args.profile, args.monitoring, args.autoscaling))
             case "leak":
                 shop.leak(args.cluster, mb_per_second=args.mb_per_second, max_mb=args.max_mb)
             case "status":

@@ -1,16 +1,61 @@
-"""The external commands the cluster commands run, as argv lists: kind, minikube, kubectl (always with an
-explicit context), docker and the image build; building them runs nothing, so they can be printed, tested and
-run alike. kubectl stays for what the user would type too (`apply -k` needs the kustomize built into kubectl,
-`rollout status`, `get`); `leak` uses the Kubernetes client instead (`kube`)."""
+"""What a command aims at (a `Target`: the cluster, kind or minikube, the profile and the optional parts, which name
+the overlay, the components and the kubectl context), the names the shop has in that cluster (the cluster's, the
+namespace, the ports kind publishes on the host), and the external commands run there, as argv lists: kind,
+minikube, kubectl (always with an explicit context), docker and the image build. Building them runs nothing, so they
+can be printed, tested and run alike. kubectl stays for what the user would type too (`apply -k` needs the kustomize
+built into kubectl, `rollout status`, `get`); `leak` uses the Kubernetes client instead (`kube`)."""
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from shop_devtools.cluster.target import CLUSTER_NAME, NAMESPACE, Cluster
+from shop_devtools.topology import BY_NAME
 
+Cluster = Literal["kind", "minikube"]
+Profile = Literal["resilient", "fragile"]
+
+CLUSTER_NAME = "resilient-shop"
+"""The kind cluster's name and the minikube profile's."""
+NAMESPACE = "shop"
+KIND_HOST_PORTS = {BY_NAME["storefront"].port: "storefront", 3000: "Grafana"}
+"""The host ports kind publishes (k8s/kind/cluster.yaml): the storefront on its own port, as `make run` serves it."""
 ROLLOUT_TIMEOUT = "300s"
 MINIKUBE_MEMORY_MB = 4096
+
+
+def kube_context(cluster: Cluster) -> str:
+    return f"kind-{CLUSTER_NAME}" if cluster == "kind" else CLUSTER_NAME
+
+
+@dataclass(frozen=True)
+class Target:
+    cluster: Cluster
+    profile: Profile = "resilient"
+    monitoring: bool = False
+    autoscaling: bool = False
+
+    @property
+    def overlay(self) -> str:
+        return self.cluster + ("-fragile" if self.profile == "fragile" else "") + ("-monitoring" * self.monitoring)
+
+    @property
+    def deployment(self) -> str:
+        """The name of what gets applied: the overlay, plus the components no overlay has."""
+        return self.overlay + ("-autoscaling" * self.autoscaling)
+
+    @property
+    def components(self) -> list[str]:
+        """The components of k8s/components/ added to the overlay. minikube serves the metrics API with its own
+        addon (`minikube_addon_argv`); kind has none, so it gets ours."""
+        if not self.autoscaling:
+            return []
+        return ["autoscaling", *(["metrics-server"] if self.cluster == "kind" else [])]
+
+    @property
+    def context(self) -> str:
+        return kube_context(self.cluster)
 
 
 def kubectl(context: str, *args: str) -> list[str]:
@@ -55,7 +100,7 @@ def build_images_argv() -> list[str]:
 
 
 def list_images_argv() -> list[str]:
-    return [sys.executable, "-m", "shop_devtools.images", "--list"]
+    return [*build_images_argv(), "--list"]
 
 
 def apply_argv(context: str, overlay_dir: Path) -> list[str]:

@@ -3,6 +3,7 @@ afterwards (the PostgreSQL volume remembers its passwords; a credential is rotat
 database URLs always derived from postgres.env."""
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from shop_devtools.credentials import FILE_NAME as CREDENTIALS_FILE
@@ -12,19 +13,17 @@ from shop_devtools.workspace import private_key_pem, write_private
 
 DATABASE_SERVICES = tuple(service.name for service in DATABASES)
 POSTGRES_HOST = "postgres.shop.svc"
+PASSWORDS = ("POSTGRES_PASSWORD", *(f"{service.upper()}_DB_PASSWORD" for service in DATABASE_SERVICES))
 
-GENERATED_FILES = (
-    "postgres.env",
-    *(f"{service}-database.env" for service in DATABASE_SERVICES),
-    "users-jwt-private-key.pem",
-    "chaos.env",
-    CREDENTIALS_FILE,
-)
+MADE_ONCE: dict[str, Callable[[], str]] = {
+    "postgres.env": lambda: env_text({name: secrets.token_hex(24) for name in PASSWORDS}),
+    "users-jwt-private-key.pem": private_key_pem,
+    "chaos.env": lambda: env_text({"CHAOS_TOKEN": secrets.token_hex(32)}),
+    CREDENTIALS_FILE: lambda: env_text(new_credentials()),
+}
+"""The files written once, each with what makes its fresh random content."""
+GENERATED_FILES = (*MADE_ONCE, *(f"{service}-database.env" for service in DATABASE_SERVICES))
 """What the base's secretGenerator reads from k8s/base/generated/."""
-
-
-def database_url(service: str, password: str) -> str:
-    return f"postgresql://{service}:{password}@{POSTGRES_HOST}:5432/{service}"
 
 
 def generate_secrets(generated_dir: Path) -> list[Path]:
@@ -36,31 +35,16 @@ def generate_secrets(generated_dir: Path) -> list[Path]:
     was created with and a rotation is done by editing `credentials.env` (`new,old`); the DATABASE_URL files are
     derived from postgres.env, so they always agree with it.
     """
-    written = []
     generated_dir.mkdir(parents=True, exist_ok=True)
-    postgres_env = generated_dir / "postgres.env"
-    if not postgres_env.exists():
-        passwords = {"POSTGRES_PASSWORD": secrets.token_hex(24)}
-        passwords |= {f"{service.upper()}_DB_PASSWORD": secrets.token_hex(24) for service in DATABASE_SERVICES}
-        write_private(postgres_env, env_text(passwords), replace=False)
-        written.append(postgres_env)
-    passwords = read_env_file(postgres_env)
+    written = [generated_dir / name for name in MADE_ONCE if not (generated_dir / name).exists()]
+    for path in written:
+        write_private(path, MADE_ONCE[path.name](), replace=False)
+    kept = read_env_file(generated_dir / "postgres.env")
     for service in DATABASE_SERVICES:
         path = generated_dir / f"{service}-database.env"
-        text = env_text({"DATABASE_URL": database_url(service, passwords[f"{service.upper()}_DB_PASSWORD"])})
+        password = kept[f"{service.upper()}_DB_PASSWORD"]
+        text = env_text({"DATABASE_URL": f"postgresql://{service}:{password}@{POSTGRES_HOST}:5432/{service}"})
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             write_private(path, text, replace=True)
             written.append(path)
-    key = generated_dir / "users-jwt-private-key.pem"
-    if not key.exists():
-        write_private(key, private_key_pem(), replace=False)
-        written.append(key)
-    chaos = generated_dir / "chaos.env"
-    if not chaos.exists():
-        write_private(chaos, env_text({"CHAOS_TOKEN": secrets.token_hex(32)}), replace=False)
-        written.append(chaos)
-    credentials = generated_dir / CREDENTIALS_FILE
-    if not credentials.exists():
-        write_private(credentials, env_text(new_credentials()), replace=False)
-        written.append(credentials)
     return written

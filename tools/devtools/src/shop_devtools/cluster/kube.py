@@ -3,7 +3,7 @@ through the official client, never `kubectl` text. (`make kind-up`, `deploy` and
 the user types too: `apply -k` needs the kustomize built into it.)
 
 - Finds the payment pods (`app.kubernetes.io/name=payment` in namespace `shop`) and picks exactly one Ready pod
-  (`shop_devtools.cluster.pods`).
+  (Ready as `shop_devtools.cluster.pods` reads it).
 - Gives a transport to that pod's chaos endpoint (`transport`, for `shop_devtools.chaos.Chaos`) through an API
   port-forward (the client's `portforward`); the token is `CHAOS_TOKEN` or, failing that, what the pod's
   `CHAOS_TOKEN` variable holds (a literal or a Secret's key).
@@ -21,20 +21,20 @@ import base64
 import contextlib
 import http.client
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from threading import Event, Thread
 from typing import Any
 
 from kubernetes import client, config, watch
 from kubernetes.stream import portforward
 
 from shop_devtools.chaos import ChaosRefused, Send
-from shop_devtools.cluster.errors import ClusterError
-from shop_devtools.cluster.pods import pick_ready_pod
-from shop_devtools.cluster.target import NAMESPACE
+from shop_devtools.cluster.commands import NAMESPACE
+from shop_devtools.cluster.pods import Pod, ready_pods
+from shop_devtools.cluster.runner import ClusterError
 from shop_devtools.credentials import OPERATOR
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -97,8 +97,7 @@ class Cluster:
         self.autoscaling = client.AutoscalingV2Api(self.api)
 
     def _raw(self, model: Any) -> dict[str, Any]:
-        raw: dict[str, Any] = self.api.sanitize_for_serialization(model)
-        return raw
+        return dict(self.api.sanitize_for_serialization(model))
 
     def reachable(self) -> bool:
         """The API answers and the namespace has payment pods."""
@@ -107,9 +106,6 @@ class Cluster:
         except Exception:  # any failure (no server, no auth, no namespace) means: no cluster here
             return False
         return bool(pods.items)
-
-    def payment_pods(self) -> list[dict[str, Any]]:
-        return self.pods(self.selector)
 
     @contextlib.contextmanager
     def _refusals(self) -> Iterator[None]:
@@ -121,15 +117,20 @@ class Cluster:
             raise ClusterError(f"the Kubernetes API{where} refused: {exc}") from None
 
     def pods(self, selector: str) -> list[dict[str, Any]]:
-        """The namespace's pods matching `selector` (the storefront pods, for their /metrics)."""
+        """The namespace's pods matching `selector`: the payment pods (`self.selector`), the storefront's (for their
+        /metrics), the database's."""
         with self._refusals():
             pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector, _request_timeout=10)
         return [self._raw(pod) for pod in pods.items]
 
-    def pick_ready_pod(self, among: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The payment pod a fault goes to, of `among` (default: the payment pods listed now)."""
-        pods = self.payment_pods() if among is None else among
-        return dict(pick_ready_pod(pods, selector=self.selector, namespace=self.namespace))
+    def pick_ready_pod(self, among: Iterable[Pod] | None = None) -> dict[str, Any]:
+        """The payment pod a fault goes to: exactly one Ready pod of `among` (default: the payment pods listed now),
+        the first by name, the same each time."""
+        pods = self.pods(self.selector) if among is None else list(among)
+        if not (ready := ready_pods(pods)):
+            where = f"{self.selector} in namespace {self.namespace}"
+            raise ClusterError(f"no Ready pod among the {len(pods)} matching {where}; see `make status`")
+        return dict(ready[0])
 
     def autoscaler(self, name: str = "payment") -> Autoscaler | None:
         """The namespace's HorizontalPodAutoscaler `name`; None when there is none (autoscaling is not deployed)."""
@@ -143,12 +144,10 @@ class Cluster:
 
     def _container(self, pod: Mapping[str, Any]) -> Mapping[str, Any]:
         containers = pod["spec"]["containers"]
-        if self.container:
-            for container in containers:
-                if container["name"] == self.container:
-                    return dict(container)
+        named = [c for c in containers if c["name"] == self.container] if self.container else containers
+        if not named:
             raise ClusterError(f"pod {pod['metadata']['name']} has no container {self.container}")
-        return dict(containers[0])
+        return dict(named[0])
 
     def http_port(self, pod: Mapping[str, Any]) -> int:
         ports = self._container(pod).get("ports") or []
@@ -165,11 +164,8 @@ class Cluster:
         """OPERATOR_CREDENTIAL as the storefront's pods (`selector`) get it, which is what their `/ops/` asks for:
         from the `credentials` Secret, whose generated name (`credentials-<hash>`) the pods refer to. None when no
         pod has one."""
-        for pod in self.pods(selector):
-            for container in pod["spec"]["containers"]:
-                if value := self._env_value(container, OPERATOR):
-                    return value
-        return None
+        containers = (container for pod in self.pods(selector) for container in pod["spec"]["containers"])
+        return next(filter(None, (self._env_value(container, OPERATOR) for container in containers)), None)
 
     def _env_value(self, container: Mapping[str, Any], name: str) -> str | None:
         """The variable `name` as `container` gets it: a literal value, a Secret key reference, or a Secret it
@@ -179,8 +175,7 @@ class Cluster:
                 continue
             if variable.get("value"):
                 return str(variable["value"])
-            ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
-            if ref:
+            if ref := (variable.get("valueFrom") or {}).get("secretKeyRef"):
                 return self._secret_value(ref["name"], ref["key"])
         for source in container.get("envFrom") or []:
             ref = source.get("secretRef")
@@ -250,7 +245,7 @@ class Cluster:
         """Deletes the pod with no grace period: its containers get SIGKILL, as on a node failure or an OOM kill."""
         self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0, _request_timeout=10)
 
-    def watch(self, sink: Sink, stop: threading.Event, also: str | None = None) -> list[threading.Thread]:
+    def watch(self, sink: Sink, stop: Event, also: str | None = None) -> list[Thread]:
         """Starts a watch thread each for the payment pods, the namespace's pod Events and the ReplicaSets (and the
         pods matching the selector `also`: the database's, for its fault)."""
         streams: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
@@ -261,39 +256,32 @@ class Cluster:
         if also:
             streams.append(("Pod", self.core.list_namespaced_pod, {"label_selector": also}))
         threads = []
-        for n, (kind, lister, kwargs) in enumerate(streams):
-            thread = threading.Thread(
-                target=_follow, args=(kind, lister, self.namespace, kwargs, sink, stop), name=f"watch-{kind}-{n}"
-            )
-            thread.daemon = True
-            thread.start()
-            threads.append(thread)
+        for n, stream in enumerate(streams):
+            name = f"watch-{stream[0]}-{n}"
+            threads.append(Thread(target=self._follow, args=(*stream, sink, stop), name=name, daemon=True))
+            threads[-1].start()
         return threads
 
-
-def _follow(
-    kind: str, lister: Callable[..., Any], namespace: str, kwargs: dict[str, Any], sink: Sink, stop: threading.Event
-) -> None:
-    """Lists then watches, again and again in windows, until `stop`; a watch that expired (410) lists anew."""
-    resource_version: str | None = None
-    while not stop.is_set():
-        watcher = watch.Watch()  # type: ignore[no-untyped-call]
-        options = dict(kwargs, timeout_seconds=WATCH_WINDOW_SECONDS, _request_timeout=WATCH_WINDOW_SECONDS + 5)
-        if resource_version:
-            options["resource_version"] = resource_version
-        try:
-            for event in watcher.stream(lister, namespace, **options):  # type: ignore[no-untyped-call]
-                raw = event["raw_object"]
-                if event["type"] != "ERROR":
-                    resource_version = raw.get("metadata", {}).get("resourceVersion") or resource_version
-                sink(kind, event["type"], raw)
-                if stop.is_set():
-                    watcher.stop()  # type: ignore[no-untyped-call]
-                    break
-        except client.exceptions.ApiException as exc:
-            if exc.status == 410:
-                resource_version = None  # too old: list again (objects seen before are already the baseline)
-            else:
+    def _follow(self, kind: str, lister: Callable[..., Any], query: dict[str, Any], sink: Sink, stop: Event) -> None:
+        """Lists then watches, again and again in windows, until `stop`; a watch that expired (410) lists anew. (The
+        client raises an error event, the 410 included, as an `ApiException`: every event that arrives is an
+        object's.)"""
+        version: str | None = None  # the resource version seen last; None: list first
+        window = {"timeout_seconds": WATCH_WINDOW_SECONDS, "_request_timeout": WATCH_WINDOW_SECONDS + 5}
+        while not stop.is_set():
+            watcher = watch.Watch()  # type: ignore[no-untyped-call]
+            try:
+                for event in watcher.stream(lister, self.namespace, resource_version=version, **window, **query):  # type: ignore[no-untyped-call]
+                    raw = event["raw_object"]
+                    version = raw.get("metadata", {}).get("resourceVersion") or version
+                    sink(kind, event["type"], raw)
+                    if stop.is_set():
+                        watcher.stop()  # type: ignore[no-untyped-call]
+                        break
+            except client.exceptions.ApiException as exc:
+                if exc.status == 410:
+                    version = None  # too old: list again (objects seen before are already the baseline)
+                else:
+                    time.sleep(1)
+            except Exception:  # a dropped connection: watch again after a pause
                 time.sleep(1)
-        except Exception:  # a dropped connection: watch again after a pause
-            time.sleep(1)

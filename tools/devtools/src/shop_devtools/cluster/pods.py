@@ -1,10 +1,9 @@
-"""Which pod is Ready, and which one a fault goes to: the one rule of `make leak`, the drill and its watcher, on
-pods as the Kubernetes API serves them (JSON, as `kubectl get pods -o json` prints them)."""
+"""Which pod is Ready: the one rule of `make leak`, the drill and its watcher (the pod a fault goes to is the first
+Ready one by name: `kube.Cluster.pick_ready_pod`), on pods as the Kubernetes API serves them (JSON, as `kubectl get
+pods -o json` prints them). Apart from `kube`, so that reading a pod imports no Kubernetes client."""
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-from shop_devtools.cluster.errors import ClusterError
 
 Pod = Mapping[str, Any]
 
@@ -22,15 +21,3 @@ def is_ready(pod: Pod) -> bool:
 def ready_pods(pods: Iterable[Pod]) -> list[Pod]:
     """The Ready ones, by name."""
     return sorted((pod for pod in pods if is_ready(pod)), key=lambda pod: str(pod["metadata"]["name"]))
-
-
-def pick_ready_pod(pods: Iterable[Pod], *, selector: str, namespace: str) -> Pod:
-    """Exactly one Ready pod of `pods` (those matching `selector` in `namespace`): the first by name, the same each
-    time."""
-    pods = list(pods)
-    ready = ready_pods(pods)
-    if not ready:
-        raise ClusterError(
-            f"no Ready pod among the {len(pods)} matching {selector} in namespace {namespace}; see `make status`"
-        )
-    return ready[0]

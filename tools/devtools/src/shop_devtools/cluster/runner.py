@@ -1,15 +1,12 @@
 """Running the external commands: each printed before it runs (`--dry-run` prints the ones that change something
 and runs only the read-only queries), a failure or a missing tool turned into a `ClusterError` naming it, and the
-checks made before anything runs (the tools on PATH, the host ports kind would publish)."""
+checks made before anything runs (the tools on PATH)."""
 
 import shlex
 import shutil
-import socket
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-from shop_devtools.cluster.errors import ClusterError
 
 TOOL_HINTS = {
     "docker": "Docker builds the images: https://docs.docker.com/get-docker/",
@@ -19,64 +16,45 @@ TOOL_HINTS = {
 }
 
 
+class ClusterError(Exception):
+    """A problem the user can fix (a missing tool, overlay or context, a failed command), which the command line
+    prints as `error: ...` without a traceback."""
+
+
 def require_tools(*tools: str) -> None:
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if missing:
-        lines = [
+    if missing := [tool for tool in tools if shutil.which(tool) is None]:
+        hints = (
             f"{tool} is required but was not found on PATH ({TOOL_HINTS.get(tool, 'install it')})" for tool in missing
-        ]
-        raise ClusterError("\n".join(lines))
-
-
-def ports_in_use(ports: Iterable[int], host: str = "127.0.0.1") -> list[int]:
-    busy = []
-    for port in ports:
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                busy.append(port)
-    return busy
+        )
+        raise ClusterError("\n".join(hints))
 
 
 @dataclass
 class Runner:
     dry_run: bool = False
 
-    @staticmethod
-    def display(argv: Sequence[str]) -> str:
-        """The command as a shell would take it."""
-        return shlex.join(argv)
-
-    def show(self, argv: Sequence[str]) -> None:
-        print(f"$ {self.display(argv)}", flush=True)
-
-    def run(self, argv: Sequence[str]) -> None:
-        self.show(argv)
-        if self.dry_run:
-            return
+    def _run(self, argv: Sequence[str], *, capture: bool) -> "subprocess.CompletedProcess[str]":
+        print(f"$ {shlex.join(argv)}", flush=True)
         try:
-            result = subprocess.run(argv, check=False)
+            return subprocess.run(argv, check=False, capture_output=capture, text=True)
         except FileNotFoundError:
             raise ClusterError(f"{argv[0]} is required but was not found on PATH") from None
-        if result.returncode != 0:
-            raise ClusterError(f"`{self.display(argv)}` failed (exit {result.returncode})")
+
+    def run(self, argv: Sequence[str]) -> None:
+        """Runs a command that changes something, its output on the terminal; a dry run only prints it."""
+        if self.dry_run:
+            print(f"$ {shlex.join(argv)}", flush=True)
+            return
+        if (code := self._run(argv, capture=False).returncode) != 0:
+            raise ClusterError(f"`{shlex.join(argv)}` failed (exit {code})")
 
     def succeeds(self, argv: Sequence[str]) -> bool:
         """Runs a read-only check quietly; True when it exits 0."""
-        self.show(argv)
-        try:
-            return subprocess.run(argv, check=False, capture_output=True).returncode == 0
-        except FileNotFoundError:
-            raise ClusterError(f"{argv[0]} is required but was not found on PATH") from None
+        return self._run(argv, capture=True).returncode == 0
 
-    def output(self, argv: Sequence[str], *, check: bool = True) -> str:
+    def output(self, argv: Sequence[str]) -> str:
         """Runs a read-only command and returns its stdout (dry runs run these too: they change nothing)."""
-        self.show(argv)
-        try:
-            result = subprocess.run(argv, check=False, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise ClusterError(f"{argv[0]} is required but was not found on PATH") from None
-        if check and result.returncode != 0:
-            raise ClusterError(f"`{self.display(argv)}` failed (exit {result.returncode}): {result.stderr.strip()}")
+        result = self._run(argv, capture=True)
+        if result.returncode != 0:
+            raise ClusterError(f"`{shlex.join(argv)}` failed (exit {result.returncode}): {result.stderr.strip()}")
         return result.stdout

@@ -1,52 +1,29 @@
-"""What each cluster command does, step by step (`Shop`): the secrets, the images built, tagged and loaded, the
-overlay applied and waited for, the leak (through the Kubernetes client: `kube`), the status, the cluster remembered
+"""What each cluster command does, step by step (`Shop`): the secrets, the images built, tagged by their content
+and loaded, the overlay applied (pinned to those images, with the optional components, through a kustomization in
+.data/deploy/) and waited for, the leak (through the Kubernetes client: `kube`), the status, the cluster remembered
 for the Makefile in .data/cluster.mk and deleted again."""
 
 import asyncio
 import json
+import os
 import shlex
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
+import yaml
+
 from shop_devtools.chaos import Chaos, ChaosRefused, Send
-from shop_devtools.cluster import kube
-from shop_devtools.cluster.commands import (
-    apply_argv,
-    build_images_argv,
-    deployment_argv,
-    down_argv,
-    inspect_id_argv,
-    kind_create_argv,
-    kind_load_argv,
-    list_images_argv,
-    minikube_addon_argv,
-    minikube_load_argv,
-    minikube_service_argv,
-    minikube_start_argv,
-    rollout_argv,
-    set_last_applied_argv,
-    status_argv,
-    workloads_argv,
-)
-from shop_devtools.cluster.errors import ClusterError
+from shop_devtools.cluster import commands, kube
+from shop_devtools.cluster.commands import CLUSTER_NAME, KIND_HOST_PORTS, NAMESPACE, Cluster, Target, kube_context
 from shop_devtools.cluster.generated_secrets import generate_secrets
-from shop_devtools.cluster.pinning import applied_without_replicas, content_tag, image_refs, pinned_kustomization
 from shop_devtools.cluster.pods import ready_pods
-from shop_devtools.cluster.runner import Runner, ports_in_use, require_tools
-from shop_devtools.cluster.target import (
-    CLUSTER_NAME,
-    KIND_GRAFANA_URL,
-    KIND_HOST_PORTS,
-    KIND_SHOP_URL,
-    NAMESPACE,
-    STOREFRONT_NODE_PORT,
-    Cluster,
-    Target,
-    kube_context,
-)
+from shop_devtools.cluster.runner import ClusterError, Runner, require_tools
+from shop_devtools.images import image_name
+from shop_devtools.processes import ports_in_use
+from shop_devtools.topology import SHOP_URL
 from shop_devtools.workspace import project_version
 
 DEPLOYED = Path(".data") / "deploy"
@@ -59,6 +36,46 @@ REMEMBERED = Path(".data") / "cluster.mk"
 command line (`make drill SHOP_URL=...`) still wins."""
 AUTOSCALED = "payment"
 """The Deployment k8s/components/autoscaling gives a HorizontalPodAutoscaler (of the same name)."""
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+KIND_GRAFANA_URL = "http://localhost:3000"
+STOREFRONT_NODE_PORT = 30080
+
+
+def image_refs(listed: str, version: str) -> list[str]:
+    """Image references from `python -m shop_devtools.images --list`: bare names (`catalog`) get the project's
+    repository and version; full references are kept as they are."""
+    refs = [name if "/" in name or ":" in name else image_name(name, version) for name in listed.split()]
+    if not refs:
+        raise ClusterError("`python -m shop_devtools.images --list` listed no image")
+    if latest := [ref for ref in refs if ref.endswith(":latest") or ":" not in ref.rsplit("/", 1)[-1]]:
+        raise ClusterError(f"images must carry a version tag, never latest: {', '.join(latest)}")
+    return refs
+
+
+def content_tag(ref: str, image_id: str) -> str:
+    """`ref` retagged with its image's content: `resilient-shop/payment:0.1.0` with id `sha256:3f9c...` becomes
+    `resilient-shop/payment:0.1.0-3f9c...` (12 hex digits). A changed image gets a new tag, so applying the manifests
+    again rolls it out; an unchanged one keeps its tag, and nothing restarts."""
+    digest = image_id.strip().removeprefix("sha256:")
+    if len(digest) < 12:
+        raise ClusterError(f"docker gave no image id for {ref}: {image_id!r}")
+    return f"{ref}-{digest[:12]}"
+
+
+def pinned_kustomization(overlay: Path, at: Path, images: Sequence[str], components: Sequence[Path] = ()) -> str:
+    """A kustomization in `at` that applies `overlay` with exactly these image references (none: the overlay's own)
+    and these components added (kustomize wants both as relative paths)."""
+    kustomization: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(overlay, at)],
+    }
+    if components:
+        kustomization["components"] = [os.path.relpath(component, at) for component in components]
+    if images:
+        kustomization["images"] = [dict(zip(["name", "newTag"], ref.rsplit(":", 1), strict=True)) for ref in images]
+    header = "# written by shop_devtools.cluster: the overlay, the images loaded last, the components"
+    return f"{header}\n{yaml.safe_dump(kustomization, sort_keys=False)}"
 
 
 def payment_cluster(cluster: Cluster) -> kube.Cluster:
@@ -70,8 +87,7 @@ def payment_cluster(cluster: Cluster) -> kube.Cluster:
 
 
 def missing_context(cluster: Cluster) -> str:
-    up = "kind-up" if cluster == "kind" else "minikube-up"
-    return f"no kubectl context {kube_context(cluster)}: create the cluster with `make {up}`"
+    return f"no kubectl context {kube_context(cluster)}: create the cluster with `make {cluster}-up`"
 
 
 async def not_sent(
@@ -85,8 +101,6 @@ async def not_sent(
 class Shop:
     root: Path
     runner: Runner
-    connect: Callable[[Cluster], kube.Cluster] = payment_cluster
-    """How `leak` reaches the payment pods."""
 
     @property
     def generated_dir(self) -> Path:
@@ -103,9 +117,8 @@ class Shop:
                 "--autoscaling keeps at least 3 payment replicas, which is what --profile fragile takes away: "
                 "autoscaling goes with the resilient profile only"
             )
-        for component in self.component_dirs(target):
-            if not component.is_dir():
-                raise ClusterError(f"--autoscaling needs {component.relative_to(self.root)}, which is missing")
+        if missing := [component for component in self.component_dirs(target) if not component.is_dir()]:
+            raise ClusterError(f"--autoscaling needs {missing[0].relative_to(self.root)}, which is missing")
         return path
 
     def component_dirs(self, target: Target) -> list[Path]:
@@ -121,16 +134,16 @@ class Shop:
     def images(self) -> list[str]:
         """Builds the images and tags each by its content (`content_tag`); returns those references, which are what
         gets loaded into the cluster and deployed."""
-        self.runner.run(build_images_argv())
+        self.runner.run(commands.build_images_argv())
+        refs = image_refs(self.runner.output(commands.list_images_argv()), project_version(self.root))
+        if self.runner.dry_run:
+            return refs
         tagged = []
-        for ref in image_refs(self.runner.output(list_images_argv()), project_version(self.root)):
-            by_content = content_tag(ref, self.runner.output(inspect_id_argv(ref))) if not self.runner.dry_run else ref
-            if by_content != ref:
-                self.runner.run(["docker", "tag", ref, by_content])
-            tagged.append(by_content)
-        if not self.runner.dry_run:
-            (self.root / LOADED_IMAGES).parent.mkdir(parents=True, exist_ok=True)
-            (self.root / LOADED_IMAGES).write_text(json.dumps(tagged, indent=2) + "\n", encoding="utf-8")
+        for ref in refs:
+            tagged.append(content_tag(ref, self.runner.output(commands.inspect_id_argv(ref))))
+            self.runner.run(["docker", "tag", ref, tagged[-1]])
+        (self.root / LOADED_IMAGES).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / LOADED_IMAGES).write_text(json.dumps(tagged, indent=2) + "\n", encoding="utf-8")
         return tagged
 
     def deployable(self, target: Target) -> Path:
@@ -153,13 +166,15 @@ class Shop:
         edit-last-applied` would by hand. The autoscaling component drops the field, and `kubectl apply` deletes a
         field it applied before and no longer gets: the Deployment would fall back to 1 replica until the HPA
         raised it again. Without it in the last-applied configuration, apply leaves the count to the HPA."""
-        found = self.runner.output(deployment_argv(context, AUTOSCALED))
-        configuration = applied_without_replicas(json.loads(found)) if found.strip() else None
-        if configuration is None:
-            return
+        found = self.runner.output(commands.deployment_argv(context, AUTOSCALED))
+        annotations = json.loads(found).get("metadata", {}).get("annotations", {}) if found.strip() else {}
+        applied: dict[str, Any] = json.loads(annotations.get(LAST_APPLIED) or "{}")
+        if "replicas" not in applied.get("spec", {}):
+            return  # no Deployment yet, never applied, or applied without a count already: nothing to forget
+        del applied["spec"]["replicas"]
         path = at / f"{AUTOSCALED}-last-applied.json"
-        path.write_text(json.dumps(configuration, indent=2) + "\n", encoding="utf-8")
-        self.runner.run(set_last_applied_argv(context, path))
+        path.write_text(json.dumps(applied, indent=2) + "\n", encoding="utf-8")
+        self.runner.run(commands.set_last_applied_argv(context, path))
 
     def require_context(self, cluster: Cluster) -> None:
         contexts = self.runner.output(["kubectl", "config", "get-contexts", "--output", "name"]).split()
@@ -173,30 +188,29 @@ class Shop:
         self.secrets()
         if target.autoscaling:
             if target.cluster == "minikube":
-                self.runner.run(minikube_addon_argv("metrics-server"))
+                self.runner.run(commands.minikube_addon_argv("metrics-server"))
             self.forget_applied_replicas(target.context, overlay)
-        self.runner.run(apply_argv(target.context, overlay))
-        workloads = self.runner.output(workloads_argv(target.context)).split()
+        self.runner.run(commands.apply_argv(target.context, overlay))
+        workloads = self.runner.output(commands.workloads_argv(target.context)).split()
         if not workloads and not self.runner.dry_run:
             raise ClusterError(f"nothing to wait for: no StatefulSet or Deployment in namespace {NAMESPACE}")
         for workload in workloads:
-            self.runner.run(rollout_argv(target.context, workload))
+            self.runner.run(commands.rollout_argv(target.context, workload))
 
     def kind_up(self, target: Target) -> None:
         require_tools("docker", "kind", "kubectl")
         self.overlay_dir(target)
-        clusters = self.runner.output(["kind", "get", "clusters"]).split()
-        if CLUSTER_NAME in clusters:
+        if CLUSTER_NAME in self.runner.output(["kind", "get", "clusters"]).split():
             print(f"kind cluster {CLUSTER_NAME} exists: reusing it", flush=True)
+        elif busy := ports_in_use(KIND_HOST_PORTS):
+            names = ", ".join(f"{port} ({KIND_HOST_PORTS[port]})" for port in busy)
+            raise ClusterError(f"the kind cluster publishes these ports on 127.0.0.1, which are in use: {names}")
         else:
-            if busy := ports_in_use(KIND_HOST_PORTS):
-                names = ", ".join(f"{port} ({KIND_HOST_PORTS[port]})" for port in busy)
-                raise ClusterError(f"the kind cluster publishes these ports on 127.0.0.1, which are in use: {names}")
-            self.runner.run(kind_create_argv(self.root / "k8s" / "kind" / "cluster.yaml"))
-        self.runner.run(kind_load_argv(self.images()))
+            self.runner.run(commands.kind_create_argv(self.root / "k8s" / "kind" / "cluster.yaml"))
+        self.runner.run(commands.kind_load_argv(self.images()))
         self.deploy(target)
-        self.remember("kind", KIND_SHOP_URL)
-        print(f"\nresilient-shop is up ({target.profile}) on kind: {KIND_SHOP_URL}", flush=True)
+        self.remember("kind", SHOP_URL)
+        print(f"\nresilient-shop is up ({target.profile}) on kind: {SHOP_URL}", flush=True)
         if target.monitoring:
             print(f"Grafana: {KIND_GRAFANA_URL}", flush=True)
         if target.autoscaling:
@@ -208,9 +222,9 @@ class Shop:
         if self.runner.succeeds(["minikube", "status", "--profile", CLUSTER_NAME]):
             print(f"minikube profile {CLUSTER_NAME} is running: reusing it", flush=True)
         else:
-            self.runner.run(minikube_start_argv())
+            self.runner.run(commands.minikube_start_argv())
         for image in self.images():
-            self.runner.run(minikube_load_argv(image))
+            self.runner.run(commands.minikube_load_argv(image))
         self.deploy(target)
         ip = self.runner.output(["minikube", "ip", "--profile", CLUSTER_NAME]).strip() or "127.0.0.1"
         self.remember("minikube", f"http://{ip}:{STOREFRONT_NODE_PORT}")
@@ -218,14 +232,13 @@ class Shop:
             print(f"payment autoscales: kubectl --context {target.context} -n {NAMESPACE} get hpa -w", flush=True)
         print(f"\nresilient-shop is up ({target.profile}) on minikube; its URL:", flush=True)
         print("(with the docker driver on macOS or Windows this keeps a tunnel open: Ctrl-C closes it)", flush=True)
-        self.runner.run(minikube_service_argv())
+        self.runner.run(commands.minikube_service_argv())
 
     def leak(self, cluster: Cluster, *, mb_per_second: float, max_mb: int | None) -> None:
         """`POST /chaos/leak` to exactly one Ready payment pod (the one the drill would pick), through a port-forward
         of the Kubernetes API, with the token the pod's `CHAOS_TOKEN` variable holds."""
-        context = kube_context(cluster)
-        payment = self.connect(cluster)
-        pods = payment.payment_pods()
+        payment = payment_cluster(cluster)
+        pods = payment.pods(payment.selector)
         pod = payment.pick_ready_pod(pods)
         token = payment.chaos_token(pod)
         name = str(pod["metadata"]["name"])
@@ -237,19 +250,15 @@ class Shop:
             sent = asyncio.run(Chaos(send, token, f"pod {name}").leak(mb_per_second, max_mb))
         except ChaosRefused as refused:
             raise ClusterError(str(refused)) from None
-        print(
-            f"{sent} to {name} through the API's port-forward" + (" (dry run: not sent)" * self.runner.dry_run),
-            flush=True,
-        )
-        print(f"watch it: kubectl --context {context} get rs,pods -n {NAMESPACE} -w", flush=True)
+        dry_run = " (dry run: not sent)" if self.runner.dry_run else ""
+        print(f"{sent} to {name} through the API's port-forward{dry_run}", flush=True)
+        print(f"watch it: kubectl --context {kube_context(cluster)} get rs,pods -n {NAMESPACE} -w", flush=True)
 
     def status(self, cluster: Cluster) -> None:
         require_tools("kubectl")
-        self.runner.run(status_argv(kube_context(cluster)))
-        if cluster == "kind":
-            print(f"\nshop: {KIND_SHOP_URL}", flush=True)
-        else:
-            print(f"\nshop: the URL `{shlex.join(minikube_service_argv())}` prints", flush=True)
+        self.runner.run(commands.status_argv(kube_context(cluster)))
+        url = SHOP_URL if cluster == "kind" else f"the URL `{shlex.join(commands.minikube_service_argv())}` prints"
+        print(f"\nshop: {url}", flush=True)
 
     def remember(self, cluster: Cluster, shop_url: str) -> None:
         lines = [
@@ -268,12 +277,8 @@ class Shop:
         """Deletes the named cluster, or each one whose tool is installed (deleting a missing one is a no-op)."""
         if not self.runner.dry_run:
             (self.root / REMEMBERED).unlink(missing_ok=True)
-        if cluster is not None:
-            require_tools(cluster)
-            self.runner.run(down_argv(cluster))
-            return
-        present = [name for name in get_args(Cluster) if shutil.which(name)]
-        if not present:
-            require_tools(*get_args(Cluster))
-        for name in present:
-            self.runner.run(down_argv(name))
+        every: list[Cluster] = list(get_args(Cluster))
+        clusters = [cluster] if cluster else [name for name in every if shutil.which(name)] or every
+        require_tools(*clusters)
+        for name in clusters:
+            self.runner.run(commands.down_argv(name))
