@@ -101,7 +101,7 @@ e2e-containers: install ## container proof: the drill's leak (a real OOM kill) a
 load: install ## steady shopping traffic (Locust, headless) against SHOP_URL (USERS, RATE spawn rate, DURATION)
 	$(UV) run --locked locust -f load/locustfile.py --headless -u $(USERS) -r $(RATE) -t $(DURATION) --host $(SHOP_URL)
 
-drill: install ## the article's crash during a sale (50 checkouts/s, 300 browses/s by wrk); report in DRILL_OUT (FAULT=leak|hang|crash|rollout|database, CHAOS_TOKEN=..., PROFILE=fragile, DRILL_ARGS=...)
+drill: install ## the article's crash during a sale (50 checkouts/s, 300 browses/s by wrk); report in DRILL_OUT (FAULT=leak|hang|crash|rollout|database|database-pod, CHAOS_TOKEN=..., PROFILE=fragile, DRILL_ARGS=...)
 	$(UV) run --locked python -m shop_load.drill --url $(SHOP_URL) $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT)) --profile $(PROFILE) $(if $(FAULT),--fault $(FAULT)) --out $(DRILL_OUT) $(DRILL_ARGS)
 
 bench: install ## hot paths vs ceilings of the same run, then the sale (cold start + 128/512 checkouts) with wrk (apt-get install wrk) and pgbench; BENCH_ARGS="--seconds 3 --burst 128"
@@ -113,5 +113,6 @@ diagram: install ## draw the architecture picture in docs/architecture.md from t
 report-schema: install ## write the JSON Schema of the drill's and the bench's reports into docs/report.schema.json
 	$(UV) run --locked python -m shop_load.report.schema --write
 
-clean: ## remove local data (.data: the embedded database) and caches
-	rm -rf .data drill-out .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove local data (.data: the embedded database; the cluster's choice and image pins stay for `make deploy`) and caches
+	[[ ! -d .data ]] || find .data -mindepth 1 -not -path .data/cluster.mk -not -path .data/deploy -not -path .data/deploy/images.json -delete
+	rm -rf drill-out .pytest_cache .mypy_cache .ruff_cache

@@ -72,3 +72,24 @@ def test_autoscaling_reaches_the_cluster_commands(tmp_path: Path) -> None:
 def test_the_drill_takes_its_fault_from_fault(tmp_path: Path) -> None:
     assert "--fault rollout" in " ".join(dry_run("drill", tmp_path, "FAULT=rollout").split())
     assert "--fault" not in dry_run("drill", tmp_path)  # the drill's own default: the leak
+
+
+def test_clean_keeps_the_cluster_choice_and_image_pins_so_deploy_reaches_the_same_cluster(tmp_path: Path) -> None:
+    """`make clean` removes the embedded database and the rest of .data/, but not which cluster the up target made
+    nor the images loaded there: a minikube user's `make deploy` after it still goes to minikube, pinned."""
+    data = tmp_path / ".data"
+    (data / "deploy" / "minikube").mkdir(parents=True)
+    (data / "postgres").mkdir()
+    (data / "postgres" / "PG_VERSION").write_text("16\n")
+    (data / "deploy" / "minikube" / "kustomization.yaml").write_text("resources: []\n")
+    (data / "deploy" / "images.json").write_text('["resilient-shop/payment:0.1.0-3f9c0e3f9c0e"]\n')
+    (data / "cluster.mk").write_text("CLUSTER = minikube\nSHOP_URL = http://192.168.49.2:30080\n")
+    subprocess.run(["make", "-f", str(ROOT / "Makefile"), "clean"], cwd=tmp_path, check=True, capture_output=True)
+    assert sorted(str(path.relative_to(data)) for path in data.rglob("*")) == [
+        "cluster.mk",
+        "deploy",
+        "deploy/images.json",
+    ]
+    assert "deploy --cluster minikube" in dry_run("deploy", tmp_path)
+    (tmp_path / "fresh").mkdir()
+    subprocess.run(["make", "-f", str(ROOT / "Makefile"), "clean"], cwd=tmp_path / "fresh", check=True)  # no .data

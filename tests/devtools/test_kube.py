@@ -162,18 +162,6 @@ def test_the_rollout_fault_is_what_kubectl_rollout_restart_sends(monkeypatch: py
     assert list(annotations) == ["kubectl.kubernetes.io/restartedAt"]  # a new template: every pod is replaced
 
 
-def test_the_database_fault_deletes_the_pod_with_no_grace_period(monkeypatch: pytest.MonkeyPatch) -> None:
-    target = cluster()
-    deleted: list[tuple[str, str, Any]] = []
-    monkeypatch.setattr(
-        target.core,
-        "delete_namespaced_pod",
-        lambda name, namespace, grace_period_seconds=None, **_: deleted.append((name, namespace, grace_period_seconds)),
-    )
-    target.kill_pod("postgres-0")
-    assert deleted == [("postgres-0", "shop", 0)]  # SIGKILL at once, no preStop, no graceful shutdown
-
-
 def test_the_transport_carries_the_chaos_request_to_the_pod_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     target = cluster()
     sent: list[tuple[Any, ...]] = []

@@ -110,6 +110,18 @@ def pod_memory_request(spec: Object) -> int:
     return max(main, init)
 
 
+PROBE_DEFAULTS = {"periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 1}
+
+
+def probe_window(probe: Object) -> int:
+    """The most seconds from the moment a pod turns sick to the kubelet's decision on a probe: the next look comes
+    within one period and may take its timeout, and `failureThreshold` failing looks a period apart decide, so
+    period * failureThreshold + timeout (Kubernetes' defaults: 10 s, 3, 1 s). For liveness this is the liveness
+    window the docs state, from crossing the memory budget to the kill decision; the drain comes after it."""
+    period, failures, timeout = (int(probe.get(field, default)) for field, default in PROBE_DEFAULTS.items())
+    return period * failures + timeout
+
+
 def total_memory_requests(manifests: Manifests) -> int:
     total = 0
     for workload in manifests.workloads():

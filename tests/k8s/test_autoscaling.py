@@ -225,14 +225,47 @@ def test_metrics_server_is_set_up_for_kinds_kubelets(deployed: Deployed) -> None
     ]
 
 
-@pytest.mark.skipif(not MONITORING_PRESENT, reason=MONITORING_MISSING)
-def test_at_its_most_replicas_the_shop_still_fits_the_laptop(deployed: Deployed) -> None:
-    """maxReplicas payment pods, metrics-server and monitoring together stay within the 2 GiB of memory requests
-    every render keeps to (tests/k8s/test_contracts.py)."""
-    manifests = deployed(DeployTarget("kind", monitoring=True, autoscaling=True))
+MINIKUBE_METRICS_SERVER_MIB = 200
+"""What minikube's metrics-server addon requests (its own manifest, not ours: it is not in the rendered objects)."""
+MINIKUBE_METRICS_RESOLUTION_SECONDS = 60
+"""The addon's `--metric-resolution`: it scrapes the kubelets every 60 s, ours every 15 s."""
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md"
+
+
+def most_requested(manifests: Manifests) -> int:
+    """The memory the pods request with payment at its HPA's maxReplicas, in MiB."""
     most = hpa(manifests)["spec"]["maxReplicas"]
     total = 0
     for workload in manifests.workloads():
         replicas = most if workload["metadata"]["name"] == "payment" else workload["spec"].get("replicas", 1)
         total += replicas * pod_memory_request(pod_spec(workload))
-    assert total <= LAPTOP_MEMORY_REQUESTS, f"memory requests {total / 2**20:.0f} MiB at {most} payment pods"
+    return total // 2**20
+
+
+@pytest.mark.skipif(not MONITORING_PRESENT, reason=MONITORING_MISSING)
+def test_at_its_most_replicas_the_shop_still_fits_the_laptop(deployed: Deployed) -> None:
+    """maxReplicas payment pods, metrics-server and monitoring together stay within the 2 GiB of memory requests
+    every render keeps to (tests/k8s/test_contracts.py)."""
+    total = most_requested(deployed(DeployTarget("kind", monitoring=True, autoscaling=True)))
+    assert total * 2**20 <= LAPTOP_MEMORY_REQUESTS, f"memory requests {total} MiB at the HPA's maximum"
+
+
+@pytest.mark.skipif(not MONITORING_PRESENT, reason=MONITORING_MISSING)
+def test_the_guide_states_the_largest_footprint_of_each_cluster(deployed: Deployed) -> None:
+    """Monitoring, payment at the HPA's maximum and metrics-server: ours on kind, minikube's addon there."""
+    kind = most_requested(deployed(DeployTarget("kind", monitoring=True, autoscaling=True)))
+    minikube = most_requested(deployed(DeployTarget("minikube", monitoring=True, autoscaling=True)))
+    guide = " ".join(GUIDE.read_text().split())
+    assert f"request {kind} MiB of memory on kind and {minikube + MINIKUBE_METRICS_SERVER_MIB} MiB on minikube" in guide
+    assert f"requests {MINIKUBE_METRICS_SERVER_MIB} Mi where ours requests" in guide
+
+
+def test_the_guide_states_how_often_metrics_server_scrapes_on_each_cluster(deployed: Deployed) -> None:
+    """minikube's addon scrapes every 60 s, four times less often than ours on kind: autoscaling reacts later."""
+    (container,) = pod_spec(deployed(DeployTarget("kind", autoscaling=True)).get("Deployment", "metrics-server"))[
+        "containers"
+    ]
+    (resolution,) = (arg.split("=")[1] for arg in container["args"] if arg.startswith("--metric-resolution="))
+    guide = " ".join(GUIDE.read_text().split())
+    assert f"scrapes every {resolution.removesuffix('s')} s on kind" in guide
+    assert f"every {MINIKUBE_METRICS_RESOLUTION_SECONDS} s on minikube" in guide

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubernetes import client
 
 from shop_catalog.settings import CatalogSettings
+from shop_devtools import images
 from shop_devtools.cluster import cli, commands, kube
 from shop_devtools.cluster.commands import Cluster, Profile, Target
 from shop_devtools.cluster.generated_secrets import GENERATED_FILES, generate_secrets
@@ -75,8 +76,12 @@ def test_kind_and_minikube_commands() -> None:
     assert commands.kind_create_argv(config) == [
         "kind", "create", "cluster", "--name", "resilient-shop", "--config", str(config), "--wait", "120s",
     ]  # fmt: skip
-    assert commands.kind_load_argv(["resilient-shop/catalog:0.1.0"]) == [
-        "kind", "load", "docker-image", "--name", "resilient-shop", "resilient-shop/catalog:0.1.0",
+    archive = Path("/data/images.tar")
+    assert commands.docker_save_argv(archive, ["resilient-shop/catalog:0.1.0", "resilient-shop/users:0.1.0"]) == [
+        "docker", "save", "--output", "/data/images.tar", "resilient-shop/catalog:0.1.0", "resilient-shop/users:0.1.0",
+    ]  # fmt: skip
+    assert commands.kind_load_argv(archive) == [
+        "kind", "load", "image-archive", "/data/images.tar", "--name", "resilient-shop",
     ]  # fmt: skip
     assert commands.minikube_load_argv("resilient-shop/users:0.1.0") == [
         "minikube", "image", "load", "--profile", "resilient-shop", "resilient-shop/users:0.1.0",
@@ -299,6 +304,8 @@ WORKLOADS = "statefulset.apps/postgres\ndeployment.apps/catalog\ndeployment.apps
 
 IMAGE_ID = "sha256:" + "3f9c0e" * 10
 CONTENT = "0.1.0-3f9c0e3f9c0e"
+BUILT = {"--list": IMAGES, "image inspect": IMAGE_ID}
+"""What building the images answers: the images listed and each one's id."""
 
 
 def test_kind_up_creates_builds_loads_applies_and_waits(checkout: Path, tools: None) -> None:
@@ -318,12 +325,13 @@ def test_kind_up_creates_builds_loads_applies_and_waits(checkout: Path, tools: N
     assert ran[1] == f"{sys.executable} -m shop_devtools.images"
     names = IMAGES.split()
     assert ran[2:6] == [f"docker tag resilient-shop/{n}:0.1.0 resilient-shop/{n}:{CONTENT}" for n in names]
-    assert ran[6] == "kind load docker-image --name resilient-shop " + " ".join(
-        f"resilient-shop/{name}:{CONTENT}" for name in names
-    )
+    archive = checkout / ".data" / "deploy" / "images.tar"
+    assert ran[6] == f"docker save --output {archive} " + " ".join(f"resilient-shop/{n}:{CONTENT}" for n in names)
+    assert ran[7] == f"kind load image-archive {archive} --name resilient-shop", "works with every image store"
+    assert not archive.exists()
     pinned = checkout / ".data" / "deploy" / "kind-fragile"
-    assert ran[7] == f"kubectl --context kind-resilient-shop apply --kustomize {pinned}"
-    assert [command.split(" rollout status ")[1].split()[0] for command in ran[8:]] == WORKLOADS.split()
+    assert ran[8] == f"kubectl --context kind-resilient-shop apply --kustomize {pinned}"
+    assert [command.split(" rollout status ")[1].split()[0] for command in ran[9:]] == WORKLOADS.split()
     assert sorted(path.name for path in (checkout / "k8s" / "base" / "generated").iterdir()) == sorted(GENERATED_FILES)
 
 
@@ -407,7 +415,7 @@ def test_a_changed_image_gets_a_new_tag_that_the_deployed_manifests_name(checkou
 
 
 def test_deploy_fails_when_nothing_was_deployed(checkout: Path, tools: None) -> None:
-    runner = FakeRunner(outputs={"get-contexts": "kind-resilient-shop"})
+    runner = FakeRunner(outputs={**BUILT, "get-contexts": "kind-resilient-shop"})
     with pytest.raises(ClusterError, match="nothing to wait for"):
         Shop(checkout, runner).deploy(Target("kind"))
 
@@ -632,6 +640,7 @@ def test_turning_autoscaling_on_forgets_the_applied_replica_count_first(checkout
     does by hand)."""
     runner = FakeRunner(
         outputs={
+            **BUILT,
             "get-contexts": "kind-resilient-shop",
             "get deployment payment": deployment_json(APPLIED_PAYMENT),
             "statefulsets,deployments": WORKLOADS,
@@ -657,6 +666,7 @@ def test_turning_autoscaling_on_forgets_the_applied_replica_count_first(checkout
 def test_nothing_to_forget_when_no_replica_count_was_applied(checkout: Path, tools: None, found: str) -> None:
     runner = FakeRunner(
         outputs={
+            **BUILT,
             "get-contexts": "kind-resilient-shop",
             "get deployment payment": found,
             "statefulsets,deployments": WORKLOADS,
@@ -669,6 +679,7 @@ def test_nothing_to_forget_when_no_replica_count_was_applied(checkout: Path, too
 def test_without_autoscaling_deploy_leaves_the_replica_count_alone(checkout: Path, tools: None) -> None:
     runner = FakeRunner(
         outputs={
+            **BUILT,
             "get-contexts": "kind-resilient-shop",
             "get deployment payment": deployment_json(APPLIED_PAYMENT),
             "statefulsets,deployments": WORKLOADS,
@@ -680,3 +691,75 @@ def test_without_autoscaling_deploy_leaves_the_replica_count_alone(checkout: Pat
 
 def test_status_lists_the_autoscaler() -> None:
     assert "hpa" in commands.status_argv("kind-resilient-shop")[4].split(",")
+
+
+# --- images reaching the node, and the minikube profile ---------------------------------------------------------
+
+
+def test_deploy_with_no_images_loaded_builds_and_loads_them_first(checkout: Path, tools: None) -> None:
+    """After `make clean` took `.data/` (or on a first deploy) the overlay's own tags were never loaded: `deploy`
+    builds and loads the images before applying, so no pod waits in ImagePullBackOff."""
+    outputs = {**BUILT, "get-contexts": "resilient-shop", "statefulsets,deployments": WORKLOADS}
+    runner = FakeRunner(outputs=outputs)
+    Shop(checkout, runner).deploy(Target("minikube"))
+    loads = [argv[-1] for argv in runner.ran if argv[:3] == ["minikube", "image", "load"]]
+    assert loads == [f"resilient-shop/{name}:{CONTENT}" for name in IMAGES.split()]
+    applied = next(i for i, argv in enumerate(runner.ran) if "apply" in argv)
+    assert max(i for i, argv in enumerate(runner.ran) if argv[:3] == ["minikube", "image", "load"]) < applied
+    assert CONTENT in (Path(runner.ran[applied][-1]) / "kustomization.yaml").read_text()
+
+    again = FakeRunner(outputs=outputs)
+    Shop(checkout, again).deploy(Target("minikube"))
+    assert not [argv for argv in again.ran if "shop_devtools.images" in argv or argv[:2] == ["minikube", "image"]]
+
+
+def minikube_profiles(memory: int, cni: str) -> str:
+    """What `minikube profile list --output json` prints for the shop's profile (and another one)."""
+    config = {"Name": "resilient-shop", "Memory": memory, "CPUs": 2, "KubernetesConfig": {"CNI": cni}}
+    other = {"Name": "minikube", "Config": {"Name": "minikube", "Memory": 1024, "KubernetesConfig": {"CNI": ""}}}
+    return json.dumps({"invalid": [], "valid": [other, {"Name": "resilient-shop", "Status": "OK", "Config": config}]})
+
+
+@pytest.mark.parametrize(
+    ("memory", "cni", "says"),
+    [(2048, "calico", "has 2048 MB, CNI calico"), (8192, "", "has 8192 MB, CNI auto"), (4096, "flannel", "flannel")],
+)
+def test_minikube_up_refuses_a_profile_with_less_memory_or_another_network_plugin(
+    checkout: Path, tools: None, memory: int, cni: str, says: str
+) -> None:
+    """`minikube start` keeps an existing profile's memory and network plugin, whatever it is given."""
+    runner = FakeRunner(outputs={"profile list": minikube_profiles(memory, cni)}, checks={"minikube status": True})
+    with pytest.raises(ClusterError, match=rf"{says}; the shop needs 4096 MB and calico: `minikube delete --profile"):
+        Shop(checkout, runner).minikube_up(Target("minikube"))
+    assert runner.ran == []
+
+
+def test_minikube_up_reuses_a_profile_that_fits(checkout: Path, tools: None) -> None:
+    outputs = {
+        **BUILT,
+        "profile list": minikube_profiles(8192, "calico"),
+        "get-contexts": "resilient-shop",
+        "statefulsets,deployments": WORKLOADS,
+    }
+    runner = FakeRunner(outputs=outputs, checks={"minikube status": True})
+    Shop(checkout, runner).minikube_up(Target("minikube"))
+    assert commands.minikube_start_argv() not in runner.ran
+    assert commands.minikube_start_argv() == [
+        "minikube", "start", "--profile", "resilient-shop", "--memory=4096", "--cpus=2", "--cni=calico",
+    ]  # fmt: skip
+
+
+def test_images_are_built_without_attestations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Docker's containerd image store a provenance attestation is an image-index entry that `docker save`
+    leaves out, and importing the archive into kind's node then fails: the build turns default attestations off."""
+    seen: list[dict[str, str]] = []
+
+    def docker(argv: list[str], *, env: dict[str, str], check: bool) -> subprocess.CompletedProcess[str]:
+        seen.append(env)
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr("shop_devtools.images.subprocess.run", docker)
+    fake_tool(tmp_path, "docker")
+    images.build(["users"], root=REPO, environ={"PATH": str(tmp_path), "BUILDX_NO_DEFAULT_ATTESTATIONS": "0"})
+    assert [env["BUILDX_NO_DEFAULT_ATTESTATIONS"] for env in seen] == ["1"]
+    assert seen[0]["DOCKER_BUILDKIT"] == "1"

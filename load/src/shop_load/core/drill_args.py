@@ -14,9 +14,10 @@ from shop_devtools.chaos import LIVENESS_LEAK_MIB_PER_SECOND, OOM_LEAK_MIB_PER_S
 from shop_devtools.topology import BY_NAME, SHOP_URL
 
 DEFAULTS = {"local": {"duration": 30.0}, "kubernetes": {"duration": 180.0}, "containers": {"duration": 60.0}}
-Fault = Literal["leak", "hang", "crash", "rollout", "database"]
+Fault = Literal["leak", "hang", "crash", "rollout", "database", "database-pod"]
 CHAOS_FAULTS = ("leak", "hang", "crash")
 """Faults sent to one payment replica's chaos endpoint; the others act on the whole Deployment or the database."""
+DATABASE_FAULTS = ("database", "database-pod")
 FAULTS: tuple[str, ...] = get_args(Fault)
 LAUNCHER_FAULTS = frozenset({"crash", "rollout"})
 """Locally, make run's launcher does what the ReplicaSet would: starts the process again."""
@@ -74,8 +75,9 @@ class DrillConfig(BaseModel):
     fault: Fault = option(
         "leak",
         "leak, hang or crash: one payment replica, through its chaos endpoint; rollout: every payment replica "
-        "replaced one at a time (kubectl rollout restart; locally make run's launcher); database: the PostgreSQL "
-        "pod killed (a cluster), or its server SIGKILLed in its container (--containers)",
+        "replaced one at a time (kubectl rollout restart; locally make run's launcher); database: PostgreSQL crashed "
+        "in its pod (pg_ctl stop -m immediate) or SIGKILLed in its container (--containers); database-pod: its pod "
+        "deleted with its grace period (a cluster)",
     )
     leak_mb_per_second: float | None = option(
         None,
@@ -135,7 +137,7 @@ class DrillConfig(BaseModel):
     )
     container: str | None = option(None, "the payment container's name (default: the pod's first)")
     deployment: str = option("payment", "the Deployment the rollout fault restarts")
-    database_selector: str = option("app.kubernetes.io/name=postgres", "the pod the database fault kills")
+    database_selector: str = option("app.kubernetes.io/name=postgres", "the pod the database faults act on")
     compare: tuple[Path, ...] | None = option(None, "print reports side by side", nargs="+", metavar="REPORT")
     check: Path | None = option(None, "check the invariants of a finished drill", metavar="LEDGER")
 

@@ -21,7 +21,7 @@ from shop_devtools.runstate import RunState
 from shop_devtools.topology import BY_NAME
 from shop_devtools.workspace import WorkspaceError
 from shop_load.core import ops
-from shop_load.core.drill_args import CHAOS_FAULTS, LAUNCHER_FAULTS, DrillConfig, DrillError
+from shop_load.core.drill_args import CHAOS_FAULTS, DATABASE_FAULTS, LAUNCHER_FAULTS, DrillConfig, DrillError
 from shop_load.core.records import Mark
 from shop_load.targets.cluster import ClusterCredentials, ClusterTarget
 from shop_load.targets.container_shop import ContainerShop, shop_dir
@@ -156,10 +156,10 @@ def local_replicas(options: DrillConfig, clock: Clock) -> tuple[list[LocalPaymen
 
 
 def choose_target(options: DrillConfig, clock: Clock) -> Target:
-    if options.containers:
+    if options.containers and options.fault != "database-pod":  # a pod's fault: refused below
         folder = shop_dir(options.data_dir)
         return ContainerTarget(ContainerShop.load(folder), options.fault, clock, LocalCredentials(folder))
-    if not options.local:
+    if not options.local and not options.containers:
         from shop_devtools.cluster import kube
 
         api = kube.connect(options.context)
@@ -168,13 +168,13 @@ def choose_target(options: DrillConfig, clock: Clock) -> Target:
             try:
                 pod = cluster.pick_ready_pod()
                 token = options.chaos_token or cluster.chaos_token(pod)
-                databases = cluster.pods(options.database_selector) if options.fault == "database" else []
+                databases = cluster.pods(options.database_selector) if options.fault in DATABASE_FAULTS else []
             except ClusterError as exc:  # the API's own errors too (`kube.Cluster` turns them into one)
                 raise DrillError(str(exc)) from None
             if not token and options.fault in CHAOS_FAULTS:
                 raise DrillError("no chaos token: set CHAOS_TOKEN (the pod's CHAOS_TOKEN variable has none either)")
-            if options.fault == "database" and not databases:
-                raise DrillError(f"--fault database: no pod matches {options.database_selector}")
+            if options.fault in DATABASE_FAULTS and not databases:
+                raise DrillError(f"--fault {options.fault}: no pod matches {options.database_selector}")
             database = databases[0] if databases else None
             return ClusterTarget(
                 cluster,
@@ -189,10 +189,11 @@ def choose_target(options: DrillConfig, clock: Clock) -> Target:
             )
         if options.kubernetes:
             raise DrillError("--kubernetes: no reachable cluster with payment pods (check KUBECONFIG and --namespace)")
-    if options.fault == "database":
+    if options.fault in DATABASE_FAULTS:
         raise DrillError(
-            "--fault database needs a cluster (make kind-up): make run's embedded PostgreSQL has no orchestrator to "
-            "start it again; make e2e-containers shows the same on a container engine"
+            f"--fault {options.fault} needs a cluster (make kind-up): make run's embedded PostgreSQL has no "
+            "orchestrator to start it again, containers have no pod; --containers kills the database's server with "
+            "--fault database (make e2e-containers)"
         )
     replicas, launcher = local_replicas(options, clock)
     if options.fault == "rollout" and launcher is None:

@@ -1,7 +1,11 @@
 """The drill's target on a cluster (`ClusterTarget`): one payment pod for the chaos faults (sent through a
 port-forward of the Kubernetes API: `shop_devtools.cluster.kube`, `shop_devtools.chaos`), the payment Deployment for a
-rollout, the database pod for its fault, followed through the Kubernetes API; the operator's credential from the
-`credentials` Secret the storefront's pods read (`ClusterCredentials`).
+rollout, the database pod for its faults (PostgreSQL crashed inside it through exec, or the pod deleted with its grace
+period), followed through the Kubernetes API; the operator's credential from the `credentials` Secret the storefront's
+pods read (`ClusterCredentials`).
+
+Only what follows the injection is the fault's effect: the watcher is armed then (`PodWatcher.arm`), and a chaos fault
+goes to a pod Ready at that moment.
 """
 
 import asyncio
@@ -16,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from shop_devtools.chaos import Chaos, ChaosRefused
+from shop_devtools.cluster.runner import ClusterError
 from shop_load.core import ops
-from shop_load.core.drill_args import CHAOS_FAULTS
+from shop_load.core.drill_args import CHAOS_FAULTS, DATABASE_FAULTS, DrillError
 from shop_load.core.records import Mark, ReplicaSetSample
 from shop_load.targets.target import Clock, Target
 from shop_load.targets.watcher import PodWatcher
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
     from shop_devtools.cluster.kube import Cluster
 
 STOREFRONT_SELECTOR = "app.kubernetes.io/name=storefront"
+READY_WAIT_SECONDS = 30  # how long a chaos fault waits for a Ready payment pod when none is at the injection
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class ClusterCredentials:
 
 
 class ClusterTarget(Target):
-    """One payment pod for the chaos faults; the payment Deployment for a rollout; the database pod for its fault."""
+    """One payment pod for the chaos faults; the payment Deployment for a rollout; the database pod for its faults."""
 
     def __init__(
         self,
@@ -59,17 +65,18 @@ class ClusterTarget(Target):
         database_selector: str | None = None,
         storefront_selector: str = STOREFRONT_SELECTOR,
     ) -> None:
-        """`database` (the pod the database fault kills, found by `database_selector`) is watched too, by that
+        """`database` (the pod the database faults act on, found by `database_selector`) is watched too, by that
         selector: the pod the StatefulSet starts in its place has the same name but not all the same labels."""
         self.mode, self.cluster, self.clock, self.fault = "kubernetes", cluster, clock, fault
         self.credentials = ClusterCredentials(cluster, storefront_selector)
+        self.port, self.token = cluster.http_port(pod), token
         self.pod = self.name = str(pod["metadata"]["name"])
-        self.chaos = Chaos(cluster.transport(self.pod, cluster.http_port(pod)), token, f"pod {self.pod}")
+        self.chaos = Chaos(cluster.transport(self.pod, self.port), token, f"pod {self.pod}")
         self.deployment, self.rolled_from = deployment, set[str]()
-        self.database = str(database["metadata"]["name"]) if database else None
+        self.database_pod, self.database = database, str(database["metadata"]["name"]) if database else None
         if fault == "rollout":
             self.name = f"deployment/{deployment}"
-        elif fault == "database":
+        elif fault in DATABASE_FAULTS:
             self.name = self.database
         self.notes = []
         self.watcher = PodWatcher(not_before=datetime.now(UTC) - timedelta(seconds=2), container=cluster.container)
@@ -91,22 +98,51 @@ class ClusterTarget(Target):
             self.pod_marks += self.watcher.apply(t, kind, event_type, obj)
 
     async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
+        self.drain()
+        if fault in CHAOS_FAULTS:
+            await self._ready_pod()
+        self.watcher.arm()
         t = self.clock()
         if fault == "rollout":
-            self.drain()
             self.rolled_from = self.watcher.active_replicasets() or await asyncio.to_thread(self.cluster.replicasets)
             await asyncio.to_thread(self.cluster.rollout_restart, self.deployment)
-            self.injected.append(
-                Mark(t, "injected", self.name, f"kubectl rollout restart deployment/{self.deployment}")
-            )
+            detail = f"kubectl rollout restart deployment/{self.deployment}"
+        elif fault in DATABASE_FAULTS:
+            detail = await self._database(fault)
+        else:
+            detail = await self.chaos.inject(fault, body)
+        self.injected.append(Mark(t, "injected", self.name, detail))
+
+    async def _ready_pod(self) -> None:
+        """A chaos fault goes to a Ready pod: the chosen one when it still is, else (it went unready since it was
+        chosen, a flap in the warm-up) another Ready one, waited for at most `READY_WAIT_SECONDS`; the notes say so."""
+        chosen = self.pod
+        if chosen not in self.watcher.pods or self.watcher.pods[chosen].ready:
             return
-        if fault == "database":
-            assert self.database is not None
-            await asyncio.to_thread(self.cluster.kill_pod, self.database)
-            self.injected.append(Mark(t, "injected", self.database, "pod deleted with no grace period: SIGKILL"))
-            return
-        detail = await self.chaos.inject(fault, body)
-        self.injected.append(Mark(t, "injected", self.pod, detail))
+        for waited in range(READY_WAIT_SECONDS + 1):  # a check each second
+            self.drain()
+            ready = sorted(name for name, pod in self.watcher.pods.items() if pod.ready)
+            if ready or waited == READY_WAIT_SECONDS:
+                break
+            await asyncio.sleep(1)
+        if ready:
+            self.pod = self.name = chosen if chosen in ready else ready[0]
+            self.chaos = Chaos(self.cluster.transport(self.pod, self.port), self.token, f"pod {self.pod}")
+        went = f"pod {self.pod}" if ready else "it all the same: no payment pod was Ready"
+        self.notes.append(f"pod {chosen} was not Ready at the injection; the fault went, after {waited} s, to {went}")
+
+    async def _database(self, fault: str) -> str:
+        """Crashes PostgreSQL in its pod, or deletes the pod with its grace period; what was done, for the mark."""
+        pod = self.database_pod
+        assert pod is not None
+        try:
+            if fault == "database":
+                command = await asyncio.to_thread(self.cluster.crash_postgres, pod)
+                return f"{command} in container postgres, through exec: the kubelet restarts the container"
+            await asyncio.to_thread(self.cluster.delete_pod, pod["metadata"]["name"])
+        except ClusterError as exc:
+            raise DrillError(str(exc)) from None
+        return "pod deleted with its grace period; the StatefulSet starts it again once it is gone"
 
     def marks(self) -> list[Mark]:
         self.drain()

@@ -20,7 +20,7 @@ Objects seen first are the baseline (no mark for a restart or an event that happ
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -65,7 +65,7 @@ class PodSeen:
     was_unready: bool = False
     deleted: bool = False
     restarts: int = 0
-    """Container restarts seen during the drill."""
+    """Container restarts seen since the fault was injected (`PodWatcher.arm`), or during the drill before."""
 
 
 def _termination_key(container: str, terminated: Mapping[str, Any]) -> str:
@@ -112,30 +112,15 @@ class PodWatcher:
         return []
 
     def _pod(self, t: float, event_type: str, pod: Mapping[str, Any]) -> list[Mark]:
-        name = str(_get(pod, "metadata", "name"))
-        ready = is_ready(pod)
-        statuses = [
-            s
-            for s in _get(pod, "status", "containerStatuses") or []
-            if self.container is None or s.get("name") == self.container
-        ]
-        seen = self.pods.get(name)
-        if seen is None:  # the baseline: nothing that happened before the drill is a mark
-            self.pods[name] = PodSeen(
-                ready=ready,
-                containers={
-                    s["name"]: ContainerSeen(
-                        int(s.get("restartCount", 0)), {_termination_key(s["name"], x) for x in _terminations(s)}
-                    )
-                    for s in statuses
-                },
-            )
-            return []
+        name, ready = str(_get(pod, "metadata", "name")), is_ready(pod)
+        statuses = _get(pod, "status", "containerStatuses") or []
+        baseline = name not in self.pods  # nothing that happened before the drill is a mark
+        seen = self.pods.setdefault(name, PodSeen(ready=ready))
         marks: list[Mark] = []
         if event_type == "DELETED":
             marks.append(Mark(t, "deleted", name, "pod deleted"))
             seen.deleted, ready = True, False
-        for status in statuses:
+        for status in (s for s in statuses if self.container in (None, s.get("name"))):
             container = status["name"]
             before = seen.containers.setdefault(container, ContainerSeen(int(status.get("restartCount", 0))))
             for terminated in _terminations(status):
@@ -157,7 +142,7 @@ class PodWatcher:
         elif ready and not seen.ready:
             marks.append(Mark(t, "ready_again", name, "Ready condition True"))
         seen.ready = ready
-        return marks
+        return [] if baseline else marks
 
     def _event(self, t: float, event: Mapping[str, Any]) -> list[Mark]:
         involved = _get(event, "involvedObject") or {}
@@ -191,21 +176,17 @@ class PodWatcher:
     def _replicaset(self, t: float, event_type: str, rs: Mapping[str, Any]) -> None:
         name = str(_get(rs, "metadata", "name"))
         desired = 0 if event_type == "DELETED" else int(_get(rs, "spec", "replicas") or 0)
-        sample = ReplicaSetSample(
-            t,
-            name,
-            desired,
-            int(_get(rs, "status", "readyReplicas") or 0),
-            int(_get(rs, "status", "availableReplicas") or 0),
-        )
-        previous = self.replicasets.get(name)
-        if previous is None or (previous.desired, previous.ready, previous.available) != (
-            sample.desired,
-            sample.ready,
-            sample.available,
-        ):
-            self.samples.append(sample)
+        ready, available = (int(_get(rs, "status", key) or 0) for key in ("readyReplicas", "availableReplicas"))
+        sample = ReplicaSetSample(t, name, desired, ready, available)
+        if (previous := self.replicasets.get(name)) is None or replace(previous, t=t) != sample:
+            self.samples.append(sample)  # a change, not the same counts again
         self.replicasets[name] = sample
+
+    def arm(self) -> None:
+        """The fault is injected now: what the pods went through before (a readiness flap or a restart in the
+        warm-up) is not its effect, for `came_back`, `recovered` and `restarts`. Their marks stay on the timeline."""
+        for pod in self.pods.values():
+            pod.was_unready, pod.restarts = False, 0
 
     def replicas_ready(self) -> bool:
         """Every ReplicaSet that should run pods runs them all Ready."""

@@ -6,7 +6,9 @@
     python -m shop_devtools.images --dry-run    # print the docker commands only
 
 Images are named `resilient-shop/<service>:<version>`, the version being the root pyproject.toml's
-`[project].version` (never `latest`): the Kubernetes manifests and docker-compose.yml use these names.
+`[project].version` (never `latest`): the Kubernetes manifests and docker-compose.yml use these names. They carry
+no attestation (`BUILDX_NO_DEFAULT_ATTESTATIONS=1`): with Docker's containerd image store an image's provenance
+manifest is left out of what `docker save` writes, and kind's import of that archive fails on it.
 
 Environment, all optional:
 
@@ -96,7 +98,7 @@ def build(services: Sequence[str], *, root: Path, environ: Mapping[str, str], dr
             "docker is not on PATH: `make images` builds with Docker (BuildKit, with the buildx plugin); "
             "install Docker Engine or Docker Desktop (https://docs.docker.com/get-docker/)"
         )
-    env = {**environ, "DOCKER_BUILDKIT": "1"}
+    env = {**environ, "DOCKER_BUILDKIT": "1", "BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
     for service in services:
         argv = build_argv(service, version=version, root=root, options=options)
         print("$ DOCKER_BUILDKIT=1 " + shlex.join(argv), flush=True)

@@ -4,14 +4,17 @@ Commands:
 
 - `kind-up [--profile resilient|fragile] [--monitoring] [--autoscaling]`: creates the kind cluster
   `resilient-shop` unless it exists (k8s/kind/cluster.yaml: the storefront at `topology.SHOP_URL`), builds the images
-  (`python -m shop_devtools.images`), tags each by its content, loads those tags into the cluster, then does what
-  `deploy` does with them.
+  (`python -m shop_devtools.images`), tags each by its content, loads those tags into the cluster (an archive
+  `docker save` writes, imported with `kind load image-archive`), then does what `deploy` does with them.
 - `minikube-up [--profile ...] [--monitoring] [--autoscaling]`: the same on the minikube profile `resilient-shop`
-  (`minikube image load`), and prints the URL `minikube service storefront -n shop --url` gives.
+  (started with 4096 MB, 2 CPUs and Calico; an existing profile with less memory or another network plugin is
+  refused), loading with `minikube image load`, and prints the URL `minikube service storefront -n shop -p
+  resilient-shop --url` gives.
 - `deploy [--cluster kind|minikube] [--profile ...] [--monitoring] [--autoscaling]`: writes the secrets if missing,
   applies the overlay (`kubectl apply -k k8s/overlays/<cluster>[-fragile][-monitoring]`, through a kustomization in
   .data/deploy/ that pins the loaded images and adds the optional components) and waits until every pod is Ready
-  (`kubectl rollout status` of each StatefulSet and Deployment in namespace shop). `--autoscaling` adds
+  (`kubectl rollout status` of each StatefulSet and Deployment in namespace shop); with no images loaded yet it
+  builds and loads them first. `--autoscaling` adds
   k8s/components/autoscaling (payment's HorizontalPodAutoscaler) and the metrics API it reads: on kind
   k8s/components/metrics-server, on minikube its `metrics-server` addon.
 - `leak [--cluster ...] [--mb-per-second N] [--max-mb N]`: makes exactly one Ready payment pod leak memory
@@ -42,27 +45,17 @@ from shop_devtools.workspace import WorkspaceError, repository_root
 
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="python -m shop_devtools.cluster", description=__doc__.split("\n\n")[0])
-    cli.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the commands that change the cluster without running them (read-only queries still run)",
-    )
+    cli.add_argument("--dry-run", action="store_true", help="print what changes the cluster, run read-only queries")
     commands = cli.add_subparsers(dest="command", required=True, metavar="command")
     cluster = argparse.ArgumentParser(add_help=False)
     cluster.add_argument("--cluster", choices=get_args(Cluster), default="kind")
     profile = argparse.ArgumentParser(add_help=False)
     profile.add_argument("--profile", choices=get_args(Profile), default="resilient")
     profile.add_argument("--monitoring", action="store_true", help="add Prometheus and Grafana")
-    profile.add_argument(
-        "--autoscaling",
-        action="store_true",
-        help="scale payment on CPU between 3 and 5 replicas (a HorizontalPodAutoscaler, and metrics-server)",
-    )
+    profile.add_argument("--autoscaling", action="store_true", help="payment's HPA (3-5 on CPU) and metrics-server")
     commands.add_parser("kind-up", parents=[profile], help="create the kind cluster if needed, build, load, deploy")
     commands.add_parser("minikube-up", parents=[profile], help="start minikube if needed, build, load, deploy")
-    commands.add_parser(
-        "deploy", parents=[cluster, profile], help="apply the overlay to an existing cluster and wait for it"
-    )
+    commands.add_parser("deploy", parents=[cluster, profile], help="apply the overlay to the cluster, wait for it")
     leak = commands.add_parser("leak", parents=[cluster], help="make exactly one Ready payment pod leak memory")
     leak.add_argument(
         "--mb-per-second",

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from shop_devtools.topology import BY_NAME
 
@@ -22,7 +22,9 @@ NAMESPACE = "shop"
 KIND_HOST_PORTS = {BY_NAME["storefront"].port: "storefront", 3000: "Grafana"}
 """The host ports kind publishes (k8s/kind/cluster.yaml): the storefront on its own port, as `make run` serves it."""
 ROLLOUT_TIMEOUT = "300s"
-MINIKUBE_MEMORY_MB = 4096
+MINIKUBE: dict[str, Any] = {"memory": 4096, "cpus": 2, "cni": "calico"}
+"""What `minikube-up` starts its profile with (memory in MB): room for the shop at its largest, and Calico, as
+minikube's default network plugin ignores NetworkPolicies, which the shop relies on."""
 
 
 def kube_context(cluster: Cluster) -> str:
@@ -66,21 +68,18 @@ def kind_create_argv(config: Path) -> list[str]:
     return ["kind", "create", "cluster", "--name", CLUSTER_NAME, "--config", str(config), "--wait", "120s"]
 
 
-def kind_load_argv(images: Sequence[str]) -> list[str]:
-    return ["kind", "load", "docker-image", "--name", CLUSTER_NAME, *images]
+def docker_save_argv(archive: Path, images: Sequence[str]) -> list[str]:
+    return ["docker", "save", "--output", str(archive), *images]
+
+
+def kind_load_argv(archive: Path) -> list[str]:
+    """An archive `docker save` wrote, imported into the node: unlike `kind load docker-image`, which asks the
+    Docker daemon, it works whatever Docker's image store (the images carry no attestation: `images.py`)."""
+    return ["kind", "load", "image-archive", str(archive), "--name", CLUSTER_NAME]
 
 
 def minikube_start_argv() -> list[str]:
-    """With Calico: minikube's default network plugin ignores NetworkPolicies, and the shop relies on them."""
-    return [
-        "minikube",
-        "start",
-        "--profile",
-        CLUSTER_NAME,
-        f"--memory={MINIKUBE_MEMORY_MB}",
-        "--cpus=2",
-        "--cni=calico",
-    ]
+    return ["minikube", "start", "--profile", CLUSTER_NAME, *(f"--{flag}={value}" for flag, value in MINIKUBE.items())]
 
 
 def minikube_load_argv(image: str) -> list[str]:
@@ -117,16 +116,12 @@ def rollout_argv(context: str, workload: str) -> list[str]:
 
 
 def status_argv(context: str) -> list[str]:
-    return kubectl(
-        context, "get", "statefulsets,replicasets,pods,services,pdb,hpa", "--namespace", NAMESPACE, "-o", "wide"
-    )
+    return kubectl(context, "get", "statefulsets,replicasets,pods,services,pdb,hpa", "--namespace", NAMESPACE, "-owide")
 
 
 def deployment_argv(context: str, name: str) -> list[str]:
     """The Deployment as JSON, or nothing when it does not exist."""
-    return kubectl(
-        context, "get", "deployment", name, "--namespace", NAMESPACE, "--ignore-not-found", "--output", "json"
-    )
+    return kubectl(context, "get", "deployment", name, "--namespace", NAMESPACE, "--ignore-not-found", "-ojson")
 
 
 def set_last_applied_argv(context: str, path: Path) -> list[str]:

@@ -12,6 +12,8 @@ the user types too: `apply -k` needs the kustomize built into it.)
 - Watches pods, their Events and the ReplicaSets with `watch.Watch().stream(...)` in background threads; every
   notification goes, with its time of arrival, to a sink (the drill's, which feeds its pure
   `PodWatcher`).
+- The database faults: crashes PostgreSQL in its pod through the API's exec (`crash_postgres`), or deletes the pod
+  with its own grace period (`delete_pod`), never a force delete.
 - Reads payment's HorizontalPodAutoscaler (autoscaling/v2), when the cluster has one (`make kind-up
   AUTOSCALING=1`), for the replica count the report shows.
 """
@@ -29,7 +31,7 @@ from threading import Event, Thread
 from typing import Any
 
 from kubernetes import client, config, watch
-from kubernetes.stream import portforward
+from kubernetes.stream import portforward, stream
 
 from shop_devtools.chaos import ChaosRefused, Send
 from shop_devtools.cluster.commands import NAMESPACE
@@ -241,9 +243,29 @@ class Cluster:
         raw = [self._raw(rs) for rs in sets.items]
         return {str(rs["metadata"]["name"]) for rs in raw if int(rs["spec"].get("replicas") or 0) > 0}
 
-    def kill_pod(self, name: str) -> None:
-        """Deletes the pod with no grace period: its containers get SIGKILL, as on a node failure or an OOM kill."""
-        self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0, _request_timeout=10)
+    def delete_pod(self, name: str) -> None:
+        """Deletes the pod as `kubectl delete pod` does, with its own grace period (preStop, SIGTERM, SIGKILL only
+        after its terminationGracePeriodSeconds): a StatefulSet starts its successor on the same volume once it is
+        gone, never beside it."""
+        with self._refusals():
+            self.core.delete_namespaced_pod(name, self.namespace, _request_timeout=10)
+
+    def crash_postgres(self, pod: Mapping[str, Any], container: str = "postgres") -> str:
+        """Crashes PostgreSQL in `pod`: `pg_ctl stop -m immediate` on the data directory its `container`'s PGDATA
+        names, run there through the API's exec. The server stops as in a crash (no checkpoint: its next start
+        recovers from the WAL) and its container's main process ends, so the kubelet starts the container again, in
+        the same pod. Returns the command."""
+        name = pod["metadata"]["name"]
+        data = self._env_value(next(c for c in pod["spec"]["containers"] if c["name"] == container), "PGDATA")
+        command = ["pg_ctl", "stop", "-m", "immediate", "--no-wait", "-D", data or "/var/lib/postgresql/data"]
+        call = {"container": container, "command": command, "stdout": True, "stderr": True, "_preload_content": False}
+        with self._refusals():
+            session = stream(self.core.connect_get_namespaced_pod_exec, name, self.namespace, **call)
+            session.run_forever(timeout=30)
+            code, output = session.returncode, session.read_all()
+        if code:
+            raise ClusterError(f"{' '.join(command)} in pod {name} failed (exit code {code}): {output.strip()}")
+        return " ".join(command)
 
     def watch(self, sink: Sink, stop: Event, also: str | None = None) -> list[Thread]:
         """Starts a watch thread each for the payment pods, the namespace's pod Events and the ReplicaSets (and the
@@ -256,9 +278,9 @@ class Cluster:
         if also:
             streams.append(("Pod", self.core.list_namespaced_pod, {"label_selector": also}))
         threads = []
-        for n, stream in enumerate(streams):
-            name = f"watch-{stream[0]}-{n}"
-            threads.append(Thread(target=self._follow, args=(*stream, sink, stop), name=name, daemon=True))
+        for n, (kind, lister, query) in enumerate(streams):
+            name = f"watch-{kind}-{n}"
+            threads.append(Thread(target=self._follow, args=(kind, lister, query, sink, stop), name=name, daemon=True))
             threads[-1].start()
         return threads
 

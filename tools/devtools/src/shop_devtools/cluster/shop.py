@@ -31,9 +31,9 @@ DEPLOYED = Path(".data") / "deploy"
 with those tags and the optional components (`<overlay>[-autoscaling]/kustomization.yaml`): what `deploy` applies."""
 LOADED_IMAGES = DEPLOYED / "images.json"
 REMEMBERED = Path(".data") / "cluster.mk"
-"""Written by `kind-up`/`minikube-up`, removed by `down`: which cluster the Makefile's other targets (`leak`,
-`status`, `load`, `drill`) aim at, and the shop's URL there. The Makefile includes it; a variable given on the
-command line (`make drill SHOP_URL=...`) still wins."""
+"""Written by `kind-up`/`minikube-up`, removed by `down`, kept by `make clean` (as `images.json` is): which cluster
+the Makefile's other targets (`deploy`, `leak`, `status`, `load`, `drill`) aim at, and the shop's URL there. The
+Makefile includes it; a variable given on the command line (`make drill SHOP_URL=...`) still wins."""
 AUTOSCALED = "payment"
 """The Deployment k8s/components/autoscaling gives a HorizontalPodAutoscaler (of the same name)."""
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -110,15 +110,14 @@ class Shop:
         path = self.root / "k8s" / "overlays" / target.overlay
         if not path.is_dir():
             raise ClusterError(f"no overlay {path.relative_to(self.root)}")
-        if target.monitoring and not (self.root / "k8s" / "components" / "monitoring").is_dir():
-            raise ClusterError("--monitoring needs k8s/components/monitoring, which this checkout does not have")
         if target.autoscaling and target.profile == "fragile":
             raise ClusterError(
                 "--autoscaling keeps at least 3 payment replicas, which is what --profile fragile takes away: "
                 "autoscaling goes with the resilient profile only"
             )
-        if missing := [component for component in self.component_dirs(target) if not component.is_dir()]:
-            raise ClusterError(f"--autoscaling needs {missing[0].relative_to(self.root)}, which is missing")
+        wanted = [*self.component_dirs(target), *[self.root / "k8s" / "components" / "monitoring"] * target.monitoring]
+        if missing := [component for component in wanted if not component.is_dir()]:
+            raise ClusterError(f"{missing[0].relative_to(self.root)} is missing from this checkout")
         return path
 
     def component_dirs(self, target: Target) -> list[Path]:
@@ -138,10 +137,9 @@ class Shop:
         refs = image_refs(self.runner.output(commands.list_images_argv()), project_version(self.root))
         if self.runner.dry_run:
             return refs
-        tagged = []
-        for ref in refs:
-            tagged.append(content_tag(ref, self.runner.output(commands.inspect_id_argv(ref))))
-            self.runner.run(["docker", "tag", ref, tagged[-1]])
+        tagged = [content_tag(ref, self.runner.output(commands.inspect_id_argv(ref))) for ref in refs]
+        for ref, tag in zip(refs, tagged, strict=True):
+            self.runner.run(["docker", "tag", ref, tag])
         (self.root / LOADED_IMAGES).parent.mkdir(parents=True, exist_ok=True)
         (self.root / LOADED_IMAGES).write_text(json.dumps(tagged, indent=2) + "\n", encoding="utf-8")
         return tagged
@@ -181,10 +179,26 @@ class Shop:
         if kube_context(cluster) not in contexts:
             raise ClusterError(missing_context(cluster))
 
+    def load(self, cluster: Cluster) -> None:
+        """Builds the images and loads them into the cluster's node: kind imports the archive `docker save` wrote,
+        minikube takes each through `minikube image load`."""
+        require_tools("docker", cluster)
+        archive, images = self.root / DEPLOYED / "images.tar", self.images()
+        kind = [commands.docker_save_argv(archive, images), commands.kind_load_argv(archive)]
+        for argv in kind if cluster == "kind" else map(commands.minikube_load_argv, images):
+            self.runner.run(argv)
+        archive.unlink(missing_ok=True)
+
     def deploy(self, target: Target) -> None:
+        """Applies the overlay pinned to the images loaded last; with none loaded (a first deploy, or `.data/`
+        removed by hand), builds and loads them first, so no pod asks for an image the node does not have."""
         require_tools("kubectl", *(["minikube"] if target.autoscaling and target.cluster == "minikube" else []))
-        overlay = self.deployable(target)
+        self.overlay_dir(target)
         self.require_context(target.cluster)
+        if not (self.root / LOADED_IMAGES).is_file():
+            print(f"no images loaded yet ({LOADED_IMAGES} is missing): building and loading them", flush=True)
+            self.load(target.cluster)
+        overlay = self.deployable(target)
         self.secrets()
         if target.autoscaling:
             if target.cluster == "minikube":
@@ -196,6 +210,8 @@ class Shop:
             raise ClusterError(f"nothing to wait for: no StatefulSet or Deployment in namespace {NAMESPACE}")
         for workload in workloads:
             self.runner.run(commands.rollout_argv(target.context, workload))
+        if target.autoscaling:
+            print(f"payment autoscales: kubectl --context {target.context} -n {NAMESPACE} get hpa -w", flush=True)
 
     def kind_up(self, target: Target) -> None:
         require_tools("docker", "kind", "kubectl")
@@ -207,32 +223,40 @@ class Shop:
             raise ClusterError(f"the kind cluster publishes these ports on 127.0.0.1, which are in use: {names}")
         else:
             self.runner.run(commands.kind_create_argv(self.root / "k8s" / "kind" / "cluster.yaml"))
-        self.runner.run(commands.kind_load_argv(self.images()))
+        self.load("kind")
         self.deploy(target)
         self.remember("kind", SHOP_URL)
         print(f"\nresilient-shop is up ({target.profile}) on kind: {SHOP_URL}", flush=True)
         if target.monitoring:
             print(f"Grafana: {KIND_GRAFANA_URL}", flush=True)
-        if target.autoscaling:
-            print(f"payment autoscales: kubectl --context {target.context} -n {NAMESPACE} get hpa -w", flush=True)
 
     def minikube_up(self, target: Target) -> None:
         require_tools("docker", "minikube", "kubectl")
         self.overlay_dir(target)
+        self.refuse_a_smaller_minikube()
         if self.runner.succeeds(["minikube", "status", "--profile", CLUSTER_NAME]):
             print(f"minikube profile {CLUSTER_NAME} is running: reusing it", flush=True)
         else:
             self.runner.run(commands.minikube_start_argv())
-        for image in self.images():
-            self.runner.run(commands.minikube_load_argv(image))
+        self.load("minikube")
         self.deploy(target)
         ip = self.runner.output(["minikube", "ip", "--profile", CLUSTER_NAME]).strip() or "127.0.0.1"
         self.remember("minikube", f"http://{ip}:{STOREFRONT_NODE_PORT}")
-        if target.autoscaling:
-            print(f"payment autoscales: kubectl --context {target.context} -n {NAMESPACE} get hpa -w", flush=True)
         print(f"\nresilient-shop is up ({target.profile}) on minikube; its URL:", flush=True)
         print("(with the docker driver on macOS or Windows this keeps a tunnel open: Ctrl-C closes it)", flush=True)
         self.runner.run(commands.minikube_service_argv())
+
+    def refuse_a_smaller_minikube(self) -> None:
+        """An existing profile keeps the memory and network plugin it was created with (`minikube start` warns and
+        goes on): one with less memory than `MINIKUBE`, or without Calico (NetworkPolicies inert), is refused."""
+        listed = json.loads(self.runner.output(["minikube", "profile", "list", "--output", "json"]) or "{}")
+        for config in (profile["Config"] for profile in listed.get("valid") or [] if profile["Name"] == CLUSTER_NAME):
+            memory, cni = config.get("Memory", 0), config.get("KubernetesConfig", {}).get("CNI") or "auto"
+            if memory < (want := commands.MINIKUBE)["memory"] or cni != want["cni"]:
+                raise ClusterError(
+                    f"minikube profile {CLUSTER_NAME} has {memory} MB, CNI {cni}; the shop needs {want['memory']} MB "
+                    f"and {want['cni']}: `minikube delete --profile {CLUSTER_NAME}`, then `make minikube-up` again"
+                )
 
     def leak(self, cluster: Cluster, *, mb_per_second: float, max_mb: int | None) -> None:
         """`POST /chaos/leak` to exactly one Ready payment pod (the one the drill would pick), through a port-forward
