@@ -6,7 +6,7 @@ tables and lines the bench prints (`render`).
 from collections.abc import Mapping, Sequence
 
 from shop_load.bench.sale import ANSWER_BOUND_SECONDS
-from shop_load.report.bench_model import Bar, BenchReport, Burst, Measurement, Probe, Verdict
+from shop_load.report.bench_model import Bar, BenchReport, Burst, Measurement, Verdict
 from shop_load.report.text import table
 
 CAPTURED_PER_SECOND = 150.0
@@ -49,7 +49,7 @@ def verdicts(report: BenchReport) -> list[Verdict]:
             rate, then = b.captured_per_second, first.captured_per_second
             text = f"captured/s not lower than at {first.connections} ({rate:.1f} vs {then:.1f})"
             bar("sale-captured-not-lower", rate >= then, text, b)
-        probe = b.readiness.get("payment", Probe())
+        probe = b.readiness["payment"]
         first_failure = f"; first {probe.first_failure}" if probe.first_failure else ""
         text = f"payment /ready 200 throughout ({probe.flips} of {probe.polls} polls not 200{first_failure})"
         bar("sale-payment-ready", probe.flips == 0 and probe.polls > 0, text, b)
@@ -104,7 +104,7 @@ def render_measurements(measurements: Sequence[Measurement]) -> str:
 
 def render_bursts(bursts: Sequence[Burst]) -> str:
     def row(b: Burst) -> dict[str, str]:
-        probe, checks = b.readiness.get("payment", Probe()), b.invariants
+        probe, checks = b.readiness["payment"], b.invariants
         return {
             "burst": str(b.connections),
             "cold start s": "-" if b.cold_start_s is None else f"{b.cold_start_s:.1f}",
