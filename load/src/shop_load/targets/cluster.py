@@ -70,8 +70,7 @@ class ClusterTarget(Target):
         self.mode, self.cluster, self.clock, self.fault = "kubernetes", cluster, clock, fault
         self.credentials = ClusterCredentials(cluster, storefront_selector)
         self.port, self.token = cluster.http_port(pod), token
-        self.pod = self.name = str(pod["metadata"]["name"])
-        self.chaos = Chaos(cluster.transport(self.pod, self.port), token, f"pod {self.pod}")
+        self._aim(str(pod["metadata"]["name"]))
         self.deployment, self.rolled_from = deployment, set[str]()
         self.database_pod, self.database = database, str(database["metadata"]["name"]) if database else None
         if fault == "rollout":
@@ -85,6 +84,11 @@ class ClusterTarget(Target):
         self.injected: list[Mark] = []
         self.pod_marks: list[Mark] = []
         self.threads = cluster.watch(self._sink, self.stop_event, also=database_selector if database else None)
+
+    def _aim(self, pod: str) -> None:
+        """The chaos faults go to `pod`, through a port-forward to its own port."""
+        self.pod = self.name = pod
+        self.chaos = Chaos(self.cluster.transport(pod, self.port), self.token, f"pod {pod}")
 
     def _sink(self, kind: str, event_type: str, obj: Mapping[str, Any]) -> None:
         self.events.put((self.clock(), kind, event_type, obj))
@@ -126,8 +130,7 @@ class ClusterTarget(Target):
                 break
             await asyncio.sleep(1)
         if ready:
-            self.pod = self.name = chosen if chosen in ready else ready[0]
-            self.chaos = Chaos(self.cluster.transport(self.pod, self.port), self.token, f"pod {self.pod}")
+            self._aim(chosen if chosen in ready else ready[0])
         went = f"pod {self.pod}" if ready else "it all the same: no payment pod was Ready"
         self.notes.append(f"pod {chosen} was not Ready at the injection; the fault went, after {waited} s, to {went}")
 
