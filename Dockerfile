@@ -1,4 +1,5 @@
-# The images of the four services, one target each, built from the repository root:
+# The images of the four services, one target each, built from the repository root (and `drill`, the scheduled
+# drill's, built only when named):
 #
 #   docker build --target catalog --tag resilient-shop/catalog:0.1.0 .
 #
@@ -86,6 +87,19 @@ RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.ca
     if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi \
     && uv sync --locked --no-dev --no-editable --package shop-storefront
 
+# The scheduled drill's image (k8s/components/scheduled-drill): shop_load and what it imports, every workspace member
+# but the tests. Built only when named (`python -m shop_devtools.images drill`, which `--scheduled-drill` runs).
+FROM builder AS build-drill
+RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
+    if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi \
+    && uv sync --locked --no-dev --no-install-workspace --package shop-load
+COPY services services
+COPY tools/devtools tools/devtools
+COPY load load
+RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/uv \
+    if [ -s /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi \
+    && uv sync --locked --no-dev --no-editable --package shop-load
+
 # What every service runs on: the same base, a non-root user, no pip, the standard library's bytecode compiled now
 # (the base image ships none, and nothing may be written at run time: the root filesystem is read-only, only /tmp
 # is writable).
@@ -130,6 +144,19 @@ ENV PORT=8083
 EXPOSE 8083
 USER 10001:10001
 CMD ["shop-payment"]
+
+# The drill with wrk (its browsing) from Debian's own packages; matplotlib's cache in the pod's writable /tmp. wrk is
+# not pinned to a version: Debian rebuilds it per architecture (4.1.0-3+bN), and BASE_IMAGE already fixes the release.
+FROM runtime AS drill
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends wrk \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build-drill /opt/venv /opt/venv
+LABEL org.opencontainers.image.title="resilient-shop drill"
+ENV MPLCONFIGDIR=/tmp/matplotlib
+USER 10001:10001
+CMD ["shop-drill", "--help"]
 
 # The last stage is also what a plain `docker build .` produces: the public entry point.
 FROM runtime AS storefront

@@ -10,7 +10,8 @@ PROFILE ?= resilient
 CLUSTER ?= kind
 MONITORING ?=
 AUTOSCALING ?=
-CLUSTER_FLAGS = --profile $(PROFILE) $(if $(MONITORING),--monitoring) $(if $(AUTOSCALING),--autoscaling)
+SCHEDULED_DRILL ?=
+CLUSTER_FLAGS = --profile $(PROFILE) $(if $(MONITORING),--monitoring) $(if $(AUTOSCALING),--autoscaling) $(if $(SCHEDULED_DRILL),--scheduled-drill)
 CLUSTER_CLI = $(UV) run --locked python -m shop_devtools.cluster
 SHOP_URL ?= http://localhost:8080
 USERS ?= 20
@@ -22,9 +23,10 @@ PROOF_OUT ?= .data/e2e
 PROOF_ARGS ?= --rate 30 --browse-rate 180 --warmup 5 --cooldown 5
 FAULT ?=
 BENCH_ARGS ?=
+PROFILE_ARGS ?=
 
 .PHONY: help install run test test-browser lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
-	compose-up compose-down e2e-containers load drill bench diagram report-schema
+	compose-up compose-down e2e-containers load drill bench profile diagram report-schema
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,10 +44,12 @@ run: install ## the whole shop on this machine: embedded PostgreSQL + the four s
 
 test: install lint typecheck pytest ## everything CI runs: format check, lint, import contracts, mypy --strict, all tests
 
-lint: install ## ruff format --check, ruff check and the import contracts (lint-imports: no cycles, services apart)
+lint: install ## ruff format --check, ruff check, the import contracts (lint-imports: no cycles, services apart), the workflows (actionlint with shellcheck on their run: blocks, zizmor)
 	$(UV) run --locked ruff format --check services tools tests load
 	$(UV) run --locked ruff check services tools tests load
 	$(UV) run --locked lint-imports
+	$(UV) run --locked actionlint
+	$(UV) run --locked zizmor --offline .github/workflows
 
 format: install ## format and autofix with ruff
 	$(UV) run --locked ruff format services tools tests load
@@ -63,13 +67,13 @@ test-browser: install ## only the web shop in a real browser: Playwright drives 
 images: install ## build the four images resilient-shop/<service>:<version> (BASE_IMAGE, CA_BUNDLE, DOCKER_BUILD_NETWORK)
 	$(UV) run --locked python -m shop_devtools.images
 
-kind-up: install ## kind cluster + images loaded + the shop deployed and Ready (PROFILE=fragile, MONITORING=1, AUTOSCALING=1: payment's HPA + metrics-server)
+kind-up: install ## kind cluster + images loaded + the shop deployed and Ready (PROFILE=fragile, MONITORING=1, AUTOSCALING=1: payment's HPA + metrics-server, SCHEDULED_DRILL=1 with MONITORING=1: the weekly drill in the cluster)
 	$(CLUSTER_CLI) kind-up $(CLUSTER_FLAGS)
 
-minikube-up: install ## the same on minikube (PROFILE=fragile, MONITORING=1, AUTOSCALING=1: payment's HPA + the metrics-server addon)
+minikube-up: install ## the same on minikube (PROFILE=fragile, MONITORING=1, AUTOSCALING=1: payment's HPA + the metrics-server addon, SCHEDULED_DRILL=1)
 	$(CLUSTER_CLI) minikube-up $(CLUSTER_FLAGS)
 
-deploy: install ## apply the overlay to the running cluster again (CLUSTER=kind|minikube, PROFILE, MONITORING, AUTOSCALING)
+deploy: install ## apply the overlay to the running cluster again (CLUSTER=kind|minikube, PROFILE, MONITORING, AUTOSCALING, SCHEDULED_DRILL)
 	$(CLUSTER_CLI) deploy --cluster $(CLUSTER) $(CLUSTER_FLAGS)
 
 leak: install ## make exactly one Ready payment pod leak memory (CLUSTER=kind|minikube; LEAK_ARGS="--mb-per-second 40" outruns liveness: OOMKilled)
@@ -107,6 +111,9 @@ drill: install ## the article's crash during a sale (50 checkouts/s, 300 browses
 bench: install ## hot paths vs ceilings of the same run, then the sale (cold start + 128/512 checkouts) with wrk (apt-get install wrk) and pgbench; BENCH_ARGS="--seconds 3 --burst 128"
 	$(UV) run --locked python -m shop_load.bench $(BENCH_ARGS)
 
+profile: install ## the sale's burst (128 checkouts at once, 10 s) under py-spy: a flame graph per service in profile-out/ (a machine that refuses ptrace: says so, writes none); PROFILE_ARGS="--seconds 3 --burst 32"
+	$(UV) run --locked python -m shop_load.bench.profile --out profile-out $(PROFILE_ARGS)
+
 diagram: install ## draw the architecture picture in docs/architecture.md from the topology (Mermaid)
 	$(UV) run --locked python -m shop_devtools.diagram --write
 
@@ -115,4 +122,4 @@ report-schema: install ## write the JSON Schema of the drill's and the bench's r
 
 clean: ## remove local data (.data: the embedded database; the cluster's choice and image pins stay for `make deploy`) and caches
 	[[ ! -d .data ]] || find .data -mindepth 1 -not -path .data/cluster.mk -not -path .data/deploy -not -path .data/deploy/images.json -delete
-	rm -rf drill-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf drill-out profile-out .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from shop_devtools.cluster.commands import Target as DeployTarget
 from shop_devtools.cluster.generated_secrets import generate_secrets
+from shop_devtools.cluster.runner import Runner
+from shop_devtools.cluster.shop import Shop
 from tests.k8s.manifests import Manifests
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,5 +138,23 @@ def render(k8s_copy: Path) -> Render:
         if target.id not in cache:
             cache[target.id] = Manifests(kustomize(k8s_copy / target.path))
         return cache[target.id]
+
+    return rendered
+
+
+Deployed = Callable[[DeployTarget], Manifests]
+
+
+@pytest.fixture(scope="session")
+def deployed(k8s_copy: Path) -> Deployed:
+    """What `make deploy` would apply for a target (its components included: autoscaling, the scheduled drill):
+    `Shop.deployable` writes its kustomization (under the copy's .data/deploy/), and `kubectl kustomize` renders it."""
+    shop = Shop(k8s_copy.parent, Runner())
+    cache: dict[DeployTarget, Manifests] = {}
+
+    def rendered(target: DeployTarget) -> Manifests:
+        if target not in cache:
+            cache[target] = Manifests(kustomize(shop.deployable(target)))
+        return cache[target]
 
     return rendered

@@ -3,7 +3,6 @@ k8s/components/metrics-server), composed by `Shop.deployable`, which writes the 
 `make deploy` apply; rendered with `kubectl kustomize` and validated like every overlay."""
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,8 @@ import pytest
 
 from shop_devtools.cluster.commands import Cluster
 from shop_devtools.cluster.commands import Target as DeployTarget
-from shop_devtools.cluster.runner import Runner
-from shop_devtools.cluster.shop import Shop
 from shop_load.core import drill_args
-from tests.k8s.conftest import MONITORING_MISSING, MONITORING_PRESENT, TARGETS, Render, kustomize
+from tests.k8s.conftest import MONITORING_MISSING, MONITORING_PRESENT, TARGETS, Deployed, Render
 from tests.k8s.manifests import (
     Manifests,
     Object,
@@ -43,23 +40,6 @@ def deployment(cluster: Cluster, monitoring: bool) -> Any:
 
 CLUSTERS: tuple[Cluster, ...] = ("kind", "minikube")
 AUTOSCALED = [deployment(cluster, monitoring) for cluster in CLUSTERS for monitoring in (False, True)]
-
-Deployed = Callable[[DeployTarget], Manifests]
-
-
-@pytest.fixture(scope="session")
-def deployed(k8s_copy: Path) -> Deployed:
-    """What `make deploy` would apply for a target: `Shop.deployable` writes its kustomization (under the copy's
-    .data/deploy/), and `kubectl kustomize` renders it."""
-    shop = Shop(k8s_copy.parent, Runner())
-    cache: dict[DeployTarget, Manifests] = {}
-
-    def rendered(target: DeployTarget) -> Manifests:
-        if target not in cache:
-            cache[target] = Manifests(kustomize(shop.deployable(target)))
-        return cache[target]
-
-    return rendered
 
 
 def plain(render: Render, target: DeployTarget) -> Manifests:
@@ -251,15 +231,6 @@ def test_at_its_most_replicas_the_shop_still_fits_the_laptop(deployed: Deployed)
 
 
 @pytest.mark.skipif(not MONITORING_PRESENT, reason=MONITORING_MISSING)
-def test_the_guide_states_the_largest_footprint_of_each_cluster(deployed: Deployed) -> None:
-    """Monitoring, payment at the HPA's maximum and metrics-server: ours on kind, minikube's addon there."""
-    kind = most_requested(deployed(DeployTarget("kind", monitoring=True, autoscaling=True)))
-    minikube = most_requested(deployed(DeployTarget("minikube", monitoring=True, autoscaling=True)))
-    guide = " ".join(GUIDE.read_text().split())
-    assert f"request {kind} MiB of memory on kind and {minikube + MINIKUBE_METRICS_SERVER_MIB} MiB on minikube" in guide
-    assert f"requests {MINIKUBE_METRICS_SERVER_MIB} Mi where ours requests" in guide
-
-
 def test_the_guide_states_how_often_metrics_server_scrapes_on_each_cluster(deployed: Deployed) -> None:
     """minikube's addon scrapes every 60 s, four times less often than ours on kind: autoscaling reacts later."""
     (container,) = pod_spec(deployed(DeployTarget("kind", autoscaling=True)).get("Deployment", "metrics-server"))[

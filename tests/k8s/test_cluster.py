@@ -308,7 +308,10 @@ BUILT = {"--list": IMAGES, "image inspect": IMAGE_ID}
 """What building the images answers: the images listed and each one's id."""
 
 
-def test_kind_up_creates_builds_loads_applies_and_waits(checkout: Path, tools: None) -> None:
+def test_kind_up_creates_builds_loads_applies_and_waits(
+    checkout: Path, tools: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = FakeApi(status=200).install(monkeypatch)
     runner = FakeRunner(
         outputs={
             "kind get clusters": "",
@@ -333,6 +336,28 @@ def test_kind_up_creates_builds_loads_applies_and_waits(checkout: Path, tools: N
     assert ran[8] == f"kubectl --context kind-resilient-shop apply --kustomize {pinned}"
     assert [command.split(" rollout status ")[1].split()[0] for command in ran[9:]] == WORKLOADS.split()
     assert sorted(path.name for path in (checkout / "k8s" / "base" / "generated").iterdir()) == sorted(GENERATED_FILES)
+    ready = [pod["metadata"]["name"] for pod in payment_pods() if is_ready(pod)]
+    assert api.listed == [("shop", "app.kubernetes.io/name in (storefront,catalog,users,payment)")], "the whole shop"
+    assert [(sent.pod, sent.method, sent.path) for sent in api.sent] == [(name, "GET", "/ready") for name in ready], (
+        "without probes Ready means started: up waits until each Ready pod's app answers"
+    )
+
+
+def test_a_fragile_shop_whose_apps_do_not_answer_is_not_reported_up(
+    checkout: Path, tools: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    FakeApi(status=503).install(monkeypatch)
+    monkeypatch.setattr("shop_devtools.cluster.shop.LISTEN_TIMEOUT_SECONDS", 0)
+    runner = FakeRunner(outputs={**BUILT, "get-contexts": "kind-resilient-shop\n", "get statefulsets": WORKLOADS})
+    with pytest.raises(ClusterError, match=r"payment-\S+, payment-\S+ did not answer GET /ready within 0 s"):
+        Shop(checkout, runner).kind_up(Target("kind", "fragile"))
+
+
+def test_with_probes_rollout_status_is_the_wait(checkout: Path, tools: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeApi(status=503).install(monkeypatch)
+    runner = FakeRunner(outputs={**BUILT, "get-contexts": "kind-resilient-shop\n", "get statefulsets": WORKLOADS})
+    Shop(checkout, runner).kind_up(Target("kind", "resilient"))
+    assert api.sent == [], "Ready already means the readiness probe passed"
 
 
 def test_kind_up_reuses_an_existing_cluster(checkout: Path, tools: None) -> None:

@@ -4,13 +4,16 @@ numbers it states are the ones the rendered objects give, and the commands it pr
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shop_devtools.cluster import commands
+from shop_devtools.cluster.commands import Target as DeployTarget
 from shop_devtools.quantities import memory_bytes
-from tests.k8s.conftest import DEMO, REPO, Render, Target
-from tests.k8s.manifests import Object, container_env, pod_spec, probe_window
+from tests.k8s.conftest import DEMO, MONITORING_MISSING, MONITORING_PRESENT, REPO, Deployed, Render, Target
+from tests.k8s.manifests import Manifests, Object, container_env, pod_memory_request, pod_spec, probe_window
+from tests.k8s.test_autoscaling import CLUSTERS, MINIKUBE_METRICS_SERVER_MIB
 
 README = REPO / "README.md"
 OVERLAYS = REPO / "k8s" / "overlays" / "README.md"
@@ -78,3 +81,48 @@ def test_every_minikube_service_command_names_the_profile(page: Path) -> None:
     """Without it, `minikube service` looks in the default profile `minikube`, not the shop's `resilient-shop`."""
     for command in re.findall(r"minikube service [^`]*", " ".join(page.read_text().split())):
         assert re.search(r"(-p|--profile) resilient-shop\b", command), command
+
+
+# --- the footprint of each combination ----------------------------------------------------------------------------
+
+FOOTPRINT_ROWS: dict[str, dict[str, Any]] = {
+    "": {},
+    "MONITORING=1": {"monitoring": True},
+    "AUTOSCALING=1": {"autoscaling": True},
+    "MONITORING=1 AUTOSCALING=1": {"monitoring": True, "autoscaling": True},
+    "MONITORING=1 SCHEDULED_DRILL=1": {"monitoring": True, "scheduled_drill": True},
+    "MONITORING=1 AUTOSCALING=1 SCHEDULED_DRILL=1": {"monitoring": True, "autoscaling": True, "scheduled_drill": True},
+    "PROFILE=fragile": {"profile": "fragile"},
+    "PROFILE=fragile MONITORING=1": {"profile": "fragile", "monitoring": True},
+}
+"""The make variables of each combination the guide's table lists, as the deploy target's fields."""
+
+
+def footprint(manifests: Manifests, target: DeployTarget) -> int:
+    """The memory the pods request, in MiB: payment at its HPA's maximum with autoscaling (and minikube's
+    metrics-server addon, which is not in the rendered objects), the scheduled drill's pod counted while it runs."""
+    most = manifests.get("HorizontalPodAutoscaler", "payment")["spec"]["maxReplicas"] if target.autoscaling else None
+    total = 0
+    for workload in manifests.workloads():
+        replicas = workload["spec"].get("replicas", 1) if workload["kind"] != "Job" else 1
+        total += (most if most and workload["metadata"]["name"] == "payment" else replicas) * pod_memory_request(
+            pod_spec(workload)
+        )
+    for cronjob in manifests.of_kind("CronJob"):
+        total += pod_memory_request(cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    addon = MINIKUBE_METRICS_SERVER_MIB * 2**20 if target.autoscaling and target.cluster == "minikube" else 0
+    return (total + addon) // 2**20
+
+
+def footprint_table(deployed: Deployed) -> str:
+    lines = ["| `make kind-up` / `make minikube-up` with | kind | minikube |", "| --- | ---: | ---: |"]
+    for flags, fields in FOOTPRINT_ROWS.items():
+        sizes = [footprint(deployed(target := DeployTarget(cluster, **fields)), target) for cluster in CLUSTERS]
+        lines.append(f"| {f'`{flags}`' if flags else 'nothing more'} | {sizes[0]} | {sizes[1]} |")
+    return "\n".join(lines)
+
+
+@pytest.mark.skipif(not MONITORING_PRESENT, reason=MONITORING_MISSING)
+def test_the_guide_states_the_footprint_of_each_combination(deployed: Deployed) -> None:
+    table = footprint_table(deployed)
+    assert table in GUIDE.read_text(), f"the guide's footprint table should read:\n{table}"

@@ -1,6 +1,7 @@
 """The network policies, evaluated on the rendered pods' labels and ports, allow exactly: anyone → storefront,
 storefront → catalog/users/payment, payment → catalog/users, the database services → postgres, Prometheus → each
-service's metrics port (and, for monitoring itself, Grafana → Prometheus and anyone → Grafana's UI)."""
+service's metrics port (and, for monitoring itself, Grafana → Prometheus, anyone → Grafana's UI and Prometheus → the
+Pushgateway)."""
 
 import pytest
 
@@ -24,6 +25,8 @@ def expected_pairs(pods: dict[str, Pod]) -> set[tuple[str, str, int]]:
     pairs |= {("prometheus", service, port[service]) for service in SHOP_SERVICES}
     pairs |= {("grafana", "prometheus", number) for number in set(pods["prometheus"].ports.values())}
     pairs |= {(source, "grafana", port["grafana"]) for source in everyone if source != "grafana"}
+    if "pushgateway" in pods:  # rendered with monitoring
+        pairs.add(("prometheus", "pushgateway", port["pushgateway"]))
     return pairs
 
 

@@ -39,7 +39,7 @@ def test_the_component_file_is_a_kustomize_component() -> None:
     assert kustomization["kind"] == "Component"
 
 
-def test_it_renders_prometheus_and_grafana_with_their_plumbing(rendered: list[Manifest]) -> None:
+def test_it_renders_prometheus_grafana_and_the_pushgateway_with_their_plumbing(rendered: list[Manifest]) -> None:
     kinds = sorted((obj["kind"], re.sub(r"-[a-z0-9]{10}$", "", obj["metadata"]["name"])) for obj in rendered)
     assert kinds == sorted(
         [
@@ -50,12 +50,15 @@ def test_it_renders_prometheus_and_grafana_with_their_plumbing(rendered: list[Ma
             ("ConfigMap", "prometheus-rules"),
             ("Deployment", "grafana"),
             ("Deployment", "prometheus"),
+            ("Deployment", "pushgateway"),
             ("Role", "prometheus-discovery"),
             ("RoleBinding", "prometheus-discovery"),
             ("Service", "grafana"),
             ("Service", "prometheus"),
+            ("Service", "pushgateway"),
             ("ServiceAccount", "grafana"),
             ("ServiceAccount", "prometheus"),
+            ("ServiceAccount", "pushgateway"),
         ]
     )
     for obj in rendered:
@@ -127,11 +130,12 @@ def test_pods_are_locked_down(rendered: list[Manifest]) -> None:
 def test_only_prometheus_gets_an_api_token(rendered: list[Manifest]) -> None:
     assert pod_spec(find(rendered, "Deployment", "prometheus"))["automountServiceAccountToken"] is True
     assert pod_spec(find(rendered, "Deployment", "grafana"))["automountServiceAccountToken"] is False
+    assert pod_spec(find(rendered, "Deployment", "pushgateway"))["automountServiceAccountToken"] is False
 
 
 def test_writable_paths_are_volumes(rendered: list[Manifest]) -> None:
     """With a read-only root filesystem, the data directories must be emptyDirs."""
-    writable = {"prometheus": ["/prometheus"], "grafana": ["/var/lib/grafana", "/tmp"]}
+    writable = {"prometheus": ["/prometheus"], "grafana": ["/var/lib/grafana", "/tmp"], "pushgateway": ["/data"]}
     for name, paths in writable.items():
         spec = pod_spec(find(rendered, "Deployment", name))
         volumes = {volume["name"]: volume for volume in spec["volumes"]}
@@ -154,7 +158,11 @@ def test_probes_use_the_ready_and_health_endpoints(rendered: list[Manifest], nam
 
 
 def test_services_select_their_pods_and_expose_grafana_on_a_node_port(rendered: list[Manifest]) -> None:
-    for name, port, kind in [("prometheus", 9090, "ClusterIP"), ("grafana", 3000, "NodePort")]:
+    for name, port, kind in [
+        ("prometheus", 9090, "ClusterIP"),
+        ("grafana", 3000, "NodePort"),
+        ("pushgateway", 9091, "ClusterIP"),
+    ]:
         service, deployment = find(rendered, "Service", name), find(rendered, "Deployment", name)
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert service["spec"]["type"] == kind

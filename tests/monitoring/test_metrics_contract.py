@@ -126,8 +126,8 @@ def scrapes(
 
 @pytest.fixture(scope="module")
 def target_labels(prometheus_config: dict[str, Any]) -> set[str]:
-    """Labels Prometheus attaches to every scraped series: job, instance and the relabelling's targets."""
-    [job] = prometheus_config["scrape_configs"]
+    """Labels Prometheus attaches to every scraped series of the shop: job, instance and the relabelling's targets."""
+    [job] = [job for job in prometheus_config["scrape_configs"] if job["job_name"] == "shop-pods"]
     relabelled = {rule["target_label"] for rule in job["relabel_configs"] if "target_label" in rule}
     return {"job", "instance"} | {label for label in relabelled if not label.startswith("__")}
 

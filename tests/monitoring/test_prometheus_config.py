@@ -62,8 +62,19 @@ def shop_pod(app: str, *, ip: str = "10.244.1.7", **overrides: str) -> Labels:
 
 @pytest.fixture(scope="module")
 def job(prometheus_config: dict[str, Any]) -> dict[str, Any]:
-    [only_job] = prometheus_config["scrape_configs"]
-    return dict(only_job)
+    [pods] = [job for job in prometheus_config["scrape_configs"] if job["job_name"] == "shop-pods"]
+    return dict(pods)
+
+
+def test_the_only_other_job_is_the_pushgateway_with_its_pushed_labels_kept(prometheus_config: dict[str, Any]) -> None:
+    """The Pushgateway's Service in `shop`; honor_labels keeps what a batch job pushed as `job` (the drill's
+    `failover-drill`) instead of this job's name."""
+    [pushgateway] = [job for job in prometheus_config["scrape_configs"] if job["job_name"] != "shop-pods"]
+    assert pushgateway == {
+        "job_name": "pushgateway",
+        "honor_labels": True,
+        "static_configs": [{"targets": [f"pushgateway.{NAMESPACE}.svc:9091"]}],
+    }
 
 
 def test_it_discovers_pods_of_namespace_shop_only(job: dict[str, Any]) -> None:

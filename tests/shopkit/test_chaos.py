@@ -1,6 +1,8 @@
 """shopkit.chaos: mounted only when enabled, behind its token; a capped leak; bad bodies are 422."""
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -64,3 +66,34 @@ async def test_bad_chaos_bodies_are_422() -> None:
         chaos = state_of(app).chaos
         assert chaos is not None
         assert chaos.leak_task is None
+
+
+LEAK_TWICE = """
+import asyncio
+from shopkit.chaos import ChaosState, LeakRequest
+from shopkit.probes import ProbeState, resident_memory_bytes
+
+async def main() -> None:
+    chaos, kept = ChaosState(ProbeState()), []
+    for _ in range(3):
+        chaos.start_leak(LeakRequest(mb_per_second=80, max_mb=200))
+        while chaos.leak_task is not None and not chaos.leak_task.done():
+            kept.append(bytes(2000))  # what a serving process allocates meanwhile, and keeps
+            await asyncio.sleep(0.005)
+        peak = resident_memory_bytes()
+        chaos.clear()
+        print(peak // 2**20, resident_memory_bytes() // 2**20)
+
+asyncio.run(main())
+"""
+
+
+def test_clearing_gives_the_leaked_memory_back_every_time() -> None:
+    """A second and third leak in the same process, with other allocations living on meanwhile, leave as the first
+    did: a process brought back within its budget stays within it (two drills in a row)."""
+    result = subprocess.run([sys.executable, "-c", LEAK_TWICE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    episodes = [tuple(map(int, line.split())) for line in result.stdout.splitlines()]
+    assert len(episodes) == 3
+    for peak, after in episodes:
+        assert peak - after >= 180, f"resident MiB at the peak and after clearing: {episodes}"

@@ -16,29 +16,12 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from locust import HttpUser, between, task
-from locust.clients import ResponseContextManager
 
-from shop_load.core.shopping import (
-    SEARCH_TERMS,
-    TASK_WEIGHTS,
-    card_for,
-    checkout_outcome,
-    in_stock,
-    new_credentials,
-    new_idempotency_key,
-    pick_basket,
-)
+from shop_load.core import shopping
 
 CHECKOUT_ATTEMPTS = 4
 DECLINED_SHARE = 0.05
 PAYMENTS = "/api/payments"
-
-
-def _json(response: ResponseContextManager) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 class Shopper(HttpUser):
@@ -48,14 +31,14 @@ class Shopper(HttpUser):
         self.rng = random.Random()
         self.products: dict[str, Mapping[str, Any]] = {}
         self.auth: dict[str, str] = {}
-        credentials = new_credentials()
+        credentials = shopping.new_credentials()
         with self.client.post("/api/users", json=credentials, name="/api/users", catch_response=True) as created:
             if created.status_code != 201:
                 created.failure(f"registration answered {created.status_code}")
                 return
         login = {"email": credentials["email"], "password": credentials["password"]}
         with self.client.post("/api/tokens", json=login, name="/api/tokens", catch_response=True) as token:
-            body = _json(token)
+            body = shopping.json_body(token)
             if token.status_code != 200 or not isinstance(body, dict):
                 token.failure(f"login answered {token.status_code}")
                 return
@@ -63,55 +46,52 @@ class Shopper(HttpUser):
         self._remember(self.client.get("/api/products?limit=100", name="/api/products"))
 
     def _remember(self, response: Any) -> None:
-        body = _json(response)
+        body = shopping.json_body(response)
         if isinstance(body, dict):
-            for product in body.get("items", []):
-                self.products[product["sku"]] = product
+            self.products |= {product["sku"]: product for product in body.get("items", [])}
 
-    @task(TASK_WEIGHTS["browse"])
+    @task(shopping.TASK_WEIGHTS["browse"])
     def browse(self) -> None:
         offset = self.rng.choice((0, 0, 0, 10, 20))
         self._remember(self.client.get(f"/api/products?limit=10&offset={offset}", name="/api/products"))
 
-    @task(TASK_WEIGHTS["search"])
+    @task(shopping.TASK_WEIGHTS["search"])
     def search(self) -> None:
-        term = self.rng.choice(SEARCH_TERMS)
+        term = self.rng.choice(shopping.SEARCH_TERMS)
         self._remember(self.client.get(f"/api/products?q={term}", name="/api/products?q=[term]"))
 
-    @task(TASK_WEIGHTS["view"])
+    @task(shopping.TASK_WEIGHTS["view"])
     def view(self) -> None:
         if not self.products:
             return
         sku = self.rng.choice(list(self.products))
-        response = self.client.get(f"/api/products/{sku}", name="/api/products/[sku]")
-        body = _json(response)
+        body = shopping.json_body(self.client.get(f"/api/products/{sku}", name="/api/products/[sku]"))
         if isinstance(body, dict) and "sku" in body:
             self.products[sku] = body
 
-    @task(TASK_WEIGHTS["orders"])
+    @task(shopping.TASK_WEIGHTS["orders"])
     def orders(self) -> None:
         if self.auth:
             self.client.get("/api/payments?limit=10", headers=self.auth, name=PAYMENTS + " (mine)")
 
-    @task(TASK_WEIGHTS["checkout"])
+    @task(shopping.TASK_WEIGHTS["checkout"])
     def checkout(self) -> None:
-        basket = pick_basket(in_stock(list(self.products.values())), self.rng)
+        basket = shopping.pick_basket(list(self.products.values()), self.rng)
         if not self.auth or not basket:
             return
-        body = {"items": basket, "card_number": card_for(self.rng, DECLINED_SHARE)}
-        headers = {**self.auth, "Idempotency-Key": new_idempotency_key("locust")}
+        body = {"items": basket, "card_number": shopping.card_for(self.rng, DECLINED_SHARE)}
+        headers = {**self.auth, "Idempotency-Key": shopping.new_idempotency_key("locust")}
         for attempt in range(1, CHECKOUT_ATTEMPTS + 1):
-            last = attempt == CHECKOUT_ATTEMPTS
             with self.client.post(PAYMENTS, json=body, headers=headers, name=PAYMENTS, catch_response=True) as response:
-                answer = _json(response)
-                outcome = checkout_outcome(response.status_code or None, answer)
+                answer = shopping.json_body(response)
+                outcome = shopping.checkout_outcome(response.status_code or None, answer)
                 if outcome in {"captured", "declined", "out_of_stock"}:
                     response.success()
                     if outcome == "out_of_stock":
                         for line in basket:  # sold out meanwhile: look again before the next basket
                             self.products.pop(line["sku"], None)
                     return
-                if outcome == "rejected" or last:
+                if outcome == "rejected" or attempt == CHECKOUT_ATTEMPTS:
                     response.failure(f"checkout answered {response.status_code}: {str(answer)[:200]}")
                     return
                 cast("dict[str, Any]", response.request_meta)["name"] = PAYMENTS + " (retried)"

@@ -15,6 +15,7 @@ so the offered load the shop never saw is reported, not hidden.
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,17 +24,8 @@ from typing import Any
 
 import httpx
 
+from shop_load.core import shopping
 from shop_load.core.records import Checkout, RequestRecord
-from shop_load.core.shopping import (
-    card_for,
-    checkout_outcome,
-    in_stock,
-    new_credentials,
-    new_idempotency_key,
-    payment_of,
-    pick_basket,
-    retry_after_seconds,
-)
 
 MAX_IN_FLIGHT = 500
 PRODUCTS_REFRESH_SECONDS = 5.0
@@ -97,14 +89,10 @@ class Shoppers:
             self.records.append(RequestRecord(t, endpoint, None, (time.perf_counter() - started) * 1000, False, error))
             return None, None, None
         latency = (time.perf_counter() - started) * 1000
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = None
-        status = response.status_code
-        ok = status < 400 or checkout_outcome(status, body) in {"declined", "out_of_stock"}
+        status, body = response.status_code, shopping.json_body(response)
+        ok = status < 400 or shopping.checkout_outcome(status, body) in {"declined", "out_of_stock"}
         self.records.append(RequestRecord(t, endpoint, status, latency, ok))
-        return status, body, retry_after_seconds(response.headers.get("retry-after"))
+        return status, body, shopping.retry_after_seconds(response.headers.get("retry-after"))
 
     async def prepare(self, client: httpx.AsyncClient, pool: int) -> None:
         """Registers and logs in `pool` customers (a few at a time; each keeps its user id) and reads the catalog;
@@ -113,7 +101,7 @@ class Shoppers:
 
         async def one() -> Customer:
             async with limit:
-                credentials = new_credentials()
+                credentials = shopping.new_credentials()
                 status, body, _ = await self._send(client, "POST", "/api/users", "POST /api/users", json=credentials)
                 if status != 201 or not isinstance(body, dict):
                     raise ShopUnavailable(f"registering a customer at {self.base_url} answered {status}: {body}")
@@ -126,7 +114,7 @@ class Shoppers:
 
         self.customers += await asyncio.gather(*(one() for _ in range(pool)))
         await self._refresh_products(client, force=True)
-        if not in_stock(self.products):
+        if not shopping.in_stock(self.products):
             raise ShopUnavailable("no product has stock left: every checkout would be a 409 (make clean resets .data)")
 
     async def _refresh_products(self, client: httpx.AsyncClient, *, force: bool = False) -> None:
@@ -141,15 +129,14 @@ class Shoppers:
 
     async def checkout(self, client: httpx.AsyncClient) -> None:
         await self._refresh_products(client)
-        basket = pick_basket(self.products, self.rng) or [{"sku": str(self.products[0]["sku"]), "quantity": 1}]
+        basket = shopping.pick_basket(self.products, self.rng) or [{"sku": str(self.products[0]["sku"]), "quantity": 1}]
         customer_index = self.rng.randrange(len(self.customers))
-        customer = self.customers[customer_index]
-        body = {"items": basket, "card_number": card_for(self.rng, self.declined_share)}
-        checkout = Checkout(new_idempotency_key("drill"), customer_index, body, self.clock())
+        body = {"items": basket, "card_number": shopping.card_for(self.rng, self.declined_share)}
+        checkout = Checkout(shopping.new_idempotency_key("drill"), customer_index, body, self.clock())
         self.checkouts.append(checkout)
         if self.view_product:
             await self._send(client, "GET", f"/api/products/{basket[0]['sku']}", "GET /api/products/{sku}")
-        headers = {**customer.auth, "Idempotency-Key": checkout.key}
+        headers = {**self.customers[customer_index].auth, "Idempotency-Key": checkout.key}
         deadline = time.monotonic() + self.retry_for
         backoff = 0.2
         while True:
@@ -157,11 +144,11 @@ class Shoppers:
             status, answer, retry_after = await self._send(
                 client, "POST", "/api/payments", "POST /api/payments", json=body, headers=headers
             )
-            outcome = checkout_outcome(status, answer)
+            outcome = shopping.checkout_outcome(status, answer)
             checkout.status = status
             if outcome != "retry":
                 checkout.outcome, checkout.finished = outcome, self.clock()
-                payment = payment_of(status, answer)
+                payment = shopping.payment_of(status, answer)
                 checkout.payment_id = str(payment["id"]) if payment else None
                 return
             floor = min(retry_after, self.retry_after_cap) if retry_after is not None else 0.0
@@ -182,20 +169,18 @@ class Shoppers:
         kept in `late`: the client, not the shop, missed it, and a burst to catch up would not be customers."""
         interval = 1 / self.rate
         next_at = time.monotonic()
-        started = 0
+        turns = itertools.cycle(clients)
         while not stop.is_set():
             if time.monotonic() - next_at > LATE_SECONDS:
                 self.late.append(self.clock())
             elif len(self._tasks) < self.max_in_flight:
-                task = asyncio.create_task(self.checkout(clients[started % len(clients)]))
-                started += 1
+                task = asyncio.create_task(self.checkout(next(turns)))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             else:
                 self.not_started.append(self.clock())
             next_at += interval
-            delay = next_at - time.monotonic()
-            if delay > 0:
+            if (delay := next_at - time.monotonic()) > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -113,6 +113,13 @@ class DrillConfig(BaseModel):
         metavar="FILE",
     )
     no_check: bool = option(False, "skip the invariants (they can run later: --check)")
+    stop_below: Annotated[float, Field(gt=0, le=1)] | None = option(
+        None,
+        "stop condition: the fault cleared and the sale ended once the share of the checkouts that ended in the last "
+        "10 s with an answer (not given up) falls below this, 0.8 say; the exit status is then 3 (default: none)",
+    )
+    put_back: bool = option(False, "after the checks, put the stock the sale took back (POST /ops/restock)")
+    pushgateway: str | None = option(None, "push the verdict to this Prometheus Pushgateway (job failover-drill)")
     kubernetes: bool = option(False, "use the cluster (default: when one is reachable)", exclusive=True)
     local: bool = option(False, "use the local payment process even if a cluster is there", exclusive=True)
     containers: bool = option(

@@ -78,6 +78,18 @@ class InvariantResult:
     problems: list[str] = field(default_factory=list)
 
 
+MAX_PROBLEMS = 20
+"""Problems listed per invariant; the count says how many there were in all."""
+
+
+def judged(name: str, description: str, problems: list[str], detail: str) -> InvariantResult:
+    """Holds (`detail` says what held) when there is no problem; else fails with their count and the first."""
+    if not problems:
+        return InvariantResult(name, description, True, detail)
+    failed = f"{len(problems)} violation(s): {problems[0]}"
+    return InvariantResult(name, description, False, failed, problems[:MAX_PROBLEMS])
+
+
 SATURATED_CPU_PER_THREAD = 0.9
 """A wrk thread busy this fraction of the wall time was itself the bottleneck (one thread uses one core at most)."""
 

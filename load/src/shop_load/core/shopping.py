@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shop_contracts import CUSTOMER_RETRYABLE_STATUSES, ProblemType
 
@@ -29,6 +29,20 @@ TASK_WEIGHTS: Mapping[str, int] = {
 SEARCH_TERMS = ("keyboard", "usb", "monitor", "desk", "wireless", "cable", "lamp", "ssd", "mouse", "speaker")
 
 
+class Answer(Protocol):
+    """An HTTP answer, httpx's or Locust's."""
+
+    def json(self) -> Any: ...
+
+
+def json_body(answer: Answer) -> Any:
+    """The JSON the answer carries; None when it carries none."""
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
 def new_credentials() -> dict[str, str]:
     """A throw-away customer: unique email, random password, a name."""
     suffix = uuid.uuid4().hex[:12]
@@ -43,17 +57,14 @@ def in_stock(products: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [product for product in products if int(product.get("stock", 0)) > 0]
 
 
-def pick_basket(
-    products: Sequence[Mapping[str, Any]], rng: random.Random, *, max_lines: int = 2
-) -> list[dict[str, Any]]:
+def pick_basket(products: Sequence[Mapping[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
     """One or two lines of products that had stock, one unit each (rarely two), weighted by the stock left so a
     busy sale drains the shelves evenly. Empty when nothing has stock."""
-    available = in_stock(products)
-    if not available:
+    pool = in_stock(products)  # a list of its own: each product chosen leaves it
+    if not pool:
         return []
-    lines = min(len(available), 1 if rng.random() < 0.75 else max_lines)
+    lines = min(len(pool), 1 if rng.random() < 0.75 else 2)
     chosen: list[Mapping[str, Any]] = []
-    pool = list(available)
     for _ in range(lines):
         product = rng.choices(pool, weights=[int(p["stock"]) for p in pool])[0]
         pool.remove(product)
@@ -67,10 +78,8 @@ def card_for(rng: random.Random, declined_share: float) -> str:
 
 def problem_slug(body: object) -> str:
     """The last segment of a problem+json `type` ("insufficient-stock"), or ''."""
-    if isinstance(body, Mapping):
-        kind = body.get("type")
-        if isinstance(kind, str):
-            return kind.rstrip("/").rsplit("/", 1)[-1]
+    if isinstance(body, Mapping) and isinstance(kind := body.get("type"), str):
+        return kind.rstrip("/").rsplit("/", 1)[-1]
     return ""
 
 
@@ -94,8 +103,7 @@ def payment_of(status: int | None, body: object) -> Mapping[str, Any] | None:
         return None
     if status == 201:
         return body
-    if status == 402 and isinstance(body.get("payment"), Mapping):
-        payment: Mapping[str, Any] = body["payment"]
+    if status == 402 and isinstance(payment := body.get("payment"), Mapping):
         return payment
     return None
 

@@ -70,3 +70,18 @@ async def restock(config: DrillConfig, client: httpx.AsyncClient, operator: Oper
     except httpx.HTTPError as exc:
         return f"could not restock through {RESTOCK_PATH} ({exc}); {on_hand} units on hand"
     return f"restocked before the drill: {len(raised)} products raised to {level} units each (POST {RESTOCK_PATH})"
+
+
+async def put_back(client: httpx.AsyncClient, operator: Operator, before: Sequence[Mapping[str, Any]]) -> str:
+    """Raises each product's stock back to at least what `before` (the inventory as the sale began) says, through
+    `POST /ops/restock` (one call per level); returns a note for the report. Restock only raises, and no endpoint
+    takes stock away: a product whose stock is higher now (a held reservation that expired, an operator's restock)
+    keeps it, so the shop is left with at least what it had, never less. What was sold stays sold."""
+    levels: dict[int, list[str]] = {}
+    for row in before:
+        levels.setdefault(int(row["stock"]), []).append(str(row["sku"]))
+    try:
+        raised = [sku for level, skus in sorted(levels.items()) for sku in await operator.restock(client, level, skus)]
+    except httpx.HTTPError as exc:
+        return f"could not put the sale's purchases back through {RESTOCK_PATH}: {exc}"
+    return f"put back: {len(raised)} products raised to their stock before the sale (POST {RESTOCK_PATH})"

@@ -17,7 +17,12 @@ restock before the sale (`--restock`, `shop_load.core.stock`) and the inventory 
 the same on every target. The credential is `OPERATOR_CREDENTIAL`, else the file `--credentials` names, else the
 target's own: make run's `<data dir>/credentials.env` (compose's too), or the cluster's `credentials` Secret.
 
-Exit status: 0 when every invariant holds, 1 when one fails (named in the output), 2 when the drill could not run.
+Unattended against a live shop (the scheduled drill in the cluster): `--stop-below` clears the fault and ends the
+sale once too many checkouts fail, `--put-back` puts the sale's purchases back into stock after the checks, and
+`--pushgateway` pushes the verdict where Prometheus sees it (`shop_load.drill.scheduled`).
+
+Exit status: 0 when every invariant holds, 1 when one fails (named in the output), 2 when the drill could not run,
+3 when the stop condition ended it early (and every invariant held).
 """
 
 import asyncio
@@ -37,6 +42,7 @@ from shop_load.core import stock
 from shop_load.core.customers import Shoppers, ShopUnavailable, watch_lag
 from shop_load.core.drill_args import CHAOS_FAULTS, DrillConfig, DrillError, fault_body, parse_args
 from shop_load.core.records import InvariantResult
+from shop_load.drill import scheduled
 from shop_load.drill.progress import Progress
 from shop_load.drill.results import (
     EXIT_CANNOT_RUN,
@@ -96,6 +102,7 @@ async def drill(options: DrillConfig) -> int:
     stop_customers, stop_sampling = asyncio.Event(), asyncio.Event()
     counter = ServerCounter()
     progress = Progress(shoppers, target, clock, counter if options.browse_rate > 0 else None)
+    stop = scheduled.StopCondition(options.stop_below, shoppers.checkouts, clock)
     browse: Browsing | None = None
     sampler: asyncio.Task[None] | None = None
     lag_watch: asyncio.Task[None] | None = None
@@ -164,12 +171,12 @@ async def drill(options: DrillConfig) -> int:
             if browse is not None:
                 await browse.switch("during")
             await target.inject(control, options.fault, fault_body(options, mode))
-            await progress.wait("fault", duration, until=target.recovered)
+            await progress.wait("fault", duration, until=lambda: target.recovered() or stop.tripped())
             finished = True
             await target.finish(control)
             if browse is not None:
                 await browse.switch("after")
-            await progress.wait("cool-down", options.cooldown)
+            await progress.wait("cool-down", 0 if stop.tripped() else options.cooldown, until=stop.tripped)
             stop_customers.set()
             load_window, client_cpu = (load_started, clock()), time.process_time() - cpu_started
             if browse is not None:
@@ -199,6 +206,9 @@ async def drill(options: DrillConfig) -> int:
         print("checking the invariants against the shop's API ...", file=sys.stderr, flush=True)
         results = await invariants.verify(ledger, operator, settle_seconds=options.settle)
         results += await target.checks()
+    if options.put_back:
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            notes.append(await stock.put_back(client, operator, initial))
     settings = drill_settings(options, target, browse)
     out_of_stock = sum(c.outcome == "out_of_stock" for c in shoppers.checkouts)
     if out_of_stock:
@@ -215,7 +225,7 @@ async def drill(options: DrillConfig) -> int:
         end=end,
         target_pod=target.name,
         restarts=target.restarts(),
-        notes=[*notes, *target.notes],
+        notes=[*notes, *target.notes, *filter(None, [stop.note])],
         started_at=started_at.isoformat(),
         load_window=load_window,
         browsing=browse.summary() if browse is not None else None,
@@ -224,7 +234,8 @@ async def drill(options: DrillConfig) -> int:
         client_cpu_seconds=client_cpu,
         autoscaler=target.autoscaler(),
     )
-    return write_results(options, report, ledger)
+    code = write_results(options, report, ledger)
+    return (code or scheduled.EXIT_STOPPED) if stop.note else code
 
 
 async def check_only(options: DrillConfig, ledger_file: Path) -> int:
@@ -252,6 +263,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = EXIT_CANNOT_RUN
     except KeyboardInterrupt:
         code = 130
+    if options.pushgateway:
+        try:
+            scheduled.push_verdict(options.pushgateway, code)
+        except OSError as exc:  # urllib's errors: the verdict is lost, and the alert on a missing drill will say so
+            print(f"shop-drill: could not push the verdict to {options.pushgateway}: {exc}", file=sys.stderr)
     raise SystemExit(code)
 
 

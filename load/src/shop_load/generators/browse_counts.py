@@ -52,10 +52,9 @@ class ServerCounter:
         """Adds a sample; a read where no source answered adds none (the next one covers the gap)."""
         if not counts_by_source:
             return
-        first = not self.samples
         for source, counts in counts_by_source.items():
             last = self._last.get(source)
-            if not first:
+            if self.samples:  # the first sample is the baseline
                 reset = last is not None and any(value < last.get(status, 0.0) for status, value in counts.items())
                 base = {} if last is None or reset else last
                 for status, value in counts.items():

@@ -32,18 +32,11 @@ ADDED_UP = ("requests", "seconds", "socket_errors", "timeouts", "retry_after_503
 
 def browse_paths(skus: Sequence[str], *, pages: int = 2) -> list[str]:
     """The browsing mix as paths, each kind as often as its `TASK_WEIGHTS` weight: list pages, searches, product
-    pages (cycling through the pages, terms and SKUs)."""
-    paths: list[str] = []
-    paths += [
-        f"/api/products?limit={PAGE_SIZE}&offset={PAGE_SIZE * (i % pages)}" for i in range(TASK_WEIGHTS["browse"])
-    ]
-    paths += [
-        f"/api/products?q={SEARCH_TERMS[i % len(SEARCH_TERMS)]}&limit={PAGE_SIZE}"
-        for i in range(TASK_WEIGHTS["search"])
-    ]
-    if skus:
-        paths += [f"/api/products/{skus[i % len(skus)]}" for i in range(TASK_WEIGHTS["view"])]
-    return paths
+    pages (cycling through the pages, terms and SKUs; no product page without a SKU)."""
+    lists, searches, views = (range(TASK_WEIGHTS[kind]) for kind in ("browse", "search", "view"))
+    paths = [f"/api/products?limit={PAGE_SIZE}&offset={PAGE_SIZE * (i % pages)}" for i in lists]
+    paths += [f"/api/products?q={SEARCH_TERMS[i % len(SEARCH_TERMS)]}&limit={PAGE_SIZE}" for i in searches]
+    return paths + ([f"/api/products/{skus[i % len(skus)]}" for i in views] if skus else [])
 
 
 @dataclass
@@ -69,16 +62,15 @@ class Browsing:
 
     def start(self, phase: str) -> None:
         """Starts the segment of `phase` (raises `wrk.WrkError` when wrk cannot run)."""
-        drain = self._folder / f"drain-{len(self.segments)}"
+        self._drain = self._folder / f"drain-{len(self.segments)}"
         self._run = wrk.start(
             self.url,
             connections=self.connections,
             seconds=self.cap_seconds,
             script=str(BROWSE_SCRIPT),
-            params={"rate": f"{self.rate:g}", "paths": " ".join(self.paths), "drain_file": str(drain)},
+            params={"rate": f"{self.rate:g}", "paths": " ".join(self.paths), "drain_file": str(self._drain)},
             timeout_seconds=self.timeout_seconds,
         )
-        self._drain = drain
         self.segments.append(WrkSegment(phase=phase, start_s=round(self.clock(), 2)))
 
     async def switch(self, phase: str) -> None:
@@ -93,9 +85,8 @@ class Browsing:
     async def stop(self) -> None:
         """Ends the current segment and waits for every result."""
         self._end_current()
-        if self._pending:
-            await asyncio.gather(*self._pending)
-            self._pending.clear()
+        await asyncio.gather(*self._pending)
+        self._pending.clear()
         shutil.rmtree(self._folder, ignore_errors=True)
 
     def kill(self) -> None:
@@ -130,9 +121,7 @@ class Browsing:
     def summary(self) -> WrkBrowsing:
         """wrk's totals over the segments and each segment's own figures (percentiles do not add up: per phase)."""
         results = [s.result for s in self.segments if s.result is not None]
-        statuses: Counter[int] = Counter()
-        for result in results:
-            statuses.update(result.statuses)
+        statuses = sum((Counter(result.statuses) for result in results), Counter[int]())
         return WrkBrowsing(
             **{name: sum(getattr(result, name) for result in results) for name in ADDED_UP},
             statuses=dict(sorted(statuses.items())),

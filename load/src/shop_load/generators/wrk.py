@@ -103,24 +103,23 @@ class WrkRun:
                 self._reaped = self._process.returncode, usage.ru_utime + usage.ru_stime
             return self._reaped
 
+    def _reaped_by(self, deadline: float) -> tuple[int, float] | None:
+        """`_reap` once wrk has exited, polling until `deadline`; None if it is still running then."""
+        while (reaped := self._reap(block=False)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return reaped
+
     def result(self, timeout: float | None = None) -> WrkResult:
         """Waits for wrk (at most `timeout` seconds past the run's own length, 30 by default) and parses its report."""
         if self._result is not None:
             return self._result
-        deadline = self._started + self._seconds + (30 if timeout is None else timeout)
-        reaped = self._reap(block=False)
-        while reaped is None:
-            if time.monotonic() > deadline:
-                self.stop()
-                grace = time.monotonic() + 5
-                while self._reap(block=False) is None and time.monotonic() < grace:
-                    time.sleep(0.05)
-                if self.running():
-                    self._signal(signal.SIGKILL)
-                    self._reap(block=True)
-                raise WrkError(f"wrk did not finish in time: {' '.join(self.args)}")
-            time.sleep(0.05)
-            reaped = self._reap(block=False)
+        reaped = self._reaped_by(self._started + self._seconds + (30 if timeout is None else timeout))
+        if reaped is None:
+            self.stop()
+            if self._reaped_by(time.monotonic() + 5) is None:
+                self._signal(signal.SIGKILL)
+                self._reap(block=True)
+            raise WrkError(f"wrk did not finish in time: {' '.join(self.args)}")
         code, cpu_seconds = reaped
         stdout, stderr = self._read(self._stdout), self._read(self._stderr)
         if code != 0:
@@ -135,10 +134,9 @@ class WrkRun:
 
     @staticmethod
     def _read(file: IO[bytes]) -> str:
-        file.seek(0)
-        text = file.read().decode(errors="replace")
-        file.close()
-        return text
+        with file:
+            file.seek(0)
+            return file.read().decode(errors="replace")
 
 
 class WrkOptions(TypedDict, total=False):
@@ -177,13 +175,8 @@ def start(
         "--script", str(_script_path(script)),
         url,
     ]  # fmt: skip
-    env = {
-        **os.environ,
-        "WRK_SCRIPTS": str(SCRIPTS),
-        "WRK_CONNECTIONS": str(connections),
-        "WRK_RUN_ID": uuid.uuid4().hex[:12],
-        **{f"WRK_{name.upper()}": value for name, value in (params or {}).items()},
-    }
+    own = {"scripts": str(SCRIPTS), "connections": str(connections), "run_id": uuid.uuid4().hex[:12]}
+    env = {**os.environ, **{f"WRK_{name.upper()}": value for name, value in {**own, **(params or {})}.items()}}
     return WrkRun(args, env, seconds=seconds, threads=threads, connections=connections)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shop_contracts import CUSTOMER_RETRYABLE_STATUSES
-from shop_load.core.records import Checkout, InvariantResult
+from shop_load.core.records import Checkout, InvariantResult, judged
 from shop_load.core.shopping import payment_of
 
 ANSWERED = {"captured": 201, "declined": 402}
@@ -15,17 +15,12 @@ DESCRIPTIONS = {
     "one_payment_per_key": "no idempotency key has two payments",
     "stock_conserved": "stock + held + sold = initial stock for every product",
 }
-MAX_PROBLEMS = 20
-"""Problems listed per invariant; the count says how many there were in all."""
 
 Answer = tuple[int | None, Any]
 
 
 def _result(name: str, problems: list[str], ok_detail: str) -> InvariantResult:
-    if not problems:
-        return InvariantResult(name, DESCRIPTIONS[name], True, ok_detail)
-    shown = problems[:MAX_PROBLEMS]
-    return InvariantResult(name, DESCRIPTIONS[name], False, f"{len(problems)} violation(s): {problems[0]}", shown)
+    return judged(name, DESCRIPTIONS[name], problems, ok_detail)
 
 
 def check_answered_payments(checkouts: Sequence[Checkout], fetched: Mapping[str, Answer]) -> InvariantResult:
@@ -51,9 +46,9 @@ def check_one_payment_per_key(
     problems = []
     expected: dict[int, dict[str, str]] = {}  # customer → payment id → key
     for checkout in checkouts:
+        status, body = replays.get(checkout.key, (None, None))
+        payment = payment_of(status, body)
         if checkout.outcome in ANSWERED:
-            status, body = replays.get(checkout.key, (None, None))
-            payment = payment_of(status, body)
             if payment is None:
                 problems.append(f"key {checkout.key} sent again answered {status}, not its payment")
                 continue
@@ -64,35 +59,27 @@ def check_one_payment_per_key(
                 )
             ids: list[str | None] = [checkout.payment_id, str(payment.get("id"))]
         elif checkout.outcome in {"failed", "pending"}:  # the customer gave up: finished by sending the key again
-            status, body = replays.get(checkout.key, (None, None))
             if status is None or status in CUSTOMER_RETRYABLE_STATUSES:
                 problems.append(f"key {checkout.key} still has no final answer ({status})")
                 continue
-            payment = payment_of(status, body)
             ids = [str(payment.get("id"))] if payment else []
         else:
             continue
-        for payment_id in ids:
-            if payment_id is None:
-                continue
-            owner = expected.setdefault(checkout.customer, {})
-            other = owner.setdefault(payment_id, checkout.key)
-            if other != checkout.key:
+        owner = expected.setdefault(checkout.customer, {})
+        for payment_id in filter(None, ids):
+            if (other := owner.setdefault(payment_id, checkout.key)) != checkout.key:
                 problems.append(f"payment {payment_id} is the answer to two keys: {other} and {checkout.key}")
-    customers = {c.customer for c in checkouts}
     total = 0
-    for customer in sorted(customers):
-        listed_ids = list(listed.get(customer, []))
+    for customer in sorted({c.customer for c in checkouts}):
+        listed_ids = listed.get(customer, [])
         total += len(listed_ids)
         if len(listed_ids) != len(set(listed_ids)):
             problems.append(f"customer {customer}'s payment list repeats a payment")
         for payment_id in sorted(set(listed_ids) - set(expected.get(customer, {}))):
             problems.append(f"customer {customer} has payment {payment_id} that none of their keys answers with")
-    return _result(
-        "one_payment_per_key",
-        problems,
-        f"{sum(len(v) for v in expected.values())} payments expected from the keys, {total} listed, one per key",
-    )
+    keys = sum(map(len, expected.values()))
+    detail = f"{keys} payments expected from the keys, {total} listed, one per key"
+    return _result("one_payment_per_key", problems, detail)
 
 
 def check_stock(
@@ -123,9 +110,5 @@ def check_stock(
             f"{extra_held} units still held after a {elapsed_seconds:.0f} s run, longer than the "
             f"{reservation_ttl_seconds:.0f} s reservation TTL: a reservation did not expire"
         )
-    detail = f"{len(initial)} products conserved"
-    if extra_held:
-        detail += (
-            f"; {extra_held} units still held by reservations younger than the {reservation_ttl_seconds:.0f} s TTL"
-        )
-    return _result("stock_conserved", problems, detail)
+    young = f"; {extra_held} units still held by reservations younger than the {reservation_ttl_seconds:.0f} s TTL"
+    return _result("stock_conserved", problems, f"{len(initial)} products conserved" + (young if extra_held else ""))

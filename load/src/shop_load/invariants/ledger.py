@@ -38,14 +38,8 @@ from shop_contracts import CUSTOMER_RETRYABLE_STATUSES
 from shop_load.core.customers import Customer
 from shop_load.core.ops import Operator
 from shop_load.core.records import Checkout, InvariantResult
-from shop_load.invariants.checks import (
-    ANSWERED,
-    DESCRIPTIONS,
-    Answer,
-    check_answered_payments,
-    check_one_payment_per_key,
-    check_stock,
-)
+from shop_load.core.shopping import json_body
+from shop_load.invariants import checks
 
 
 @dataclass
@@ -74,9 +68,9 @@ _LEDGER = TypeAdapter(Ledger)
 class Observed:
     """What the API said at the end."""
 
-    fetched: dict[str, Answer] = field(default_factory=dict)
+    fetched: dict[str, checks.Answer] = field(default_factory=dict)
     """Answered key → GET /api/payments/{id}."""
-    replays: dict[str, Answer] = field(default_factory=dict)
+    replays: dict[str, checks.Answer] = field(default_factory=dict)
     """Key → its request sent again (answered keys, and the keys of customers who gave up)."""
     listed: dict[int, list[str]] = field(default_factory=dict)
     """Customer index → ids of GET /api/payments."""
@@ -87,9 +81,9 @@ class Observed:
 
 def evaluate(ledger: Ledger, observed: Observed) -> list[InvariantResult]:
     return [
-        check_answered_payments(ledger.checkouts, observed.fetched),
-        check_one_payment_per_key(ledger.checkouts, observed.replays, observed.listed),
-        check_stock(
+        checks.check_answered_payments(ledger.checkouts, observed.fetched),
+        checks.check_one_payment_per_key(ledger.checkouts, observed.replays, observed.listed),
+        checks.check_stock(
             ledger.initial_inventory,
             observed.final_inventory,
             elapsed_seconds=observed.elapsed_seconds,
@@ -101,20 +95,17 @@ def evaluate(ledger: Ledger, observed: Observed) -> list[InvariantResult]:
 # Fetching
 
 
-async def _json(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> Answer:
+async def _json(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> checks.Answer:
     try:
         response = await client.request(method, path, **kwargs)
     except httpx.HTTPError:
         return None, None
-    try:
-        return response.status_code, response.json()
-    except ValueError:
-        return response.status_code, None
+    return response.status_code, json_body(response)
 
 
 async def _replay(
     client: httpx.AsyncClient, customer: Customer, checkout: Checkout, deadline: float, limit: asyncio.Semaphore
-) -> Answer:
+) -> checks.Answer:
     """The checkout's request again, same key and body, until it has a final answer or the deadline."""
     headers = {**customer.auth, "Idempotency-Key": checkout.key}
     async with limit:
@@ -151,22 +142,20 @@ async def observe(client: httpx.AsyncClient, ledger: Ledger, operator: Operator,
     limit = asyncio.Semaphore(16)
     deadline = time.monotonic() + settle_seconds
     unanswered = [c for c in ledger.checkouts if c.outcome in {"failed", "pending"}]
-    answered = [c for c in ledger.checkouts if c.outcome in ANSWERED]
-    finished = await asyncio.gather(
-        *(_replay(client, ledger.customers[c.customer], c, deadline, limit) for c in unanswered)
-    )
-    await _settle_held(client, operator, ledger.initial_inventory, deadline)
+    answered = [c for c in ledger.checkouts if c.outcome in checks.ANSWERED]
 
-    async def fetch(checkout: Checkout) -> Answer:
+    async def replay(checkout: Checkout, until: float) -> checks.Answer:
+        return await _replay(client, ledger.customers[checkout.customer], checkout, until, limit)
+
+    async def fetch(checkout: Checkout) -> checks.Answer:
+        path, customer = f"/api/payments/{checkout.payment_id}", ledger.customers[checkout.customer]
         async with limit:
-            return await _json(
-                client, "GET", f"/api/payments/{checkout.payment_id}", headers=ledger.customers[checkout.customer].auth
-            )
+            return await _json(client, "GET", path, headers=customer.auth)
 
+    finished = await asyncio.gather(*(replay(c, deadline) for c in unanswered))
+    await _settle_held(client, operator, ledger.initial_inventory, deadline)
     fetched = await asyncio.gather(*(fetch(c) for c in answered))
-    replayed = await asyncio.gather(
-        *(_replay(client, ledger.customers[c.customer], c, time.monotonic() + 10, limit) for c in answered)
-    )
+    replayed = await asyncio.gather(*(replay(c, time.monotonic() + 10) for c in answered))
     customers = sorted({c.customer for c in ledger.checkouts})
     lists = await asyncio.gather(*(_listed(client, ledger.customers[i]) for i in customers))
     return Observed(
@@ -187,6 +176,6 @@ async def verify(
             observed = await observe(client, ledger, operator, settle_seconds=settle_seconds)
     except httpx.HTTPError as exc:
         reason = f"could not be checked: {exc}"
-        return [InvariantResult(name, text, False, reason, [reason]) for name, text in DESCRIPTIONS.items()]
+        return [InvariantResult(name, text, False, reason, [reason]) for name, text in checks.DESCRIPTIONS.items()]
     observed.elapsed_seconds = (datetime.now(UTC) - datetime.fromisoformat(ledger.started_at)).total_seconds()
     return evaluate(ledger, observed)

@@ -9,49 +9,17 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from shop_load.core import records
 from shop_load.core.customers import Shoppers
-from shop_load.core.records import (
-    FINAL_OUTCOMES,
-    Checkout,
-    CounterSample,
-    InvariantResult,
-    Mark,
-    ReplicaSetSample,
-    RequestRecord,
-    WrkBrowsing,
-)
-from shop_load.report.model import (
-    Browses,
-    CheckoutLoad,
-    Checkouts,
-    Client,
-    DrillReport,
-    EndpointCounts,
-    Latency,
-    Load,
-    Phases,
-    Requests,
-    ServedBrowses,
-    Settings,
-)
-from shop_load.report.timeline import (
-    CHECKOUT_ENDPOINT,
-    counts_between,
-    latency_phases,
-    ok_failed,
-    per_second,
-    percentile,
-    rounded,
-    timeline,
-)
+from shop_load.report import model, timeline
 
 BROWSES_SOURCE = "storefront http_requests_total{handler=/api/{path:path},method=GET}, sampled every second"
 
 
-def checkout_summary(checkouts: Sequence[Checkout]) -> Checkouts:
+def checkout_summary(checkouts: Sequence[records.Checkout]) -> model.Checkouts:
     outcomes = Counter(c.outcome for c in checkouts)
-    answered = sum(outcomes[outcome] for outcome in FINAL_OUTCOMES)
-    return Checkouts(
+    answered = sum(outcomes[outcome] for outcome in records.FINAL_OUTCOMES)
+    return model.Checkouts(
         total=len(checkouts),
         **{name: outcomes[name] for name in ("captured", "declined", "out_of_stock", "failed", "rejected", "pending")},
         retried=sum(c.attempts > 1 for c in checkouts),
@@ -59,7 +27,7 @@ def checkout_summary(checkouts: Sequence[Checkout]) -> Checkouts:
     )
 
 
-def counted(rows: Sequence[RequestRecord]) -> dict[str, Any]:
+def counted(rows: Sequence[records.RequestRecord]) -> dict[str, Any]:
     """Requests sent, succeeded and failed, and by status (or the error of a request without an answer)."""
     statuses = Counter(str(r.status) if r.status is not None else (r.error or "no answer") for r in rows)
     ok = sum(r.ok for r in rows)
@@ -67,24 +35,24 @@ def counted(rows: Sequence[RequestRecord]) -> dict[str, Any]:
 
 
 def load_summary(
-    settings: Settings,
+    settings: model.Settings,
     shoppers: Shoppers,
     window: tuple[float, float],
-    wrk: WrkBrowsing | None,
-    browse_samples: Sequence[CounterSample],
+    wrk: records.WrkBrowsing | None,
+    browse_samples: Sequence[records.CounterSample],
     client_lag: Sequence[tuple[float, float]],
     client_cpu_seconds: float | None,
-) -> Load:
+) -> model.Load:
     """The load the drill ran, asked for and achieved, between `window` (when the customers started and stopped):
     checkouts from the drill's own customers, browses as the storefront counted them and as wrk saw them, and the
     drill's own process meanwhile (CPU, how late its event loop woke up, ticks it missed)."""
     start, stop = window
     checkouts, seconds = shoppers.checkouts, max(stop - start, 1e-9)
-    tries = sum(r.endpoint == CHECKOUT_ENDPOINT for r in shoppers.records)
+    tries = sum(r.endpoint == timeline.CHECKOUT_ENDPOINT for r in shoppers.records)
     server = None
-    if (served := counts_between(browse_samples, start, stop)) is not None:
-        ok, failed = ok_failed(served)
-        server = ServedBrowses(
+    if (served := timeline.counts_between(browse_samples, start, stop)) is not None:
+        ok, failed = timeline.ok_failed(served)
+        server = model.ServedBrowses(
             source=BROWSES_SOURCE,
             requests=round(ok + failed),
             ok=round(ok),
@@ -94,10 +62,10 @@ def load_summary(
         )
     lags = [ms for t, ms in client_lag if start <= t <= stop]
     browsed = wrk is not None or bool(browse_samples)
-    return Load(
+    return model.Load(
         window_s=(round(start, 2), round(stop, 2)),
         seconds=round(stop - start, 2),
-        checkouts=CheckoutLoad(
+        checkouts=model.CheckoutLoad(
             target_per_second=settings.rate,
             started=len(checkouts),
             per_second=round(len(checkouts) / seconds, 1),
@@ -105,63 +73,58 @@ def load_summary(
             max_in_flight=settings.max_in_flight,
             requests=tries,
             retries=tries - len(checkouts),
-            answered_first_try=sum(c.attempts == 1 and c.outcome in FINAL_OUTCOMES for c in checkouts),
+            answered_first_try=sum(c.attempts == 1 and c.outcome in records.FINAL_OUTCOMES for c in checkouts),
         ),
-        client=Client(
-            cpu_seconds=rounded(client_cpu_seconds, 2),
-            lag_p99_ms=rounded(percentile(lags, 99)),
-            lag_max_ms=rounded(max(lags, default=None)),
+        client=model.Client(
+            cpu_seconds=timeline.rounded(client_cpu_seconds, 2),
+            lag_p99_ms=timeline.rounded(timeline.percentile(lags, 99)),
+            lag_max_ms=timeline.rounded(max(lags, default=None)),
             late_ticks=len(shoppers.late),
         ),
-        browses=Browses(target_per_second=settings.browse_rate, server=server, wrk=wrk) if browsed else None,
+        browses=model.Browses(target_per_second=settings.browse_rate, server=server, wrk=wrk) if browsed else None,
     )
 
 
-def browse_latency(wrk: WrkBrowsing | None) -> Phases | None:
-    """wrk's figures of each phase (before the fault, during it, after recovery); failed: a 4xx or 5xx answer, a
-    socket error or a time-out."""
+def wrk_latency(result: records.WrkResult | None) -> model.Latency:
+    """wrk's figures of one phase; failed: a 4xx or 5xx answer, a socket error or a time-out."""
+    if result is None:
+        return model.Latency()
+    failed = sum(n for status, n in result.statuses.items() if status >= 400) + result.socket_errors + result.timeouts
+    return model.Latency(requests=result.requests, failed=failed, p50_ms=result.p50_ms, p99_ms=result.p99_ms)
+
+
+def browse_latency(wrk: records.WrkBrowsing | None) -> model.Phases | None:
+    """wrk's figures of each phase: before the fault, during it, after recovery."""
     if wrk is None:
         return None
-    phases = {}
-    for segment in wrk.segments:
-        if (result := segment.result) is None:
-            phases[segment.phase] = Latency()
-        else:
-            failed = sum(n for status, n in result.statuses.items() if status >= 400)
-            phases[segment.phase] = Latency(
-                requests=result.requests,
-                failed=failed + result.socket_errors + result.timeouts,
-                p50_ms=result.p50_ms,
-                p99_ms=result.p99_ms,
-            )
-    return Phases(**phases)
+    return model.Phases(**{segment.phase: wrk_latency(segment.result) for segment in wrk.segments})
 
 
 def build_report(
     *,
-    settings: Settings,
+    settings: model.Settings,
     shoppers: Shoppers,
-    marks: Sequence[Mark],
-    replicasets: list[ReplicaSetSample],
-    invariants: list[InvariantResult] | None,
+    marks: Sequence[records.Mark],
+    replicasets: list[records.ReplicaSetSample],
+    invariants: list[records.InvariantResult] | None,
     end: float,
     target_pod: str | None,
     restarts: int | None,
     notes: list[str],
     started_at: str,
     load_window: tuple[float, float],
-    browsing: WrkBrowsing | None,
-    browse_samples: Sequence[CounterSample],
+    browsing: records.WrkBrowsing | None,
+    browse_samples: Sequence[records.CounterSample],
     client_lag: Sequence[tuple[float, float]],
     client_cpu_seconds: float | None,
     autoscaler: dict[str, Any] | None = None,
-) -> DrillReport:
+) -> model.DrillReport:
     """The report of a drill from what it recorded: what its customers (`shoppers`) sent and saw, what the target
     saw (`marks`, ...), wrk's browsing (`browsing`), the storefront's counts (`browse_samples`) and payment's HPA
     (`autoscaler`)."""
-    records, steps = shoppers.records, timeline(marks, target_pod)
-    endpoints = sorted({r.endpoint for r in records})
-    return DrillReport(
+    sent, steps = shoppers.records, timeline.timeline(marks, target_pod)
+    endpoints = {e: [r for r in sent if r.endpoint == e] for e in sorted({r.endpoint for r in sent})}
+    return model.DrillReport(
         started_at=started_at,
         duration_s=round(end, 2),
         settings=settings,
@@ -170,13 +133,13 @@ def build_report(
         timeline=steps,
         restarts=restarts,
         notes=notes,
-        requests=Requests(
-            **counted(records),
-            by_endpoint={e: EndpointCounts(**counted([r for r in records if r.endpoint == e])) for e in endpoints},
-            per_second=per_second(shoppers, end, browse_samples, client_lag),
+        requests=model.Requests(
+            **counted(sent),
+            by_endpoint={e: model.EndpointCounts(**counted(rows)) for e, rows in endpoints.items()},
+            per_second=timeline.per_second(shoppers, end, browse_samples, client_lag),
         ),
         checkouts=checkout_summary(shoppers.checkouts),
-        latency_ms=latency_phases(records, steps.injected, steps.ready_again),
+        latency_ms=timeline.latency_phases(sent, steps.injected, steps.ready_again),
         browse_latency_ms=browse_latency(browsing),
         marks=sorted(marks, key=lambda m: m.t),
         replicasets=replicasets,

@@ -5,7 +5,7 @@ timeline, latency and invariants) and the side-by-side comparison of two profile
 from collections.abc import Sequence
 
 from shop_load.core.records import InvariantResult
-from shop_load.report.model import DrillReport, Latency, Load
+from shop_load.report.model import DrillReport, Latency, Load, Settings
 from shop_load.report.timeline import MARK_LABELS
 
 
@@ -34,10 +34,8 @@ def _latency(phase: Latency) -> list[str]:
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)), line]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(text.rstrip() for text in out)
+    lines = [header, ["-" * w for w in widths], *rows]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in lines)
 
 
 def invariants_table(results: Sequence[InvariantResult]) -> str:
@@ -61,13 +59,12 @@ def load_rows(load: Load) -> list[tuple[str, str, str]]:
         rows.append(("  the drill's own client", "", cpu + lag + late))
     if load.browses is None:
         return rows
-    asked, server, wrk = f"{load.browses.target_per_second:g}/s", load.browses.server, load.browses.wrk
-    if server is None:
-        rows.append(("browses (storefront's count)", asked, "not sampled"))
-    else:
+    browse_rate, server, wrk = f"{load.browses.target_per_second:g}/s", load.browses.server, load.browses.wrk
+    served = "not sampled"
+    if server is not None:
         shed = f" (503: {server.statuses['503']})" if "503" in server.statuses else ""
-        counts = f"{server.requests} answered, {server.ok} ok, {server.failed} failed{shed}"
-        rows.append(("browses (storefront's count)", asked, f"{server.per_second:g}/s: {counts}"))
+        served = f"{server.per_second:g}/s: {server.requests} answered, {server.ok} ok, {server.failed} failed{shed}"
+    rows.append(("browses (storefront's count)", browse_rate, served))
     if wrk is not None:
         errors = [s.error for s in wrk.segments if s.error]
         ran = (
@@ -81,13 +78,15 @@ def load_rows(load: Load) -> list[tuple[str, str, str]]:
     return rows
 
 
+def asked(settings: Settings) -> str:
+    """The load asked for: checkouts per second, and browses beside them."""
+    return f"{settings.rate} checkouts/s" + (f" + {settings.browse_rate} browses/s" if settings.browse_rate else "")
+
+
 def summary(report: DrillReport) -> str:
     settings, steps, checkouts, requests = report.settings, report.timeline, report.checkouts, report.requests
-    title = (
-        f"drill: profile {settings.profile}, fault {settings.fault}, mode {settings.mode}, {settings.rate} checkouts/s"
-        + (f" + {settings.browse_rate} browses/s" if settings.browse_rate else "")
-        + f", {report.duration_s:.0f} s"
-    )
+    run = f"profile {settings.profile}, fault {settings.fault}, mode {settings.mode}"
+    title = f"drill: {run}, {asked(settings)}, {report.duration_s:.0f} s"
     # the kubelet and the container engine see kills and restarts; make run only restarts dead processes
     kubelet = settings.orchestrator in {"kubernetes", "container engine"}
     rows = [
@@ -100,14 +99,12 @@ def summary(report: DrillReport) -> str:
         replicas = f"{hpa.current_replicas}/{hpa.desired_replicas}, {hpa.min_replicas}-{hpa.max_replicas}"
         rows.append((f"{hpa.name} replicas (HPA)", replicas))
     rate = checkouts.success_rate
+    answered = f"{checkouts.captured} / {checkouts.declined} / {checkouts.out_of_stock}"
     traffic = [
         ("requests sent", str(requests.sent)),
         ("requests succeeded / failed", f"{requests.succeeded} / {requests.failed}"),
         ("checkouts", str(checkouts.total)),
-        (
-            "  captured / declined / out of stock",
-            f"{checkouts.captured} / {checkouts.declined} / {checkouts.out_of_stock}",
-        ),
+        ("  captured / declined / out of stock", answered),
         ("  failed (gave up) / rejected", f"{checkouts.failed} / {checkouts.rejected}"),
         ("  retried with the same key", str(checkouts.retried)),
         ("checkout success rate", f"{rate * 100:.2f} %" if rate is not None else "-"),
@@ -135,6 +132,9 @@ def _compared(report: DrillReport) -> dict[str, str]:
     """One report's column of the comparison, by row."""
     browses, rate, steps = report.load.browses, report.checkouts.success_rate, report.timeline
     server = browses.server if browses is not None else None
+    since_injection = {
+        MARK_LABELS[kind]: _after(t, steps.injected) for kind, t in steps if kind not in {"injected", "fault_cleared"}
+    }
     return {
         "mode / fault": f"{report.settings.mode} / {report.settings.fault}",
         "checkouts started per second": f"{report.load.checkouts.per_second:g}/s",
@@ -143,11 +143,7 @@ def _compared(report: DrillReport) -> dict[str, str]:
         "checkout success rate": "-" if rate is None else f"{rate * 100:.2f} %",
         "checkouts failed (gave up)": str(report.checkouts.failed),
         "requests failed": f"{report.requests.failed} of {report.requests.sent}",
-        **{
-            MARK_LABELS[kind]: _after(t, steps.injected)
-            for kind, t in steps
-            if kind not in {"injected", "fault_cleared"}
-        },
+        **since_injection,
         "restarts": _n(report.restarts),
         **{f"checkout p99 {phase}": _ms(seen.p99_ms) for phase, seen in report.latency_ms},
         "invariants": "-" if report.ok is None else "all hold" if report.ok else "FAILED",

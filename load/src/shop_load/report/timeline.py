@@ -101,19 +101,17 @@ def per_second(
     checkouts (started, not started at the concurrency bound, `POST /api/payments` tries by answer), the browses as
     the storefront counted them (None where it was not sampled; a second half covered counts) and the drill's own
     event-loop lag."""
-    seconds = max(0, math.ceil(end))
-    buckets: list[list[RequestRecord]] = [[] for _ in range(seconds)]
+    buckets: defaultdict[int, list[RequestRecord]] = defaultdict(list)
     for record in shoppers.records:
-        if 0 <= int(record.t) < seconds:
-            buckets[int(record.t)].append(record)
+        buckets[int(record.t)].append(record)
     started, skipped = Counter(int(c.t) for c in shoppers.checkouts), Counter(map(int, shoppers.not_started))
     missed = Counter(map(int, shoppers.late))
-    lag: list[float | None] = [None] * seconds
+    lag: dict[int, float] = {}  # the most of each second
     for t, ms in client_lag:
-        if 0 <= int(t) < seconds:
-            lag[int(t)] = max(lag[int(t)] or 0.0, ms)
+        lag[int(t)] = max(lag.get(int(t), 0.0), ms)
     rows = []
-    for second, bucket in enumerate(buckets):
+    for second in range(max(0, math.ceil(end))):
+        bucket = buckets[second]
         tries = [r for r in bucket if r.endpoint == CHECKOUT_ENDPOINT]
         counted = None  # a second half covered by the samples counts
         if browse and min(second + 1, browse[-1].t) - max(second, browse[0].t) >= 0.5:
@@ -137,7 +135,7 @@ def per_second(
                 checkout_p99_ms=quantile(tries, 99),
                 browse_ok=rounded(ok),
                 browse_failed=rounded(failed),
-                client_lag_ms=rounded(lag[second]),
+                client_lag_ms=rounded(lag.get(second)),
             )
         )
     return rows
@@ -157,14 +155,10 @@ def latency_phases(records: Sequence[RequestRecord], injected: float | None, rec
     for record in records:
         if record.endpoint == CHECKOUT_ENDPOINT:
             phases["before" if record.t < start else "during" if record.t < stop else "after"].append(record)
-    return Phases(
-        **{
-            name: Latency(
-                requests=len(rows),
-                failed=sum(not r.ok for r in rows),
-                p50_ms=quantile(rows, 50),
-                p99_ms=quantile(rows, 99),
-            )
-            for name, rows in phases.items()
-        }
-    )
+    return Phases(**{name: latency(rows) for name, rows in phases.items()})
+
+
+def latency(records: Sequence[RequestRecord]) -> Latency:
+    """How many of the records there are, how many failed, and their latency's p50 and p99."""
+    failed = sum(not r.ok for r in records)
+    return Latency(requests=len(records), failed=failed, p50_ms=quantile(records, 50), p99_ms=quantile(records, 99))

@@ -190,7 +190,7 @@ def ready(url: str) -> bool:
 
 def build(engine: Engine, base_image: str, root: Path, version: str) -> None:
     env = {**os.environ, "BASE_IMAGE": base_image, "DOCKER_BUILD_NETWORK": "host"}
-    env["PATH"] = f"{engine.client_dir}:{os.environ.get('PATH', '')}"
+    env["PATH"] = f"{Path(engine.client).parent}:{os.environ.get('PATH', '')}"
     ca_bundle = CA_BUNDLE if CA_BUNDLE.exists() else None
     if ca_bundle:
         env["CA_BUNDLE"] = str(ca_bundle)
@@ -258,9 +258,8 @@ def up(engine: Engine, folder: Path) -> None:
 def down(engine: Engine, folder: Path) -> None:
     """Removes every container of the shop and the database's volume, keeping their logs in `<folder>/logs`."""
     (folder / STATE_FILE).unlink(missing_ok=True)
-    names = engine.docker(
-        "ps", "-a", "--format", "{{.Names}}", "--filter", f"name={PREFIX}-", check=False
-    ).stdout.split()
+    listed = engine.docker("ps", "-a", "--format", "{{.Names}}", "--filter", f"name={PREFIX}-", check=False)
+    names = listed.stdout.split()
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     for name in names:
         logs = engine.docker("logs", name, check=False)

@@ -32,10 +32,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from shop_devtools.chaos import Chaos, ChaosRefused, over_http
 from shop_devtools.engine import Engine
 from shop_load.core.drill_args import DrillError
-from shop_load.core.records import InvariantResult, Mark
+from shop_load.core.records import InvariantResult, Mark, judged
 from shop_load.report.timeline import first_mark
 from shop_load.targets.container_shop import DATABASE, SERVICE_OF, ContainerShop, container, say
 from shop_load.targets.local import LocalPayment
@@ -61,12 +60,6 @@ def lost_or_changed(before: Mapping[str, str], after: Mapping[str, str]) -> list
     gone = [f"payment {key} ({status}) is gone" for key, status in finished if key not in after]
     changed = [f"payment {key} was {was}, is now {after[key]}" for key, was in finished if after.get(key, was) != was]
     return gone + changed
-
-
-def result(name: str, description: str, problems: Sequence[str], detail: str) -> InvariantResult:
-    if problems:
-        return InvariantResult(name, description, False, f"{len(problems)} problem(s): {problems[0]}", list(problems))
-    return InvariantResult(name, description, True, detail)
 
 
 def steps(marks: Sequence[Mark], pod: str, *kinds: str, chained: bool = False) -> dict[str, float | None]:
@@ -96,7 +89,7 @@ def restart_check(fault: str, marks: Sequence[Mark], restarts: int) -> Invariant
     problems = missing(taken, VICTIM) + ([] if restarts >= 1 else [f"the engine counts {restarts} restarts"])
     how = "OOM-killed by the kernel" if fault == "leak" else "exited"
     detail = f"{shown(taken)} after the injection; RestartCount +{restarts}"
-    return result("killed_and_restarted", f"{how}, restarted by the engine, ready again", problems, detail)
+    return judged("killed_and_restarted", f"{how}, restarted by the engine, ready again", problems, detail)
 
 
 def outage_check(
@@ -127,7 +120,7 @@ def outage_check(
     problems += lost_or_changed(before, after)
     kept = sum(status != "pending" for status in before.values())
     detail = f"{shown(taken)}; every service ready again +{max(back, default=0):.2f} s; {kept} finished payments kept"
-    return result("database_outage", "restarted by the engine, services back, no payment lost", problems, detail)
+    return judged("database_outage", "restarted by the engine, services back, no payment lost", problems, detail)
 
 
 class ContainerTarget(Target):
@@ -155,9 +148,6 @@ class ContainerTarget(Target):
     def inspect(self) -> dict[str, Any]:
         inspected: list[dict[str, Any]] = json.loads(self.engine.docker("inspect", self.container).stdout)
         return inspected[0]
-
-    def chaos(self, client: httpx.AsyncClient) -> Chaos:
-        return Chaos(over_http(client, self.shop.url(VICTIM)), self.shop.chaos_token, VICTIM)
 
     def _engine_events(self) -> None:
         for event in map(json.loads, self.events.stdout or []):
@@ -213,8 +203,7 @@ class ContainerTarget(Target):
 
     async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
         if fault != "database":
-            t = self.clock()
-            self.seen.append(Mark(t, "injected", VICTIM, await self.chaos(client).inject(fault, body)))
+            await self.probes[VICTIM].inject(client, fault, body)  # marked on its probe's marks
             return
         pid, pending = await asyncio.to_thread(self._kill_while_pending)
         detail = f"SIGKILL to PostgreSQL's server (pid {pid} on the host), {pending} payment(s) pending"
@@ -244,10 +233,7 @@ class ContainerTarget(Target):
     async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
         """A leak that did not end in a restart is cleared; then every container is awaited until ready."""
         if self.fault == "leak" and first_mark(self.marks(), "restarted", pod=VICTIM) is None:
-            sent = self.clock()
-            with contextlib.suppress(ChaosRefused):
-                await self.chaos(client).clear()
-                self.seen.append(Mark(sent, "fault_cleared", VICTIM, "DELETE /chaos (no restart seen)"))
+            await self.probes[VICTIM].clear(client)
             self.notes.append(f"{VICTIM} was not restarted within the fault phase; the drill cleared its fault.")
         if self.fault == "hang":
             self.notes.append("The engine restarts a container that exits, not one that hangs: it ended by itself.")
@@ -287,7 +273,7 @@ class ContainerTarget(Target):
             time.sleep(0.2)
         problems = lost_or_changed(before, after) if after is not None else ["the new container never answered"]
         detail = f"{len(after or {})}/{len(before)} payments found, accepting after {time.monotonic() - started:.1f} s"
-        return result("volume_keeps_payments", "a new container on the volume finds every payment", problems, detail)
+        return judged("volume_keeps_payments", "a new container on the volume finds every payment", problems, detail)
 
     def provider_books(self) -> InvariantResult:
         """Below the API: no payment left pending, and the provider charged each payment once, as it was recorded."""
@@ -299,7 +285,7 @@ class ContainerTarget(Target):
         books = {("captured", "approved", True), ("declined", "declined", True)}
         problems = [f"payment {r[0]} is {r[1]}, the provider says {r[2]}" for r in rows if tuple(r[1:]) not in books]
         detail = f"{len(rows)} payments, each charged once as recorded"
-        return result("provider_books", "the provider charged each payment once, as recorded", problems, detail)
+        return judged("provider_books", "the provider charged each payment once, as recorded", problems, detail)
 
     def hardening(self) -> InvariantResult:
         """Every container runs as its pod's non-root user, on a read-only root filesystem."""
@@ -312,4 +298,4 @@ class ContainerTarget(Target):
             if "writable" in seen:
                 problems.append(f"{name} can write its root filesystem")
         detail = f"{len(self.shop.users)} containers as their pods' users, read-only"
-        return result("containers_hardened", "every container as its pod: non-root, read-only root", problems, detail)
+        return judged("containers_hardened", "every container as its pod: non-root, read-only root", problems, detail)

@@ -6,6 +6,7 @@ logged and counted in `/metrics`.
 
 import asyncio
 import hmac
+import mmap
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,17 @@ for _fault in ("leak", "hang", "crash", "unready"):  # every series exists from 
 log = structlog.get_logger(__name__)
 
 
+def resident_chunk(size: int) -> mmap.mmap:
+    """`size` bytes of anonymous memory, every page written so it is resident. Mapped directly, not through malloc:
+    once a first leak is freed, glibc raises its mmap threshold and serves the next one from the heap, which it does
+    not give back while anything allocated later lives above it, so a second leak would stay resident after
+    clearing (and the process over its budget for good)."""
+    chunk = mmap.mmap(-1, size)
+    for offset in range(0, size, mmap.PAGESIZE):
+        chunk[offset] = 0x5A
+    return chunk
+
+
 class LeakRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,7 +58,7 @@ class HangRequest(BaseModel):
 @dataclass
 class ChaosState:
     probes: ProbeState
-    leaked: list[bytearray] = field(default_factory=list)
+    leaked: list[mmap.mmap] = field(default_factory=list)
     leak_task: asyncio.Task[None] | None = None
     leak_rate_mb: float = 0.0
     leak_cap_mb: int | None = None
@@ -64,9 +76,9 @@ class ChaosState:
         }
 
     async def _leak(self) -> None:
-        chunk = int(self.leak_rate_mb * 2**20 * LEAK_TICK_SECONDS)
+        chunk = max(mmap.PAGESIZE, int(self.leak_rate_mb * 2**20 * LEAK_TICK_SECONDS))
         while self.leak_cap_mb is None or self.leaked_bytes + chunk <= self.leak_cap_mb * 2**20:
-            self.leaked.append(bytearray(b"\x5a") * chunk)  # written, so the pages are really resident
+            self.leaked.append(resident_chunk(chunk))
             LEAKED_BYTES.set(self.leaked_bytes)
             await asyncio.sleep(LEAK_TICK_SECONDS)
 
@@ -82,6 +94,8 @@ class ChaosState:
 
     def clear(self) -> None:
         self.stop_leak()
+        for chunk in self.leaked:
+            chunk.close()  # unmapped: back to the system at once
         self.leaked.clear()
         self.leak_rate_mb, self.leak_cap_mb = 0.0, None
         LEAKED_BYTES.set(0)

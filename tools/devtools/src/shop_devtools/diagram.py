@@ -68,8 +68,7 @@ def with_picture(document: str, picture: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shop_devtools.diagram", description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"rewrite the picture in {DOCUMENT}")
-    args = parser.parse_args(argv)
-    if not args.write:
+    if not parser.parse_args(argv).write:
         sys.stdout.write(mermaid())
         return
     path = repository_root() / DOCUMENT

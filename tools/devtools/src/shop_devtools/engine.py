@@ -47,10 +47,6 @@ class EngineUnavailable(Exception):
 class Engine:
     client: str
 
-    @property
-    def client_dir(self) -> str:
-        return str(Path(self.client).parent)
-
     def docker(
         self, *args: str, timeout: float = 120, check: bool = True, env: Mapping[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:

@@ -2,6 +2,7 @@
 
     python -m shop_devtools.images              # build the four images with `docker build` (BuildKit)
     python -m shop_devtools.images payment      # build some of them
+    python -m shop_devtools.images drill        # the scheduled drill's image (shop_load and wrk), only by name
     python -m shop_devtools.images --list       # print the image names, one a line; builds nothing
     python -m shop_devtools.images --dry-run    # print the docker commands only
 
@@ -36,6 +37,8 @@ from shop_devtools.workspace import WorkspaceError, project_version, repository_
 
 SERVICES = tuple(service.name for service in CALLEES_FIRST)
 """The Dockerfile's targets, one per service, in the order they are built."""
+DRILL = "drill"
+"""The Dockerfile's target of the scheduled drill's image (k8s/components/scheduled-drill): built only when named."""
 REPOSITORY = "resilient-shop"
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -110,14 +113,14 @@ def build(services: Sequence[str], *, root: Path, environ: Mapping[str, str], dr
 def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     cli = argparse.ArgumentParser(prog="python -m shop_devtools.images", description=__doc__.splitlines()[0])
     cli.add_argument(
-        "services", nargs="*", metavar="SERVICE", help=f"what to build (default: all): {', '.join(SERVICES)}"
+        "services", nargs="*", metavar="SERVICE", help=f"what to build (default: all): {', '.join(SERVICES)}, {DRILL}"
     )
     cli.add_argument("--list", action="store_true", help="print the image names, one a line, and build nothing")
     cli.add_argument("--dry-run", action="store_true", help="print the docker commands without running them")
     args = cli.parse_args(argv)
     environ = os.environ if environ is None else environ
-    if unknown := [service for service in args.services if service not in SERVICES]:
-        cli.error(f"unknown service {', '.join(unknown)}: choose from {', '.join(SERVICES)}")
+    if unknown := [service for service in args.services if service not in (*SERVICES, DRILL)]:
+        cli.error(f"unknown service {', '.join(unknown)}: choose from {', '.join(SERVICES)} or {DRILL}")
     services = list(dict.fromkeys(args.services)) or list(SERVICES)
     try:
         root = repository_root()

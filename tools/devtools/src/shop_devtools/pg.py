@@ -67,10 +67,6 @@ class EmbeddedPostgres:
     fast_and_unsafe: bool = False  # tests only: no fsync
 
     @property
-    def bin_dir(self) -> Path:
-        return find_bin_dir()
-
-    @property
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"
 
@@ -91,13 +87,14 @@ class EmbeddedPostgres:
     def _run(self, program: str, *args: str) -> None:
         """`program` of the binaries with `args`, on the data directory; as the unprivileged user when run as root."""
         kwargs: dict[str, object] = {}
+        bin_dir = find_bin_dir()
         if os.geteuid() == 0:
             # Every time: a parent may have been closed since the last run (pytest resets its tmp root to 0700).
-            _make_reachable(self.bin_dir)
+            _make_reachable(bin_dir)
             _make_reachable(self.data_dir)
             user = pwd.getpwnam(UNPRIVILEGED_USER)
             kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        argv = [str(self.bin_dir / program), "-D", str(self.pgdata), *args]
+        argv = [str(bin_dir / program), "-D", str(self.pgdata), *args]
         subprocess.run(argv, check=True, capture_output=True, text=True, cwd=self.data_dir, **kwargs)  # type: ignore[call-overload]
 
     def start(self) -> None:

@@ -9,6 +9,7 @@ rendered manifests and the migrations on disk. Pure data: importing it imports n
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,7 @@ DATABASES = tuple(service for service in SERVICES if service.has_database)
 """The services with a database (a role, a database and migrations each)."""
 
 
-def _callees_first(services: tuple[Service, ...]) -> tuple[Service, ...]:
-    ordered: list[Service] = []
-    while len(ordered) < len(services):
-        done = {service.name for service in ordered}
-        ordered.append(next(s for s in services if s.name not in done and done.issuperset(s.upstreams)))
-    return tuple(ordered)
-
-
-CALLEES_FIRST = _callees_first(SERVICES)
+_UPSTREAMS = {service.name: service.upstreams for service in SERVICES}
+CALLEES_FIRST = tuple(BY_NAME[name] for name in TopologicalSorter(_UPSTREAMS).static_order())
 """Every service, each after the ones it calls (catalog, users, payment, storefront): the order the images are built
 in and the bench and the container proof start them."""

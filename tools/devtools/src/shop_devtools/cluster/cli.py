@@ -16,7 +16,9 @@ Commands:
   (`kubectl rollout status` of each StatefulSet and Deployment in namespace shop); with no images loaded yet it
   builds and loads them first. `--autoscaling` adds
   k8s/components/autoscaling (payment's HorizontalPodAutoscaler) and the metrics API it reads: on kind
-  k8s/components/metrics-server, on minikube its `metrics-server` addon.
+  k8s/components/metrics-server, on minikube its `metrics-server` addon. `--scheduled-drill` (with `--monitoring`)
+  adds k8s/components/scheduled-drill, the weekly failover drill as a CronJob, and builds and loads its image
+  (`python -m shop_devtools.images drill`) too.
 - `leak [--cluster ...] [--mb-per-second N] [--max-mb N]`: makes exactly one Ready payment pod leak memory
   (`POST /chaos/leak` to that pod through a port-forward of the Kubernetes API, with the chaos token its
   `CHAOS_TOKEN` variable holds from the `chaos` Secret).
@@ -53,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     profile.add_argument("--profile", choices=get_args(Profile), default="resilient")
     profile.add_argument("--monitoring", action="store_true", help="add Prometheus and Grafana")
     profile.add_argument("--autoscaling", action="store_true", help="payment's HPA (3-5 on CPU) and metrics-server")
+    profile.add_argument("--scheduled-drill", action="store_true", help="a weekly drill in the cluster (monitoring)")
     commands.add_parser("kind-up", parents=[profile], help="create the kind cluster if needed, build, load, deploy")
     commands.add_parser("minikube-up", parents=[profile], help="start minikube if needed, build, load, deploy")
     commands.add_parser("deploy", parents=[cluster, profile], help="apply the overlay to the cluster, wait for it")
@@ -80,7 +83,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             case "kind-up" | "minikube-up" | "deploy":
                 cluster = args.cluster if args.command == "deploy" else args.command.removesuffix("-up")
                 deploy = {"kind-up": shop.kind_up, "minikube-up": shop.minikube_up, "deploy": shop.deploy}[args.command]
-                deploy(Target(cluster, args.profile, args.monitoring, args.autoscaling))
+                deploy(Target(cluster, args.profile, args.monitoring, args.autoscaling, args.scheduled_drill))
             case "leak":
                 shop.leak(args.cluster, mb_per_second=args.mb_per_second, max_mb=args.max_mb)
             case "status":

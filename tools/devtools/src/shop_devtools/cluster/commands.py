@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from shop_devtools.images import DRILL, SERVICES
 from shop_devtools.topology import BY_NAME
 
 Cluster = Literal["kind", "minikube"]
@@ -37,6 +38,7 @@ class Target:
     profile: Profile = "resilient"
     monitoring: bool = False
     autoscaling: bool = False
+    scheduled_drill: bool = False
 
     @property
     def overlay(self) -> str:
@@ -45,15 +47,21 @@ class Target:
     @property
     def deployment(self) -> str:
         """The name of what gets applied: the overlay, plus the components no overlay has."""
-        return self.overlay + ("-autoscaling" * self.autoscaling)
+        return self.overlay + ("-autoscaling" * self.autoscaling) + ("-scheduled-drill" * self.scheduled_drill)
 
     @property
     def components(self) -> list[str]:
         """The components of k8s/components/ added to the overlay. minikube serves the metrics API with its own
-        addon (`minikube_addon_argv`); kind has none, so it gets ours."""
-        if not self.autoscaling:
-            return []
-        return ["autoscaling", *(["metrics-server"] if self.cluster == "kind" else [])]
+        addon (`minikube_addon_argv`); kind has none, so it gets ours. The scheduled drill comes last: it adds its
+        alert rules to the monitoring component's."""
+        autoscaling = ["autoscaling", *(["metrics-server"] if self.cluster == "kind" else [])] * self.autoscaling
+        return autoscaling + ["scheduled-drill"] * self.scheduled_drill
+
+    @property
+    def images(self) -> list[str]:
+        """What `python -m shop_devtools.images` is asked to build: every service (no name given), and the drill's
+        image besides when the scheduled drill runs."""
+        return [*SERVICES, DRILL] if self.scheduled_drill else []
 
     @property
     def context(self) -> str:
@@ -94,12 +102,12 @@ def minikube_service_argv() -> list[str]:
     return ["minikube", "service", "storefront", "--namespace", NAMESPACE, "--profile", CLUSTER_NAME, "--url"]
 
 
-def build_images_argv() -> list[str]:
-    return [sys.executable, "-m", "shop_devtools.images"]
+def build_images_argv(*names: str) -> list[str]:
+    return [sys.executable, "-m", "shop_devtools.images", *names]
 
 
-def list_images_argv() -> list[str]:
-    return [*build_images_argv(), "--list"]
+def list_images_argv(*names: str) -> list[str]:
+    return [*build_images_argv(*names), "--list"]
 
 
 def apply_argv(context: str, overlay_dir: Path) -> list[str]:

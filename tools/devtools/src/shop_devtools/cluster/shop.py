@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from shop_devtools.cluster.commands import CLUSTER_NAME, KIND_HOST_PORTS, NAMESP
 from shop_devtools.cluster.generated_secrets import generate_secrets
 from shop_devtools.cluster.pods import ready_pods
 from shop_devtools.cluster.runner import ClusterError, Runner, require_tools
-from shop_devtools.images import image_name
+from shop_devtools.images import DRILL, image_name
 from shop_devtools.processes import ports_in_use
 from shop_devtools.topology import SHOP_URL
 from shop_devtools.workspace import project_version
@@ -39,6 +40,8 @@ AUTOSCALED = "payment"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 KIND_GRAFANA_URL = "http://localhost:3000"
 STOREFRONT_NODE_PORT = 30080
+SHOP_PODS = "app.kubernetes.io/name in (storefront,catalog,users,payment)"
+LISTEN_TIMEOUT_SECONDS = 120
 
 
 def image_refs(listed: str, version: str) -> list[str]:
@@ -97,6 +100,13 @@ async def not_sent(
     return 202, "{}"
 
 
+def answers_ready(shop: kube.Cluster, pod: str, port: int) -> bool:
+    try:
+        return shop.request(pod, port, "GET", "/ready", timeout=2)[0] == 200
+    except Exception:  # refused, reset, timed out: the app does not listen yet
+        return False
+
+
 @dataclass
 class Shop:
     root: Path
@@ -115,6 +125,11 @@ class Shop:
                 "--autoscaling keeps at least 3 payment replicas, which is what --profile fragile takes away: "
                 "autoscaling goes with the resilient profile only"
             )
+        if target.scheduled_drill and not target.monitoring:
+            raise ClusterError(
+                "--scheduled-drill needs --monitoring (MONITORING=1): the drill pushes its verdict to the monitoring "
+                "component's Pushgateway, and its alerts are Prometheus rules"
+            )
         wanted = [*self.component_dirs(target), *[self.root / "k8s" / "components" / "monitoring"] * target.monitoring]
         if missing := [component for component in wanted if not component.is_dir()]:
             raise ClusterError(f"{missing[0].relative_to(self.root)} is missing from this checkout")
@@ -130,11 +145,11 @@ class Shop:
         if not written:
             print(f"secrets: {self.generated_dir.relative_to(self.root)}/ is complete, kept as it is", flush=True)
 
-    def images(self) -> list[str]:
-        """Builds the images and tags each by its content (`content_tag`); returns those references, which are what
-        gets loaded into the cluster and deployed."""
-        self.runner.run(commands.build_images_argv())
-        refs = image_refs(self.runner.output(commands.list_images_argv()), project_version(self.root))
+    def images(self, names: Sequence[str] = ()) -> list[str]:
+        """Builds the images (`names`, default every service's) and tags each by its content (`content_tag`);
+        returns those references, which are what gets loaded into the cluster and deployed."""
+        self.runner.run(commands.build_images_argv(*names))
+        refs = image_refs(self.runner.output(commands.list_images_argv(*names)), project_version(self.root))
         if self.runner.dry_run:
             return refs
         tagged = [content_tag(ref, self.runner.output(commands.inspect_id_argv(ref))) for ref in refs]
@@ -179,11 +194,11 @@ class Shop:
         if kube_context(cluster) not in contexts:
             raise ClusterError(missing_context(cluster))
 
-    def load(self, cluster: Cluster) -> None:
-        """Builds the images and loads them into the cluster's node: kind imports the archive `docker save` wrote,
-        minikube takes each through `minikube image load`."""
+    def load(self, cluster: Cluster, names: Sequence[str] = ()) -> None:
+        """Builds the images (`names`, default every service's) and loads them into the cluster's node: kind imports
+        the archive `docker save` wrote, minikube takes each through `minikube image load`."""
         require_tools("docker", cluster)
-        archive, images = self.root / DEPLOYED / "images.tar", self.images()
+        archive, images = self.root / DEPLOYED / "images.tar", self.images(names)
         kind = [commands.docker_save_argv(archive, images), commands.kind_load_argv(archive)]
         for argv in kind if cluster == "kind" else map(commands.minikube_load_argv, images):
             self.runner.run(argv)
@@ -195,9 +210,10 @@ class Shop:
         require_tools("kubectl", *(["minikube"] if target.autoscaling and target.cluster == "minikube" else []))
         self.overlay_dir(target)
         self.require_context(target.cluster)
-        if not (self.root / LOADED_IMAGES).is_file():
-            print(f"no images loaded yet ({LOADED_IMAGES} is missing): building and loading them", flush=True)
-            self.load(target.cluster)
+        loaded = self.root / LOADED_IMAGES
+        if not loaded.is_file() or (target.scheduled_drill and f"/{DRILL}:" not in loaded.read_text(encoding="utf-8")):
+            print(f"images not loaded yet ({LOADED_IMAGES} lacks them): building and loading them", flush=True)
+            self.load(target.cluster, target.images)
         overlay = self.deployable(target)
         self.secrets()
         if target.autoscaling:
@@ -210,8 +226,23 @@ class Shop:
             raise ClusterError(f"nothing to wait for: no StatefulSet or Deployment in namespace {NAMESPACE}")
         for workload in workloads:
             self.runner.run(commands.rollout_argv(target.context, workload))
+        if target.profile == "fragile" and not self.runner.dry_run:
+            self.wait_until_listening(target.cluster)
         if target.autoscaling:
             print(f"payment autoscales: kubectl --context {target.context} -n {NAMESPACE} get hpa -w", flush=True)
+
+    def wait_until_listening(self, cluster: Cluster) -> None:
+        """Without probes (the fragile profile) a pod is Ready as soon as its container starts, before its app
+        listens, so `rollout status` returns early: wait until every Ready pod of the shop answers `GET /ready` 200
+        (what a readiness probe would ask) through the API's port-forward."""
+        shop = kube.Cluster(payment_cluster(cluster).api, NAMESPACE, SHOP_PODS, context=kube_context(cluster))
+        waiting = [(str(pod["metadata"]["name"]), shop.http_port(pod)) for pod in ready_pods(shop.pods(SHOP_PODS))]
+        deadline = time.monotonic() + LISTEN_TIMEOUT_SECONDS
+        while waiting := [(name, port) for name, port in waiting if not answers_ready(shop, name, port)]:
+            if time.monotonic() > deadline:
+                names = ", ".join(name for name, _ in waiting)
+                raise ClusterError(f"{names} did not answer GET /ready within {LISTEN_TIMEOUT_SECONDS} s")
+            time.sleep(1)
 
     def kind_up(self, target: Target) -> None:
         require_tools("docker", "kind", "kubectl")
@@ -223,7 +254,7 @@ class Shop:
             raise ClusterError(f"the kind cluster publishes these ports on 127.0.0.1, which are in use: {names}")
         else:
             self.runner.run(commands.kind_create_argv(self.root / "k8s" / "kind" / "cluster.yaml"))
-        self.load("kind")
+        self.load("kind", target.images)
         self.deploy(target)
         self.remember("kind", SHOP_URL)
         print(f"\nresilient-shop is up ({target.profile}) on kind: {SHOP_URL}", flush=True)
@@ -238,7 +269,7 @@ class Shop:
             print(f"minikube profile {CLUSTER_NAME} is running: reusing it", flush=True)
         else:
             self.runner.run(commands.minikube_start_argv())
-        self.load("minikube")
+        self.load("minikube", target.images)
         self.deploy(target)
         ip = self.runner.output(["minikube", "ip", "--profile", CLUSTER_NAME]).strip() or "127.0.0.1"
         self.remember("minikube", f"http://{ip}:{STOREFRONT_NODE_PORT}")
