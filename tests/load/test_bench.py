@@ -107,6 +107,8 @@ def _burst(connections: int, captured: int, **changes: object) -> Burst:
         payment_statuses={201: captured},
         readiness={"payment": Probe(polls=50)},
         invariants=[InvariantResult("stock_conserved", "", True, "ok")],
+        cpu_ms_per_captured={"total": 12.5, "storefront": 5.0, "payment": 7.5},
+        cpu_idle_ms_per_second={"storefront": 1.0, "payment": 2.0},
     )
     for name, value in changes.items():
         setattr(result, name, value)
@@ -164,6 +166,7 @@ def test_ratios_are_against_the_ceiling_of_the_same_report_and_each_bar_gets_a_l
     assert "generator saturated" in rendered
     assert "SATURATED" in rendered
     assert "\n".join(lines) in rendered
+    assert "CPU ms per captured checkout (less 3.0 ms/s idle): total 12.5, storefront 5.0, payment 7.5" in rendered
 
 
 def test_a_readiness_flip_or_a_failed_invariant_is_a_fail() -> None:
@@ -243,6 +246,12 @@ def test_a_short_bench_measures_against_its_own_ceilings_and_plays_the_sale(tmp_
             "provider_charges_match",
         }
         assert all(i["ok"] for i in burst["invariants"]), burst["invariants"]
+        spent = burst["cpu_ms_per_captured"]
+        assert set(spent) == {"total", "storefront", "payment", "catalog", "users", "postgresql"}, "no launcher here"
+        assert spent["total"] == pytest.approx(sum(ms for part, ms in spent.items() if part != "total"))
+        assert spent["storefront"] > 0
+        assert spent["payment"] > 0
+        assert spent["postgresql"] > 0
 
     verdicts = report["verdicts"]
     assert {v["bar"] for v in verdicts} == set(get_args(Bar)), "every bar has its verdict"

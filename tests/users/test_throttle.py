@@ -236,6 +236,7 @@ async def test_a_throttled_login_is_logged_by_digest_only(users: httpx.AsyncClie
         assert (await log_in(users, GHOST, PASSWORD)).status_code == 429
 
     [event] = [e for e in logs if e["event"] == "login_throttled"]
+    assert event["log_level"] == "warning"
     assert event["email_digest"] == email_digest(GHOST)[: throttle.LOGGED_DIGEST_CHARS]
     assert event["retry_after"] == 1
     assert GHOST not in repr(logs)

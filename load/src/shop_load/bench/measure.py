@@ -27,20 +27,14 @@ API_HANDLER = "/api/{path:path}"
 """Storefront's one gateway route: checkouts are its POSTs, browsing its GETs."""
 PAYMENTS_HANDLER = "/payments"
 PGBENCH_NAME = "pgbench: payment + item in one transaction"
-PGBENCH_SCRIPT = """\
-BEGIN;
-INSERT INTO payments (id, user_id, idempotency_key, request_hash, status, amount_cents, currency, card_last4,
-    card_token, reservation_id, completed_at)
-  VALUES (gen_random_uuid(), gen_random_uuid(), 'ceiling-' || gen_random_uuid()::text, repeat('0', 64), 'captured',
-    14900, 'EUR', '4242', repeat('t', 64), gen_random_uuid(), now())
-  RETURNING id AS payment_id \\gset
-INSERT INTO payment_items (payment_id, sku, quantity, unit_price_cents) VALUES (:payment_id, :sku, 1, 14900);
-END;
-"""
-"""The payment's own writes, a payment row and its item in one transaction, with no HTTP and no Python."""
+PGBENCH_SCRIPT = Path(__file__).with_name("payment-writes.sql")
+"""The payment's own writes, a payment row and its item in one transaction, with no HTTP and no Python: pgbench's
+script, shipped beside this module."""
 
 Route = tuple[str, str, str]
 """(a service's base URL, handler, method): whose `http_requests_total` counts a target's answers."""
+Target = tuple[str, str, str, str]
+"""(service, its base URL, the path measured, its handler)."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +86,7 @@ def checkout_params(
     tokens, lines = files.with_suffix(".tokens"), files.with_suffix(".bodies")
     tokens.write_text("".join(customer.token + "\n" for customer in customers))
     lines.write_text("".join(json.dumps(body, separators=(",", ":")) + "\n" for body in bodies))
-    return {
-        "tokens_file": str(tokens),
-        "bodies_file": str(lines),
-        "key_prefix": key_prefix,
-        "retry_after": "1" if honour else "0",
-    }
+    return dict(tokens_file=str(tokens), bodies_file=str(lines), key_prefix=key_prefix, retry_after=str(int(honour)))
 
 
 def measure_wrk(
@@ -118,6 +107,15 @@ def measure_wrk(
     return from_wrk(name, result, expected, since(settled([route], timeout=15), before, route))
 
 
+def each(method: str, targets: Sequence[Target], load: Load, script: str = "get", **params: str) -> list[Measurement]:
+    """`method` of each target measured (answered 201 to a POST, 200 to a GET)."""
+    expected = 201 if method == "POST" else 200
+    return [
+        measure_wrk(f"{method} {path} ({name})", url + path, expected, (url, handler, method), load, script, **params)
+        for name, url, path, handler in targets
+    ]
+
+
 def against(ceiling: Measurement, measured: Sequence[Measurement]) -> list[Measurement]:
     """`ceiling`, then each of `measured` with its ratio to it."""
     for m in measured:
@@ -128,33 +126,20 @@ def against(ceiling: Measurement, measured: Sequence[Measurement]) -> list[Measu
 def reads(shop: Shop, bare: str, load: Load) -> list[Measurement]:
     """The bare app serving the same bytes, then catalog's and storefront's product list."""
     ceiling = measure_wrk("bare FastAPI, same bytes", bare + PRODUCTS_PATH, 200, None, load)
-    targets = (
-        ("catalog", shop.catalog, PRODUCTS_PATH, "/products"),
-        ("storefront", shop.storefront, "/api" + PRODUCTS_PATH, API_HANDLER),
-    )
-    measured = [
-        measure_wrk(f"GET {path} ({name})", url + path, 200, (url, handler, "GET"), load)
-        for name, url, path, handler in targets
-    ]
-    return against(ceiling, measured)
+    catalog = ("catalog", shop.catalog, PRODUCTS_PATH, "/products")
+    storefront = ("storefront", shop.storefront, "/api" + PRODUCTS_PATH, API_HANDLER)
+    return against(ceiling, each("GET", [catalog, storefront], load))
 
 
 def writes(shop: Shop, workdir: Path, load: Load, *, honour_retry_after: bool) -> list[Measurement]:
     """pgbench's payment writes, then checkouts on payment and through the storefront (an approved card each)."""
     customers, bodies = prepare(shop.storefront, min(load.connections, CUSTOMERS))
-    params = checkout_params(
-        workdir / "writes", customers, bodies, key_prefix="bench-writes", honour=honour_retry_after
-    )
+    files, prefix = workdir / "writes", "bench-writes"
+    params = checkout_params(files, customers, bodies, key_prefix=prefix, honour=honour_retry_after)
     ceiling = pgbench(shop.database_url, str(bodies[0]["items"][0]["sku"]), workdir, load)
-    targets = (
-        ("payment", shop.payment, "/payments", PAYMENTS_HANDLER),
-        ("storefront", shop.storefront, "/api/payments", API_HANDLER),
-    )
-    measured = [
-        measure_wrk(f"POST {path} ({name})", url + path, 201, (url, handler, "POST"), load, "checkout", **params)
-        for name, url, path, handler in targets
-    ]
-    return against(ceiling, measured)
+    payment = ("payment", shop.payment.split(",")[0], "/payments", PAYMENTS_HANDLER)  # the first replica
+    storefront = ("storefront", shop.storefront, "/api/payments", API_HANDLER)
+    return against(ceiling, each("POST", [payment, storefront], load, "checkout", **params))
 
 
 def parse_pgbench(stdout: str, log_lines: Sequence[str]) -> tuple[int, int, float, list[float]]:
@@ -164,11 +149,8 @@ def parse_pgbench(stdout: str, log_lines: Sequence[str]) -> tuple[int, int, floa
     duration = re.search(r"duration: (\d+(?:\.\d+)?) s", stdout)
     if not processed or not duration:
         raise BenchError(f"pgbench printed no summary: {stdout[-1000:]}")
-    latencies = []
-    for line in log_lines:
-        fields = line.split()
-        if len(fields) >= 3 and fields[2].isdigit():  # client_id transaction_no time(µs) ...
-            latencies.append(int(fields[2]) / 1000)
+    rows = [line.split() for line in log_lines]  # client_id transaction_no time(µs) ...
+    latencies = [int(row[2]) / 1000 for row in rows if len(row) >= 3 and row[2].isdigit()]
     return int(processed[1]), int(failed[1]) if failed else 0, float(duration[1]), latencies
 
 
@@ -176,13 +158,12 @@ def pgbench(database_url: str, sku: str, workdir: Path, load: Load) -> Measureme
     """PGBENCH_SCRIPT with `load.connections` clients for `load.seconds` (whole seconds), its CPU time measured."""
     from shop_devtools.pg import find_bin_dir
 
-    script, logs = workdir / "payment-writes.sql", workdir / "pgbench-log"
-    script.write_text(PGBENCH_SCRIPT)
+    logs = workdir / "pgbench-log"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir()
     args = [
         str(find_bin_dir() / "pgbench"), "--no-vacuum", "--protocol=prepared", f"--client={load.connections}",
-        "--jobs=1", f"--time={max(1, round(load.seconds))}", f"--file={script}", f"--define=sku={sku}",
+        "--jobs=1", f"--time={max(1, round(load.seconds))}", f"--file={PGBENCH_SCRIPT}", f"--define=sku={sku}",
         "--log", f"--log-prefix={logs}/tx", database_url,
     ]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -40,9 +40,8 @@ def verdicts(report: BenchReport) -> list[Verdict]:
             in_time = late == 0 and (checkout.max_ms or 0) <= ANSWER_BOUND_SECONDS * 1000
             text = f"no answer over {ANSWER_BOUND_SECONDS:.0f} s ({late} later, the others within {longest} ms)"
             bar("sale-answer-bound", in_time, text, b)
-            rate = b.captured_per_second
-            text = f"at least {CAPTURED_PER_SECOND:.0f} captured/s ({rate:.1f})"
-            bar("sale-captured-rate", rate >= CAPTURED_PER_SECOND, text, b)
+            text = f"at least {CAPTURED_PER_SECOND:.0f} captured/s ({b.captured_per_second:.1f})"
+            bar("sale-captured-rate", b.captured_per_second >= CAPTURED_PER_SECOND, text, b)
         else:
             text = f"every 503 carries Retry-After ({checkout.retry_after_503} with, {checkout.bare_503} without)"
             bar("sale-retry-after", checkout.bare_503 == 0, text, b)
@@ -109,6 +108,7 @@ def render_bursts(bursts: Sequence[Burst]) -> str:
             "burst": str(b.connections),
             "cold start s": "-" if b.cold_start_s is None else f"{b.cold_start_s:.1f}",
             "captured/s": f"{b.captured_per_second:.1f}",
+            "CPU ms/captured": _ms(b.cpu_ms_per_captured["total"] if b.cpu_ms_per_captured else None),
             "checkout statuses (storefront)": _statuses(b.checkout_statuses),
             "p50 ms": _ms(b.checkout.p50_ms),
             "p99 ms": _ms(b.checkout.p99_ms),
@@ -138,8 +138,10 @@ def render_burst(b: Burst) -> str:
         "  resident memory, cold start / peak: "
         + ", ".join(f"{name} {_mib(p.rss_first_bytes)} / {_mib(p.rss_peak_bytes)}" for name, p in b.readiness.items()),
     ]
-    saturated = [m.name for m in (b.checkout, b.browse) if m and m.generator_saturated]
-    if saturated:
+    if cpu := b.cpu_ms_per_captured:
+        idle = f"less {_ms(sum(b.cpu_idle_ms_per_second.values()))} ms/s idle"
+        lines.append(f"  CPU ms per captured checkout ({idle}): " + ", ".join(f"{n} {_ms(v)}" for n, v in cpu.items()))
+    if saturated := [m.name for m in (b.checkout, b.browse) if m and m.generator_saturated]:
         lines.append("  generator saturated: " + ", ".join(saturated))
     lines += [f"  {'PASS' if r.ok else 'FAIL'} {r.name}: {r.detail}" for r in b.invariants]
     lines += [f"    {r.name}: {problem}" for r in b.invariants for problem in r.problems[1:]]
@@ -154,10 +156,8 @@ def render(report: BenchReport) -> str:
     if report.measurements:
         parts.append(render_measurements(report.measurements))
         if saturated := [m.name for m in report.measurements if m.generator_saturated]:
-            parts.append(
-                "generator saturated (its threads busy >= 90 % of the run, so it, not the server, set the pace): "
-                + "; ".join(saturated)
-            )
+            why = "its threads busy >= 90 % of the run, so it, not the server, set the pace"
+            parts.append(f"generator saturated ({why}): " + "; ".join(saturated))
     if report.bursts:
         first = report.bursts[0]
         waits = "after a 503 the connection waits its Retry-After" if first.honour_retry_after else "503s not waited on"

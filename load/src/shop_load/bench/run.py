@@ -30,7 +30,9 @@ no run can exhaust (raised through the storefront's `/ops/restock` as the operat
 `--catalog-url`, `--payment-url`, and `--database-url` of the payment database) measures an already running shop
 instead: no cold start there, and it spends that shop's stock; the sale's stock invariant reads its inventory at
 `/ops/inventory` with the operator's credential: `OPERATOR_CREDENTIAL`, else the file `--credentials` names, else
-make run's `<data dir>/credentials.env`.
+make run's `<data dir>/credentials.env`. `--make-run [DATA_DIR]` measures the shop `make run` runs on DATA_DIR
+(default: its own, `SHOP_DATA_DIR` or `.data`) the same way, every URL and the payment database found from its
+run.json (`shop_load.bench.shop.made_run`), its launcher a part of the CPU each sale burst costs.
 """
 
 import argparse
@@ -57,6 +59,7 @@ from shop_load.bench.shop import (
     OwnShop,
     Shop,
     bare_app,
+    made_run,
     own_shop,
     prepare,
     require_loopback,
@@ -68,7 +71,6 @@ from shop_load.report.bench_model import BenchReport
 
 SALE_PROVIDER_LATENCY_MS: int | None = None
 """The sale runs payment with its default provider latency (150 ms): the variable is left unset."""
-WRITES_PROVIDER_LATENCY_MS = 0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -77,9 +79,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="wrk/pgbench connections for reads and writes (32)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument("--only", nargs="+", choices=("reads", "writes", "sale"), default=["reads", "writes", "sale"])
-    parser.add_argument(
-        "--burst", type=int, nargs="+", default=[128, 512], help="concurrent checkouts of each sale burst"
-    )
+    parser.add_argument("--burst", type=int, nargs="+", default=[128, 512], help="each burst's checkouts at once")
     parser.add_argument("--burst-seconds", type=float, default=15.0, help="length of each burst (15)")
     parser.add_argument("--browse-rate", type=float, default=300.0, help="browses per second during a burst (300)")
     parser.add_argument("--browse-connections", type=int, default=16, help="wrk connections browsing (16)")
@@ -93,6 +93,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--catalog-url", default=f"http://127.0.0.1:{BY_NAME['catalog'].port}")
     parser.add_argument("--payment-url", default=f"http://127.0.0.1:{BY_NAME['payment'].port}")
     parser.add_argument("--database-url", help="the running shop's payment database (write ceiling, invariants)")
+    parser.add_argument("--make-run", nargs="?", const="", metavar="DATA_DIR", help="bench the shop make run runs")
     parser.add_argument(
         "--credentials",
         type=Path,
@@ -145,11 +146,21 @@ def run(options: argparse.Namespace, shop: Shop, workdir: Path, own: OwnShop | N
                     browse_rate=options.browse_rate,
                     cold_start=cold,
                     honour_retry_after=not options.ignore_retry_after,
-                    check=bool(shop.database_url) and shop.operator is not None,
                 )
             )
     report.verdicts = verdicts(report)
     return report
+
+
+def running_shop(options: argparse.Namespace) -> Shop:
+    """The running shop `--make-run` or `--storefront-url` names; the sale needs its operator's credential."""
+    operator = running_operator(options) if "sale" in options.only else None
+    if options.make_run is not None:
+        return made_run(Path(options.make_run or default_data_dir(os.environ)), operator)
+    if not options.database_url and ({"writes", "sale"} & set(options.only)):
+        raise BenchError("--database-url (the payment database) is needed for writes and the sale")
+    urls = [require_loopback(url) for url in (options.storefront_url, options.catalog_url, options.payment_url)]
+    return Shop(urls[0], urls[1], urls[2], options.database_url or "", operator)
 
 
 def running_operator(options: argparse.Namespace) -> ops.Operator:
@@ -158,7 +169,7 @@ def running_operator(options: argparse.Namespace) -> ops.Operator:
     try:
         if found := ops.explicit(os.environ, options.credentials):
             return found
-        path = credentials_file(default_data_dir(os.environ))
+        path = credentials_file(Path(options.make_run or default_data_dir(os.environ)))
     except (ops.CredentialMissing, WorkspaceError) as exc:
         raise BenchError(str(exc)) from None
     if found := ops.from_file(path):
@@ -176,23 +187,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
             workdir = Path(tmp)
             workdir.chmod(0o755)  # the embedded PostgreSQL may run as another user
-            if options.storefront_url:
-                if not options.database_url and ({"writes", "sale"} & set(options.only)):
-                    raise BenchError("--database-url (the payment database) is needed for writes and the sale")
-                shop = Shop(
-                    require_loopback(options.storefront_url),
-                    require_loopback(options.catalog_url),
-                    require_loopback(options.payment_url),
-                    options.database_url or "",
-                    running_operator(options) if "sale" in options.only else None,
-                )
-                report = run(options, shop, workdir, None)
+            if options.storefront_url or options.make_run is not None:
+                report = run(options, running_shop(options), workdir, None)
             else:
                 _progress("starting PostgreSQL and the four services on free ports ...")
                 with own_shop(workdir) as own:
-                    own.start(provider_latency_ms=WRITES_PROVIDER_LATENCY_MS)
+                    own.start(provider_latency_ms=0)  # the reads and writes: an instant provider
                     report = run(options, own.shop, workdir, own)
-    except (BenchError, ShopUnavailable, wrk.WrkError, httpx.HTTPError, psycopg.Error) as exc:
+    except (BenchError, ShopUnavailable, wrk.WrkError, httpx.HTTPError, psycopg.Error, WorkspaceError) as exc:
         where = f" ({exc.request.method} {exc.request.url})" if isinstance(exc, httpx.RequestError) else ""
         print(f"shop-bench: {exc}{where}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -7,7 +7,11 @@ Retry-After the connection waits as long, at most 5 s, as clients honouring the 
 `honour_retry_after` is off), while a second wrk browses `/api/products?limit=20` at a paced rate and one thread
 per service polls `/ready` every 200 ms (`watch_readiness`). Measured:
 
-- captured/s: the increase of payment's own `shop_payments_total{status="captured"}` during the burst, per second;
+- captured/s: the increase of payment's own `shop_payments_total{status="captured"}` during the burst (every
+  replica's), per second;
+- CPU milliseconds per captured checkout, the whole shop's and each part's, from the processes' own counters
+  (`shop_load.bench.cpu`), less what the same processes spent idle in the IDLE_SECONDS just before the burst
+  (waited with the services ready, their pools still empty); the browsing beside the burst is in it too;
 - every status of the checkouts and of the browsing, from storefront's own `http_requests_total`, read before the
   burst and again once the shop has answered everything it was still working on (so requests wrk gave up on when
   its run ended count too), and payment's own statuses of `POST /payments` the same way;
@@ -24,22 +28,24 @@ operator, read before the burst and after); plus one more from the database: the
 charged every captured payment once, with its amount, and no payment that was not captured.
 """
 
-import asyncio
 import contextlib
 import functools
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from shop_load.bench import cpu
 from shop_load.bench.measure import API_HANDLER, PAYMENTS_HANDLER, checkout_params, from_wrk, settled, since
 from shop_load.bench.sale_invariants import verify
-from shop_load.bench.shop import Shop
+from shop_load.bench.shop import Shop, with_client
 from shop_load.core.customers import Customer
 from shop_load.core.scrape import scrape
 from shop_load.generators import wrk
@@ -53,6 +59,7 @@ SETTLE_SECONDS = 20.0
 READY_POLL_SECONDS = 0.2
 READY_TIMEOUT_SECONDS = 1.0
 MEMORY_EVERY_POLLS = 5
+IDLE_SECONDS = 2.0
 
 
 def _poll(url: str, probe: Probe, stop: threading.Event, began: float) -> None:
@@ -81,26 +88,13 @@ def _poll(url: str, probe: Probe, stop: threading.Event, began: float) -> None:
 def watch_readiness(urls: Mapping[str, str]) -> Iterator[dict[str, Probe]]:
     """One thread per service polling `GET /ready` every 200 ms, and its memory every second, until the end."""
     probes, stop, began = {name: Probe() for name in urls}, threading.Event(), time.monotonic()
-    threads = [threading.Thread(target=_poll, args=(urls[n], probes[n], stop, began), daemon=True) for n in urls]
-    for thread in threads:
-        thread.start()
-    try:
-        yield probes
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(READY_TIMEOUT_SECONDS + 1)
-
-
-def _inventory(shop: Shop) -> list[dict[str, Any]]:
-    """The inventory, through the storefront's `/ops/inventory` as the operator."""
-
-    async def read() -> list[dict[str, Any]]:
-        assert shop.operator is not None
-        async with httpx.AsyncClient(base_url=shop.storefront, timeout=10) as client:
-            return await shop.operator.inventory(client)
-
-    return asyncio.run(read())
+    with ThreadPoolExecutor(len(urls)) as polling:  # waits for the threads, stopped within a poll
+        for name, url in urls.items():
+            polling.submit(_poll, url, probes[name], stop, began)
+        try:
+            yield probes
+        finally:
+            stop.set()
 
 
 def burst(
@@ -115,46 +109,44 @@ def burst(
     browse_rate: float,
     cold_start: Callable[[], float] | None,
     honour_retry_after: bool = True,
-    check: bool = True,
 ) -> Burst:
     """One burst: `cold_start()` (restarts the services, returns the seconds until they were ready), then at once
-    `connections` concurrent checkouts and the browsing for `seconds`; then its invariants unless `check` is off
-    (they need the payment database and the operator: `shop.operator`)."""
+    `connections` concurrent checkouts and the browsing for `seconds`; then its invariants, when the shop has what
+    they need: the payment database and the operator (`shop.operator`)."""
+    check = bool(shop.database_url) and shop.operator is not None  # and the inventory is read as the operator
     prefix = f"sale{connections}-{uuid.uuid4().hex[:8]}"
     params = checkout_params(workdir / prefix, customers, bodies, key_prefix=prefix, honour=honour_retry_after)
-    initial = _inventory(shop) if check else []
+    initial = with_client(shop.storefront, shop.operator.inventory) if check and shop.operator else []
     started_at = datetime.now(UTC)
     cold = cold_start() if cold_start else None
     checkouts, browsing = (shop.storefront, API_HANDLER, "POST"), (shop.storefront, API_HANDLER, "GET")
-    payments = (shop.payment, PAYMENTS_HANDLER, "POST")
-    before = {shop.storefront: scrape(shop.storefront), shop.payment: scrape(shop.payment)}
-    ready_urls = {"payment": shop.payment, "catalog": shop.catalog, "storefront": shop.storefront}
+    replicas = shop.payment.split(",")
+    payments = [(url, PAYMENTS_HANDLER, "POST") for url in replicas]
+    before = {url: scrape(url) for url in (shop.storefront, *replicas)}
+    ready_urls = {"payment": replicas[0], "catalog": shop.catalog, "storefront": shop.storefront}
 
     start = functools.partial(wrk.start, seconds=seconds, timeout_seconds=ANSWER_BOUND_SECONDS)
-    with watch_readiness(ready_urls) as readiness:
+    with watch_readiness(ready_urls) as readiness, contextlib.ExitStack() as running:  # stops what an error leaves
+        meter = cpu.Meter(shop.parts(), IDLE_SECONDS) if shop.parts else None
         checkout_run = start(
             shop.storefront + "/api/payments", connections=connections, script="checkout", params=params
         )
+        running.callback(checkout_run.stop)
         browse_run = None
         if browse_connections and browse_rate > 0:
-            try:
-                rate = {"rate": f"{browse_rate:g}"}
-                browse_run = start(
-                    shop.storefront + BROWSE_PATH, connections=browse_connections, script="get", params=rate
-                )
-            except BaseException:
-                checkout_run.stop()
-                raise
-        try:
-            checkout = checkout_run.result()
-        finally:
-            if browse_run is not None:
-                with contextlib.suppress(wrk.WrkError):
-                    browse_run.stop()
+            rate = {"rate": f"{browse_rate:g}"}
+            browse_run = start(shop.storefront + BROWSE_PATH, connections=browse_connections, params=rate)
+            running.callback(browse_run.stop)
+        checkout = checkout_run.result()
+        used, at_end = meter.stop() if meter else {}, {url: scrape(url) for url in replicas}
+        if browse_run is not None:
+            browse_run.stop()
         browse = browse_run.result() if browse_run else None
-        at_end = scrape(shop.payment)
-        after = settled([checkouts, browsing, payments], timeout=SETTLE_SECONDS, poll=1.0)
-    captured = int(at_end.since(before[shop.payment], "shop_payments_total", status="captured"))
+        after = settled([checkouts, browsing, *payments], timeout=SETTLE_SECONDS, poll=1.0)
+    captured, captured_after = (
+        int(sum(scrapes[url].since(before[url], "shop_payments_total", status="captured") for url in replicas))
+        for scrapes in (at_end, after)
+    )
     result = Burst(
         connections=connections,
         seconds=seconds,
@@ -165,11 +157,13 @@ def burst(
         browse=from_wrk("browsing", browse, 200) if browse else None,
         captured=captured,
         captured_per_second=captured / checkout.seconds if checkout.seconds else 0.0,
-        captured_after=int(after[shop.payment].since(before[shop.payment], "shop_payments_total", status="captured")),
+        captured_after=captured_after,
         checkout_statuses=since(after, before, checkouts),
         browse_statuses=since(after, before, browsing),
-        payment_statuses=since(after, before, payments),
+        payment_statuses=dict(sum((Counter(since(after, before, route)) for route in payments), Counter())),
         readiness=readiness,
+        cpu_ms_per_captured=cpu.per_captured(used, captured),
+        cpu_idle_ms_per_second={name: 1000 * s for name, s in meter.idle.items()} if meter else {},
     )
     if check:
         result.invariants, result.payments = verify(shop, prefix, customers, bodies, initial, started_at)

@@ -1,34 +1,39 @@
 """The shop the bench measures, and its customers: its own (`own_shop`: an embedded PostgreSQL, migrated databases
 and the four services started as `make run` starts them, on free ports of 127.0.0.1 with credentials of their own,
 restartable for the sale's cold starts, and a stock no run can exhaust) or one already running at given loopback
-URLs; the bare FastAPI app of the read ceiling; customers registered and logged in, and one-unit baskets of the
-most stocked products.
+URLs, or the one `make run` runs (`made_run`, from its run.json); the bare FastAPI app of the read ceiling;
+customers registered and logged in, and one-unit baskets of the most stocked products.
 """
 
 import asyncio
 import contextlib
+import functools
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from shop_devtools import credentials, processes
+from shop_devtools.database import database_urls
 from shop_devtools.pg import EmbeddedPostgres
 from shop_devtools.processes import free_port
 from shop_devtools.run import service_env
 from shop_devtools.runconfig import Config
+from shop_devtools.runstate import RunState
 from shop_devtools.topology import CALLEES_FIRST, SERVICES
 from shop_devtools.workspace import private_key_pem
+from shop_load.bench import cpu
 from shop_load.core import ops
 from shop_load.core.customers import Customer, Shoppers
 from shop_load.core.shopping import APPROVED_CARD, in_stock
 
+T = TypeVar("T")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 BENCH_SKU_STOCK = 1_000_000
 PRODUCTS_PATH = "/products?limit=20"
@@ -45,6 +50,16 @@ class BenchError(Exception):
     """The bench cannot run; the message says why."""
 
 
+def with_client(base_url: str, call: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
+    """`call` with a client of `base_url` (30 s for an answer), run to its end from the bench's synchronous code."""
+
+    async def run() -> T:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            return await call(client)
+
+    return asyncio.run(run())
+
+
 def require_loopback(url: str) -> str:
     if (urlsplit(url).hostname or "") not in LOOPBACK:
         raise BenchError(f"{url}: the bench only targets this machine (127.0.0.1 or localhost)")
@@ -55,13 +70,16 @@ def require_loopback(url: str) -> str:
 class Shop:
     """Where the bench sends its load; `database_url` is the payment database (the write ceiling inserts there, the
     sale's invariants read there), `operator` the one at the storefront's `/ops/` (the stock invariant reads the
-    inventory there; None: the sale's invariants are not checked)."""
+    inventory there; None: the sale's invariants are not checked); `payment` is every payment replica's URL,
+    separated by commas (as storefront is given them); `parts` its processes by part when they are known (the sale
+    measures their CPU), read anew at each burst."""
 
     storefront: str
     catalog: str
     payment: str
     database_url: str = ""
     operator: ops.Operator | None = None
+    parts: Callable[[], cpu.Parts] | None = None
 
 
 class OwnShop:
@@ -77,6 +95,7 @@ class OwnShop:
         self.operator = ops.Operator(self.credentials[credentials.OPERATOR], "the bench's own shop")
         urls = {service.name: self.config.url(service.name) for service in SERVICES}
         self.shop = Shop(urls["storefront"], urls["catalog"], urls["payment"], databases["payment"], self.operator)
+        self.shop.parts = lambda: cpu.parts([(c.name, c.process.pid) for c in self.children], postgres.pgdata)
         self.children: list[processes.Child] = []
         self.starts = 0
 
@@ -88,10 +107,8 @@ class OwnShop:
         base |= {"LOG_FORMAT": "json", "LOG_LEVEL": "warning"}
         if provider_latency_ms is not None:
             base["PAYMENT_PROVIDER_LATENCY_MS"] = str(provider_latency_ms)
-        instances = [instance for service in CALLEES_FIRST for instance in self.config.instances(service.name)]
-        started = time.monotonic()
-        self.children = []
-        for instance in instances:
+        started, self.children = time.monotonic(), []
+        for instance in (i for service in CALLEES_FIRST for i in self.config.instances(service.name)):
             env = service_env(instance, self.config, self.databases, self.key, self.credentials, base)
             output = self.workdir / f"{instance.name}.{self.starts}.log"
             self.children.append(processes.spawn(instance, env, output=output))
@@ -102,14 +119,10 @@ class OwnShop:
         seconds = time.monotonic() - started
         if self.starts == 1:
             try:
-                asyncio.run(self._restock())
+                with_client(self.shop.storefront, lambda client: self.operator.restock(client, BENCH_SKU_STOCK))
             except httpx.HTTPError as exc:
                 raise BenchError(f"the bench's shop could not be restocked: {exc} (logs in {self.workdir})") from None
         return seconds
-
-    async def _restock(self) -> None:
-        async with httpx.AsyncClient(base_url=self.shop.storefront, timeout=30) as client:
-            await self.operator.restock(client, BENCH_SKU_STOCK)
 
 
 @contextlib.contextmanager
@@ -123,6 +136,22 @@ def own_shop(workdir: Path) -> Iterator[OwnShop]:
             yield own
         finally:
             processes.stop_children(own.children)
+
+
+def made_run(data_dir: Path, operator: ops.Operator | None) -> Shop:
+    """The shop `make run` runs on `data_dir`, from its run.json: each service's URL (every payment replica's) and
+    its processes by part (as run.json names them when the bench starts), the launcher one of them; the payment
+    database at the port in the embedded server's postmaster.pid (run.json names neither it nor its port), with
+    the role `make run` provisions (none when make run uses a server of POSTGRES_ADMIN_URL: then no writes, no
+    invariants and no PostgreSQL part)."""
+    if (state := RunState.read(data_dir)) is None:
+        raise BenchError(f"no `make run` runs on {data_dir}: no run.json of a live launcher there")
+    url, server = {p.service: p.url for p in state.processes}, cpu.postmaster(data_dir / "pgdata")
+    database = database_urls(f"postgresql://postgres@127.0.0.1:{server[1]}/postgres")["payment"] if server else ""
+    roots = [("launcher", state.launcher_pid), *((p.service, p.pid) for p in state.processes)]
+    replicas = ",".join(p.url for p in state.replicas("payment"))
+    parts = functools.partial(cpu.parts, roots, data_dir / "pgdata")
+    return Shop(url["storefront"], url["catalog"], replicas, database, operator, parts)
 
 
 @dataclass
@@ -154,13 +183,7 @@ def prepare(storefront: str, count: int) -> tuple[list[Customer], list[dict[str,
     of the BASKET_PRODUCTS products with the most stock, an approved card each: a sale has hot items, not a single
     one."""
     shoppers = Shoppers(storefront, time.monotonic, request_timeout=30)
-
-    async def register() -> None:
-        async with httpx.AsyncClient(base_url=storefront) as client:
-            await shoppers.prepare(client, count)
-
-    asyncio.run(register())
+    with_client(storefront, lambda client: shoppers.prepare(client, count))
     stocked = sorted(in_stock(shoppers.products), key=lambda p: -int(p["stock"]))[:BASKET_PRODUCTS]
-    return shoppers.customers, [
-        {"items": [{"sku": p["sku"], "quantity": 1}], "card_number": APPROVED_CARD} for p in stocked
-    ]
+    baskets = [{"items": [{"sku": p["sku"], "quantity": 1}], "card_number": APPROVED_CARD} for p in stocked]
+    return shoppers.customers, baskets

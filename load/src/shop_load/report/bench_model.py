@@ -85,7 +85,10 @@ class Burst(Model):
     `browse_rate`, a refused checkout sent again after its Retry-After when `honour_retry_after`. `captured` from
     payment's `shop_payments_total` during the burst, `captured_after` once the shop had answered everything;
     `*_statuses` from the services' own /metrics (`checkout`, `browse`: wrk's view); `payments` the burst's payments
-    in payment's database by status, after the invariants finished the pending ones."""
+    in payment's database by status, after the invariants finished the pending ones. `cpu_ms_per_captured`: the
+    CPU milliseconds the shop spent per captured checkout during the burst (`shop_load.bench.cpu`), in all
+    (`total`) and by part, less what the same parts spent idle (`cpu_idle_ms_per_second`, measured just before);
+    None where the shop's processes are not known or nothing was captured."""
 
     connections: int
     seconds: float
@@ -104,6 +107,8 @@ class Burst(Model):
     readiness: dict[str, Probe]
     payments: dict[str, int] = {}
     invariants: list[InvariantResult] = []
+    cpu_ms_per_captured: dict[str, float] | None = None
+    cpu_idle_ms_per_second: dict[str, float] = {}
 
 
 class Verdict(Model):

@@ -170,7 +170,7 @@ async def reserve(session: AsyncSession, *, key: str, items: list[LineItem], ttl
             ReservationItem(sku=line.sku, quantity=line.quantity, unit_price_cents=price, currency=currency)
         )
     RESERVATIONS.labels(outcome="held").inc()
-    log.info("reservation_held", reservation_id=str(reservation_id), lines=len(reserved))
+    log.debug("reservation_held", reservation_id=str(reservation_id), lines=len(reserved))
     reservation = Reservation(
         id=reservation_id,
         idempotency_key=key,
@@ -216,7 +216,7 @@ async def commit(session: AsyncSession, reservation_id: uuid.UUID) -> Reservatio
     Committing again is a no-op; a released or expired reservation is a conflict."""
     if await session.scalar(_COMMIT, {"reservation_id": reservation_id}) is not None:
         RESERVATIONS.labels(outcome="committed").inc()
-        log.info("reservation_committed", reservation_id=str(reservation_id))
+        log.debug("reservation_committed", reservation_id=str(reservation_id))
     reservation = await get_reservation(session, reservation_id)
     if reservation.status != ReservationStatus.COMMITTED:
         raise InvalidReservationState(f"Reservation {reservation_id} is {reservation.status}; it cannot be committed.")
@@ -228,7 +228,7 @@ async def release(session: AsyncSession, reservation_id: uuid.UUID) -> Reservati
     reservation = await get_reservation(session, reservation_id, lock=True)
     if reservation.status == ReservationStatus.HELD:
         await _return_stock(session, reservation, ReservationStatus.RELEASED)
-        log.info("reservation_released", reservation_id=str(reservation_id))
+        log.debug("reservation_released", reservation_id=str(reservation_id))
     elif reservation.status == ReservationStatus.COMMITTED:
         raise InvalidReservationState(f"Reservation {reservation_id} is committed; it cannot be released.")
     await session.flush()

@@ -201,7 +201,7 @@ class Payments:
                     },
                 )
             if inserted is not None:  # written by this request, so leased to it; what it wrote is what it returns
-                log.info("payment_pending", payment_id=str(claim.id), reservation_id=str(reservation.id))
+                log.debug("payment_pending", payment_id=str(claim.id), reservation_id=str(reservation.id))
                 written = Payment(
                     id=claim.id,
                     status=PaymentStatus.PENDING,
@@ -253,7 +253,7 @@ class Payments:
                 await asyncio.sleep(POLL_SECONDS)
         except (DBAPIError, PoolTimeout) as exc:
             raise self._pending(payment_id, exc) from exc
-        log.info("payment_still_pending", payment_id=str(payment_id))
+        log.warning("payment_still_pending", payment_id=str(payment_id))
         raise PaymentPending(
             "The payment is being finished by another request; retry with the same Idempotency-Key.",
             payment_id=str(payment_id),
@@ -294,7 +294,7 @@ class Payments:
         except (ShopError, DBAPIError, PoolTimeout) as exc:
             raise self._pending(claim.id, exc) from exc
         PAYMENTS.labels(status=status).inc()
-        log.info("payment_" + status, payment_id=str(claim.id), amount_cents=claim.amount_cents)
+        log.debug("payment_" + status, payment_id=str(claim.id), amount_cents=claim.amount_cents)
         if written is None:
             return await self._load(claim.id)
         written.status, written.decline_reason, written.completed_at = status, reason, completed_at

@@ -51,6 +51,18 @@ def configure_logging(*, level: str = "info", json: bool = False) -> None:
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # One INFO line per request, the access line: httpx's line per call to another service repeats the callee's.
+    logging.getLogger("httpx").setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").addFilter(_alembic_context)
+
+
+def _alembic_context(record: logging.LogRecord) -> bool:
+    """Drops the two lines Alembic logs whenever a migration context is made, as every readiness check makes one to
+    compare the database's revision with the code's; its lines about migrations run still pass."""
+    return not (record.levelno == logging.INFO and record.msg in _ALEMBIC_CONTEXT_LINES)
+
+
+_ALEMBIC_CONTEXT_LINES = frozenset({"Context impl %s.", "Will assume %s DDL."})
 
 
 class RequestContextMiddleware:
@@ -68,8 +80,9 @@ class RequestContextMiddleware:
         headers = dict(scope["headers"])
         incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else os.urandom(16).hex()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Reset, not cleared, at the end: an app called in-process by another (ASGITransport) gives the caller's
+        # request its id back.
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         started_at = time.perf_counter()
         status, started = 500, False
 
@@ -97,7 +110,7 @@ class RequestContextMiddleware:
                     "duration_ms": round((time.perf_counter() - started_at) * 1000, 1),
                 }
                 self.log.info("request", **fields)
-            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.reset_contextvars(**bound)
 
 
 def current_request_id() -> str | None:

@@ -184,7 +184,7 @@ CLIENT_CLOSED_REQUEST = 499
 
 
 async def _client_disconnected(request: Request, exc: Exception) -> Response:
-    log.info("client_disconnected", path=request.url.path)
+    log.debug("client_disconnected", path=request.url.path)  # the access line records the 499
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 

@@ -44,7 +44,7 @@ async def register(session: AsyncSession, passwords: Passwords, data: UserCreate
         if _is_email_conflict(exc):
             raise EmailTakenError from None
         raise
-    log.info("user_registered", user_id=str(user.id))
+    log.debug("user_registered", user_id=str(user.id))
     return user
 
 
@@ -62,14 +62,14 @@ async def authenticate(
     digest = throttle.email_digest(email)
     retry_after = await throttle.retry_after(session, login_throttle, digest)
     if retry_after is not None:
-        log.info("login_throttled", email_digest=digest[:LOGGED_DIGEST_CHARS], retry_after=retry_after)
+        log.warning("login_throttled", email_digest=digest[:LOGGED_DIGEST_CHARS], retry_after=retry_after)
         raise LoginThrottledError(retry_after)
     user = await find_by_email(session, email)
     await session.commit()
     if not await passwords.verify(user.password_hash if user else None, password) or user is None:
         failures = await throttle.record_failure(session, login_throttle, digest)
         await session.commit()
-        log.info("login_failed", email_digest=digest[:LOGGED_DIGEST_CHARS], failures=failures)
+        log.warning("login_failed", email_digest=digest[:LOGGED_DIGEST_CHARS], failures=failures)
         raise InvalidCredentialsError
     await throttle.clear_failures(session, digest)
     if passwords.needs_rehash(user.password_hash):
@@ -79,5 +79,5 @@ async def authenticate(
 
 def issue_token(keys: TokenKeys, user: User) -> str:
     token = keys.issue(user.id, user.email)
-    log.info("token_issued", user_id=str(user.id))
+    log.debug("token_issued", user_id=str(user.id))
     return token

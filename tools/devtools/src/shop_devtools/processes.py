@@ -87,14 +87,19 @@ class Child:
         self.process = start_process(self.instance.service.module, self.env, output=self.output)
         self.started_at, self.restart_at = time.monotonic(), None
         if self.process.stdout is not None:
-            args = (self.process.stdout,)
-            self.relay = threading.Thread(target=self._relay, args=args, name=f"relay-{self.name}", daemon=True)
+            self.relay = threading.Thread(target=self._relay, args=(self.process.stdout,), daemon=True)
             self.relay.start()
 
     def _relay(self, stream: IO[bytes]) -> None:
-        with stream:
-            for raw in iter(stream.readline, b""):
-                log.info("%s", raw.decode(errors="replace").rstrip(), extra={"source": self.name})
+        """Relays the output in blocks, at most one every 50 ms: what came meanwhile is read at once, an unfinished
+        last line completed. Reading each line as it came woke this thread for each, which cost the launcher more CPU
+        than the service spent writing the line. Read unbuffered, so that a read takes what the pipe holds (at most
+        its 64 KiB: a service writing more than 1.3 MB/s would wait) and completing a line takes only its end."""
+        with stream, open(stream.fileno(), "rb", buffering=0, closefd=False) as pipe:
+            while block := pipe.read(1 << 16):
+                for line in (block if block.endswith(b"\n") else block + pipe.readline()).splitlines():
+                    log.info("%s", line.decode(errors="replace").rstrip(), extra={"source": self.name})
+                time.sleep(0.05)
 
 
 _DIE_WITH_PARENT = """\
@@ -173,9 +178,8 @@ def stop_children(children: Sequence[Running]) -> None:
             log.warning("%s did not stop within %.0f s; killing it", child.name, STOP_TIMEOUT_SECONDS)
             signal_group(child, signal.SIGKILL)
             child.process.wait()
-    for child in children:
-        if isinstance(child, Child) and child.relay:
-            child.relay.join(timeout=2)
+    for relay in [child.relay for child in children if isinstance(child, Child) and child.relay]:
+        relay.join(timeout=2)
     if running:
         log.info("services stopped")
 
