@@ -12,8 +12,16 @@ from shop_devtools.cluster import commands
 from shop_devtools.cluster.commands import Target as DeployTarget
 from shop_devtools.quantities import memory_bytes
 from tests.k8s.conftest import DEMO, MONITORING_MISSING, MONITORING_PRESENT, REPO, Deployed, Render, Target
-from tests.k8s.manifests import Manifests, Object, container_env, pod_memory_request, pod_spec, probe_window
-from tests.k8s.test_autoscaling import CLUSTERS, MINIKUBE_METRICS_SERVER_MIB
+from tests.k8s.manifests import (
+    Manifests,
+    Object,
+    container_env,
+    pod_memory_request,
+    pod_spec,
+    probe_window,
+    total_memory_requests,
+)
+from tests.k8s.test_autoscaling import CLUSTERS, MINIKUBE_METRICS_SERVER_MIB, most_requested
 
 README = REPO / "README.md"
 OVERLAYS = REPO / "k8s" / "overlays" / "README.md"
@@ -101,13 +109,7 @@ FOOTPRINT_ROWS: dict[str, dict[str, Any]] = {
 def footprint(manifests: Manifests, target: DeployTarget) -> int:
     """The memory the pods request, in MiB: payment at its HPA's maximum with autoscaling (and minikube's
     metrics-server addon, which is not in the rendered objects), the scheduled drill's pod counted while it runs."""
-    most = manifests.get("HorizontalPodAutoscaler", "payment")["spec"]["maxReplicas"] if target.autoscaling else None
-    total = 0
-    for workload in manifests.workloads():
-        replicas = workload["spec"].get("replicas", 1) if workload["kind"] != "Job" else 1
-        total += (most if most and workload["metadata"]["name"] == "payment" else replicas) * pod_memory_request(
-            pod_spec(workload)
-        )
+    total = most_requested(manifests) * 2**20 if target.autoscaling else total_memory_requests(manifests)
     for cronjob in manifests.of_kind("CronJob"):
         total += pod_memory_request(cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"])
     addon = MINIKUBE_METRICS_SERVER_MIB * 2**20 if target.autoscaling and target.cluster == "minikube" else 0
