@@ -4,8 +4,9 @@ from shopkit.app import create_app, database_check
 from shopkit.background import in_background, periodically
 from shopkit.cache import CachedResponse, ResponseCache, ResponseCacheMiddleware
 from shopkit.db import (
-    AutocommitSessionDep,
+    AutocommitConnectionDep,
     SessionDep,
+    TransactionDep,
     autocommit,
     autocommit_engine,
     create_engine,
@@ -39,7 +40,7 @@ from shopkit.state import Database, ServiceState, Upstreams, state_of
 
 __all__ = [
     "PROBLEM_JSON",
-    "AutocommitSessionDep",
+    "AutocommitConnectionDep",
     "CachedResponse",
     "ConflictError",
     "Database",
@@ -55,6 +56,7 @@ __all__ = [
     "ServiceState",
     "SessionDep",
     "ShopError",
+    "TransactionDep",
     "UnauthorizedError",
     "UnavailableError",
     "UnprocessableError",

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 
 from shopkit.admission import AdmissionMiddleware
 from shopkit.chaos import ChaosState, chaos_router
-from shopkit.db import autocommit, create_engine, sessionmaker
+from shopkit.db import autocommit_engine, create_engine, sessionmaker
 from shopkit.http import create_client
 from shopkit.inputs import TextOnlyUrlMiddleware
 from shopkit.limits import BodyLimitMiddleware
@@ -95,7 +95,7 @@ def create_app(
                 probe_engine = create_engine(url, pool_size=1, application_name="resilient-shop-probe", pre_ping=True)
                 stack.push_async_callback(probe_engine.dispose)
                 maker = sessionmaker(engine)
-                state.database = Database(engine, maker, autocommit(maker))
+                state.database = Database(engine, maker, autocommit_engine(engine))
                 expected = head_revision(migrations) if migrations else None
                 probes.readiness_checks[:] = [database_check(probe_engine, expected)]
             if state.chaos is not None:

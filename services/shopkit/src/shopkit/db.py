@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Enum, MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from shopkit.state import state_of
 
@@ -101,11 +101,21 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
-async def _autocommit_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with state_of(request).database.autocommit_sessionmaker() as session:
-        yield session
+async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction, for Core statements (no ORM session, no objects to track): committed when
+    the route returns, before the response is sent, and rolled back when it raises."""
+    async with state_of(request).database.engine.begin() as connection:
+        yield connection
 
 
-AutocommitSessionDep = Annotated[AsyncSession, Depends(_autocommit_session, scope="function")]
-"""For a route whose change is one conditional statement (`UPDATE ... WHERE status = ... RETURNING`): each statement
-commits on its own, without the BEGIN and COMMIT round trips of `SessionDep`."""
+TransactionDep = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
+
+
+async def _autocommit_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with state_of(request).database.autocommit_engine.connect() as connection:
+        yield connection
+
+
+AutocommitConnectionDep = Annotated[AsyncConnection, Depends(_autocommit_connection, scope="function")]
+"""For a route whose change is one statement (a conditional `UPDATE ... RETURNING`), and for single reads: each
+statement commits on its own, without the BEGIN and COMMIT round trips of `TransactionDep`."""

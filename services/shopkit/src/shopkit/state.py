@@ -23,8 +23,8 @@ _ATTRIBUTE = "service_state"
 class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    autocommit_sessionmaker: async_sessionmaker[AsyncSession]
-    """Sessions whose statements commit one by one (`shopkit.db.autocommit`)."""
+    autocommit_engine: AsyncEngine
+    """The same pool, each statement committing on its own (`shopkit.db.autocommit_engine`)."""
 
 
 class Upstreams(Mapping[str, httpx.AsyncClient]):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Response, status
 from shop_catalog import service
 from shop_catalog.dependencies import PaymentCaller, SettingsDep
 from shop_catalog.schemas import ReservationCreate, ReservationRead
-from shopkit import AutocommitSessionDep, IdempotencyKey, SessionDep, problems
+from shopkit import AutocommitConnectionDep, IdempotencyKey, SessionDep, TransactionDep, problems
 
 
 async def _payment_only(_caller: PaymentCaller) -> None:
@@ -34,24 +34,28 @@ CREATED_LINKS = {
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={201: CREATED_LINKS, **problems(409)})
 async def create_reservation(
-    body: ReservationCreate, key: IdempotencyKey, session: SessionDep, settings: SettingsDep, response: Response
+    body: ReservationCreate,
+    key: IdempotencyKey,
+    connection: TransactionDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> ReservationRead:
     result = await service.reserve(
-        session, key=key, items=body.items, ttl=timedelta(seconds=settings.reservation_ttl_seconds)
+        connection, key=key, items=body.items, ttl=timedelta(seconds=settings.reservation_ttl_seconds)
     )
     if not result.created:
         response.headers["Idempotent-Replayed"] = "true"
-    return ReservationRead.model_validate(result.reservation)
+    return result.reservation
 
 
 @router.get("/{reservation_id}", operation_id="get_reservation", responses=problems(404))
-async def get_reservation(reservation_id: uuid.UUID, session: SessionDep) -> ReservationRead:
-    return ReservationRead.model_validate(await service.get_reservation(session, reservation_id))
+async def get_reservation(reservation_id: uuid.UUID, connection: AutocommitConnectionDep) -> ReservationRead:
+    return await service.read_reservation(connection, reservation_id)
 
 
 @router.post("/{reservation_id}/commit", operation_id="commit_reservation", responses=problems(404, 409))
-async def commit_reservation(reservation_id: uuid.UUID, session: AutocommitSessionDep) -> ReservationRead:
-    return ReservationRead.model_validate(await service.commit(session, reservation_id))
+async def commit_reservation(reservation_id: uuid.UUID, connection: AutocommitConnectionDep) -> ReservationRead:
+    return await service.commit(connection, reservation_id)
 
 
 @router.post("/{reservation_id}/release", operation_id="release_reservation", responses=problems(404, 409))
