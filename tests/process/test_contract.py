@@ -98,3 +98,28 @@ def test_header_values_reach_the_service_without_surrounding_whitespace(
         headers={"Idempotency-Key": "3v", "Authorization": f"Bearer {token}"},
     )
     assert again.json()["id"] == paid["id"], "the same payment, under the trimmed key"
+
+
+def test_a_header_value_the_gateway_cannot_pass_on_unchanged_is_a_400_problem_and_pays_nothing(
+    shop: Mapping[str, ServiceProcess], token: str
+) -> None:
+    """Over a real connection the gateway's client (aiohttp's wire) sends header values byte for byte only when they
+    are visible ASCII: a Latin-1 Idempotency-Key is refused at the gateway, with a problem, before payment sees it."""
+    sku = httpx.get(shop["catalog"].url + "/products").json()["items"][0]["sku"]
+    body = json.dumps({"items": [{"sku": sku, "quantity": 1}], "card_number": "4242424242424242"}).encode()
+    mine = {"Authorization": f"Bearer {token}"}
+    before = httpx.get(shop["payment"].url + "/payments", headers=mine).json()["total"]
+    head = (
+        b"POST /api/payments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\n"
+        b"Idempotency-Key: cl\xe9\r\nConnection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", shop["storefront"].port), timeout=10) as connection:
+        connection.sendall(head + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"application/problem+json" in answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["type"].endswith("/malformed-header")
+    assert httpx.get(shop["payment"].url + "/payments", headers=mine).json()["total"] == before

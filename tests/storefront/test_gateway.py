@@ -159,7 +159,7 @@ async def test_idempotency_key_is_forwarded_and_one_payment_is_made(shop: Shop) 
 async def test_a_header_that_is_not_ascii_is_never_a_500(shop: Shop) -> None:
     """Found by schemathesis: a Latin-1 Idempotency-Key made the gateway fail (a 500). Passed on as bytes, it is the
     upstream's to refuse here, in process; over real HTTP the gateway's client refuses to send it, and the gateway
-    answers 400 (tests/process/test_contract.py)."""
+    answers 400 (tests/shopkit/test_transport.py)."""
     customer = await register_and_login(shop.users)
     body = {"items": [{"sku": SKU, "quantity": 1}], "card_number": APPROVED}
     before = await sold(shop)

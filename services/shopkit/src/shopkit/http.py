@@ -205,8 +205,8 @@ class BulkheadTransport(httpx.AsyncBaseTransport):
     The next one waits for a slot at most the request's pool timeout (bounded by its deadline), then fails with
     `httpx.PoolTimeout`: the caller answers 503 with Retry-After instead of queueing. A bulkhead per service keeps a
     slow one (payment, in a sale) from taking every connection and every waiting request of the caller with it.
-    And requests wait here, on a semaphore, not in httpcore's pool, whose queue costs CPU in proportion to its
-    length on every step: 500 requests queued there kept a whole core busy doing only that.
+    And requests wait here, on a semaphore, not in a connection pool's queue: in httpcore's, whose queue cost CPU in
+    proportion to its length on every step, 500 requests queued kept a whole core busy doing only that.
 
     The refusal says when to come back (`BulkheadFull.retry_after`): with every client told "1 s" in a burst four
     times the bulkhead's size, each came back to be refused again, and answering refusals took the CPU the

@@ -39,9 +39,8 @@ class ServiceSettings(BaseSettings):
     request_timeout_seconds: float = Field(8.0, gt=0, le=300, validation_alias=shared("REQUEST_TIMEOUT_SECONDS"))
     """A request's deadline; a caller's `X-Request-Timeout-Ms` can only shorten it. Past it the answer is 503."""
     upstream_max_connections: int = Field(16, ge=1, le=10_000, validation_alias=shared("UPSTREAM_MAX_CONNECTIONS"))
-    """Requests in flight to each other service (its bulkhead); one more waits up to 1 s for a slot, then 503. Small:
-    httpcore looks at every pooled connection on every request (64 of them doubled a payment's CPU), and calls to
-    catalog take milliseconds, so 16 carry thousands a second."""
+    """Requests in flight to each other service (its bulkhead, and the most connections kept to it); one more waits up
+    to 1 s for a slot, then 503. Calls to catalog take milliseconds, so 16 carry thousands a second."""
     max_in_flight: int = Field(128, ge=1, le=100_000, validation_alias=shared("MAX_IN_FLIGHT"))
     """Requests served at once; one more is answered 503 with Retry-After at once (probes are never counted)."""
     shutdown_delay_seconds: float = Field(0.0, ge=0, le=120, validation_alias=shared("SHUTDOWN_DELAY_SECONDS"))
