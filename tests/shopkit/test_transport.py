@@ -90,7 +90,8 @@ async def test_no_more_connections_than_the_bulkhead_allows() -> None:
         answers = await asyncio.gather(*(client.get("/products") for _ in range(40)), return_exceptions=True)
     refused = [a for a in answers if isinstance(a, httpx.PoolTimeout)]
     assert [a.status_code for a in answers if isinstance(a, httpx.Response)] == [200] * (40 - len(refused))
-    assert wire.most_open == 4 and len(wire.connections) == 4
+    assert wire.most_open == 4
+    assert len(wire.connections) == 4
 
 
 async def test_the_path_query_and_headers_arrive_as_the_client_encoded_them() -> None:
@@ -118,7 +119,8 @@ async def test_a_refused_connection_is_a_connect_error_and_balancing_skips_that_
             await client.get("/products")
     async with upstream() as wire, create_client(f"{dead},{wire.url}", timeout=5) as client:
         statuses = [(await client.get("/products")).status_code for _ in range(6)]
-    assert statuses == [200] * 6 and sum(map(len, wire.connections)) == 6
+    assert statuses == [200] * 6
+    assert sum(map(len, wire.connections)) == 6
 
 
 async def test_a_connection_closed_without_an_answer_is_retried_when_the_request_may_be_sent_again() -> None:
@@ -135,7 +137,8 @@ async def test_a_connection_closed_without_an_answer_is_retried_when_the_request
         seen = 0
         keyed = client.build_request("POST", "/payments", json={}, headers={"Idempotency-Key": "k"})
         assert (await send_with_retries(client, keyed)).status_code == 200
-    assert seen == 2 and len(wire.connections) == 3
+    assert seen == 2
+    assert len(wire.connections) == 3
 
 
 async def test_an_upstream_that_does_not_answer_is_a_read_timeout() -> None:

@@ -85,9 +85,10 @@ class LocalTarget(Target):
 
     def recovered(self) -> bool:
         # A leak never ends by itself here: the fault phase lasts its whole duration. A hang ends by itself, a crash
-        # once the launcher has started the process again, a rollout once every replica was replaced.
+        # once the launcher has started the process again, a rollout once every replica was replaced and is ready (a
+        # replica merely seen unready under load before its turn is not replaced yet).
         if self.fault == "rollout":
-            return all(replica.recovered() for replica in self.replicas)
+            return self.restarts() == len(self.replicas)
         return self.fault in {"hang", "crash"} and self.payment.recovered()
 
     def restarts(self) -> int | None:

@@ -173,14 +173,16 @@ def _read(rows: Sequence[ReservationRow]) -> tuple[ReservationRead, str] | None:
     """The reservation those rows hold and its request hash; None for no row."""
     if not rows:
         return None
-    id_, status, expires_at, created_at, request_hash = rows[0][:5]
+    first = rows[0]
     items = [
-        ReservedItem(sku=sku, quantity=quantity, unit_price_cents=price, currency=currency)
-        for *_, sku, quantity, price, currency in rows
-        if sku is not None
+        ReservedItem(sku=row.sku, quantity=row.quantity, unit_price_cents=row.unit_price_cents, currency=row.currency)
+        for row in rows
+        if row.sku is not None
     ]
-    read = ReservationRead(id=id_, status=status, items=items, expires_at=expires_at, created_at=created_at)
-    return read, request_hash
+    read = ReservationRead(
+        id=first.id, status=first.status, items=items, expires_at=first.expires_at, created_at=first.created_at
+    )
+    return read, first.request_hash
 
 
 def _commit() -> Select[tuple[Any, ...]]:
@@ -283,7 +285,7 @@ async def commit(connection: AsyncConnection, reservation_id: uuid.UUID) -> Rese
     """held → committed (sold), in one statement that commits on its own. Committing again is a no-op; a released or
     expired reservation is a conflict."""
     rows = (await connection.execute(_COMMIT, {"reservation_id": reservation_id})).all()
-    found = _read([row[:-1] for row in rows])
+    found = _read(rows)
     if found is None:
         raise ReservationNotFound(f"No reservation {reservation_id}.")
     if rows[0].changed:
