@@ -120,6 +120,10 @@ class LocalTarget(Target):
                 async with asyncio.timeout(RECOVERY_WAIT_SECONDS):
                     for replica in self.replicas:
                         await replica.ready_event.wait()
+                    # A rollout slowed by the sale can outlast the fault phase: its report waits for every replacement
+                    # (polled: run.json, written by another process, says when a replica was replaced).
+                    while self.fault == "rollout" and not self.recovered():  # noqa: ASYNC110
+                        await asyncio.sleep(0.2)
 
     def stop(self) -> None:
         self.stop_event.set()
