@@ -72,24 +72,37 @@ def test_every_answer_is_what_the_document_says(
     assert "✅ Stateful" in summary, "the stateful phase ran: the document links its operations\n" + summary
 
 
-def test_header_values_reach_the_service_without_surrounding_whitespace(
-    shop: Mapping[str, ServiceProcess], token: str
-) -> None:
-    """uvicorn keeps a trailing space in a value; h11 (under httpx) refuses to send one, so the gateway answered
-    502 to `Idempotency-Key: 3v ` (found by schemathesis). It passes the value on trimmed (RFC 9110)."""
+def one_unit_checkout(shop: Mapping[str, ServiceProcess]) -> dict[str, object]:
     sku = httpx.get(shop["catalog"].url + "/products").json()["items"][0]["sku"]
-    checkout = {"items": [{"sku": sku, "quantity": 1}], "card_number": "4242424242424242"}
+    return {"items": [{"sku": sku, "quantity": 1}], "card_number": "4242424242424242"}
+
+
+def raw_checkout(
+    shop: Mapping[str, ServiceProcess], token: str, checkout: Mapping[str, object], *, idempotency_key: bytes
+) -> bytes:
+    """`POST /api/payments` at the storefront over a bare socket, so the key's bytes arrive exactly as given (an HTTP
+    client would refuse or trim them); the whole answer, as received."""
     body = json.dumps(checkout).encode()
     head = (
         b"POST /api/payments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + token.encode() + b"\r\n"
-        b"Idempotency-Key: 3v \r\nConnection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\nIdempotency-Key: " + idempotency_key + b"\r\n"
+        b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
     )
     with socket.create_connection(("127.0.0.1", shop["storefront"].port), timeout=10) as connection:
         connection.sendall(head + body)
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
+    return answer
+
+
+def test_header_values_reach_the_service_without_surrounding_whitespace(
+    shop: Mapping[str, ServiceProcess], token: str
+) -> None:
+    """uvicorn keeps a trailing space in a value; h11 (under httpx) refuses to send one, so the gateway answered
+    502 to `Idempotency-Key: 3v ` (found by schemathesis). It passes the value on trimmed (RFC 9110)."""
+    checkout = one_unit_checkout(shop)
+    answer = raw_checkout(shop, token, checkout, idempotency_key=b"3v ")
     assert answer.startswith(b"HTTP/1.1 201 "), answer
     paid = json.loads(answer.split(b"\r\n\r\n", 1)[1])
     again = httpx.post(
@@ -105,20 +118,9 @@ def test_a_header_value_the_gateway_cannot_pass_on_unchanged_is_a_400_problem_an
 ) -> None:
     """Over a real connection the gateway's client (aiohttp's wire) sends header values byte for byte only when they
     are visible ASCII: a Latin-1 Idempotency-Key is refused at the gateway, with a problem, before payment sees it."""
-    sku = httpx.get(shop["catalog"].url + "/products").json()["items"][0]["sku"]
-    body = json.dumps({"items": [{"sku": sku, "quantity": 1}], "card_number": "4242424242424242"}).encode()
     mine = {"Authorization": f"Bearer {token}"}
     before = httpx.get(shop["payment"].url + "/payments", headers=mine).json()["total"]
-    head = (
-        b"POST /api/payments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + token.encode() + b"\r\n"
-        b"Idempotency-Key: cl\xe9\r\nConnection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", shop["storefront"].port), timeout=10) as connection:
-        connection.sendall(head + body)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
+    answer = raw_checkout(shop, token, one_unit_checkout(shop), idempotency_key=b"cl\xe9")
     assert answer.startswith(b"HTTP/1.1 400 "), answer
     assert b"application/problem+json" in answer.split(b"\r\n\r\n", 1)[0].lower()
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["type"].endswith("/malformed-header")
