@@ -75,6 +75,25 @@ def test_restarts_are_the_replicas_make_run_runs_a_new_process_for(tmp_path: Pat
     assert target.restarts() == 0, "a new process counts once it is ready"
 
 
+def test_a_crash_is_over_once_make_run_started_the_replica_again_not_after_a_flap(tmp_path: Path) -> None:
+    """A probe that timed out under load during warm-up (unready, then ready again) is no recovery from the crash
+    that follows: the fault phase ends once run.json names a new, ready process for the crashed replica."""
+    replicas = [Process(f"payment-{n}", "payment", f"http://127.0.0.1:{9000 + n}", 1000 + n) for n in (1, 2)]
+    RunState(os.getpid(), tuple(replicas)).write(tmp_path)
+    options = drill_args.parse_args(["--local", "--fault", "crash", "--data-dir", str(tmp_path), "--chaos-token", "t"])
+    target = choose.choose_target(options, lambda: 0.0)
+    assert isinstance(target, choose.LocalTarget)
+    crashed = target.payment.tracker
+    crashed.observe(1.0, None, None, "timed out", "timed out")
+    crashed.observe(2.0, 200, 200)
+    assert not target.recovered(), "a flap before the crash"
+    crashed.observe(3.0, None, None, "connection refused", "connection refused")
+    RunState(os.getpid(), (Process("payment-1", "payment", replicas[0].url, 2001), replicas[1])).write(tmp_path)
+    assert not target.recovered(), "started again, not ready yet"
+    crashed.observe(6.0, 200, 200)
+    assert target.recovered()
+
+
 def test_locally_the_operators_credential_is_make_runs_unless_one_is_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

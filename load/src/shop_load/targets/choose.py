@@ -84,12 +84,12 @@ class LocalTarget(Target):
         return sorted((mark for replica in self.replicas for mark in replica.marks), key=lambda mark: mark.t)
 
     def recovered(self) -> bool:
-        # A leak never ends by itself here: the fault phase lasts its whole duration. A hang ends by itself, a crash
-        # once the launcher has started the process again, a rollout once every replica was replaced and is ready (a
-        # replica merely seen unready under load before its turn is not replaced yet).
-        if self.fault == "rollout":
-            return self.restarts() == len(self.replicas)
-        return self.fault in {"hang", "crash"} and self.payment.recovered()
+        # A leak never ends by itself here: the fault phase lasts its whole duration. A hang ends by itself; a crash
+        # once the launcher has started the crashed process again and it is ready, a rollout once every replica was
+        # (a replica merely seen unready under load, before the crash or its turn, is not replaced).
+        if self.fault in LAUNCHER_FAULTS:
+            return self.restarts() == (len(self.replicas) if self.fault == "rollout" else 1)
+        return self.fault == "hang" and self.payment.recovered()
 
     def restarts(self) -> int | None:
         """Replicas started again (and ready) since the drill began. make run's run.json names each one's process,
@@ -120,9 +120,9 @@ class LocalTarget(Target):
                 async with asyncio.timeout(RECOVERY_WAIT_SECONDS):
                     for replica in self.replicas:
                         await replica.ready_event.wait()
-                    # A rollout slowed by the sale can outlast the fault phase: its report waits for every replacement
+                    # A restart slowed by the sale can outlast the fault phase: its report waits for every replacement
                     # (polled: run.json, written by another process, says when a replica was replaced).
-                    while self.fault == "rollout" and not self.recovered():  # noqa: ASYNC110
+                    while self.fault in LAUNCHER_FAULTS and not self.recovered():  # noqa: ASYNC110
                         await asyncio.sleep(0.2)
 
     def stop(self) -> None:

@@ -110,6 +110,7 @@ class LocalPayment:
 
     async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> str:
         t = self.clock()
+        self.tracker.unready_seen = False  # a blip under load before the fault is not its episode
         detail = await self.chaos(client).inject(fault, body)
         self.marks.append(Mark(t, "injected", self.name, detail))
         return detail
