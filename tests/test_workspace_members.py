@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from shop_devtools.provision import SERVICE_DATABASES
 from shop_devtools.topology import CALLEES_FIRST, DATABASES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +26,7 @@ def _help(*argv: str) -> list[str]:
 SERVED = [_help("python", "-m", f"shop_{service}") for service in SERVICES]
 """How the launcher (`make run`) and the bench start the services."""
 
-PROVISIONED = [database.migrations for database in SERVICE_DATABASES]
+PROVISIONED = [database.migrations for database in DATABASES]
 """The migrations `shop_devtools.provision` applies: for `make run`, the bench and the container proof."""
 
 COMMANDS: dict[str, list[list[str]]] = {

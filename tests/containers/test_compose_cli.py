@@ -7,7 +7,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from shop_devtools.compose import credential_files, credentials_file, down_argv, env_file, up_argv
+from shop_devtools.compose import credential_files, down_argv, env_file, up_argv
 from shop_devtools.credentials import NAMES, read_env_file
 from shop_devtools.runconfig import credentials_file as make_run_credentials_file
 from shop_devtools.topology import SERVICES
@@ -28,8 +28,7 @@ def test_the_env_file_holds_a_real_key_is_private_and_is_never_overwritten(tmp_p
 
 def test_the_credentials_are_made_once_and_each_service_gets_only_its_own(tmp_path: Path) -> None:
     shares = credential_files(tmp_path)
-    source = credentials_file(tmp_path)
-    assert source == make_run_credentials_file(tmp_path / ".data"), "the file make run keeps: the drill reads it"
+    source = make_run_credentials_file(tmp_path / ".data")  # the file make run keeps: the drill reads it
     credentials = read_env_file(source)
     assert list(credentials) == list(NAMES)
     readers = [service for service in SERVICES if service.credentials]

@@ -35,7 +35,7 @@ def test_list_prints_the_four_image_names_with_the_project_version() -> None:
 
 def test_the_version_is_the_root_pyprojects() -> None:
     assert project_version(ROOT) == _version()
-    assert images.image_names(_version()) == EXPECTED
+    assert [images.image_name(service, _version()) for service in images.SERVICES] == EXPECTED
 
 
 def test_a_version_that_is_no_image_tag_is_refused(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 import pytest
 
 from shop_devtools.credentials import NAMES, new_credentials
+from shop_devtools.kubelet import pod_specs
 from shop_devtools.processes import LaunchError
 from shop_devtools.run import service_env
 from shop_devtools.runconfig import Config
@@ -15,10 +16,11 @@ def config(**env: str) -> Config:
     return Config.from_env({"SHOP_DATA_DIR": "/tmp/shop-replicas-test", **env})
 
 
-def test_one_payment_process_by_default_named_as_its_service() -> None:
-    names = [(instance.name, instance.port) for instance in config().instances()]
+def test_payment_runs_the_deployments_replicas_by_default_and_one_is_named_as_its_service() -> None:
+    assert len(config().instances("payment")) == pod_specs()["payment"].replicas == 3
+    names = [(instance.name, instance.port) for instance in config(PAYMENT_REPLICAS="1").instances()]
     assert names == [("storefront", 8080), ("catalog", 8081), ("users", 8082), ("payment", 8083)]
-    assert config().url("payment") == "http://127.0.0.1:8083"
+    assert config(PAYMENT_REPLICAS="1").url("payment") == "http://127.0.0.1:8083"
 
 
 def test_replicas_take_the_ports_after_payments_and_storefront_gets_them_all() -> None:
@@ -43,7 +45,7 @@ def test_a_replica_on_another_services_port_is_refused() -> None:
 
 
 def test_each_process_gets_the_credentials_it_reads_and_the_environment_wins() -> None:
-    shop = config()
+    shop = config(PAYMENT_REPLICAS="1")
     databases = {service.name: f"postgresql://{service.name}" for service in SERVICES}
     for service in SERVICES:
         (instance,) = shop.instances(service.name)

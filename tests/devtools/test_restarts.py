@@ -1,4 +1,5 @@
-"""make run's restart policy: back-off as the kubelet's, reset by a healthy run, and a crash loop named."""
+"""make run's restart policy: back-off as the kubelet's, reset by a healthy run, and CrashLoopBackOff named, never
+the end of the shop."""
 
 from shop_devtools.restarts import (
     BACKOFF_MAX_SECONDS,
@@ -11,8 +12,8 @@ from shop_devtools.restarts import (
 
 def test_the_back_off_doubles_up_to_its_ceiling() -> None:
     policy = RestartPolicy()
-    delays = [policy.after_death(now=minute * CRASH_LOOP_SECONDS, ran_for=1.0) for minute in range(8)]
-    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, BACKOFF_MAX_SECONDS, BACKOFF_MAX_SECONDS, BACKOFF_MAX_SECONDS]
+    delays = [policy.after_death(now=minute * CRASH_LOOP_SECONDS, ran_for=1.0) for minute in range(9)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, BACKOFF_MAX_SECONDS, BACKOFF_MAX_SECONDS, BACKOFF_MAX_SECONDS]
 
 
 def test_a_healthy_run_starts_the_back_off_afresh() -> None:
@@ -21,11 +22,17 @@ def test_a_healthy_run_starts_the_back_off_afresh() -> None:
     assert policy.after_death(now=5.0 + CRASH_LOOP_SECONDS, ran_for=HEALTHY_SECONDS) == 1.0
 
 
-def test_dying_again_and_again_is_a_crash_loop() -> None:
+def test_dying_again_and_again_is_crash_loop_back_off_and_still_started_again() -> None:
     policy = RestartPolicy()
-    deaths = [policy.after_death(now=float(t), ran_for=1.0) for t in range(CRASH_LOOP_DEATHS)]
-    assert all(delay is not None for delay in deaths[:-1])
-    assert deaths[-1] is None
+    delays = []
+    for t in range(CRASH_LOOP_DEATHS):
+        assert not policy.crash_looping
+        delays.append(policy.after_death(now=float(t), ran_for=1.0))
+    assert policy.crash_looping
+    assert delays == sorted(delays)
+    assert policy.after_death(now=float(CRASH_LOOP_DEATHS), ran_for=1.0) == 2.0**CRASH_LOOP_DEATHS
     spread = RestartPolicy()
     step = CRASH_LOOP_SECONDS / (CRASH_LOOP_DEATHS - 1) + 1
-    assert all(spread.after_death(now=i * step, ran_for=1.0) is not None for i in range(3 * CRASH_LOOP_DEATHS))
+    for i in range(3 * CRASH_LOOP_DEATHS):
+        spread.after_death(now=i * step, ran_for=1.0)
+        assert not spread.crash_looping, "deaths spread wider than the window are no loop"

@@ -120,6 +120,7 @@ def launcher_env(data_dir: Path, ports: Ports) -> dict[str, str]:
         "SHOP_PG_PORT": str(ports.postgres),
         "CHAOS_ENABLED": "true",
         "CHAOS_TOKEN": CHAOS_TOKEN,
+        "PAYMENT_REPLICAS": "1",  # the Deployment's three where a test is about replicas: fewer ports, a lighter launch
     }
     return env
 
@@ -517,6 +518,38 @@ def test_payment_replicas_a_crash_and_a_rollout_under_the_drill_lose_no_checkout
         assert wait_for_exit(launch) == 0, launch.log()
         assert not (data_dir / "run.json").exists(), "the launcher removes its run.json when it stops"
         assert_nothing_left(launch, ports)
+
+
+def test_with_its_defaults_make_run_restarts_a_leaking_replica_for_failing_liveness_and_loses_no_checkout(
+    data_dir: Path, ports: Ports, tmp_path: Path
+) -> None:
+    """Three payment replicas, each with its pod's memory budget (no budget set by hand): the leak fails liveness,
+    the launcher stops that replica and starts it again, the others take the checkouts meanwhile."""
+    payment = ports.services["payment"]
+    if not all(bindable(payment + n) and payment + n not in ports.all for n in (1, 2)):
+        pytest.skip("the ports after payment's are taken here")
+    with launched(data_dir, ports, PAYMENT_REPLICAS="3") as launch:
+        wait_for_products(launch)
+        wait_for_banner(launch)
+        first = payment_replicas(launch)
+        assert list(first) == ["payment-1", "payment-2", "payment-3"]
+        launch.children |= first
+        report = drill(launch, "leak", tmp_path / "leak", "--leak-mb-per-second", "40", "--duration", "45")
+        after = RunState.read(data_dir)
+        assert after is not None
+        replicas = {process.name: process for process in after.replicas("payment")}
+        launch.children |= {name: process.pid for name, process in replicas.items()}
+    assert launch.said("payment-1: liveness probe failed (GET /healthz failed 3 times"), launch.log()
+    assert (replicas["payment-1"].restarts, replicas["payment-1"].last_reason) == (1, "failed liveness")
+    assert replicas["payment-1"].pid != first["payment-1"]
+    assert [replicas[name].pid for name in ("payment-2", "payment-3")] == [first["payment-2"], first["payment-3"]]
+    assert report["restarts"] == 1
+    assert "make run started payment-1 again: failed liveness." in report["notes"]
+    assert report["timeline"]["liveness_failed"] is not None
+    assert report["timeline"]["ready_again"] is not None
+    assert report["checkouts"]["total"] > 0
+    assert report["checkouts"]["failed"] == 0, report["checkouts"]
+    assert all(result["ok"] for result in report["invariants"]), report["invariants"]
 
 
 def test_two_leak_drills_in_a_row_both_sell_through_restocking_through_the_operators_door(

@@ -312,7 +312,9 @@ def settings(profile: str) -> Settings:
 def test_the_report_records_the_options_and_what_they_came_to_but_never_the_chaos_token() -> None:
     argv = ["--chaos-token", "a-secret-token", "--credentials", "ops.env", "--fault", "crash", "--browse-rate", "0"]
     replicas = [LocalPayment(f"http://127.0.0.1:{port}", "a-secret-token", lambda: 0.0) for port in (9001, 9002)]
-    recorded = results.drill_settings(parse_args(argv), LocalTarget(replicas, "crash"), None)
+    alone = results.drill_settings(parse_args(argv), LocalTarget(replicas, "crash"), None)
+    assert alone.orchestrator is None, "payment processes make run did not start: nothing restarts them"
+    recorded = results.drill_settings(parse_args(argv), LocalTarget(replicas, "crash", launcher_pid=1), None)
     assert (recorded.mode, recorded.fault_phase_s, recorded.fault_body, recorded.orchestrator) == (
         "local",
         30.0,

@@ -206,13 +206,11 @@ def test_a_run_stopped_early_still_reports(server: tuple[str, Received]) -> None
     started = time.monotonic()
     run = wrk.start(url + "/", connections=2, seconds=60)
     time.sleep(1)
-    assert run.running()
     run.stop()
     result = run.result()
     assert time.monotonic() - started < 15
     assert result.requests > 0
     assert result.seconds < 15
-    assert not run.running()
 
 
 @needs_wrk

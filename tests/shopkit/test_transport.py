@@ -14,10 +14,11 @@ import pytest
 
 from shop_devtools.processes import free_port
 from shopkit import create_client, send_with_retries
-from shopkit.http import KEEPALIVE_EXPIRY_SECONDS
+from shopkit.http import KEEPALIVE_EXPIRY_SECONDS, BalancedTransport
 from shopkit.server import KEEP_ALIVE_SECONDS
 
 OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
+CLOSING = OK.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n", 1)
 
 
 @dataclass
@@ -121,6 +122,40 @@ async def test_a_refused_connection_is_a_connect_error_and_balancing_skips_that_
         statuses = [(await client.get("/products")).status_code for _ in range(6)]
     assert statuses == [200] * 6
     assert sum(map(len, wire.connections)) == 6
+
+
+async def test_a_replica_that_answers_connection_close_is_left_out_of_the_round_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a replica out of rotation says (unready or draining): the next requests go to the other replicas, and
+    it is tried again once `OUT_OF_ROTATION_SECONDS` passed. With every replica out, the round goes on as before."""
+    monkeypatch.setattr(BalancedTransport, "OUT_OF_ROTATION_SECONDS", 0.5)
+    closing = {"now": True}
+
+    async def unready(_head: bytes) -> bytes:
+        return CLOSING if closing["now"] else OK
+
+    async def always_closing(_head: bytes) -> bytes:
+        return CLOSING
+
+    async with (
+        upstream(unready) as sick,
+        upstream() as well,
+        create_client(f"{sick.url},{well.url}", timeout=5) as client,
+    ):
+        statuses = [(await client.get("/products")).status_code for _ in range(8)]
+        assert statuses == [200] * 8
+        assert sum(map(len, sick.connections)) == 1, "one answer with Connection: close, then left out"
+        closing["now"] = False
+        await asyncio.sleep(0.6)
+        for _ in range(8):
+            await client.get("/products")
+        assert sum(map(len, sick.connections)) == 5, "back in the round: every other request"
+    async with upstream(always_closing) as one, upstream(always_closing) as other:
+        async with create_client(f"{one.url},{other.url}", timeout=5) as client:
+            for _ in range(6):
+                await client.get("/products")
+        assert [sum(map(len, one.connections)), sum(map(len, other.connections))] == [3, 3], "all out: the round"
 
 
 async def test_a_connection_closed_without_an_answer_is_retried_when_the_request_may_be_sent_again() -> None:

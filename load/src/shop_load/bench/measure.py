@@ -65,8 +65,7 @@ def since(after: Mapping[str, Scrape], before: Mapping[str, Scrape], route: Rout
 
 def from_wrk(name: str, result: wrk.WrkResult, expected: int, statuses: dict[int, int] | None = None) -> Measurement:
     """A wrk run; `statuses` as the target counted them (None: as wrk saw them)."""
-    counted = dict(result.statuses) if statuses is None else statuses
-    ok = result.count(expected)
+    counted, ok = dict(result.statuses) if statuses is None else statuses, result.count(expected)
     return Measurement(
         **result.model_dump(exclude={"statuses", "throughput"}),  # the rest of wrk's figures, by the same names
         name=name,

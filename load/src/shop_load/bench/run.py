@@ -50,20 +50,10 @@ from shop_devtools.runconfig import credentials_file, default_data_dir
 from shop_devtools.topology import BY_NAME
 from shop_devtools.workspace import WorkspaceError
 from shop_load.bench import sale
+from shop_load.bench import shop as bench_shop
 from shop_load.bench.measure import Load, reads, writes
 from shop_load.bench.report import render, verdicts
-from shop_load.bench.shop import (
-    CUSTOMERS,
-    PRODUCTS_PATH,
-    BenchError,
-    OwnShop,
-    Shop,
-    bare_app,
-    made_run,
-    own_shop,
-    prepare,
-    require_loopback,
-)
+from shop_load.bench.shop import BenchError, OwnShop, Shop
 from shop_load.core import ops
 from shop_load.core.customers import ShopUnavailable
 from shop_load.generators import wrk
@@ -83,7 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--burst-seconds", type=float, default=15.0, help="length of each burst (15)")
     parser.add_argument("--browse-rate", type=float, default=300.0, help="browses per second during a burst (300)")
     parser.add_argument("--browse-connections", type=int, default=16, help="wrk connections browsing (16)")
-    parser.add_argument("--customers", type=int, default=CUSTOMERS, help="customers per burst (32)")
+    parser.add_argument("--customers", type=int, default=bench_shop.CUSTOMERS, help="customers per burst (32)")
     parser.add_argument(
         "--ignore-retry-after",
         action="store_true",
@@ -116,11 +106,11 @@ def run(options: argparse.Namespace, shop: Shop, workdir: Path, own: OwnShop | N
     report = BenchReport(cores=os.cpu_count(), connections=options.connections, seconds=options.seconds)
     load = Load(options.connections, options.seconds, options.threads)
     if "reads" in options.only:
-        response = httpx.get(shop.catalog + PRODUCTS_PATH, timeout=10)
+        response = httpx.get(shop.catalog + bench_shop.PRODUCTS_PATH, timeout=10)
         if response.status_code != 200:
-            raise BenchError(f"GET {shop.catalog}{PRODUCTS_PATH} answered {response.status_code}")
+            raise BenchError(f"GET {shop.catalog}{bench_shop.PRODUCTS_PATH} answered {response.status_code}")
         _progress("reads: bare FastAPI, catalog, storefront ...")
-        with bare_app(workdir, response.content) as bare:
+        with bench_shop.bare_app(workdir, response.content) as bare:
             report.measurements += reads(shop, bare, load)
     if "writes" in options.only:
         _progress("writes: pgbench, payment, storefront ...")
@@ -128,7 +118,7 @@ def run(options: argparse.Namespace, shop: Shop, workdir: Path, own: OwnShop | N
     if "sale" in options.only:
         customers = min(options.customers, max(options.burst))
         _progress(f"the sale: registering {customers} customers per burst ...")
-        pools = [prepare(shop.storefront, min(customers, n)) for n in options.burst]
+        pools = [bench_shop.prepare(shop.storefront, min(customers, n)) for n in options.burst]
         if own is None:
             report.notes.append("the sale ran against a shop already running: no cold start")
         for n, (pool, bodies) in zip(options.burst, pools, strict=True):
@@ -156,10 +146,10 @@ def running_shop(options: argparse.Namespace) -> Shop:
     """The running shop `--make-run` or `--storefront-url` names; the sale needs its operator's credential."""
     operator = running_operator(options) if "sale" in options.only else None
     if options.make_run is not None:
-        return made_run(Path(options.make_run or default_data_dir(os.environ)), operator)
+        return bench_shop.made_run(Path(options.make_run or default_data_dir(os.environ)), operator)
     if not options.database_url and ({"writes", "sale"} & set(options.only)):
         raise BenchError("--database-url (the payment database) is needed for writes and the sale")
-    urls = [require_loopback(url) for url in (options.storefront_url, options.catalog_url, options.payment_url)]
+    urls = list(map(bench_shop.require_loopback, (options.storefront_url, options.catalog_url, options.payment_url)))
     return Shop(urls[0], urls[1], urls[2], options.database_url or "", operator)
 
 
@@ -191,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 report = run(options, running_shop(options), workdir, None)
             else:
                 _progress("starting PostgreSQL and the four services on free ports ...")
-                with own_shop(workdir) as own:
+                with bench_shop.own_shop(workdir) as own:
                     own.start(provider_latency_ms=0)  # the reads and writes: an instant provider
                     report = run(options, own.shop, workdir, own)
     except (BenchError, ShopUnavailable, wrk.WrkError, httpx.HTTPError, psycopg.Error, WorkspaceError) as exc:

@@ -117,8 +117,7 @@ def burst(
     prefix = f"sale{connections}-{uuid.uuid4().hex[:8]}"
     params = checkout_params(workdir / prefix, customers, bodies, key_prefix=prefix, honour=honour_retry_after)
     initial = with_client(shop.storefront, shop.operator.inventory) if check and shop.operator else []
-    started_at = datetime.now(UTC)
-    cold = cold_start() if cold_start else None
+    started_at, cold = datetime.now(UTC), cold_start() if cold_start else None
     checkouts, browsing = (shop.storefront, API_HANDLER, "POST"), (shop.storefront, API_HANDLER, "GET")
     replicas = shop.payment.split(",")
     payments = [(url, PAYMENTS_HANDLER, "POST") for url in replicas]
@@ -128,16 +127,14 @@ def burst(
     start = functools.partial(wrk.start, seconds=seconds, timeout_seconds=ANSWER_BOUND_SECONDS)
     with watch_readiness(ready_urls) as readiness, contextlib.ExitStack() as running:  # stops what an error leaves
         meter = cpu.Meter(shop.parts(), IDLE_SECONDS) if shop.parts else None
-        checkout_run = start(
-            shop.storefront + "/api/payments", connections=connections, script="checkout", params=params
-        )
-        running.callback(checkout_run.stop)
+        paying = start(shop.storefront + "/api/payments", connections=connections, script="checkout", params=params)
+        running.callback(paying.stop)
         browse_run = None
         if browse_connections and browse_rate > 0:
             rate = {"rate": f"{browse_rate:g}"}
             browse_run = start(shop.storefront + BROWSE_PATH, connections=browse_connections, params=rate)
             running.callback(browse_run.stop)
-        checkout = checkout_run.result()
+        checkout = paying.result()
         used, at_end = meter.stop() if meter else {}, {url: scrape(url) for url in replicas}
         if browse_run is not None:
             browse_run.stop()

@@ -61,25 +61,17 @@ def verify(
     prefix: str,
     customers: Sequence[Customer],
     bodies: Sequence[Mapping[str, Any]],
-    initial_inventory: list[dict[str, Any]],
+    initial: list[dict[str, Any]],
     started_at: datetime,
 ) -> tuple[list[InvariantResult], dict[str, int]]:
     """The drill's invariants on the burst's payments (found in the database by key), then the provider's books."""
-    index_of = {customer.user_id: i for i, customer in enumerate(customers)}
-    checkouts = []
+    index_of, checkouts = {customer.user_id: i for i, customer in enumerate(customers)}, []
     for payment_id, user_id, key, status in _payments(shop.database_url, prefix):
         body = dict(bodies[int(key.rsplit("-b", 1)[1])])  # wrk's keys end in -b<the body's line>
-        outcome = status if status in ANSWERED else "pending"
-        answer = ANSWERED.get(status)
+        outcome, answer = status if status in ANSWERED else "pending", ANSWERED.get(status)
         checkouts.append(Checkout(key, index_of[user_id], body, 0.0, outcome, status=answer, payment_id=payment_id))
-    ledger = invariants.Ledger(
-        shop.storefront,
-        started_at.isoformat(),
-        RESERVATION_TTL_SECONDS,
-        customers=list(customers),
-        checkouts=checkouts,
-        initial_inventory=initial_inventory,
-    )
+    began = started_at.isoformat()
+    ledger = invariants.Ledger(shop.storefront, began, RESERVATION_TTL_SECONDS, list(customers), checkouts, initial)
     assert shop.operator is not None  # a burst is checked only with the operator (`sale.burst`)
     results = asyncio.run(invariants.verify(ledger, shop.operator, settle_seconds=VERIFY_SETTLE_SECONDS))
     charges, statuses = check_charges(shop.database_url, prefix)

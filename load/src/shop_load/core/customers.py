@@ -72,16 +72,14 @@ class Shoppers:
     """Times of the schedule's ticks the process itself came to too late (a starved client) and skipped."""
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-        self._products_at = -PRODUCTS_REFRESH_SECONDS
+        self.rng, self._products_at = random.Random(self.seed), -PRODUCTS_REFRESH_SECONDS
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def _send(
         self, client: httpx.AsyncClient, method: str, path: str, endpoint: str, **kwargs: Any
     ) -> tuple[int | None, Any, float | None]:
         """Status (None: no answer), JSON body and Retry-After seconds of one recorded request."""
-        t = self.clock()
-        started = time.perf_counter()
+        t, started = self.clock(), time.perf_counter()
         try:
             response = await client.request(method, path, timeout=self.request_timeout, **kwargs)
         except httpx.HTTPError as exc:
@@ -105,8 +103,7 @@ class Shoppers:
                 status, body, _ = await self._send(client, "POST", "/api/users", "POST /api/users", json=credentials)
                 if status != 201 or not isinstance(body, dict):
                     raise ShopUnavailable(f"registering a customer at {self.base_url} answered {status}: {body}")
-                user_id = str(body["id"])
-                login = {"email": credentials["email"], "password": credentials["password"]}
+                user_id, login = str(body["id"]), {"email": credentials["email"], "password": credentials["password"]}
                 status, body, _ = await self._send(client, "POST", "/api/tokens", "POST /api/tokens", json=login)
                 if status != 200 or not isinstance(body, dict):
                     raise ShopUnavailable(f"logging in at {self.base_url} answered {status}: {body}")
@@ -137,15 +134,13 @@ class Shoppers:
         if self.view_product:
             await self._send(client, "GET", f"/api/products/{basket[0]['sku']}", "GET /api/products/{sku}")
         headers = {**self.customers[customer_index].auth, "Idempotency-Key": checkout.key}
-        deadline = time.monotonic() + self.retry_for
-        backoff = 0.2
+        deadline, backoff = time.monotonic() + self.retry_for, 0.2
         while True:
             checkout.attempts += 1
             status, answer, retry_after = await self._send(
                 client, "POST", "/api/payments", "POST /api/payments", json=body, headers=headers
             )
-            outcome = shopping.checkout_outcome(status, answer)
-            checkout.status = status
+            outcome, checkout.status = shopping.checkout_outcome(status, answer), status
             if outcome != "retry":
                 checkout.outcome, checkout.finished = outcome, self.clock()
                 payment = shopping.payment_of(status, answer)
@@ -153,8 +148,8 @@ class Shoppers:
                 return
             floor = min(retry_after, self.retry_after_cap) if retry_after is not None else 0.0
             pause = max(floor, backoff * self.rng.uniform(0.5, 1.0)) * self.rng.uniform(1.0, 1.2)
-            left = deadline - time.monotonic()
-            if left <= 0 or floor > left:  # out of patience, or the shop asks for more than is left
+            # out of patience, or the shop asks for more than is left
+            if (left := deadline - time.monotonic()) <= 0 or floor > left:
                 checkout.outcome, checkout.finished = "failed", self.clock()
                 return
             await asyncio.sleep(min(pause, left))  # the last try comes at the deadline, not never
@@ -167,9 +162,7 @@ class Shoppers:
         does work in proportion to its connections on every request, so one pool of hundreds costs a core.
         A tick the process itself is more than `LATE_SECONDS` late for (the machine is busy) starts nothing and is
         kept in `late`: the client, not the shop, missed it, and a burst to catch up would not be customers."""
-        interval = 1 / self.rate
-        next_at = time.monotonic()
-        turns = itertools.cycle(clients)
+        interval, next_at, turns = 1 / self.rate, time.monotonic(), itertools.cycle(clients)
         while not stop.is_set():
             if time.monotonic() - next_at > LATE_SECONDS:
                 self.late.append(self.clock())

@@ -48,12 +48,9 @@ class Operator:
     ) -> Any:
         response = await client.request(method, path, json=body, headers=self.headers)
         if response.status_code != 200:
-            refused = (
-                f": the storefront refused the operator's credential from {self.source}"
-                if response.status_code in {401, 403}
-                else ""
-            )
-            raise httpx.HTTPError(f"{method} {path} answered {response.status_code}{refused}")
+            refused = response.status_code in {401, 403}
+            why = f": the storefront refused the operator's credential from {self.source}" if refused else ""
+            raise httpx.HTTPError(f"{method} {path} answered {response.status_code}{why}")
         try:
             return response.json()
         except ValueError:
@@ -62,8 +59,7 @@ class Operator:
     async def inventory(self, client: httpx.AsyncClient) -> list[dict[str, Any]]:
         """Stock, held and sold per product (`GET /ops/inventory`); an `httpx.HTTPError` when the shop does not
         answer it with 200."""
-        body = await self._send(client, "GET", INVENTORY_PATH)
-        if not isinstance(body, list):
+        if not isinstance(body := await self._send(client, "GET", INVENTORY_PATH), list):
             raise httpx.HTTPError(f"GET {INVENTORY_PATH} answered no list")
         return body
 
@@ -94,7 +90,6 @@ def explicit(environ: Mapping[str, str], file: Path | None) -> Operator | None:
         return Operator(value, f"${OPERATOR}")
     if file is None:
         return None
-    found = from_file(file)
-    if found is None:
+    if (found := from_file(file)) is None:
         raise CredentialMissing(f"{file} holds no {OPERATOR}=... line")
     return found

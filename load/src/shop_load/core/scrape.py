@@ -10,8 +10,6 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["Scrape", "parse", "scrape"]
-
 Labels = frozenset[tuple[str, str]]
 
 

@@ -60,8 +60,7 @@ def in_stock(products: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def pick_basket(products: Sequence[Mapping[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
     """One or two lines of products that had stock, one unit each (rarely two), weighted by the stock left so a
     busy sale drains the shelves evenly. Empty when nothing has stock."""
-    pool = in_stock(products)  # a list of its own: each product chosen leaves it
-    if not pool:
+    if not (pool := in_stock(products)):  # a list of its own: each product chosen leaves it
         return []
     lines = min(len(pool), 1 if rng.random() < 0.75 else 2)
     chosen: list[Mapping[str, Any]] = []
@@ -92,9 +91,7 @@ def checkout_outcome(status: int | None, body: object) -> str:
         return "declined"
     if status == 409 and problem_slug(body) == ProblemType.INSUFFICIENT_STOCK:
         return "out_of_stock"
-    if status is None or status in CUSTOMER_RETRYABLE_STATUSES:
-        return "retry"
-    return "rejected"
+    return "retry" if status is None or status in CUSTOMER_RETRYABLE_STATUSES else "rejected"
 
 
 def payment_of(status: int | None, body: object) -> Mapping[str, Any] | None:

@@ -33,8 +33,7 @@ def units_needed(rate: float, seconds: float) -> int:
 def restock_level(inventory: Sequence[Mapping[str, Any]], needed: int) -> int | None:
     """The per-product stock to raise every product to so the shop has `needed` units on hand; None when it already
     has them (or has no product)."""
-    on_hand = sum(int(row["stock"]) for row in inventory)
-    if not inventory or on_hand >= needed:
+    if not inventory or sum(int(row["stock"]) for row in inventory) >= needed:
         return None
     return math.ceil(needed / len(inventory))
 
@@ -61,8 +60,7 @@ async def restock(config: DrillConfig, client: httpx.AsyncClient, operator: Oper
         rows = await operator.inventory(client)
     except httpx.HTTPError:
         return None  # reading the inventory for the invariants says what is wrong
-    level = chosen_level(config.restock, rows, units_needed(config.rate, seconds))
-    if level is None:
+    if (level := chosen_level(config.restock, rows, units_needed(config.rate, seconds))) is None:
         return None
     on_hand = sum(int(row["stock"]) for row in rows)
     try:

@@ -43,8 +43,7 @@ class Progress:
 
     def show(self) -> None:
         t, records, checkouts = self.clock(), self.shoppers.records, self.shoppers.checkouts
-        failed = sum(not r.ok for r in records)
-        final = sum(c.outcome in FINAL_OUTCOMES for c in checkouts)
+        failed, final = sum(not r.ok for r in records), sum(c.outcome in FINAL_OUTCOMES for c in checkouts)
         gave_up = sum(c.outcome == "failed" for c in checkouts)
         recent_ones = checkouts[-int(RECENT_SECONDS * self.shoppers.rate * 2 + 10) :]
         recent = sum(c.t >= t - RECENT_SECONDS for c in recent_ones)
@@ -63,8 +62,7 @@ class Progress:
     def _browses(self, t: float) -> str:
         if self.browses is None or not self.browses.samples:
             return ""
-        counted = counts_between(self.browses.samples, t - RECENT_SECONDS - 1, t)
-        if not counted:
+        if not (counted := counts_between(self.browses.samples, t - RECENT_SECONDS - 1, t)):
             return ""
         shown = min(t, self.browses.samples[-1].t) - max(t - RECENT_SECONDS - 1, self.browses.samples[0].t)
         return f" | browses {sum(counted.values()) / max(shown, 1e-9):4.0f}/s"

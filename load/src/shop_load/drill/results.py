@@ -6,7 +6,7 @@ the invariants' verdict as the exit status.
 from collections.abc import Sequence
 from pathlib import Path
 
-from shop_load.core.drill_args import LAUNCHER_FAULTS, DrillConfig, fault_body
+from shop_load.core.drill_args import DrillConfig, fault_body
 from shop_load.core.records import InvariantResult
 from shop_load.generators.browsing import Browsing
 from shop_load.invariants.ledger import Ledger
@@ -40,12 +40,13 @@ def verdict(results: Sequence[InvariantResult] | None) -> int:
 
 
 ORCHESTRATORS = {"kubernetes": "kubernetes", "containers": "container engine"}
-"""What restarts a dead payment process on each target; on make run its launcher, for a crash or a rollout."""
+"""What restarts a payment process on each target; on make run its launcher (`shop_devtools.kubelet`)."""
 
 
 def drill_settings(config: DrillConfig, target: Target, browse: Browsing | None) -> Settings:
     """The drill's options and what they came to on `target`, as its report records them."""
-    mode, restarter = target.mode, "make run" if config.fault in LAUNCHER_FAULTS else None
+    under_launcher = isinstance(target, LocalTarget) and target.launcher_pid is not None
+    mode, restarter = target.mode, "make run" if under_launcher else None
     return Settings(
         **config.model_dump(exclude={"browse_connections"}),
         mode=mode,

@@ -44,14 +44,7 @@ from shop_load.core.drill_args import CHAOS_FAULTS, DrillConfig, DrillError, fau
 from shop_load.core.records import InvariantResult
 from shop_load.drill import scheduled
 from shop_load.drill.progress import Progress
-from shop_load.drill.results import (
-    EXIT_CANNOT_RUN,
-    EXIT_OK,
-    drill_settings,
-    print_invariants,
-    verdict,
-    write_results,
-)
+from shop_load.drill.results import EXIT_CANNOT_RUN, EXIT_OK, drill_settings, print_invariants, verdict, write_results
 from shop_load.generators import browse_counts, browsing, wrk
 from shop_load.generators.browse_counts import ServerCounter
 from shop_load.generators.browsing import Browsing
@@ -71,8 +64,7 @@ async def drill(options: DrillConfig) -> int:
     def clock() -> float:
         return time.monotonic() - t0
 
-    started_at = datetime.now(UTC)
-    target = choose_target(options, clock)
+    started_at, target = datetime.now(UTC), choose_target(options, clock)
     try:
         operator = find_operator(options, target)  # before any load: the drill reads the inventory through /ops/
     except DrillError:
@@ -80,8 +72,7 @@ async def drill(options: DrillConfig) -> int:
         raise
     if target.url is not None:  # the target knows its storefront (the shop in containers)
         options = options.model_copy(update={"url": target.url})
-    mode = target.mode
-    duration, base_url = options.fault_seconds(mode), options.url
+    duration, base_url = options.fault_seconds(target.mode), options.url
     if options.browse_rate > 0:
         try:
             wrk.require_wrk()
@@ -136,14 +127,8 @@ async def drill(options: DrillConfig) -> int:
                 initial = await operator.inventory(client)
             except httpx.HTTPError as exc:
                 raise DrillError(f"the shop at {base_url} does not show the operator its inventory: {exc}") from None
-            ledger = invariants.Ledger(
-                base_url,
-                started_at.isoformat(),
-                options.reservation_ttl,
-                customers=shoppers.customers,
-                checkouts=shoppers.checkouts,
-                initial_inventory=initial,
-            )
+            ttl, began = options.reservation_ttl, started_at.isoformat()
+            ledger = invariants.Ledger(base_url, began, ttl, shoppers.customers, shoppers.checkouts, initial)
             if options.browse_rate > 0:
                 scrape = (
                     browse_counts.cluster_scrape(target.cluster, options.storefront_selector)
@@ -170,7 +155,7 @@ async def drill(options: DrillConfig) -> int:
             injected = True  # set before sending: a fault whose answer was lost is cleared all the same
             if browse is not None:
                 await browse.switch("during")
-            await target.inject(control, options.fault, fault_body(options, mode))
+            await target.inject(control, options.fault, fault_body(options, target.mode))
             await progress.wait("fault", duration, until=lambda: target.recovered() or stop.tripped())
             finished = True
             await target.finish(control)
@@ -186,7 +171,6 @@ async def drill(options: DrillConfig) -> int:
             end = clock()
             stop_sampling.set()
             await asyncio.gather(*(task for task in (lag_watch, sampler) if task is not None))
-            target.stop()
             progress.done()
     finally:
         stop_customers.set()
@@ -204,20 +188,17 @@ async def drill(options: DrillConfig) -> int:
     results: list[InvariantResult] | None = None
     if not options.no_check:
         print("checking the invariants against the shop's API ...", file=sys.stderr, flush=True)
-        results = await invariants.verify(ledger, operator, settle_seconds=options.settle)
-        results += await target.checks()
+        results = await invariants.verify(ledger, operator, settle_seconds=options.settle) + await target.checks()
     if options.put_back:
         async with httpx.AsyncClient(base_url=base_url) as client:
             notes.append(await stock.put_back(client, operator, initial))
-    settings = drill_settings(options, target, browse)
-    out_of_stock = sum(c.outcome == "out_of_stock" for c in shoppers.checkouts)
-    if out_of_stock:
+    if out_of_stock := sum(c.outcome == "out_of_stock" for c in shoppers.checkouts):
         notes.append(
             f"{out_of_stock} checkouts were answered 409 insufficient stock (an answer, not a failure): "
             "the sale sold out some products (--restock raises the stock before the drill)"
         )
     report = build_report(
-        settings=settings,
+        settings=drill_settings(options, target, browse),
         shoppers=shoppers,
         marks=target.marks(),
         replicasets=target.replicasets(),

@@ -44,8 +44,7 @@ class StopCondition:
     def tripped(self) -> bool:
         if self.threshold is not None and self.note is None:
             now = self.clock()
-            share = success_share(self.checkouts, now)
-            if share is not None and share < self.threshold:
+            if (share := success_share(self.checkouts, now)) is not None and share < self.threshold:
                 self.note = (
                     f"stopped early at {now:.1f} s: {share:.0%} of the checkouts that ended in the last "
                     f"{STOP_WINDOW_SECONDS:g} s were answered, below --stop-below {self.threshold:g}; the fault was "

@@ -68,8 +68,7 @@ async def sample_forever(
 ) -> None:
     """Reads the counts once a second, on the second of `clock`, until `stop`, and once more after it."""
     while True:
-        done = stop.is_set()
-        t = clock()
+        done, t = stop.is_set(), clock()
         try:
             counts = {source: requests_total(text) for source, text in (await scrape()).items()}
         except Exception:  # a failed read is a gap, never the end of the drill
@@ -77,9 +76,8 @@ async def sample_forever(
         counter.observe((t + clock()) / 2, counts)
         if done:
             return
-        pause = SAMPLE_INTERVAL_SECONDS - clock() % SAMPLE_INTERVAL_SECONDS
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), pause)
+        with contextlib.suppress(TimeoutError):  # until the next whole second of `clock`
+            await asyncio.wait_for(stop.wait(), SAMPLE_INTERVAL_SECONDS - clock() % SAMPLE_INTERVAL_SECONDS)
 
 
 def local_scrape(client: httpx.AsyncClient, base_url: str) -> Scrape:

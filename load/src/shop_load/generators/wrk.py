@@ -39,8 +39,7 @@ TIMEOUT_SECONDS = 10.0
 
 def require_wrk() -> str:
     """The path of the wrk executable, or a `WrkError` that says how to install it."""
-    path = shutil.which("wrk")
-    if path is None:
+    if (path := shutil.which("wrk")) is None:
         raise WrkError(
             "wrk (the native HTTP load generator) is not on PATH: install it with `apt-get install wrk`"
             " (Debian/Ubuntu) or `brew install wrk` (macOS)"
@@ -65,10 +64,7 @@ class WrkRun:
     """A wrk process running in the background; `result()` waits for it and parses its report."""
 
     def __init__(self, args: list[str], env: Mapping[str, str], *, seconds: float, threads: int, connections: int):
-        self.args = args
-        self.threads = threads
-        self.connections = connections
-        self._seconds = seconds
+        self.args, self.threads, self.connections, self._seconds = args, threads, connections, seconds
         # wrk's output, kept in files (not pipes, which nobody drains while it runs) until result() reads them
         self._stdout: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
@@ -77,10 +73,6 @@ class WrkRun:
         self._reaped: tuple[int, float] | None = None
         self._started = time.monotonic()
         self._process = subprocess.Popen(args, env=dict(env), stdout=self._stdout, stderr=self._stderr)
-
-    def running(self) -> bool:
-        with self._lock:
-            return self._process.returncode is None
 
     def stop(self) -> None:
         """Ends the run early; wrk still prints its report (for `result()`)."""

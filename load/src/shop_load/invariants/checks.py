@@ -24,8 +24,7 @@ def _result(name: str, problems: list[str], ok_detail: str) -> InvariantResult:
 
 
 def check_answered_payments(checkouts: Sequence[Checkout], fetched: Mapping[str, Answer]) -> InvariantResult:
-    problems = []
-    answered = [c for c in checkouts if c.outcome in ANSWERED]
+    problems, answered = [], [c for c in checkouts if c.outcome in ANSWERED]
     for checkout in answered:
         status, body = fetched.get(checkout.key, (None, None))
         if status != 200 or not isinstance(body, Mapping):
@@ -77,8 +76,7 @@ def check_one_payment_per_key(
             problems.append(f"customer {customer}'s payment list repeats a payment")
         for payment_id in sorted(set(listed_ids) - set(expected.get(customer, {}))):
             problems.append(f"customer {customer} has payment {payment_id} that none of their keys answers with")
-    keys = sum(map(len, expected.values()))
-    detail = f"{keys} payments expected from the keys, {total} listed, one per key"
+    detail = f"{sum(map(len, expected.values()))} payments expected from the keys, {total} listed, one per key"
     return _result("one_payment_per_key", problems, detail)
 
 
@@ -89,16 +87,13 @@ def check_stock(
     elapsed_seconds: float,
     reservation_ttl_seconds: float,
 ) -> InvariantResult:
-    problems = []
-    after = {row["sku"]: row for row in final}
-    extra_held = 0
+    problems, after, extra_held = [], {row["sku"]: row for row in final}, 0
     for row in initial:
         now = after.get(row["sku"])
         if now is None:
             problems.append(f"{row['sku']} is gone from the inventory")
             continue
-        before_total = row["stock"] + row["held"] + row["sold"]
-        now_total = now["stock"] + now["held"] + now["sold"]
+        before_total, now_total = (counts["stock"] + counts["held"] + counts["sold"] for counts in (row, now))
         if now_total != before_total:
             problems.append(
                 f"{row['sku']}: stock {now['stock']} + held {now['held']} + sold {now['sold']} = {now_total}, "

@@ -132,15 +132,13 @@ async def _settle_held(
 ) -> None:
     held_before = {row["sku"]: row["held"] for row in initial}
     while time.monotonic() < deadline:
-        rows = await operator.inventory(client)
-        if all(row["held"] <= held_before.get(row["sku"], 0) for row in rows):
+        if all(row["held"] <= held_before.get(row["sku"], 0) for row in await operator.inventory(client)):
             return
         await asyncio.sleep(0.5)
 
 
 async def observe(client: httpx.AsyncClient, ledger: Ledger, operator: Operator, *, settle_seconds: float) -> Observed:
-    limit = asyncio.Semaphore(16)
-    deadline = time.monotonic() + settle_seconds
+    limit, deadline = asyncio.Semaphore(16), time.monotonic() + settle_seconds
     unanswered = [c for c in ledger.checkouts if c.outcome in {"failed", "pending"}]
     answered = [c for c in ledger.checkouts if c.outcome in checks.ANSWERED]
 
@@ -166,13 +164,11 @@ async def observe(client: httpx.AsyncClient, ledger: Ledger, operator: Operator,
     )
 
 
-async def verify(
-    ledger: Ledger, operator: Operator, *, settle_seconds: float = 20.0, request_timeout: float = 10.0
-) -> list[InvariantResult]:
+async def verify(ledger: Ledger, operator: Operator, *, settle_seconds: float = 20.0) -> list[InvariantResult]:
     """Checks every invariant against the shop at `ledger.base_url`, reading its inventory as `operator`. A shop
     that cannot be asked fails them."""
     try:
-        async with httpx.AsyncClient(base_url=ledger.base_url, timeout=request_timeout) as client:
+        async with httpx.AsyncClient(base_url=ledger.base_url, timeout=10.0) as client:
             observed = await observe(client, ledger, operator, settle_seconds=settle_seconds)
     except httpx.HTTPError as exc:
         reason = f"could not be checked: {exc}"

@@ -93,13 +93,6 @@ def wrk_latency(result: records.WrkResult | None) -> model.Latency:
     return model.Latency(requests=result.requests, failed=failed, p50_ms=result.p50_ms, p99_ms=result.p99_ms)
 
 
-def browse_latency(wrk: records.WrkBrowsing | None) -> model.Phases | None:
-    """wrk's figures of each phase: before the fault, during it, after recovery."""
-    if wrk is None:
-        return None
-    return model.Phases(**{segment.phase: wrk_latency(segment.result) for segment in wrk.segments})
-
-
 def build_report(
     *,
     settings: model.Settings,
@@ -124,6 +117,7 @@ def build_report(
     (`autoscaler`)."""
     sent, steps = shoppers.records, timeline.timeline(marks, target_pod)
     endpoints = {e: [r for r in sent if r.endpoint == e] for e in sorted({r.endpoint for r in sent})}
+    browsed = model.Phases(**{s.phase: wrk_latency(s.result) for s in browsing.segments}) if browsing else None
     return model.DrillReport(
         started_at=started_at,
         duration_s=round(end, 2),
@@ -140,7 +134,7 @@ def build_report(
         ),
         checkouts=checkout_summary(shoppers.checkouts),
         latency_ms=timeline.latency_phases(sent, steps.injected, steps.ready_again),
-        browse_latency_ms=browse_latency(browsing),
+        browse_latency_ms=browsed,
         marks=sorted(marks, key=lambda m: m.t),
         replicasets=replicasets,
         autoscaler=autoscaler,

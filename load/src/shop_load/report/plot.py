@@ -76,16 +76,13 @@ def render(report: DrillReport, path: Path) -> Path:
     figure = Figure(figsize=(13, 9.5))  # no pyplot: nothing global to close, no display needed
     checkouts, browses, latency = figure.subplots(3, 1, sharex=True, height_ratios=(3, 3, 2))
     paid = "POST /api/payments"
-    stacks = _stacked(
-        checkouts,
-        seconds,
-        [
-            ([r.checkout_ok for r in rows], ("tab:green", 0.8), f"{paid} ok"),
-            ([r.checkout_failed for r in rows], "tab:red", f"{paid} failed"),
-            ([r.checkouts_not_started for r in rows], "tab:orange", "not started (in-flight bound)"),
-            ([r.checkouts_late for r in rows], "gold", "missed (drill late)"),
-        ],
-    )
+    tries: list[Layer] = [
+        ([r.checkout_ok for r in rows], ("tab:green", 0.8), f"{paid} ok"),
+        ([r.checkout_failed for r in rows], "tab:red", f"{paid} failed"),
+        ([r.checkouts_not_started for r in rows], "tab:orange", "not started (in-flight bound)"),
+        ([r.checkouts_late for r in rows], "gold", "missed (drill late)"),
+    ]
+    stacks = _stacked(checkouts, seconds, tries)
     started = [r.checkouts_started for r in rows]
     checkouts.plot([s + 0.5 for s in seconds], started, color="black", linewidth=1.2, label="checkouts started")
     _asked(checkouts, settings.rate, stacks)

@@ -85,9 +85,8 @@ def asked(settings: Settings) -> str:
 
 def summary(report: DrillReport) -> str:
     settings, steps, checkouts, requests = report.settings, report.timeline, report.checkouts, report.requests
-    run = f"profile {settings.profile}, fault {settings.fault}, mode {settings.mode}"
-    title = f"drill: {run}, {asked(settings)}, {report.duration_s:.0f} s"
-    # the kubelet and the container engine see kills and restarts; make run only restarts dead processes
+    run = f"profile {settings.profile}, fault {settings.fault}, mode {settings.mode}, {asked(settings)}"
+    # the kubelet and the container engine report kills and restarts as marks; make run's launcher in run.json
     kubelet = settings.orchestrator in {"kubernetes", "container engine"}
     rows = [
         (MARK_LABELS[kind], _since(t, None if kind == "injected" else steps.injected))
@@ -115,7 +114,7 @@ def summary(report: DrillReport) -> str:
         phases = [row + _latency(seen) for row, (_, seen) in zip(phases, report.browse_latency_ms, strict=True)]
         latency_header += ("browses (wrk)", "failed", "p50", "p99")
     parts = [
-        title,
+        f"drill: {run}, {report.duration_s:.0f} s",
         table(load_rows(report.load), ("the load", "asked", "ran")),
         table(rows, ("timeline (since start)", "")),
         table(traffic, ("what the customers saw", "")),

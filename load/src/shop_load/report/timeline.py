@@ -36,8 +36,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
 def rounded(value: float | None, digits: int = 1) -> float | None:
@@ -149,8 +148,7 @@ def quantile(records: Sequence[RequestRecord], q: float) -> float | None:
 def latency_phases(records: Sequence[RequestRecord], injected: float | None, recovered: float | None) -> Phases:
     """p50/p99 of the checkout requests (`POST /api/payments`, whatever their answer, a time-out included) sent
     before the injection, between it and recovery, and after recovery."""
-    start = injected if injected is not None else math.inf
-    stop = recovered if recovered is not None else math.inf
+    start, stop = (math.inf if t is None else t for t in (injected, recovered))
     phases: dict[str, list[RequestRecord]] = {"before": [], "during": [], "after": []}
     for record in records:
         if record.endpoint == CHECKOUT_ENDPOINT:

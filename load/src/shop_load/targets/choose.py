@@ -62,7 +62,7 @@ class LocalTarget(Target):
         self.credentials = LocalCredentials(data_dir)
         self.payment = self.replicas[0]
         self.name = self.payment.name
-        self.notes = [LAUNCHER_RESTARTS_NOTE if fault in LAUNCHER_FAULTS else NO_ORCHESTRATOR_NOTE]
+        self.notes = [LAUNCHER_RESTARTS_NOTE if launcher_pid is not None else NO_ORCHESTRATOR_NOTE]
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -84,11 +84,11 @@ class LocalTarget(Target):
         return sorted((mark for replica in self.replicas for mark in replica.marks), key=lambda mark: mark.t)
 
     def recovered(self) -> bool:
-        # A leak never ends by itself here: the fault phase lasts its whole duration. A hang ends by itself; a crash
-        # once the launcher has started the crashed process again and it is ready, a rollout once every replica was
-        # (a replica merely seen unready under load, before the crash or its turn, is not replaced).
-        if self.fault in LAUNCHER_FAULTS:
-            return self.restarts() == (len(self.replicas) if self.fault == "rollout" else 1)
+        # Over once make run's launcher started the faulty replica again and it is ready (a liveness restart after a
+        # leak or hang, a dead process after a crash), a rollout once every replica was (a replica merely seen unready
+        # under load, before the fault or its turn, is not replaced). Without the launcher a hang ends by itself.
+        if self.restarts() == (len(self.replicas) if self.fault == "rollout" else 1):
+            return True
         return self.fault == "hang" and self.payment.recovered()
 
     def restarts(self) -> int | None:
@@ -105,14 +105,15 @@ class LocalTarget(Target):
         return " | ".join(f"{replica.name or 'payment'}: {_process_state(replica)}" for replica in self.replicas)
 
     async def finish(self, client: httpx.AsyncClient, *, wait: bool = True) -> None:
-        """Clears the fault so the local shop recovers (a hang ends by itself, a crashed or rolled replica comes back
-        through the launcher), and waits until every replica is ready again."""
-        if self.fault not in LAUNCHER_FAULTS and self.payment.tracker.gone:
+        """Clears the fault so the local shop recovers (a hang ends by itself, a crashed, rolled or unhealthy replica
+        comes back through the launcher), waits until every replica is ready again and notes make run's restarts."""
+        if self.launcher_pid is None and self.payment.tracker.gone:
             self.notes.append(
                 "The payment process is gone: make run starts a dead service again after a back-off (see its output)."
             )
             return
-        if self.fault == "leak" and not await self.payment.clear(client):
+        cleared = self.fault != "leak" or self.recovered() or await self.payment.clear(client)
+        if not cleared and self.launcher_pid is None:
             self.notes.append("DELETE /chaos failed: the payment process may still carry the fault.")
             return
         if wait:
@@ -122,8 +123,13 @@ class LocalTarget(Target):
                         await replica.ready_event.wait()
                     # A restart slowed by the sale can outlast the fault phase: its report waits for every replacement
                     # (polled: run.json, written by another process, says when a replica was replaced).
-                    while self.fault in LAUNCHER_FAULTS and not self.recovered():  # noqa: ASYNC110
+                    replacing = self.fault in LAUNCHER_FAULTS or self.payment.tracker.gone  # a liveness restart too
+                    while replacing and not self.recovered():  # noqa: ASYNC110
                         await asyncio.sleep(0.2)
+        state = RunState.read(self.data_dir) if self.data_dir else None
+        for process in state.replicas("payment") if state else []:
+            if any(r.url == process.url and r.pid not in {None, process.pid} for r in self.replicas):
+                self.notes.append(f"make run started {process.name} again: {process.last_reason}.")
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -81,8 +81,7 @@ class ClusterTarget(Target):
         self.watcher = PodWatcher(not_before=datetime.now(UTC) - timedelta(seconds=2), container=cluster.container)
         self.events: queue.Queue[tuple[float, str, str, Mapping[str, Any]]] = queue.Queue()
         self.stop_event = threading.Event()
-        self.injected: list[Mark] = []
-        self.pod_marks: list[Mark] = []
+        self.injected, self.pod_marks = list[Mark](), list[Mark]()
         self.threads = cluster.watch(self._sink, self.stop_event, also=database_selector if database else None)
 
     def _aim(self, pod: str) -> None:
@@ -94,12 +93,8 @@ class ClusterTarget(Target):
         self.events.put((self.clock(), kind, event_type, obj))
 
     def drain(self) -> None:
-        while True:
-            try:
-                t, kind, event_type, obj = self.events.get_nowait()
-            except queue.Empty:
-                return
-            self.pod_marks += self.watcher.apply(t, kind, event_type, obj)
+        while not self.events.empty():  # the one reader: what it saw there is still there
+            self.pod_marks += self.watcher.apply(*self.events.get_nowait())
 
     async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
         self.drain()
@@ -111,10 +106,8 @@ class ClusterTarget(Target):
             self.rolled_from = self.watcher.active_replicasets() or await asyncio.to_thread(self.cluster.replicasets)
             await asyncio.to_thread(self.cluster.rollout_restart, self.deployment)
             detail = f"kubectl rollout restart deployment/{self.deployment}"
-        elif fault in DATABASE_FAULTS:
-            detail = await self._database(fault)
         else:
-            detail = await self.chaos.inject(fault, body)
+            detail = await self._database(fault) if fault in DATABASE_FAULTS else await self.chaos.inject(fault, body)
         self.injected.append(Mark(t, "injected", self.name, detail))
 
     async def _ready_pod(self) -> None:
@@ -182,8 +175,7 @@ class ClusterTarget(Target):
         if self.fault == "rollout":
             return f"rs {sets}"
         name = self.database or self.pod
-        pod = self.watcher.pods.get(name)
-        if pod is None:
+        if (pod := self.watcher.pods.get(name)) is None:
             return f"pod {name}: ?"
         return f"pod {name}: {'Ready' if pod.ready else 'NOT READY'}, restarts {pod.restarts} | rs {sets}"
 
@@ -191,8 +183,8 @@ class ClusterTarget(Target):
         self.drain()
         if self.fault not in CHAOS_FAULTS:
             return  # a rollout or a killed database pod leaves nothing to clear
-        pod = self.watcher.pods.get(self.pod)
-        if pod is not None and pod.restarts == 0 and not pod.deleted:  # the fault is still in it: take it out
+        # no restart and not deleted: the fault is still in the pod, take it out
+        if (pod := self.watcher.pods.get(self.pod)) is not None and pod.restarts == 0 and not pod.deleted:
             sent = self.clock()
             with contextlib.suppress(ChaosRefused):
                 await self.chaos.clear()

@@ -197,16 +197,14 @@ def build(engine: Engine, base_image: str, root: Path, version: str) -> None:
     say(f"building the images on {base_image}")
     images.build(images.SERVICES, root=root, environ=env)
     argv = database_build_argv(images.image_name(DATABASE, version), base_image, root / POSTGRES_CONTEXT, ca_bundle)
-    built = engine.docker(*argv, env={"DOCKER_BUILDKIT": "1"}, timeout=900, check=False)
-    if built.returncode != 0:
+    if (built := engine.docker(*argv, env={"DOCKER_BUILDKIT": "1"}, timeout=900, check=False)).returncode != 0:
         raise RuntimeError(f"building {argv[2]} failed:\n{built.stdout[-3000:]}{built.stderr[-3000:]}")
 
 
 def start(engine: Engine, specs: Mapping[str, PodSpec], version: str) -> tuple[ContainerShop, dict[str, str]]:
     """PostgreSQL on a new volume, provisioned, then the services, each awaited until ready."""
     password, port = secrets.token_urlsafe(18), free_port()
-    env = {"POSTGRES_PASSWORD": password}
-    image = images.image_name(DATABASE, version)
+    env, image = {"POSTGRES_PASSWORD": password}, images.image_name(DATABASE, version)
     database_argv = run_argv(DATABASE, image, specs[DATABASE], env, "--publish", f"127.0.0.1:{port}:5432")
     engine.docker("volume", "create", VOLUME)
     engine.docker(*database_argv, env=env)
@@ -221,8 +219,7 @@ def start(engine: Engine, specs: Mapping[str, PodSpec], version: str) -> tuple[C
         database_password=password,
         database_argv=database_argv,
     )
-    credentials = new_credentials()
-    payments = f"{shop.url('payment-a')},{shop.url('payment-b')}"
+    credentials, payments = new_credentials(), f"{shop.url('payment-a')},{shop.url('payment-b')}"
     upstreams = {"catalog": shop.url("catalog"), "users": shop.url("users"), "payment": payments}
     for name, service in SERVICE_OF.items():
         env = {"CHAOS_ENABLED": "true", "CHAOS_TOKEN": shop.chaos_token, "HOST": "127.0.0.1"}
@@ -240,8 +237,7 @@ def start(engine: Engine, specs: Mapping[str, PodSpec], version: str) -> tuple[C
 def up(engine: Engine, folder: Path) -> None:
     """Builds the images and starts the shop in containers; on failure removes what it started."""
     root = repository_root()
-    version = project_version(root)
-    specs = pod_specs(render_manifests(root))
+    version, specs = project_version(root), pod_specs(render_manifests(root))
     build(engine, engine.base_image(), root, version)
     down(engine, folder)  # an interrupted run's
     try:

@@ -1,8 +1,9 @@
 """The drill without a cluster (`make run`): the fault goes to the local payment process, whose probes are polled.
 
-There is no orchestrator here: nothing takes the process out of traffic when `/ready` turns 503 and nothing
-restarts it when `/healthz` does. The drill shows the detection, what the customers saw meanwhile, and then
-clears the fault itself (`DELETE /chaos`) so the local shop is healthy again.
+Under `make run` its launcher plays the kubelet (`shop_devtools.kubelet`): a replica failing liveness is stopped
+and started again, one failing readiness is routed around. A payment process not started by `make run` has no
+orchestrator: the drill shows the detection, what the customers saw meanwhile, and then clears the fault itself
+(`DELETE /chaos`) so the local shop is healthy again.
 """
 
 import asyncio
@@ -20,10 +21,11 @@ PROBE_INTERVAL_SECONDS = 0.25
 PROBE_TIMEOUT_SECONDS = 1.0
 
 LAUNCHER_RESTARTS_NOTE = (
-    "Locally make run's launcher stands in for the ReplicaSet: it starts a dead payment process again after a "
-    "back-off (1 s, doubling) and, on SIGUSR1, replaces the replicas one at a time (a rollout). With "
-    "PAYMENT_REPLICAS=3 the other replicas take the checkouts meanwhile; with one, storefront's retries and the "
-    "customers' own (same Idempotency-Key) cover the gap."
+    "Locally make run's launcher stands in for the kubelet and the ReplicaSet, from the manifests: it probes each "
+    "replica's liveness and readiness as the pod spec says, stops one failing liveness and starts a dead or stopped "
+    "one again after a back-off (1 s, doubling), and on SIGUSR1 replaces the replicas one at a time (a rollout). "
+    "An unready replica answers with Connection: close and storefront's balancing leaves it out meanwhile; the "
+    "other replicas take the checkouts."
 )
 NO_ORCHESTRATOR_NOTE = (
     "No orchestrator here: nothing restarts a sick local payment process or takes it out of traffic (make run "

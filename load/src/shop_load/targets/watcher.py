@@ -69,19 +69,13 @@ class PodSeen:
 
 
 def _termination_key(container: str, terminated: Mapping[str, Any]) -> str:
-    return str(
-        terminated.get("containerID")
-        or f"{container}:{terminated.get('startedAt')}:{terminated.get('finishedAt')}:{terminated.get('exitCode')}"
-    )
+    stamps = (terminated.get(key) for key in ("startedAt", "finishedAt", "exitCode"))
+    return str(terminated.get("containerID") or ":".join(map(str, (container, *stamps))))
 
 
 def _terminations(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    found = []
-    for where in ("state", "lastState"):
-        terminated = _get(status, where, "terminated")
-        if isinstance(terminated, Mapping):
-            found.append(terminated)
-    return found
+    found = (_get(status, where, "terminated") for where in ("state", "lastState"))
+    return [terminated for terminated in found if isinstance(terminated, Mapping)]
 
 
 @dataclass
@@ -124,15 +118,13 @@ class PodWatcher:
             container = status["name"]
             before = seen.containers.setdefault(container, ContainerSeen(int(status.get("restartCount", 0))))
             for terminated in _terminations(status):
-                key = _termination_key(container, terminated)
-                if key in before.terminations:
+                if (key := _termination_key(container, terminated)) in before.terminations:
                     continue
                 before.terminations.add(key)
                 reason = str(terminated.get("reason") or "Unknown")
                 detail = f"{container}: {reason}, exit code {terminated.get('exitCode')}"
                 marks.append(Mark(t, "oom_killed" if reason == "OOMKilled" else "terminated", name, detail))
-            count = int(status.get("restartCount", 0))
-            if count > before.restart_count:
+            if (count := int(status.get("restartCount", 0))) > before.restart_count:
                 seen.restarts += count - before.restart_count
                 marks.append(Mark(t, "restarted", name, f"{container}: restartCount {before.restart_count} → {count}"))
                 before.restart_count = count
@@ -149,18 +141,12 @@ class PodWatcher:
         pod = involved.get("name")
         if involved.get("kind") != "Pod" or pod not in self.pods:
             return []
-        when = (
-            parse_time(event.get("lastTimestamp"))
-            or parse_time(event.get("eventTime"))
-            or parse_time(_get(event, "series", "lastObservedTime"))
-            or parse_time(_get(event, "metadata", "creationTimestamp"))
-        )
+        stamps = (("lastTimestamp",), ("eventTime",), ("series", "lastObservedTime"), ("metadata", "creationTimestamp"))
+        when = next(filter(None, (parse_time(_get(event, *path)) for path in stamps)), None)  # the first one set
         if self.not_before is not None and when is not None and when < self.not_before:
             return []
-        identity = (
-            str(_get(event, "metadata", "uid") or _get(event, "metadata", "name")),
-            int(event.get("count") or 1),
-        )
+        uid = _get(event, "metadata", "uid") or _get(event, "metadata", "name")
+        identity = (str(uid), int(event.get("count") or 1))
         if identity in self._events_seen:
             return []
         self._events_seen.add(identity)
@@ -209,10 +195,8 @@ class PodWatcher:
 
     def recovered(self, target: str) -> bool:
         """The faulted pod went through its restart (or away) and the ReplicaSets are whole again."""
-        pod = self.pods.get(target)
-        if pod is None:
+        if (pod := self.pods.get(target)) is None:
             return False
         if pod.deleted:  # replaced by a new pod: recovered once the ReplicaSet is whole again
             return self.replicas_ready()
-        went_through = pod.restarts > 0 or pod.was_unready
-        return went_through and pod.ready and self.replicas_ready()
+        return (pod.restarts > 0 or pod.was_unready) and pod.ready and self.replicas_ready()

@@ -144,28 +144,45 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class BalancedTransport(httpx.AsyncBaseTransport):
-    """Round robin over several replicas of one service; a replica refusing the connection is skipped.
+    """Round robin over several replicas of one service; a replica refusing the connection is skipped, and one that
+    answered `Connection: close` (what a replica out of rotation says: unready or draining, `shopkit.probes`) is
+    left out of the round for `OUT_OF_ROTATION_SECONDS`, unless every replica is.
 
     What a Kubernetes Service gives for free, for running replicas side by side without one (`make run`, plain
-    containers): `STOREFRONT_PAYMENT_URL=http://127.0.0.1:8083,http://127.0.0.1:8093`.
+    containers): `STOREFRONT_PAYMENT_URL=http://127.0.0.1:8083,http://127.0.0.1:8084`. The replica's own readiness
+    decides, read from answers the checkouts get anyway: no probe and no shared state on the request's path.
     """
+
+    OUT_OF_ROTATION_SECONDS = 2.0
+    """The readiness probe's period: a replica still out of rotation says so again on the next request it gets."""
 
     def __init__(self, backends: Sequence[str], inner: httpx.AsyncBaseTransport) -> None:
         self.backends = [httpx.URL(backend) for backend in backends]
         self.inner = inner
         self._turn = itertools.count()
+        self._out_until = [0.0] * len(self.backends)
+
+    def _order(self) -> list[int]:
+        first = next(self._turn)
+        order = [(first + step) % len(self.backends) for step in range(len(self.backends))]
+        now = time.monotonic()
+        return sorted(order, key=lambda index: self._out_until[index] > now)  # stable: the round's order otherwise
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        first = next(self._turn)
-        for attempt in range(len(self.backends)):
-            backend = self.backends[(first + attempt) % len(self.backends)]
+        order = self._order()
+        for attempt, index in enumerate(order):
+            backend = self.backends[index]
             request.url = request.url.copy_with(scheme=backend.scheme, host=backend.host, port=backend.port)
             request.headers["host"] = backend.netloc.decode("ascii")
             try:
-                return await self.inner.handle_async_request(request)
+                response = await self.inner.handle_async_request(request)
             except httpx.ConnectError:
-                if attempt == len(self.backends) - 1:
+                if attempt == len(order) - 1:
                     raise
+                continue
+            if response.headers.get("connection", "").lower() == "close":
+                self._out_until[index] = time.monotonic() + self.OUT_OF_ROTATION_SECONDS
+            return response
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:

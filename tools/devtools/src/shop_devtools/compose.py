@@ -30,7 +30,8 @@ import sys
 from pathlib import Path
 
 from shop_devtools.cluster import ClusterError, require_tools
-from shop_devtools.credentials import FILE_NAME, ensure_credentials, env_text
+from shop_devtools.credentials import ensure_credentials, env_text
+from shop_devtools.runconfig import credentials_file
 from shop_devtools.topology import SERVICES, SHOP_URL
 from shop_devtools.workspace import WorkspaceError, private_key_pem, repository_root, write_private
 
@@ -46,18 +47,12 @@ def env_file(root: Path) -> Path:
     return path
 
 
-def credentials_file(root: Path) -> Path:
-    """`.data/credentials.env`: the shop's own credentials on this machine, compose's and `make run`'s."""
-    return root / ".data" / FILE_NAME
-
-
 def credential_files(root: Path) -> list[Path]:
     """Makes `.data/credentials.env` once, then each service's share of it (mode 600), `.data/compose/<service>.env`,
     as docker-compose.yml gives it to the service; returns the share files of the services that read any. Only the
     paths are ever printed, never a value."""
-    source = credentials_file(root)
-    existed = source.exists()
-    credentials = ensure_credentials(source)
+    source = credentials_file(root / ".data")  # the file `make run` keeps: one set of credentials on this machine
+    existed, credentials = source.exists(), ensure_credentials(source)
     if not existed:
         print(f"wrote the shop's credentials to {source}", flush=True)
     written = []
@@ -90,8 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up").add_argument("--monitoring", action="store_true", help="add Prometheus and Grafana")
     commands.add_parser("down").add_argument("--volumes", action="store_true", help="drop the database volume too")
-    args = parser.parse_args(argv)
-    root = repository_root()
+    args, root = parser.parse_args(argv), repository_root()
     try:
         require_tools("docker")
         if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode != 0:
@@ -101,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             credential_files(root)
             run(up_argv(monitoring=args.monitoring), root)
             print(f"the shop is at {SHOP_URL}", flush=True)
-            print(f"the operator's door is {SHOP_URL}/ops/ (OPERATOR_CREDENTIAL in {credentials_file(root)})")
+            print(f"the operator's door is {SHOP_URL}/ops/ (OPERATOR_CREDENTIAL in {credentials_file(root / '.data')})")
             if args.monitoring:
                 print("Prometheus http://localhost:9090, Grafana http://localhost:3000", flush=True)
         else:

@@ -18,11 +18,6 @@ END = "<!-- /diagram -->"
 DOCUMENT = Path("docs/architecture.md")
 
 
-def _node(service: Service) -> str:
-    database = ", own database" if service.has_database else ""
-    return f'    {service.name}["{service.name} :{service.port}{database}"]'
-
-
 def _call(caller: Service, callee: Service) -> str:
     """An arrow for a call, labelled with the caller's own credential where the callee asks for it."""
     own = f"{caller.name.upper()}_CREDENTIAL"
@@ -39,7 +34,7 @@ def mermaid() -> str:
         "flowchart LR",
         '    customers(["customers: browser, Locust, wrk"])',
         '    operator(["operator: drill, bench, container proof"])',
-        *(_node(service) for service in CALLEES_FIRST),
+        *(f'    {s.name}["{s.name} :{s.port}{", own database" * s.has_database}"]' for s in CALLEES_FIRST),
         '    postgres[("PostgreSQL StatefulSet, one volume")]',
         '    kubernetes{{"Kubernetes: probes, restarts, ReplicaSets, its API"}}',
         '    prometheus{{"Prometheus and Grafana (monitoring)"}}',

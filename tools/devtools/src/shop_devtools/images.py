@@ -52,10 +52,6 @@ def image_name(service: str, version: str) -> str:
     return f"{REPOSITORY}/{service}:{version}"
 
 
-def image_names(version: str) -> list[str]:
-    return [image_name(service, version) for service in SERVICES]
-
-
 @dataclass(frozen=True)
 class BuildOptions:
     base_image: str = DEFAULT_BASE_IMAGE
@@ -94,8 +90,7 @@ def build_argv(service: str, *, version: str, root: Path, options: BuildOptions)
 
 def build(services: Sequence[str], *, root: Path, environ: Mapping[str, str], dry_run: bool = False) -> list[str]:
     """Builds the services' images one after the other; returns their names."""
-    version = project_version(root)
-    options = BuildOptions.from_env(environ)
+    version, options = project_version(root), BuildOptions.from_env(environ)
     if not dry_run and shutil.which("docker", path=environ.get("PATH")) is None:
         raise ImageError(
             "docker is not on PATH: `make images` builds with Docker (BuildKit, with the buildx plugin); "
@@ -117,8 +112,7 @@ def run(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = N
     )
     cli.add_argument("--list", action="store_true", help="print the image names, one a line, and build nothing")
     cli.add_argument("--dry-run", action="store_true", help="print the docker commands without running them")
-    args = cli.parse_args(argv)
-    environ = os.environ if environ is None else environ
+    args, environ = cli.parse_args(argv), os.environ if environ is None else environ
     if unknown := [service for service in args.services if service not in (*SERVICES, DRILL)]:
         cli.error(f"unknown service {', '.join(unknown)}: choose from {', '.join(SERVICES)} or {DRILL}")
     services = list(dict.fromkeys(args.services)) or list(SERVICES)

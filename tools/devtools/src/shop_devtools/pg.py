@@ -27,8 +27,7 @@ def find_bin_dir(system: Path = SYSTEM_POSTGRESQL) -> Path:
     if explicit := os.environ.get("PG_BIN_DIR"):
         return Path(explicit)
     # Only pgserver's binaries are used; importing it would start its own machinery.
-    spec = importlib.util.find_spec("pgserver")
-    if spec is not None and spec.origin is not None:
+    if (spec := importlib.util.find_spec("pgserver")) is not None and spec.origin is not None:
         bundled = Path(spec.origin).parent / "pginstall" / "bin"
         if (bundled / "postgres").exists():
             return bundled
@@ -55,8 +54,7 @@ def _make_reachable(path: Path) -> None:
     becomes listable or readable). A clone in a private directory (`/root`, what `mktemp -d` makes) holds both the
     binaries (in its `.venv`) and the data directory behind one the server user could not enter."""
     for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
+        if not (mode := parent.stat().st_mode) & 0o001:
             parent.chmod(mode | 0o001)
 
 

@@ -73,6 +73,11 @@ class Child:
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     restart_at: float | None = None
     """When a dead process is due to start again."""
+    death_reason: str | None = None
+    """Why the launcher itself stopped the running process (`failed liveness`), None if it did not."""
+    restarts: int = 0
+    last_reason: str = ""
+    """Why it was last started again, for `run.json`: the kubelet's restart count and last state."""
 
     @property
     def name(self) -> str:
@@ -85,7 +90,7 @@ class Child:
     def start(self) -> None:
         """Starts the process; a piped output is relayed to the launcher's log, line by line, until it closes it."""
         self.process = start_process(self.instance.service.module, self.env, output=self.output)
-        self.started_at, self.restart_at = time.monotonic(), None
+        self.started_at, self.restart_at, self.death_reason = time.monotonic(), None, None
         if self.process.stdout is not None:
             self.relay = threading.Thread(target=self._relay, args=(self.process.stdout,), daemon=True)
             self.relay.start()
@@ -212,11 +217,16 @@ def wait_until_ready(children: Sequence[Running], timeout: float, poll: float = 
 
 def readiness(client: httpx.Client, base_url: str) -> str:
     """'' when the service is ready, else why not."""
+    return answer(client, f"{base_url}/ready")
+
+
+def answer(client: httpx.Client, url: str, timeout: float | None = None) -> str:
+    """'' for a 2xx or 3xx (as the kubelet judges an HTTP probe), else what came instead."""
     try:
-        response = client.get(f"{base_url}/ready")
+        response = client.get(url, timeout=timeout or client.timeout)
     except httpx.HTTPError as exc:
-        return type(exc).__name__
-    return "" if response.status_code == 200 else f"{response.status_code} {response.text[:200]}"
+        return "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
+    return "" if response.status_code < 400 else f"{response.status_code} {response.text[:200]}"
 
 
 def free_port() -> int:

@@ -21,10 +21,6 @@ class ProvisionError(Exception):
     """psql could not provision a database; the message holds what it said."""
 
 
-SERVICE_DATABASES = DATABASES
-"""The services whose databases `provision` makes and migrates."""
-
-
 def ensure_database(admin_url: str, *, name: str, role: str, password: str, template: str | None = None) -> str:
     """Creates `role` and database `name` owned by it (a copy of `template`, when given) unless they exist, sets the
     role's password and the grants (`provision.sql`); returns the role's URL to it."""
@@ -33,8 +29,7 @@ def ensure_database(admin_url: str, *, name: str, role: str, password: str, temp
     argv = [str(find_bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", f"--file={script}"]
     argv += [f"--set={key}={value}" for key, value in variables.items()]
     env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
-    psql = subprocess.run([*argv, admin_url], env=env, capture_output=True, text=True, check=False)
-    if psql.returncode != 0:
+    if (psql := subprocess.run([*argv, admin_url], env=env, capture_output=True, text=True, check=False)).returncode:
         raise ProvisionError(f"provisioning database {name} failed: {(psql.stderr or psql.stdout).strip()}")
     return url_for(admin_url, user=role, password=password, database=name)
 
@@ -47,7 +42,7 @@ def drop_database(admin_url: str, name: str) -> None:
 def provision(admin_url: str, *, suffix: str = "") -> dict[str, str]:
     """Every service's database, migrated to head; returns the service name → database URL map."""
     urls = {}
-    for service in SERVICE_DATABASES:
+    for service in DATABASES:
         name = service.name  # the role, its password and its database are named after the service
         urls[name] = ensure_database(admin_url, name=name + suffix, role=name, password=name)
         upgrade(service.migrations, urls[name])

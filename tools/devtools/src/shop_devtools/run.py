@@ -3,9 +3,12 @@
 Starts an embedded PostgreSQL (data kept in `.data/`, so a second run finds its products, users and payments),
 creates a database and a role per service, runs every migration, starts the four services as child processes,
 waits until each one is ready and prints the shop's URL. Ctrl-C or SIGTERM stops every process it started,
-PostgreSQL included. A service that dies once the shop is up is started again after a back-off while the others
-go on serving, as a restart policy would (`shop_devtools.restarts`); one dying before it was ever ready, or
-dying again and again (a crash loop), stops the shop, and the launcher says which one, how, and exits 1.
+PostgreSQL included. The launcher plays the kubelet from the manifests (`shop_devtools.kubelet`): payment runs
+the Deployment's three replicas, each process gets its pod's memory budget, and its liveness and readiness probes
+are asked as the kubelet asks them. A service that dies or fails liveness once the shop is up is started again after
+a back-off while the others go on serving, as a restart policy would (`shop_devtools.restarts`), in
+CrashLoopBackOff if it keeps dying; one dying before it was ever ready stops the shop, and the launcher says which
+one, how, and exits 1.
 
 Its settings, all optional, are read from the environment (`shop_devtools.runconfig` lists them).
 
@@ -45,7 +48,7 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import NoReturn
 
-from shop_devtools import processes
+from shop_devtools import kubelet, processes
 from shop_devtools.credentials import NAMES, OPERATOR, ensure_credentials
 from shop_devtools.database import data_dir_lock, database_urls, provision_databases, start_database
 from shop_devtools.pg import EmbeddedPostgres
@@ -190,14 +193,17 @@ def launch(
     credentials = shop_credentials(config, environ)
     children: list[processes.Child] = []
     cleanup.callback(processes.stop_children, children)
+    specs, shared = kubelet.pod_specs(), kubelet.shared_config()
     for instance in config.instances():
-        children.append(processes.spawn(instance, service_env(instance, config, urls, key, credentials, environ)))
+        base = {**kubelet.memory_env(specs[instance.service.name], shared), **environ}  # the environment's win
+        children.append(processes.spawn(instance, service_env(instance, config, urls, key, credentials, base)))
     provision_databases(admin_url)
     processes.wait_until_ready(children, READY_TIMEOUT_SECONDS - (time.monotonic() - started))
     log.info("every service is ready, %.1f s after launch", time.monotonic() - started)
     print(banner(config, postgres, environ), flush=True)
     cleanup.callback(remove, config.data_dir)
     publish(children, config.data_dir)
+    cleanup.callback(kubelet.start_probers(children, specs).set)
     supervise(children, config.data_dir, rollout)
 
 

@@ -10,7 +10,7 @@ Settings, all optional, read from the environment:
 - `SHOP_PG_PORT`: the embedded PostgreSQL's port on 127.0.0.1 (default 5433).
 - `SHOP_STOREFRONT_PORT`, `SHOP_CATALOG_PORT`, `SHOP_USERS_PORT`, `SHOP_PAYMENT_PORT`: the services' ports
   (default: each one's port in `shop_devtools.topology`).
-- `PAYMENT_REPLICAS`: how many payment processes to run (default 1, at most 5), as the Deployment runs several pods:
+- `PAYMENT_REPLICAS`: how many payment processes to run (default: the base Deployment's replicas, 3; at most 5):
   `payment-1` on `SHOP_PAYMENT_PORT`, `payment-2` on the next port, and so on, all behind storefront (its
   `STOREFRONT_PAYMENT_URL` lists them). With several, one dying leaves the others taking the checkouts.
 - `POSTGRES_ADMIN_URL`: a superuser URL of an existing PostgreSQL server; when set, no embedded server is started
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Self
 
 from shop_devtools.credentials import FILE_NAME
+from shop_devtools.kubelet import pod_specs
 from shop_devtools.processes import REPLICATED, Instance, LaunchError
 from shop_devtools.topology import SERVICES
 from shop_devtools.workspace import repository_root
@@ -56,7 +57,7 @@ class Config:
             ports=ports,
             admin_url=env.get("POSTGRES_ADMIN_URL") or None,
             jwt_private_key=env.get("USERS_JWT_PRIVATE_KEY") or None,
-            payment_replicas=_number(env, "PAYMENT_REPLICAS", 1, MAX_REPLICAS),
+            payment_replicas=_number(env, "PAYMENT_REPLICAS", pod_specs()[REPLICATED].replicas, MAX_REPLICAS),
         )
         taken = [instance.port for instance in config.instances()] + [config.pg_port]
         if len(set(taken)) < len(taken) or max(taken) > MAX_PORT:

@@ -22,6 +22,10 @@ class Process:
     service: str
     url: str
     pid: int
+    restarts: int = 0
+    """How many times the launcher started it again (after a death, a failed liveness, a rollout)."""
+    last_reason: str = ""
+    """Why, the last time: `failed liveness`, `exited with code 70`, `rollout`."""
 
 
 @dataclass(frozen=True)

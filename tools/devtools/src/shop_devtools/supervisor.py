@@ -1,8 +1,9 @@
 """`make run` once the shop is up: what the kubelet and the Deployment controller do, for local processes.
 
-A service that dies is started again after its back-off while the others serve (`shop_devtools.restarts`); a
-crash loop stops the shop. `SIGUSR1` to the launcher rolls payment: each replica stopped (it drains), started
-again and waited for until ready, then the next. Every start is published in `<data dir>/run.json`
+A service that dies, or that `shop_devtools.kubelet` stopped for failing liveness, is started again after its
+back-off while the others serve (`shop_devtools.restarts`), in CrashLoopBackOff if it keeps dying. `SIGUSR1` to
+the launcher rolls payment: each replica stopped (it drains), started again and waited for until ready, then the
+next. Every start is published in `<data dir>/run.json`
 (`shop_devtools.runstate`), where the drill finds the replicas and the launcher.
 """
 
@@ -26,10 +27,11 @@ from shop_devtools.runstate import Process, RunState
 def supervise(children: list[Child], data_dir: Path, rollout: threading.Event) -> NoReturn:
     """Keeps the shop up as a restart policy would (`shop_devtools.restarts`): a dead service is started again
     after its back-off while the others serve; `rollout` set (SIGUSR1) replaces the payment replicas one at a time.
-    Ends only by `Shutdown` (a signal) or `LaunchError` (a crash loop)."""
+    Ends only by `Shutdown` (a signal)."""
 
-    def start(child: Child) -> None:
+    def start(child: Child, reason: str) -> None:
         child.start()
+        child.restarts, child.last_reason = child.restarts + 1, reason
         publish(children, data_dir)
 
     rolling: Rollout | None = None
@@ -50,27 +52,30 @@ def supervise(children: list[Child], data_dir: Path, rollout: threading.Event) -
                 if rolling is not None and child is rolling.current:  # stopped on purpose: not a death
                     continue
                 if child.restart_at is None and (code := child.process.poll()) is not None:
-                    child.restart_at = now + back_off(child, code, now)
+                    child.last_reason = child.death_reason or processes.describe_exit(code)
+                    child.restart_at = now + back_off(child, now)
                 elif child.restart_at is not None and now >= child.restart_at:
-                    start(child)
+                    start(child, child.last_reason)
                     log.info("started %s again (pid %d) on %s", child.name, child.process.pid, child.url)
             time.sleep(processes.POLL_SECONDS)
 
 
-def back_off(child: Child, code: int, now: float) -> float:
-    """Seconds until a child that died is started again; raises `LaunchError` when it is crash-looping."""
+def back_off(child: Child, now: float) -> float:
+    """Seconds until a child that died (`last_reason` says how) is started again."""
     delay = child.policy.after_death(now, ran_for=now - child.started_at)
-    how = processes.describe_exit(code)
-    if delay is None:
+    how = child.last_reason
+    if child.policy.crash_looping:
         deaths = f"{len(child.policy.deaths)} times within {CRASH_LOOP_SECONDS:.0f} s"
-        raise processes.LaunchError(f"{child.name} {how}, and keeps dying ({deaths}): a crash loop; stopping the shop")
+        how += f", and keeps dying ({deaths}): CrashLoopBackOff"
     log.warning("%s %s; starting it again in %.0f s (the others go on serving)", child.name, how, delay)
     return delay
 
 
 def publish(children: list[Child], data_dir: Path) -> None:
     """Writes `run.json` for the tools beside the shop (the drill): this launcher and every process now."""
-    running = (Process(c.name, c.instance.service.name, c.url, c.process.pid) for c in children)
+    running = (
+        Process(c.name, c.instance.service.name, c.url, c.process.pid, c.restarts, c.last_reason) for c in children
+    )
     RunState(os.getpid(), tuple(running)).write(data_dir)
 
 
@@ -84,7 +89,7 @@ class Rollout:
     current: Child | None = None
     stopped_at: float = 0.0
 
-    def step(self, now: float, client: httpx.Client, start: Callable[[Child], None]) -> bool:
+    def step(self, now: float, client: httpx.Client, start: Callable[[Child, str], None]) -> bool:
         """Advances the rollout by what can be done now; True once every replica is back."""
         child = self.current
         if child is None:
@@ -96,7 +101,7 @@ class Rollout:
             processes.signal_group(child, signal.SIGTERM)
         elif child.started_at < self.stopped_at:  # the old process
             if child.process.poll() is not None:
-                start(child)
+                start(child, "rollout")
                 log.info("rollout: started %s again (pid %d)", child.name, child.process.pid)
             elif now - self.stopped_at > processes.STOP_TIMEOUT_SECONDS:
                 processes.signal_group(child, signal.SIGKILL)

@@ -41,8 +41,7 @@ def generate_secrets(generated_dir: Path) -> list[Path]:
         write_private(path, MADE_ONCE[path.name](), replace=False)
     kept = read_env_file(generated_dir / "postgres.env")
     for service in DATABASE_SERVICES:
-        path = generated_dir / f"{service}-database.env"
-        password = kept[f"{service.upper()}_DB_PASSWORD"]
+        path, password = generated_dir / f"{service}-database.env", kept[f"{service.upper()}_DB_PASSWORD"]
         text = env_text({"DATABASE_URL": f"postgresql://{service}:{password}@{POSTGRES_HOST}:5432/{service}"})
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             write_private(path, text, replace=True)

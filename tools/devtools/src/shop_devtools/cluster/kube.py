@@ -94,8 +94,7 @@ class Cluster:
     """The kubeconfig context `api` was made from, named in errors."""
 
     def __post_init__(self) -> None:
-        self.core = client.CoreV1Api(self.api)
-        self.apps = client.AppsV1Api(self.api)
+        self.core, self.apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
         self.autoscaling = client.AutoscalingV2Api(self.api)
 
     def _raw(self, model: Any) -> dict[str, Any]:
@@ -172,16 +171,13 @@ class Cluster:
     def _env_value(self, container: Mapping[str, Any], name: str) -> str | None:
         """The variable `name` as `container` gets it: a literal value, a Secret key reference, or a Secret it
         takes whole (`envFrom`)."""
-        for variable in container.get("env") or []:
-            if variable.get("name") != name:
-                continue
+        for variable in [variable for variable in container.get("env") or [] if variable.get("name") == name]:
             if variable.get("value"):
                 return str(variable["value"])
             if ref := (variable.get("valueFrom") or {}).get("secretKeyRef"):
                 return self._secret_value(ref["name"], ref["key"])
         for source in container.get("envFrom") or []:
-            ref = source.get("secretRef")
-            if ref and (value := self._secret_value(ref["name"], name)):
+            if (ref := source.get("secretRef")) and (value := self._secret_value(ref["name"], name)):
                 return value
         return None
 
@@ -300,10 +296,8 @@ class Cluster:
                     if stop.is_set():
                         watcher.stop()  # type: ignore[no-untyped-call]
                         break
-            except client.exceptions.ApiException as exc:
-                if exc.status == 410:
+            except Exception as exc:  # the API's errors and a dropped connection: watch again after a pause
+                if isinstance(exc, client.exceptions.ApiException) and exc.status == 410:
                     version = None  # too old: list again (objects seen before are already the baseline)
                 else:
                     time.sleep(1)
-            except Exception:  # a dropped connection: watch again after a pause
-                time.sleep(1)

@@ -10,10 +10,8 @@ Pod = Mapping[str, Any]
 
 def is_ready(pod: Pod) -> bool:
     """Running, its Ready condition True, and not being deleted (a terminating pod may still say Ready)."""
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return False
     status = pod.get("status") or {}
-    if status.get("phase") != "Running":
+    if (pod.get("metadata") or {}).get("deletionTimestamp") or status.get("phase") != "Running":
         return False
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
 

@@ -68,11 +68,8 @@ def content_tag(ref: str, image_id: str) -> str:
 def pinned_kustomization(overlay: Path, at: Path, images: Sequence[str], components: Sequence[Path] = ()) -> str:
     """A kustomization in `at` that applies `overlay` with exactly these image references (none: the overlay's own)
     and these components added (kustomize wants both as relative paths)."""
-    kustomization: dict[str, Any] = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [os.path.relpath(overlay, at)],
-    }
+    kustomization: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
+    kustomization["resources"] = [os.path.relpath(overlay, at)]
     if components:
         kustomization["components"] = [os.path.relpath(component, at) for component in components]
     if images:
@@ -83,8 +80,7 @@ def pinned_kustomization(overlay: Path, at: Path, images: Sequence[str], compone
 
 def payment_cluster(cluster: Cluster) -> kube.Cluster:
     """The payment pods of the cluster, through the Kubernetes client and the cluster's own kubeconfig context."""
-    api = kube.connect(kube_context(cluster))
-    if api is None:
+    if (api := kube.connect(kube_context(cluster))) is None:
         raise ClusterError(missing_context(cluster))
     return kube.Cluster(api, NAMESPACE, container="payment", context=kube_context(cluster))
 
@@ -162,16 +158,14 @@ class Shop:
     def deployable(self, target: Target) -> Path:
         """The overlay, pinned to the images loaded last when there are some and with the target's components (as
         it is when there is neither)."""
-        overlay = self.overlay_dir(target)
-        loaded = self.root / LOADED_IMAGES
+        overlay, loaded = self.overlay_dir(target), self.root / LOADED_IMAGES
         images = json.loads(loaded.read_text(encoding="utf-8")) if loaded.is_file() else []
         components = self.component_dirs(target)
         if not images and not components:
             return overlay
         pinned = self.root / DEPLOYED / target.deployment
         pinned.mkdir(parents=True, exist_ok=True)
-        text = pinned_kustomization(overlay, pinned, images, components)
-        (pinned / "kustomization.yaml").write_text(text, encoding="utf-8")
+        (pinned / "kustomization.yaml").write_text(pinned_kustomization(overlay, pinned, images, components), "utf-8")
         return pinned
 
     def forget_applied_replicas(self, context: str, at: Path) -> None:
@@ -189,11 +183,6 @@ class Shop:
         path.write_text(json.dumps(applied, indent=2) + "\n", encoding="utf-8")
         self.runner.run(commands.set_last_applied_argv(context, path))
 
-    def require_context(self, cluster: Cluster) -> None:
-        contexts = self.runner.output(["kubectl", "config", "get-contexts", "--output", "name"]).split()
-        if kube_context(cluster) not in contexts:
-            raise ClusterError(missing_context(cluster))
-
     def load(self, cluster: Cluster, names: Sequence[str] = ()) -> None:
         """Builds the images (`names`, default every service's) and loads them into the cluster's node: kind imports
         the archive `docker save` wrote, minikube takes each through `minikube image load`."""
@@ -209,7 +198,8 @@ class Shop:
         removed by hand), builds and loads them first, so no pod asks for an image the node does not have."""
         require_tools("kubectl", *(["minikube"] if target.autoscaling and target.cluster == "minikube" else []))
         self.overlay_dir(target)
-        self.require_context(target.cluster)
+        if target.context not in self.runner.output(["kubectl", "config", "get-contexts", "--output", "name"]).split():
+            raise ClusterError(missing_context(target.cluster))
         loaded = self.root / LOADED_IMAGES
         if not loaded.is_file() or (target.scheduled_drill and f"/{DRILL}:" not in loaded.read_text(encoding="utf-8")):
             print(f"images not loaded yet ({LOADED_IMAGES} lacks them): building and loading them", flush=True)
@@ -295,8 +285,7 @@ class Shop:
         payment = payment_cluster(cluster)
         pods = payment.pods(payment.selector)
         pod = payment.pick_ready_pod(pods)
-        token = payment.chaos_token(pod)
-        name = str(pod["metadata"]["name"])
+        token, name = payment.chaos_token(pod), str(pod["metadata"]["name"])
         if not token:
             raise ClusterError(f"pod {name} has no CHAOS_TOKEN in its environment: chaos is off in this deployment")
         print(f"leaking {mb_per_second} MiB/s in {name}, 1 of {len(ready_pods(pods))} Ready payment pods", flush=True)
