@@ -14,10 +14,11 @@ threshold). A prober thread per process and probe asks as the kubelet does:
   probing it is what routes the checkouts around an unready replica, at no cost on the checkout's path.
 """
 
+import functools
 import logging
 import signal
-import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,12 @@ def base_dir() -> Path:
     return repository_root() / "k8s" / "base"
 
 
-def pod_specs(base: Path | None = None) -> dict[str, PodSpec]:
-    """Each service's Deployment in the base (`<service>.yaml`), its container named after it."""
+@functools.cache
+def pod_specs() -> Mapping[str, PodSpec]:
+    """Each service's Deployment in the base (`<service>.yaml`), its container named after it; read once (make
+    run's settings take payment's replicas from it, the launch the rest)."""
     specs = {}
-    for path in sorted((base or base_dir()).glob("*.yaml")):
+    for path in sorted(base_dir().glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if not doc or doc.get("kind") != "Deployment":
                 continue
@@ -83,9 +86,9 @@ def _probe(spec: Mapping[str, Any]) -> Probe:
     )
 
 
-def shared_config(base: Path | None = None) -> dict[str, str]:
+def shared_config() -> dict[str, str]:
     """The base's `shop-config` literals (what every service's pods read), by name."""
-    kustomization = yaml.safe_load(((base or base_dir()) / "kustomization.yaml").read_text())
+    kustomization = yaml.safe_load((base_dir() / "kustomization.yaml").read_text())
     literals = next(g["literals"] for g in kustomization["configMapGenerator"] if g["name"] == "shop-config")
     return dict(literal.split("=", 1) for literal in literals)
 
@@ -120,10 +123,7 @@ def restart_unhealthy(child: Child, why: str) -> None:
     log.warning("%s: liveness probe failed (%s); stopping it to be started again", child.name, why)
     child.death_reason = "failed liveness"
     processes.signal_group(child, signal.SIGTERM)
-    try:
-        child.process.wait(timeout=processes.STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        processes.signal_group(child, signal.SIGKILL)
+    processes.wait_or_kill(child, time.monotonic() + processes.STOP_TIMEOUT_SECONDS)
 
 
 def start_probers(children: list[Child], specs: Mapping[str, PodSpec]) -> threading.Event:

@@ -177,16 +177,21 @@ def stop_children(children: Sequence[Running]) -> None:
         signal_group(child, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
     for child in running:
-        try:
-            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %.0f s; killing it", child.name, STOP_TIMEOUT_SECONDS)
-            signal_group(child, signal.SIGKILL)
-            child.process.wait()
+        wait_or_kill(child, deadline)
     for relay in [child.relay for child in children if isinstance(child, Child) and child.relay]:
         relay.join(timeout=2)
     if running:
         log.info("services stopped")
+
+
+def wait_or_kill(child: Running, deadline: float) -> None:
+    """Waits for a process told to stop until `deadline` (monotonic), then SIGKILLs its group and reaps it."""
+    try:
+        child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        log.warning("%s did not stop within %.0f s; killing it", child.name, STOP_TIMEOUT_SECONDS)
+        signal_group(child, signal.SIGKILL)
+        child.process.wait()
 
 
 def signal_group(child: Running, signum: int) -> None:
