@@ -25,7 +25,7 @@ FAULT ?=
 BENCH_ARGS ?=
 PROFILE_ARGS ?=
 
-.PHONY: help install run test test-browser lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
+.PHONY: help install run test test-browser recovery-screenshot lint format typecheck pytest clean images kind-up minikube-up deploy leak status down \
 	compose-up compose-down e2e-containers load drill bench profile diagram report-schema
 
 help: ## list the targets
@@ -61,8 +61,11 @@ typecheck: install ## mypy --strict on services/, tools/, load/ and tests/
 pytest: install ## the test suite against a real (embedded) PostgreSQL
 	PATH="$(dir $(UV)):$$PATH" $(UV) run --locked pytest $(PYTEST_ARGS)
 
-test-browser: install ## only the web shop in a real browser: Playwright drives chromium (apt-get install chromium)
-	PATH="$(dir $(UV)):$$PATH" $(UV) run --locked pytest tests/process/test_web_shop.py $(PYTEST_ARGS)
+test-browser: install ## only the browser tests: the web shop and the recovery page, Playwright drives chromium (apt-get install chromium)
+	PATH="$(dir $(UV)):$$PATH" $(UV) run --locked pytest tests/process/test_web_shop.py tests/process/test_recovery_page.py $(PYTEST_ARGS)
+
+recovery-screenshot: install ## the recovery page's browser test, saving the page once a leaking replica is back into docs/recovery.png
+	RECOVERY_SCREENSHOT=docs/recovery.png PATH="$(dir $(UV)):$$PATH" $(UV) run --locked pytest tests/process/test_recovery_page.py $(PYTEST_ARGS)
 
 images: install ## build the four images resilient-shop/<service>:<version> (BASE_IMAGE, CA_BUNDLE, DOCKER_BUILD_NETWORK)
 	$(UV) run --locked python -m shop_devtools.images

@@ -84,6 +84,8 @@ def test_the_walk_sees_every_kind_of_operation() -> None:
         ("users", "GET", "/ready"),
         ("catalog", "POST", "/restock"),
         ("storefront", "GET", "/ops/inventory"),
+        ("storefront", "GET", "/recovery/state"),
+        ("storefront", "POST", "/ops/chaos/{replica}/{action}"),
     ]:
         assert hidden in walked
 

@@ -2,8 +2,9 @@
 
 A service that cannot take more work says so at once (`503` problem+json with `Retry-After`) instead of queueing
 requests until every one of them is late: shedding keeps the work it admitted fast, where a queue would make all of
-it slow. Probes, metrics and chaos endpoints are never shed and never wait behind the requests, so a busy service
-stays ready (busy is not unready) and a sick one can still be told apart.
+it slow. Probes, metrics, chaos endpoints and the recovery page are never shed and never wait behind the requests,
+so a busy service stays ready (busy is not unready), a sick one can still be told apart, and an operator watching a
+sale still sees it.
 
 Every admitted request runs under its deadline (`shopkit.deadlines`): when it passes before the response has
 started, the work is cancelled and the client gets `503` with `Retry-After`, never a request held past its
@@ -20,7 +21,7 @@ from shopkit.deadlines import DeadlineExceeded
 from shopkit.problems import Overloaded, error_response
 
 UNGUARDED_PATHS = frozenset({"/healthz", "/ready", "/metrics"})
-UNGUARDED_PREFIXES = ("/chaos",)
+UNGUARDED_PREFIXES = ("/chaos", "/recovery", "/ops/chaos")
 
 SHED = Counter("shop_requests_shed_total", "Requests answered 503 by admission control, by reason", ["reason"])
 IN_FLIGHT = Gauge("shop_requests_in_flight", "Requests admitted and not yet answered")

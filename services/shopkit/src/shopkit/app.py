@@ -78,10 +78,10 @@ def create_app(
     inside the metrics, request logging and body limit, so what it answers is still counted and logged.
     `api_docs=False` leaves `/openapi.json` and `/docs` to the service (the storefront publishes the whole shop's).
     """
+    limit = settings.memory_budget_bytes or cgroup_memory_limit()
     probes = ProbeState(
-        memory_budget=memory_budget(
-            settings.memory_budget_bytes, settings.memory_budget_fraction, cgroup_memory_limit()
-        )
+        memory_budget=memory_budget(settings.memory_budget_bytes, settings.memory_budget_fraction, limit),
+        memory_limit=limit,
     )
     state = ServiceState(settings, probes, chaos=ChaosState(probes) if settings.chaos_enabled else None)
 

@@ -58,6 +58,9 @@ def memory_budget(explicit_bytes: int | None, fraction: float, cgroup_limit: int
 @dataclass
 class ProbeState:
     memory_budget: int | None = None
+    memory_limit: int | None = None
+    """What the budget is a fraction of: `MEMORY_BUDGET_BYTES` (make run gives each process its pod's limit) or the
+    container's cgroup limit, where the kernel's OOM killer acts."""
     draining: bool = False
     forced_unready: bool = False
     fatal_reason: str | None = None

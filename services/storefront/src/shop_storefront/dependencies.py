@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from shop_storefront.recovery.watch import Watch
 from shop_storefront.settings import StorefrontSettings
 from shop_storefront.state import StorefrontState
 from shopkit import Upstreams, state_of
@@ -12,8 +13,12 @@ async def _settings(request: Request) -> StorefrontSettings:
     return state_of(request).own(StorefrontState).settings
 
 
-def _callers(request: Request) -> Callers:
+def callers_of(request: Request) -> Callers:
     return state_of(request).own(StorefrontState).callers
+
+
+def watch_of(request: Request) -> Watch:
+    return state_of(request).own(StorefrontState).recovery
 
 
 async def _upstreams(request: Request) -> Upstreams:
@@ -22,4 +27,4 @@ async def _upstreams(request: Request) -> Upstreams:
 
 SettingsDep = Annotated[StorefrontSettings, Depends(_settings)]
 UpstreamsDep = Annotated[Upstreams, Depends(_upstreams)]
-OperatorCaller = Annotated[str, Depends(caller(_callers, "operator"))]
+OperatorCaller = Annotated[str, Depends(caller(callers_of, "operator"))]

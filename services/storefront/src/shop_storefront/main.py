@@ -1,8 +1,11 @@
 """The storefront: the public gateway under /api and the web shop (`shop-storefront serve`)."""
 
 import contextlib
+import os
+import ssl
 from collections.abc import AsyncIterator, Mapping
 
+import aiohttp
 import httpx
 from fastapi import FastAPI
 from starlette.middleware import Middleware
@@ -10,7 +13,9 @@ from starlette.middleware import Middleware
 import shopkit
 from shop_storefront import proxy
 from shop_storefront.openapi import PublicApi
-from shop_storefront.routers import api, docs, ops, shop
+from shop_storefront.recovery import sources
+from shop_storefront.recovery.watch import Watch
+from shop_storefront.routers import api, docs, ops, recovery, shop
 from shop_storefront.settings import StorefrontSettings
 from shop_storefront.state import StorefrontState
 from shopkit.credentials import Callers
@@ -31,23 +36,58 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = shopkit.state_of(app)
         proxy.instrument(state.upstreams)
-        state.own_state = StorefrontState(
-            settings,
-            PublicApi(state.upstreams, version=app.version),
-            Callers({"operator": settings.operator_credential}),
-        )
-        yield
+        async with _recovery_watch(settings) as watch:
+            state.own_state = StorefrontState(
+                settings,
+                PublicApi(state.upstreams, version=app.version),
+                Callers({"operator": settings.operator_credential}),
+                watch,
+            )
+            yield
 
     return shopkit.create_app(
         settings,
         title="storefront",
-        routers=[docs.router, api.router, ops.router, shop.router],
+        routers=[docs.router, api.router, ops.router, recovery.router, shop.router],
         lifespan=lifespan,
         upstreams={"catalog": settings.catalog_url, "users": settings.users_url, "payment": settings.payment_url},
         transports=transports,
         middleware=caching if settings.cache_max_age_seconds > 0 else [],
         api_docs=False,
     )
+
+
+def _in_cluster_api() -> str | None:
+    """The API server the kubelet names to every pod (`KUBERNETES_SERVICE_HOST`); None outside a cluster."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+@contextlib.asynccontextmanager
+async def _recovery_watch(settings: StorefrontSettings) -> AsyncIterator[Watch]:
+    """The recovery page's watch, with a session for the replicas' own endpoints (aiohttp's own API: a look's
+    scrapes cost the storefront less than through httpx) and a client for the Kubernetes API (trusting the
+    cluster's CA when it is mounted). Neither is used until the page is opened."""
+    ca = settings.recovery_account_dir / "ca.crt"
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca.exists() else True
+    upstreams = {"catalog": settings.catalog_url, "users": settings.users_url, "payment": settings.payment_url}
+    urls = {name: [url.strip() for url in value.split(",") if url.strip()] for name, value in upstreams.items()}
+    async with (
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=32), cookie_jar=aiohttp.DummyCookieJar()
+        ) as replicas,
+        httpx.AsyncClient(trust_env=False, timeout=2.0, verify=verify) as api,
+    ):
+        source = sources.choose(
+            run_state=settings.recovery_run_state,
+            kubernetes_api=settings.recovery_kubernetes_api or _in_cluster_api(),
+            account_dir=settings.recovery_account_dir,
+            urls={"storefront": [f"http://127.0.0.1:{settings.port}"], **urls},
+            client=api,
+        )
+        yield Watch(source, replicas)
 
 
 def serve() -> None:

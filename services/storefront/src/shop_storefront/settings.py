@@ -1,5 +1,7 @@
 """Settings of the storefront: shared names (`PORT`, `HTTP_TIMEOUT_SECONDS`, ...) plus its own `STOREFRONT_*`."""
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -30,6 +32,16 @@ class StorefrontSettings(ServiceSettings):
     """The storefront's own credential, presented to catalog when it passes an operator's request on."""
     operator_credential: Credential = Field(None, validation_alias=shared("OPERATOR_CREDENTIAL"))
     """The credential `/ops/` asks of the operator; without one set, `/ops/` refuses everyone (401)."""
+
+    recovery_run_state: Path | None = None
+    """`make run`'s state file (`run.json`), which the launcher names here: where the recovery page finds every
+    process, its restarts and their reasons."""
+    recovery_kubernetes_api: str | None = Field(None, pattern=r"^https?://\S+$")
+    """The Kubernetes API for the recovery page; in a pod it defaults to the one the kubelet names
+    (`KUBERNETES_SERVICE_HOST`), and is used only when a ServiceAccount token is mounted."""
+
+    recovery_account_dir: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+    """Where the pod's ServiceAccount token, namespace and CA are mounted (only with the recovery-view component)."""
 
     def credentials(self) -> dict[str, Credential]:
         return {"STOREFRONT_CREDENTIAL": self.credential, "OPERATOR_CREDENTIAL": self.operator_credential}

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from shop_storefront.openapi import PublicApi
+from shop_storefront.recovery.watch import Watch
 from shop_storefront.settings import StorefrontSettings
 from shopkit.credentials import Callers
 
@@ -12,4 +13,6 @@ class StorefrontState:
     settings: StorefrontSettings
     public_api: PublicApi
     callers: Callers
-    """Who may use `/ops/`: the operator."""
+    """Who may use `/ops/` and the recovery page: the operator."""
+    recovery: Watch
+    """What the recovery page shows, looked at when it asks."""

@@ -53,7 +53,7 @@ from shop_devtools.credentials import NAMES, OPERATOR, ensure_credentials
 from shop_devtools.database import data_dir_lock, database_urls, provision_databases, start_database
 from shop_devtools.pg import EmbeddedPostgres
 from shop_devtools.runconfig import Config, credentials_file
-from shop_devtools.runstate import remove
+from shop_devtools.runstate import FILE_NAME, remove
 from shop_devtools.supervisor import publish, supervise
 from shop_devtools.workspace import WorkspaceError, private_key_pem, write_private
 
@@ -145,6 +145,8 @@ def service_env(
     defaults = {"LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1"} | wired  # URLs and credentials, overridable
     if service.name == "users":
         defaults["USERS_JWT_PRIVATE_KEY"] = key
+    if service.name == "storefront":  # the recovery page reads every process, its restarts and why there
+        defaults["STOREFRONT_RECOVERY_RUN_STATE"] = str(config.data_dir / FILE_NAME)
     env = defaults | dict(base)
     env.pop("DATABASE_URL", None)
     return env | own

@@ -1,4 +1,8 @@
-"""The web shop: one self-contained page (plain JS, no CDN, no build step) that talks to `/api`."""
+"""The web shop: one self-contained page (plain JS, no CDN, no build step) that talks to `/api`.
+
+Every page of the storefront (the shop, the recovery page and its login) is served by `page_response`: one file,
+its inline script and style allowed by their hashes in a Content-Security-Policy, and nothing else.
+"""
 
 import base64
 import functools
@@ -15,9 +19,9 @@ _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 
 @functools.cache
-def _page() -> tuple[str, str]:
+def _page(name: str) -> tuple[str, str]:
     """The page and a Content-Security-Policy that allows exactly its own inline script and style."""
-    html = (files("shop_storefront") / "static" / "index.html").read_text(encoding="utf-8")
+    html = (files("shop_storefront") / "static" / name).read_text(encoding="utf-8")
     hashes: dict[str, list[str]] = {"script": [], "style": []}
     for kind, content in _INLINE.findall(html):
         digest = base64.b64encode(hashlib.sha256(content.encode()).digest()).decode()
@@ -37,9 +41,8 @@ def _page() -> tuple[str, str]:
     return html, policy
 
 
-@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
-async def index() -> HTMLResponse:
-    html, policy = _page()
+def page_response(name: str) -> HTMLResponse:
+    html, policy = _page(name)
     return HTMLResponse(
         html,
         headers={
@@ -49,3 +52,8 @@ async def index() -> HTMLResponse:
             "Referrer-Policy": "no-referrer",
         },
     )
+
+
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
+async def index() -> HTMLResponse:
+    return page_response("index.html")
