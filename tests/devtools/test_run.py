@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import stat
@@ -550,6 +551,41 @@ def test_with_its_defaults_make_run_restarts_a_leaking_replica_for_failing_liven
     assert report["checkouts"]["total"] > 0
     assert report["checkouts"]["failed"] == 0, report["checkouts"]
     assert all(result["ok"] for result in report["invariants"]), report["invariants"]
+
+
+def test_the_sale_burst_against_make_runs_defaults_restarts_no_replica(
+    data_dir: Path, ports: Ports, tmp_path: Path
+) -> None:
+    """Busy is not sick: 128 checkouts at once for the bench's 15 s against three payment replicas, each probed as
+    the kubelet would, fail no liveness probe, and nothing is restarted."""
+    payment = ports.services["payment"]
+    if shutil.which("wrk") is None:
+        pytest.skip("no wrk: apt-get install wrk")
+    if not all(bindable(payment + n) and payment + n not in ports.all for n in (1, 2)):
+        pytest.skip("the ports after payment's are taken here")
+    with launched(data_dir, ports, PAYMENT_REPLICAS="3") as launch:
+        wait_for_products(launch)
+        wait_for_banner(launch)
+        before = RunState.read(data_dir)
+        operator = bearer(read_env_file(data_dir / "credentials.env")[OPERATOR])
+        restocked = httpx.post(f"{launch.shop}/ops/restock", json={"at_least": 100_000}, headers=operator, timeout=30)
+        assert restocked.status_code == 200, restocked.text
+        argv = ["--only", "sale", "--burst", "128", "--browse-rate", "0", "--make-run", str(data_dir)]
+        bench = subprocess.run(
+            [sys.executable, "-m", "shop_load.bench", *argv, "--json", str(tmp_path / "bench.json")],
+            env=without_credentials(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        after = RunState.read(data_dir)
+    assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:] + launch.log()
+    burst = json.loads((tmp_path / "bench.json").read_text())["bursts"][0]
+    assert burst["captured"] > 0, burst
+    assert before is not None
+    assert after is not None
+    assert [(p.name, p.pid, p.restarts) for p in after.processes] == [(p.name, p.pid, 0) for p in before.processes]
+    assert not launch.said("liveness probe failed"), launch.log()
 
 
 def test_two_leak_drills_in_a_row_both_sell_through_restocking_through_the_operators_door(
