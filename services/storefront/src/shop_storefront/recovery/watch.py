@@ -162,7 +162,7 @@ def gateway_failures() -> int:
 @dataclass
 class _Counted:
     started_at: float | None
-    values: dict[str, int]
+    captured: int
 
 
 class Watch:
@@ -182,7 +182,7 @@ class Watch:
         self._taken = 0.0
         self._previous: dict[str, Replica] | None = None
         self._counted: dict[str, _Counted] = {}
-        self._totals = {"captured": 0, "declined": 0}
+        self._captured = 0
         self._failures_at_start: int | None = None
         self._samples: deque[tuple[float, int, int]] = deque()
         self._seen_events: set[str] = set()
@@ -264,15 +264,15 @@ class Watch:
                 continue
             last = self._counted.get(replica.name)
             reset = last is None or last.started_at != replica.started_at
-            for status, value in replica.payments.items():
-                previous = 0 if reset or last is None else last.values.get(status, 0)
-                if last is not None and status in self._totals:
-                    self._totals[status] += value - previous if value >= previous else value
-            self._counted[replica.name] = _Counted(replica.started_at, dict(replica.payments))
+            value = replica.payments.get("captured", 0)
+            previous = 0 if reset or last is None else last.captured
+            if last is not None:  # the first look only sets where counting starts
+                self._captured += value - previous if value >= previous else value
+            self._counted[replica.name] = _Counted(replica.started_at, value)
         failures = self.failures()
         if self._failures_at_start is None:
             self._failures_at_start = failures
-        self._samples.append((now, self._totals["captured"], failures - self._failures_at_start))
+        self._samples.append((now, self._captured, failures - self._failures_at_start))
         while self._samples and self._samples[0][0] < now - WINDOW_SECONDS:
             self._samples.popleft()
 
