@@ -546,8 +546,9 @@ def test_with_its_defaults_make_run_restarts_a_leaking_replica_for_failing_liven
     assert [replicas[name].pid for name in ("payment-2", "payment-3")] == [first["payment-2"], first["payment-3"]]
     assert report["restarts"] == 1
     assert "make run started payment-1 again: failed liveness." in report["notes"]
-    assert report["timeline"]["liveness_failed"] is not None
-    assert report["timeline"]["ready_again"] is not None
+    timeline = report["timeline"]
+    assert None not in (timeline["liveness_failed"], timeline["restarted"], timeline["ready_again"]), timeline
+    assert timeline["liveness_failed"] < timeline["restarted"] < timeline["ready_again"], timeline
     assert report["checkouts"]["total"] > 0
     assert report["checkouts"]["failed"] == 0, report["checkouts"]
     assert all(result["ok"] for result in report["invariants"]), report["invariants"]

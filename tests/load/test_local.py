@@ -88,10 +88,13 @@ def test_a_crash_is_over_once_make_run_started_the_replica_again_not_after_a_fla
     crashed.observe(2.0, 200, 200)
     assert not target.recovered(), "a flap before the crash"
     crashed.observe(3.0, None, None, "connection refused", "connection refused")
-    RunState(os.getpid(), (Process("payment-1", "payment", replicas[0].url, 2001), replicas[1])).write(tmp_path)
+    again = Process("payment-1", "payment", replicas[0].url, 2001, restarts=1, last_reason="exited with code 70")
+    RunState(os.getpid(), (again, replicas[1])).write(tmp_path)
     assert not target.recovered(), "started again, not ready yet"
     crashed.observe(6.0, 200, 200)
     assert target.recovered()
+    restarted = [(m.kind, m.pod, m.detail) for m in target.marks() if m.kind == "restarted"]
+    assert restarted == [("restarted", "payment-1", "make run started payment-1 again: exited with code 70")]
 
 
 def test_locally_the_operators_credential_is_make_runs_unless_one_is_given(

@@ -86,13 +86,7 @@ def asked(settings: Settings) -> str:
 def summary(report: DrillReport) -> str:
     settings, steps, checkouts, requests = report.settings, report.timeline, report.checkouts, report.requests
     run = f"profile {settings.profile}, fault {settings.fault}, mode {settings.mode}, {asked(settings)}"
-    # the kubelet and the container engine report kills and restarts as marks; make run's launcher in run.json
-    kubelet = settings.orchestrator in {"kubernetes", "container engine"}
-    rows = [
-        (MARK_LABELS[kind], _since(t, None if kind == "injected" else steps.injected))
-        for kind, t in steps
-        if kubelet or kind not in {"oom_killed", "killing", "restarted"}
-    ]
+    rows = [(MARK_LABELS[kind], _since(t, None if kind == "injected" else steps.injected)) for kind, t in steps]
     rows.append(("restarts", f"{report.restarts}" + ("" if settings.orchestrator else " (no orchestrator)")))
     if (hpa := report.autoscaler) is not None:  # current/desired, min-max, read as the drill ended
         replicas = f"{hpa.current_replicas}/{hpa.desired_replicas}, {hpa.min_replicas}-{hpa.max_replicas}"

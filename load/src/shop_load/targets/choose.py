@@ -93,12 +93,16 @@ class LocalTarget(Target):
 
     def restarts(self) -> int | None:
         """Replicas started again (and ready) since the drill began. make run's run.json names each one's process,
-        so a replaced process counts however briefly its port was closed; without it, the replicas the probes saw
-        gone (connection refused) and back."""
+        so a replaced process counts however briefly its port was closed (and is marked restarted when first seen
+        replaced: the drill polls this 4 times a second); without it, the replicas the probes saw gone and back."""
         state = RunState.read(self.data_dir) if self.data_dir else None
         if state is not None and all(replica.pid is not None for replica in self.replicas):
-            now = {process.url: process.pid for process in state.replicas("payment")}
-            return sum(now.get(r.url, r.pid) != r.pid and r.tracker.ready for r in self.replicas)
+            now = {process.url: process for process in state.replicas("payment")}
+            for replica, process in ((r, now[r.url]) for r in self.replicas if r.url in now):
+                if process.pid != replica.pid and not any(mark.kind == "restarted" for mark in replica.marks):
+                    why = f"make run started {process.name} again: {process.last_reason}"  # seen within a poll
+                    replica.marks.append(Mark(replica.clock(), "restarted", replica.name, why))
+            return sum(r.url in now and now[r.url].pid != r.pid and r.tracker.ready for r in self.replicas)
         return sum(replica.tracker.gone and replica.tracker.ready for replica in self.replicas)
 
     def status(self) -> str:
