@@ -83,10 +83,24 @@ def asked(settings: Settings) -> str:
     return f"{settings.rate} checkouts/s" + (f" + {settings.browse_rate} browses/s" if settings.browse_rate else "")
 
 
+NOT_SHOWN_BY: dict[str, set[str]] = {
+    "kubernetes": set(),
+    "container engine": set(),
+    "make run": {"oom_killed", "killing"},
+}
+
+
 def summary(report: DrillReport) -> str:
     settings, steps, checkouts, requests = report.settings, report.timeline, report.checkouts, report.requests
     run = f"profile {settings.profile}, fault {settings.fault}, mode {settings.mode}, {asked(settings)}"
-    rows = [(MARK_LABELS[kind], _since(t, None if kind == "injected" else steps.injected)) for kind, t in steps]
+    # Only the steps the orchestrator can show: make run kills for liveness and restarts (its reason in the notes)
+    # but has no OOM killer and no kill event; without an orchestrator nothing is killed or restarted at all.
+    hidden = NOT_SHOWN_BY.get(settings.orchestrator or "", {"oom_killed", "killing", "restarted"})
+    rows = [
+        (MARK_LABELS[kind], _since(t, None if kind == "injected" else steps.injected))
+        for kind, t in steps
+        if kind not in hidden
+    ]
     rows.append(("restarts", f"{report.restarts}" + ("" if settings.orchestrator else " (no orchestrator)")))
     if (hpa := report.autoscaler) is not None:  # current/desired, min-max, read as the drill ended
         replicas = f"{hpa.current_replicas}/{hpa.desired_replicas}, {hpa.min_replicas}-{hpa.max_replicas}"
