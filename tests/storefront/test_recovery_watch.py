@@ -1,6 +1,8 @@
 """What the recovery page makes of successive looks: the timeline of changes and the checkout counts, with each
 replica's counters starting over when it does (a restarted process counts from zero)."""
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from typing import Any
@@ -8,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from shop_storefront.recovery.sources import Listing
+from shop_storefront.recovery.sources import Addresses, Listing
 from shop_storefront.recovery.watch import Replica, Watch, database
 
 
@@ -94,3 +96,25 @@ def test_the_database_is_down_when_a_service_says_so_or_its_pod_is_not_ready() -
     pod = Replica("postgres-0", "postgres", "terminating", 0, "", ready=False)
     assert database([catalog, pod])["state"] == "down"
     assert database([])["state"] == "unknown"
+
+
+async def test_behind_a_name_that_resolves_to_several_addresses_each_is_a_replica(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compose's DNS answers a service's name with every replica's address (the resolver stands in for it here)."""
+    answers = {"payment": ["172.18.0.5", "172.18.0.4"], "catalog": ["172.18.0.3"], "users": []}
+
+    async def resolve(self: object, host: str, port: int, **_: object) -> list[tuple[Any, ...]]:
+        if not answers[host]:
+            raise OSError("no such host")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in answers[host]]
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", resolve)
+    urls = {"payment": ["http://payment:8083"], "catalog": ["http://catalog:8081"], "users": ["http://users:8082"]}
+    listing = await Addresses(urls).listing()
+    assert [(r.name, r.service, r.url) for r in listing.replicas] == [
+        ("payment@172.18.0.4", "payment", "http://172.18.0.4:8083"),
+        ("payment@172.18.0.5", "payment", "http://172.18.0.5:8083"),
+        ("catalog", "catalog", "http://catalog:8081"),
+        ("users", "users", "http://users:8082"),
+    ]
