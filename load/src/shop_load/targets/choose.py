@@ -26,7 +26,7 @@ from shop_load.core.records import Mark
 from shop_load.targets.cluster import ClusterCredentials, ClusterTarget
 from shop_load.targets.container_shop import ContainerShop, shop_dir
 from shop_load.targets.containers import ContainerTarget
-from shop_load.targets.local import LAUNCHER_RESTARTS_NOTE, NO_ORCHESTRATOR_NOTE, LocalPayment
+from shop_load.targets.local import LAUNCHER_RESTARTS_NOTE, NO_ORCHESTRATOR_NOTE, PROBE_INTERVAL_SECONDS, LocalPayment
 from shop_load.targets.target import Clock, CredentialKeeper, Target
 
 RECOVERY_WAIT_SECONDS = 30.0
@@ -68,6 +68,15 @@ class LocalTarget(Target):
 
     def start(self, client: httpx.AsyncClient) -> None:
         self.tasks = [asyncio.create_task(replica.watch(client, self.stop_event)) for replica in self.replicas]
+        self.tasks.append(asyncio.create_task(self._follow_restarts()))
+
+    async def _follow_restarts(self) -> None:
+        """Reads run.json 4 times a second until the drill ends, so a restart is marked when it happens, even after
+        the fault phase (a liveness restart in the last seconds), never when the report is written."""
+        while not self.stop_event.is_set():
+            self.restarts()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), PROBE_INTERVAL_SECONDS)
 
     async def inject(self, client: httpx.AsyncClient, fault: str, body: Mapping[str, Any] | None) -> None:
         if fault != "rollout":
@@ -94,7 +103,7 @@ class LocalTarget(Target):
     def restarts(self) -> int | None:
         """Replicas started again (and ready) since the drill began. make run's run.json names each one's process,
         so a replaced process counts however briefly its port was closed (and is marked restarted when first seen
-        replaced: the drill polls this 4 times a second); without it, the replicas the probes saw gone and back."""
+        replaced: `_follow_restarts` asks 4 times a second); without it, the replicas the probes saw gone and back."""
         state = RunState.read(self.data_dir) if self.data_dir else None
         if state is not None and all(replica.pid is not None for replica in self.replicas):
             now = {process.url: process for process in state.replicas("payment")}
