@@ -1,9 +1,12 @@
 """The drill without a cluster: the local payment processes' probe answers → marks, which processes it follows
 (make run's run.json), and the faults it sends one (to shopkit's chaos router in process)."""
 
+import asyncio
 import os
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shop_devtools.chaos import ChaosRefused
@@ -95,6 +98,28 @@ def test_a_crash_is_over_once_make_run_started_the_replica_again_not_after_a_fla
     assert target.recovered()
     restarted = [(m.kind, m.pod, m.detail) for m in target.marks() if m.kind == "restarted"]
     assert restarted == [("restarted", "payment-1", "make run started payment-1 again: exited with code 70")]
+
+
+async def test_a_restart_is_marked_when_make_run_starts_the_new_process_in_any_phase(tmp_path: Path) -> None:
+    """Not only while the fault phase asks whether it is over: a liveness restart that comes later (the drill
+    clearing or waiting) is marked as run.json names the new process, before it can be ready, so Ready again is
+    found after it."""
+    url = "http://127.0.0.1:9"  # the discard port: the probes are refused, the replica never looks ready
+    RunState(os.getpid(), (Process("payment", "payment", url, 1001),)).write(tmp_path)
+    options = drill_args.parse_args(["--local", "--fault", "leak", "--data-dir", str(tmp_path), "--chaos-token", "t"])
+    target = choose.choose_target(options, time.monotonic)
+    assert isinstance(target, choose.LocalTarget)
+    async with httpx.AsyncClient() as client:
+        target.start(client)
+        started = time.monotonic()
+        again = Process("payment", "payment", url, 2002, restarts=1, last_reason="failed liveness")
+        RunState(os.getpid(), (again,)).write(tmp_path)
+        await asyncio.sleep(0.6)
+        target.stop()
+        await asyncio.gather(*target.tasks)
+    restarted = [mark for mark in target.marks() if mark.kind == "restarted"]
+    assert [mark.detail for mark in restarted] == ["make run started payment again: failed liveness"]
+    assert restarted[0].t - started < 0.5
 
 
 def test_locally_the_operators_credential_is_make_runs_unless_one_is_given(
