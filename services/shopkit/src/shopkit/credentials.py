@@ -66,7 +66,7 @@ class Callers:
         return caller
 
 
-_BEARER = HTTPBearer(
+BEARER = HTTPBearer(
     auto_error=False,
     scheme_name="ShopCredential",
     description="A credential of the shop's own (a service's or the operator's); a customer's token is not one.",
@@ -78,7 +78,7 @@ def caller(callers: Callable[[Request], Callers], *allowed: str) -> Callable[...
     not in `allowed`, and otherwise gives the caller's name. `callers` finds the service's `Callers`."""
 
     async def dependency(
-        request: Request, authorization: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+        request: Request, authorization: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
     ) -> str:
         name = callers(request).identify(authorization.credentials) if authorization else None
         if name is None:

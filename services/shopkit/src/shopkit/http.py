@@ -284,6 +284,11 @@ class BulkheadTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+def replica_urls(base_url: str) -> list[str]:
+    """The replicas a service's URL setting lists (`http://127.0.0.1:8083,http://127.0.0.1:8084`), in order."""
+    return [url.strip() for url in base_url.split(",") if url.strip()]
+
+
 def create_client(
     base_url: str,
     *,
@@ -297,7 +302,7 @@ def create_client(
     At most `max_connections` requests are in flight to the service (all of them kept alive between requests, so a
     steady load never reconnects); one more waits `pool_timeout` for a slot, then fails with `httpx.PoolTimeout`.
     """
-    backends = [url.strip() for url in base_url.split(",") if url.strip()]
+    backends = replica_urls(base_url)
     inner = transport or AiohttpTransport(max_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS)
     if len(backends) > 1:
         inner = BalancedTransport(backends, inner)

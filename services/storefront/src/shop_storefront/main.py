@@ -19,6 +19,7 @@ from shop_storefront.routers import api, docs, ops, recovery, shop
 from shop_storefront.settings import StorefrontSettings
 from shop_storefront.state import StorefrontState
 from shopkit.credentials import Callers
+from shopkit.http import replica_urls
 
 CACHED_PATHS = frozenset({"/api/products"})
 """The product list: kept as long as catalog says it may be (`Cache-Control: max-age`), so a hit never calls it."""
@@ -29,6 +30,7 @@ def create_app(
 ) -> FastAPI:
     """No database: readiness only asks whether this process can serve, whatever the state of the backends."""
     settings = settings or StorefrontSettings()
+    upstreams = {"catalog": settings.catalog_url, "users": settings.users_url, "payment": settings.payment_url}
     cache = shopkit.ResponseCache(max_age=settings.cache_max_age_seconds, follow_max_age=True)
     caching = [Middleware(shopkit.ResponseCacheMiddleware, cache=cache, paths=CACHED_PATHS)]
 
@@ -36,7 +38,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = shopkit.state_of(app)
         proxy.instrument(state.upstreams)
-        async with _recovery_watch(settings) as watch:
+        async with _recovery_watch(settings, upstreams) as watch:
             state.own_state = StorefrontState(
                 settings,
                 PublicApi(state.upstreams, version=app.version),
@@ -50,7 +52,7 @@ def create_app(
         title="storefront",
         routers=[docs.router, api.router, ops.router, recovery.router, shop.router],
         lifespan=lifespan,
-        upstreams={"catalog": settings.catalog_url, "users": settings.users_url, "payment": settings.payment_url},
+        upstreams=upstreams,
         transports=transports,
         middleware=caching if settings.cache_max_age_seconds > 0 else [],
         api_docs=False,
@@ -66,14 +68,13 @@ def _in_cluster_api() -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def _recovery_watch(settings: StorefrontSettings) -> AsyncIterator[Watch]:
+async def _recovery_watch(settings: StorefrontSettings, upstreams: Mapping[str, str]) -> AsyncIterator[Watch]:
     """The recovery page's watch, with a session for the replicas' own endpoints (aiohttp's own API: a look's
     scrapes cost the storefront less than through httpx) and a client for the Kubernetes API (trusting the
     cluster's CA when it is mounted). Neither is used until the page is opened."""
     ca = settings.recovery_account_dir / "ca.crt"
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca.exists() else True
-    upstreams = {"catalog": settings.catalog_url, "users": settings.users_url, "payment": settings.payment_url}
-    urls = {name: [url.strip() for url in value.split(",") if url.strip()] for name, value in upstreams.items()}
+    urls = {name: replica_urls(value) for name, value in upstreams.items()}
     async with (
         aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=32), cookie_jar=aiohttp.DummyCookieJar()

@@ -11,13 +11,14 @@ from typing import Annotated, Literal
 import aiohttp
 import structlog
 from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 
 from shop_storefront import proxy
 from shop_storefront.dependencies import OperatorCaller, SettingsDep, UpstreamsDep, callers_of, watch_of
 from shop_storefront.exceptions import UpstreamUnavailable
 from shop_storefront.routers.recovery import has_session
-from shopkit.credentials import presented
-from shopkit.problems import ConflictError, NotFoundError, UnauthorizedError
+from shopkit.credentials import BEARER, caller, presented
+from shopkit.problems import ConflictError, NotFoundError
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
 log = structlog.get_logger(__name__)
@@ -53,14 +54,19 @@ async def restock(request: Request, _: OperatorCaller, settings: SettingsDep, up
     return await _to_catalog(request, "/restock", settings, upstreams)
 
 
-async def _operator_or_session(request: Request, settings: SettingsDep) -> str:
-    """The operator by its credential (the drill, a script) or by the recovery page's session cookie."""
+_operator = caller(callers_of, "operator")
+
+
+async def _operator_or_session(
+    request: Request,
+    settings: SettingsDep,
+    authorization: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> str:
+    """The operator by the recovery page's session cookie, else by its credential (the drill, a script), checked as
+    every `/ops/` route checks it."""
     if has_session(request, settings):
         return "recovery page"
-    scheme, _, offered = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and callers_of(request).identify(offered.strip()) == "operator":
-        return "operator"
-    raise UnauthorizedError("This endpoint answers only the shop's operator.")
+    return await _operator(request, authorization)
 
 
 @router.post("/chaos/{replica}/{action}")
