@@ -351,6 +351,11 @@ def assert_the_operators_door_answers_its_credential(launch: Launch, operator: s
         inventory = client.get("/ops/inventory", headers=bearer(operator))
         assert inventory.status_code == 200, inventory.text
         assert len(inventory.json()) >= 20
+    assert launch.said(f"recovery  http://localhost:{launch.ports['storefront']}/recovery"), "the page is named"
+    with httpx.Client(base_url=launch.shop, trust_env=False, timeout=5) as client:
+        login = client.post("/recovery/session", json={"credential": operator})
+        assert login.status_code == 204, login.text
+        assert client.get("/recovery").status_code == 200
 
 
 def register_and_log_in(shop: str) -> str:

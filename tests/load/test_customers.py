@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
-from shop_load.core.customers import Customer, Shoppers
+from shop_load.core.customers import Customer, Shoppers, ShopUnavailable
 
 ITEMS: list[dict[str, Any]] = [{"sku": "KB-ERGO-01", "stock": 500}, {"sku": "MS-VERT-02", "stock": 500}]
 PRODUCTS = {"items": ITEMS, "total": 2}
@@ -144,3 +145,38 @@ def test_prepared_customers_keep_their_user_id_and_token() -> None:
     assert sorted(c.user_id for c in customers.customers) == ["user-0", "user-1", "user-2"]
     assert all(c.token == "token-of-" + c.user_id and users[c.email] == c.user_id for c in customers.customers)
     assert customers.products == ITEMS
+
+
+def prepare_one(shed_registrations: int, tries: list[str]) -> Shoppers:
+    """`prepare` of one customer against a shop whose first `shed_registrations` registrations answer 503 with
+    Retry-After; `tries` gets the email of each registration sent."""
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/users":
+            tries.append(json.loads(request.content)["email"])
+            return shed("0") if len(tries) <= shed_registrations else httpx.Response(201, json={"id": "user-0"})
+        if request.url.path == "/api/tokens":
+            return httpx.Response(200, json={"access_token": "token"})
+        return httpx.Response(200, json=PRODUCTS)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(base_url="http://shop", transport=httpx.MockTransport(handle)) as client:
+            await customers.prepare(client, 1)
+
+    customers = Shoppers("http://shop", time.monotonic)
+    asyncio.run(main())
+    return customers
+
+
+def test_preparing_retries_a_registration_the_shop_answered_503_with_retry_after() -> None:
+    """A restarted database leaves each pool a dead connection whose first statement answers 503 with Retry-After
+    (a second drill in a row against the shop in containers met it): prepare sends the same registration again."""
+    tries: list[str] = []
+    customers = prepare_one(1, tries)
+    assert [c.user_id for c in customers.customers] == ["user-0"]
+    assert len(tries) == 2
+    assert len(set(tries)) == 1, "the same customer, registered again"
+    tries.clear()
+    with pytest.raises(ShopUnavailable, match="answered 503"):
+        prepare_one(3, tries)
+    assert len(tries) == 3, "a few tries, then it gives up"

@@ -33,6 +33,7 @@ RETRY_AFTER_CAP_SECONDS = 5.0
 RETRY_BACKOFF_CAP_SECONDS = 4.0
 LATE_SECONDS = 1.0
 PREPARE_CONCURRENCY = 4
+PREPARE_TRIES = 3
 
 
 class ShopUnavailable(Exception):
@@ -100,7 +101,13 @@ class Shoppers:
         async def one() -> Customer:
             async with limit:
                 credentials = shopping.new_credentials()
-                status, body, _ = await self._send(client, "POST", "/api/users", "POST /api/users", json=credentials)
+                for _ in range(PREPARE_TRIES):  # a 503 with Retry-After (a pool dropping connections a restart cut)
+                    status, body, retry = await self._send(
+                        client, "POST", "/api/users", "POST /api/users", json=credentials
+                    )
+                    if status != 503 or retry is None:
+                        break
+                    await asyncio.sleep(min(retry, self.retry_after_cap))
                 if status != 201 or not isinstance(body, dict):
                     raise ShopUnavailable(f"registering a customer at {self.base_url} answered {status}: {body}")
                 user_id, login = str(body["id"]), {"email": credentials["email"], "password": credentials["password"]}
