@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from shop_storefront.recovery.sources import Addresses, Listing
-from shop_storefront.recovery.watch import Replica, Watch, database
+from shop_storefront.recovery.watch import SEEN_RESTART, Replica, Watch, database
 
 
 class Nowhere:
@@ -76,6 +76,24 @@ def test_where_restarts_are_not_counted_a_new_process_is_one(watch: Watch) -> No
     first = payment("payment@10.0.0.7", 100, 0, restarts=None)
     snapshot = looks(watch, [first], [replace(first, started_at=500.0)], [])
     assert [kind for _, kind, _ in kinds(snapshot)] == ["restarted", "gone"]
+
+
+def test_a_new_process_after_a_look_that_found_none_is_a_restart_and_counted(watch: Watch) -> None:
+    """Under compose the OOM-killed replica answers nothing for a second before the engine's new process does (seen
+    on real containers: the page told "unready" and "ready again" and no restart). Restarts seen are counted."""
+    first = payment("payment@10.0.0.7", 100, 0, restarts=None)
+    down = replace(first, live=False, live_detail="not answering", ready=False, ready_detail="not answering")
+    down = replace(down, started_at=None, payments={})
+    snapshot = looks(watch, [first], [down], [replace(first, started_at=500.0)], [replace(first, started_at=900.0)])
+    assert kinds(snapshot) == [
+        ("payment@10.0.0.7", "liveness failing", "not answering"),
+        ("payment@10.0.0.7", "unready", "not answering"),
+        ("payment@10.0.0.7", "restarted", SEEN_RESTART),
+        ("payment@10.0.0.7", "ready again", ""),
+        ("payment@10.0.0.7", "restarted", SEEN_RESTART),
+    ]
+    (shown,) = snapshot["replicas"]
+    assert (shown["restarts"], shown["last_reason"]) == (2, SEEN_RESTART)
 
 
 def test_a_fault_the_page_injected_is_told_once(watch: Watch) -> None:

@@ -30,6 +30,7 @@ WINDOW_SECONDS = 300
 RATE_SECONDS = 10
 TIMELINE_LENGTH = 200
 NOTED_SECONDS = 10.0
+SEEN_RESTART = "a new process (why is the engine's to say)"
 CLUSTER_HISTORY_SECONDS = 600
 """On the first look, the cluster's Events of the last ten minutes start the timeline."""
 WANTED = (
@@ -181,6 +182,11 @@ class Watch:
         self._snapshot: dict[str, Any] | None = None
         self._taken = 0.0
         self._previous: dict[str, Replica] | None = None
+        self._started: dict[str, float] = {}
+        """Each replica's last known process start time: a look that found it down (no metrics) is not a process,
+        so the next process is compared with the one before the gap."""
+        self._new_processes: dict[str, int] = {}
+        """New processes seen per replica, where the source counts no restarts (compose: never the engine's socket)."""
         self._counted: dict[str, _Counted] = {}
         self._captured = 0
         self._failures_at_start: int | None = None
@@ -212,6 +218,11 @@ class Watch:
         if self._previous is not None:
             self._changes(self._previous, {replica.name: replica for replica in replicas}, now)
         self._previous = {replica.name: replica for replica in replicas}
+        for replica in replicas:
+            if replica.started_at is not None:
+                self._started[replica.name] = replica.started_at
+            if replica.restarts is None and replica.name in self._new_processes:
+                replica.restarts, replica.last_reason = self._new_processes[replica.name], SEEN_RESTART
         self._count(replicas, now)
         return {
             "target": self.source.target,
@@ -240,11 +251,13 @@ class Watch:
             if old is None:
                 self._event(now, name, "started", "a new replica")
                 continue
-            new_process = None not in (old.started_at, replica.started_at) and old.started_at != replica.started_at
+            known = self._started.get(name)
+            new_process = None not in (known, replica.started_at) and known != replica.started_at
             if replica.restarts is not None and old.restarts is not None and replica.restarts > old.restarts:
                 self._event(now, name, "restarted", replica.last_reason)
             elif replica.restarts is None and new_process:
-                self._event(now, name, "restarted", "a new process (why is the engine's to say)")
+                self._new_processes[name] = self._new_processes.get(name, 0) + 1
+                self._event(now, name, "restarted", SEEN_RESTART)
             for fault, count in replica.injections.items():
                 noted = now - self._noted.get((name, fault), -NOTED_SECONDS) < NOTED_SECONDS
                 if count > (0 if new_process else old.injections.get(fault, 0)) and not noted:
