@@ -1,6 +1,7 @@
 """The recovery page's data from real service processes, found by their addresses as under compose: each
 replica's probes and memory as it answers them, a fault injected through the storefront's `/ops/chaos` with the
-chaos token it alone holds, and the timeline that follows."""
+chaos token it alone holds, and the timeline that follows, a crash and a new process on the same address (the
+engine's restart) included."""
 
 import time
 from collections.abc import Callable, Mapping
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from shop_devtools.topology import CALLEES_FIRST
+from shop_storefront.recovery.watch import SEEN_RESTART
 from tests.conftest import CREDENTIALS
 from tests.process.conftest import ServiceProcess, StartService, wiring
 
@@ -78,4 +80,30 @@ def test_a_fault_injected_from_the_page_shows_in_the_replica_and_on_the_timeline
         ("payment", "fault injected", "leak"),
         ("payment", "fault cleared", "clear"),
         ("payment", "ready again", ""),
+    ]
+
+
+def test_a_crash_and_a_new_process_on_the_same_address_are_a_restart(
+    shop: Mapping[str, ServiceProcess], start_service: StartService
+) -> None:
+    """Compose's restart, played: the crashed process answers nothing for a while, then the engine's new one
+    answers at the same address. The page tells the gap, the restart and the count, with no socket of the engine."""
+    payment = shop["payment"]
+    with httpx.Client(base_url=shop["storefront"].url, trust_env=False, timeout=10) as client:
+        login = client.post("/recovery/session", json={"credential": CREDENTIALS["OPERATOR_CREDENTIAL"]})
+        assert login.status_code == 204
+        assert replica(client.get("/recovery/state").json(), "payment")["restarts"] is None, "none seen yet"
+        assert client.post("/ops/chaos/payment/crash").status_code == 202
+        payment.process.wait(10)
+        down = until(client, lambda state: replica(state, "payment")["ready"] is False)
+        assert replica(down, "payment")["memory_bytes"] is None
+        start_service("payment", port=payment.port, **payment.env)
+        back = until(client, lambda state: replica(state, "payment")["ready"] is True)
+    assert (replica(back, "payment")["restarts"], replica(back, "payment")["last_reason"]) == (1, SEEN_RESTART)
+    assert [(e["kind"], e["detail"].split(" (")[0]) for e in back["timeline"] if e["replica"] == "payment"] == [
+        ("fault injected", "crash"),
+        ("liveness failing", "not answering"),
+        ("unready", "not answering"),
+        ("restarted", "a new process"),
+        ("ready again", ""),
     ]
