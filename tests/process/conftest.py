@@ -56,9 +56,9 @@ class ServiceProcess:
 StartService = Callable[..., ServiceProcess]
 
 
-def launch(name: str, logs: Path, *, port: int | None = None, **env: str) -> ServiceProcess:
-    """`python -m shop_<name>` on `port` (else a free one), its output in `logs`; the caller stops it."""
-    instance = processes.Instance(BY_NAME[name], name, port or free_port())
+def launch(name: str, logs: Path, **env: str) -> ServiceProcess:
+    """`python -m shop_<name>` on a free port, its output in `logs`; the caller stops it."""
+    instance = processes.Instance(BY_NAME[name], name, free_port())
     full_env = {**os.environ, "HOST": processes.LOCAL_HOST, "PORT": str(instance.port), "LOG_FORMAT": "json", **env}
     log_path = logs / f"{name}-{instance.port}.log"
     return ServiceProcess(processes.spawn(instance, full_env, output=log_path), log_path, name, env)
@@ -68,8 +68,8 @@ def launch(name: str, logs: Path, *, port: int | None = None, **env: str) -> Ser
 def start_service(tmp_path: Path) -> Iterator[StartService]:
     started: list[ServiceProcess] = []
 
-    def start(name: str, *, wait: bool = True, port: int | None = None, **env: str) -> ServiceProcess:
-        service = launch(name, tmp_path, port=port, **env)
+    def start(name: str, *, wait: bool = True, **env: str) -> ServiceProcess:
+        service = launch(name, tmp_path, **env)
         started.append(service)
         if wait:
             service.wait_ready()

@@ -83,9 +83,7 @@ def test_a_fault_injected_from_the_page_shows_in_the_replica_and_on_the_timeline
     ]
 
 
-def test_a_crash_and_a_new_process_on_the_same_address_are_a_restart(
-    shop: Mapping[str, ServiceProcess], start_service: StartService
-) -> None:
+def test_a_crash_and_a_new_process_on_the_same_address_are_a_restart(shop: Mapping[str, ServiceProcess]) -> None:
     """Compose's restart, played: the crashed process answers nothing for a while, then the engine's new one
     answers at the same address. The page tells the gap, the restart and the count, with no socket of the engine."""
     payment = shop["payment"]
@@ -97,7 +95,8 @@ def test_a_crash_and_a_new_process_on_the_same_address_are_a_restart(
         payment.process.wait(10)
         down = until(client, lambda state: replica(state, "payment")["ready"] is False)
         assert replica(down, "payment")["memory_bytes"] is None
-        start_service("payment", port=payment.port, **payment.env)
+        payment.child.start()  # what make run's launcher does to a replica that died, on its port
+        payment.wait_ready()
         back = until(client, lambda state: replica(state, "payment")["ready"] is True)
     assert (replica(back, "payment")["restarts"], replica(back, "payment")["last_reason"]) == (1, SEEN_RESTART)
     assert [(e["kind"], e["detail"].split(" (")[0]) for e in back["timeline"] if e["replica"] == "payment"] == [
