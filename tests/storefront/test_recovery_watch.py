@@ -96,6 +96,16 @@ def test_a_new_process_after_a_look_that_found_none_is_a_restart_and_counted(wat
     assert (shown["restarts"], shown["last_reason"]) == (2, SEEN_RESTART)
 
 
+def test_a_replica_that_answered_nothing_for_a_while_is_the_same_process_after(watch: Watch) -> None:
+    """A hang: the looks time out, then the same process answers again, its injection counter as before the gap.
+    No restart, and the hang is not told a second time."""
+    hung = payment("payment@10.0.0.7", 100, 0, restarts=None, injections={"hang": 1})
+    silent = replace(hung, live=False, ready=False, started_at=None, payments={}, injections={})
+    snapshot = looks(watch, [hung], [silent], [hung])
+    assert [kind for _, kind, _ in kinds(snapshot)] == ["liveness failing", "unready", "ready again"]
+    assert snapshot["replicas"][0]["restarts"] is None
+
+
 def test_a_fault_the_page_injected_is_told_once(watch: Watch) -> None:
     healthy = payment("payment-2", 100, 0)
     looks(watch, [healthy])

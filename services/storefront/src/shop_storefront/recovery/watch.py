@@ -182,9 +182,9 @@ class Watch:
         self._snapshot: dict[str, Any] | None = None
         self._taken = 0.0
         self._previous: dict[str, Replica] | None = None
-        self._started: dict[str, float] = {}
-        """Each replica's last known process start time: a look that found it down (no metrics) is not a process,
-        so the next process is compared with the one before the gap."""
+        self._answered: dict[str, Replica] = {}
+        """Each replica's last look that read its metrics: a look that found it down or hung is no process, so what
+        comes after the gap (a new process, an injection counter) is compared with what came before it."""
         self._new_processes: dict[str, int] = {}
         """New processes seen per replica, where the source counts no restarts (compose: never the engine's socket)."""
         self._counted: dict[str, _Counted] = {}
@@ -220,7 +220,7 @@ class Watch:
         self._previous = {replica.name: replica for replica in replicas}
         for replica in replicas:
             if replica.started_at is not None:
-                self._started[replica.name] = replica.started_at
+                self._answered[replica.name] = replica
             if replica.restarts is None and replica.name in self._new_processes:
                 replica.restarts, replica.last_reason = self._new_processes[replica.name], SEEN_RESTART
         self._count(replicas, now)
@@ -251,8 +251,8 @@ class Watch:
             if old is None:
                 self._event(now, name, "started", "a new replica")
                 continue
-            known = self._started.get(name)
-            new_process = None not in (known, replica.started_at) and known != replica.started_at
+            known = self._answered.get(name, old)
+            new_process = None not in (known.started_at, replica.started_at) and known.started_at != replica.started_at
             if replica.restarts is not None and old.restarts is not None and replica.restarts > old.restarts:
                 self._event(now, name, "restarted", replica.last_reason)
             elif replica.restarts is None and new_process:
@@ -260,7 +260,7 @@ class Watch:
                 self._event(now, name, "restarted", SEEN_RESTART)
             for fault, count in replica.injections.items():
                 noted = now - self._noted.get((name, fault), -NOTED_SECONDS) < NOTED_SECONDS
-                if count > (0 if new_process else old.injections.get(fault, 0)) and not noted:
+                if count > (0 if new_process else known.injections.get(fault, 0)) and not noted:
                     self._event(now, name, "fault injected", fault)
             if old.live and replica.live is False:
                 self._event(now, name, "liveness failing", replica.live_detail)
