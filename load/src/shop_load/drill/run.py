@@ -172,8 +172,7 @@ async def drill(options: DrillConfig) -> int:
             stop_sampling.set()
             await asyncio.gather(*(task for task in (lag_watch, sampler) if task is not None))
             progress.done()
-            target.stop()  # its watchers end before their client closes: a probe cut off by the close is no mark
-            await asyncio.gather(*(target.tasks if isinstance(target, LocalTarget) else []))
+            await target.stopped()  # before the clients its watchers probe with close
     finally:
         stop_customers.set()
         stop_sampling.set()

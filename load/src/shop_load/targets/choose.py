@@ -17,7 +17,7 @@ import httpx
 
 from shop_devtools.cluster import ClusterError
 from shop_devtools.runconfig import credentials_file, default_data_dir
-from shop_devtools.runstate import RunState
+from shop_devtools.runstate import Process, RunState
 from shop_devtools.topology import BY_NAME
 from shop_devtools.workspace import WorkspaceError
 from shop_load.core import ops
@@ -100,19 +100,27 @@ class LocalTarget(Target):
             return True
         return self.fault == "hang" and self.payment.recovered()
 
+    def _replaced(self) -> list[tuple[LocalPayment, Process]] | None:
+        """The replicas make run started again since the drill began, each with its process now, as run.json names
+        them (None: no run.json)."""
+        state = RunState.read(self.data_dir) if self.data_dir else None
+        if state is None:
+            return None
+        now = {process.url: process for process in state.replicas("payment")}
+        return [(r, now[r.url]) for r in self.replicas if r.url in now and r.pid not in {None, now[r.url].pid}]
+
     def restarts(self) -> int | None:
         """Replicas started again (and ready) since the drill began. make run's run.json names each one's process,
         so a replaced process counts however briefly its port was closed (and is marked restarted when first seen
         replaced: `_follow_restarts` asks 4 times a second); without it, the replicas the probes saw gone and back."""
-        state = RunState.read(self.data_dir) if self.data_dir else None
-        if state is not None and all(replica.pid is not None for replica in self.replicas):
-            now = {process.url: process for process in state.replicas("payment")}
-            for replica, process in ((r, now[r.url]) for r in self.replicas if r.url in now):
-                if process.pid != replica.pid and not any(mark.kind == "restarted" for mark in replica.marks):
-                    why = f"make run started {process.name} again: {process.last_reason}"  # seen within a poll
-                    replica.marks.append(Mark(replica.clock(), "restarted", replica.name, why))
-            return sum(r.url in now and now[r.url].pid != r.pid and r.tracker.ready for r in self.replicas)
-        return sum(replica.tracker.gone and replica.tracker.ready for replica in self.replicas)
+        replaced = self._replaced()
+        if replaced is None or any(replica.pid is None for replica in self.replicas):
+            return sum(replica.tracker.gone and replica.tracker.ready for replica in self.replicas)
+        for replica, process in replaced:
+            if not any(mark.kind == "restarted" for mark in replica.marks):
+                why = f"make run started {process.name} again: {process.last_reason}"  # seen within a poll
+                replica.marks.append(Mark(replica.clock(), "restarted", replica.name, why))
+        return sum(replica.tracker.ready for replica, _ in replaced)
 
     def status(self) -> str:
         return " | ".join(f"{replica.name or 'payment'}: {_process_state(replica)}" for replica in self.replicas)
@@ -139,13 +147,15 @@ class LocalTarget(Target):
                     replacing = self.fault in LAUNCHER_FAULTS or self.payment.tracker.gone  # a liveness restart too
                     while replacing and not self.recovered():  # noqa: ASYNC110
                         await asyncio.sleep(0.2)
-        state = RunState.read(self.data_dir) if self.data_dir else None
-        for process in state.replicas("payment") if state else []:
-            if any(r.url == process.url and r.pid not in {None, process.pid} for r in self.replicas):
-                self.notes.append(f"make run started {process.name} again: {process.last_reason}.")
+        for _, process in self._replaced() or []:
+            self.notes.append(f"make run started {process.name} again: {process.last_reason}.")
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    async def stopped(self) -> None:
+        self.stop()
+        await asyncio.gather(*self.tasks)
 
 
 def _process_state(replica: LocalPayment) -> str:

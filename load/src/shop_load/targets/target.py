@@ -50,6 +50,11 @@ class Target(abc.ABC):
     def stop(self) -> None:
         """Stops following the target."""
 
+    async def stopped(self) -> None:
+        """Stops following the target and waits until its watchers ended: a probe cut off by its client's close
+        would be a false mark."""
+        self.stop()
+
     def replicasets(self) -> list[ReplicaSetSample]:
         return []
 

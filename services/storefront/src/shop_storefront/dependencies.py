@@ -27,4 +27,6 @@ async def _upstreams(request: Request) -> Upstreams:
 
 SettingsDep = Annotated[StorefrontSettings, Depends(_settings)]
 UpstreamsDep = Annotated[Upstreams, Depends(_upstreams)]
-OperatorCaller = Annotated[str, Depends(caller(callers_of, "operator"))]
+operator_caller = caller(callers_of, "operator")
+"""The operator by its bearer credential: 401 for anyone else."""
+OperatorCaller = Annotated[str, Depends(operator_caller)]

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from shop_storefront import proxy
-from shop_storefront.dependencies import OperatorCaller, SettingsDep, UpstreamsDep, callers_of, watch_of
+from shop_storefront.dependencies import OperatorCaller, SettingsDep, UpstreamsDep, operator_caller, watch_of
 from shop_storefront.exceptions import UpstreamUnavailable
 from shop_storefront.routers.recovery import has_session
-from shopkit.credentials import BEARER, caller, presented
+from shopkit.credentials import BEARER, presented
 from shopkit.problems import ConflictError, NotFoundError
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
@@ -54,9 +54,6 @@ async def restock(request: Request, _: OperatorCaller, settings: SettingsDep, up
     return await _to_catalog(request, "/restock", settings, upstreams)
 
 
-_operator = caller(callers_of, "operator")
-
-
 async def _operator_or_session(
     request: Request,
     settings: SettingsDep,
@@ -66,7 +63,7 @@ async def _operator_or_session(
     every `/ops/` route checks it."""
     if has_session(request, settings):
         return "recovery page"
-    return await _operator(request, authorization)
+    return await operator_caller(request, authorization)
 
 
 @router.post("/chaos/{replica}/{action}")
